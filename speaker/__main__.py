@@ -1,0 +1,5 @@
+"""Allow ``python -m speaker``."""
+
+from speaker.cli import main
+
+raise SystemExit(main())
