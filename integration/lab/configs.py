@@ -1,0 +1,199 @@
+"""Render each node's daemon configuration: Calico's bird.cfg for BIRD nodes, TOML for ours.
+
+The BIRD config is what Calico's confd renders for a host in a no-encapsulation pool (the seed's
+reference bird.cfg, with bird_aggr.cfg and bird_ipam.cfg inlined), for stock BIRD 1.6.8: the
+Calico-fork attribute ``krt_tunnel`` is dropped, since stock BIRD rejects it and ``""`` (no
+tunnel) is what it would be set to anyway.  The only lab additions are a ``log`` line, so each
+BIRD writes its own log file into the run directory.
+
+The speaker TOML schema is shared with the daemon (speaker/), which parses it; keep them in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from integration.lab.spec import NodeSpec, passive_toward
+
+KERNEL_PROTOCOL = 186
+"""Route protocol number the speaker uses for kernel routes (not BIRD's 12, see facts e.17)."""
+
+
+def _peers(node: NodeSpec, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
+    return [n for n in nodes if n.name != node.name]
+
+
+def render_bird_config(
+    node: NodeSpec,
+    nodes: Sequence[NodeSpec],
+    pool: str,
+    *,
+    log_file: str | None = None,
+) -> str:
+    """bird.cfg for ``node`` in a mesh of ``nodes`` (``node`` itself is skipped as a peer)."""
+    lines: list[str] = [
+        f"# bird.cfg for {node.name} ({node.address}), rendered by integration/lab/configs.py",
+        "# after Calico's confd templates (bird.cfg, bird_aggr.cfg, bird_ipam.cfg inlined);",
+        "# stock BIRD 1.6.8: the Calico-fork `krt_tunnel` statement is left out.",
+    ]
+    if log_file is not None:
+        lines += [f'log "{log_file}" all;  # lab addition: per-node log file', ""]
+    lines += [
+        "function apply_communities ()",
+        "{",
+        "}",
+        "",
+        "# ---- bird_aggr.cfg ----",
+        "protocol static {",
+        "   # IP blocks for this host.",
+        f"   route {node.block} blackhole;",
+        "}",
+        "",
+        "# Aggregation of routes on this host; export the block, nothing beneath it.",
+        "function calico_aggr ()",
+        "{",
+        f"      # Block {node.block} is confirmed",
+        f"      if ( net = {node.block} ) then {{ accept; }}",
+        f"      if ( net ~ {node.block} ) then {{ reject; }}",
+        "}",
+        "",
+        "# ---- bird_ipam.cfg ----",
+        "filter calico_export_to_bgp_peers {",
+        "  # filter code terminates when it calls `accept;` or `reject;`, "
+        "call apply_communities() before calico_aggr()",
+        "  apply_communities();",
+        "  calico_aggr();",
+        "",
+        f"  if ( net ~ {pool} ) then {{",
+        "    accept;",
+        "  }",
+        "  reject;",
+        "}",
+        "",
+        "filter calico_kernel_programming {",
+        f"  if ( net ~ {pool} ) then {{",
+        "    accept;",
+        "  }",
+        "  accept;",
+        "}",
+        "",
+        "# ---- bird.cfg ----",
+        f"router id {node.address};",
+        "",
+        "# Configure synchronization between routing tables and kernel.",
+        "protocol kernel {",
+        "  learn;             # Learn all alien routes from the kernel",
+        "  persist;           # Don't remove routes on bird shutdown",
+        "  scan time 2;       # Scan kernel routing table every 2 seconds",
+        "  import all;",
+        "  export filter calico_kernel_programming; # Default is export none",
+        "  graceful restart;  # Turn on graceful restart to reduce potential flaps in",
+        "                     # routes when reloading BIRD configuration.",
+        "  merge paths on;    # Allow export multipath routes (ECMP)",
+        "}",
+        "",
+        "# Watch interface up/down events.",
+        "protocol device {",
+        "  debug { states };",
+        "  scan time 2;    # Scan interfaces every 2 seconds",
+        "}",
+        "",
+        "protocol direct {",
+        "  debug { states };",
+        '  interface -"cali*", -"kube-ipvs*", "*"; # Exclude cali* and kube-ipvs*',
+        "}",
+        "",
+        "# Template for all BGP clients",
+        "template bgp bgp_template {",
+        "  debug { states };",
+        '  description "Connection to BGP peer";',
+        f"  local as {node.asn};",
+        "  multihop;",
+        "  gateway recursive; # This should be the default, but just in case.",
+        "  import all;        # Import all routes, since we don't know what the upstream",
+        "                     # topology is and therefore have to trust the ToR/RR.",
+        "  export filter calico_export_to_bgp_peers;  # Only want to export routes for workloads.",
+        "  add paths on;",
+        "  graceful restart;  # See comment in kernel section about graceful restart.",
+        "  connect delay time 2;",
+        "  connect retry time 5;",
+        "  error wait time 5,30;",
+        "}",
+        "",
+        "# ------------- Node-to-node mesh -------------",
+    ]
+    for peer in nodes:
+        lines.append(f"# For peer {peer.name} ({peer.address})")
+        if peer.name == node.name:
+            lines += [f"# Skipping ourselves ({node.address})", ""]
+            continue
+        lines += [
+            f"protocol bgp {peer.protocol_name} from bgp_template {{",
+            f"  neighbor {peer.address} as {peer.asn};",
+            f"  source address {node.address};  # The local address we use for the TCP connection",
+        ]
+        if passive_toward(node.address, peer.address):
+            lines.append("  passive on; # Mesh is unidirectional, peer will connect to us.")
+        lines += ["}", ""]
+    lines += [
+        "# ------------- Global peers -------------",
+        "# No global peers configured.",
+        "",
+        "# ------------- Node-specific peers -------------",
+        "# No node-specific peers configured.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string (our values are paths and addresses; escape the two specials)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_speaker_config(
+    node: NodeSpec,
+    nodes: Sequence[NodeSpec],
+    pool: str,
+    *,
+    control_socket: str,
+    port: int = 179,
+) -> str:
+    """The speaker daemon's TOML config for ``node`` (schema agreed with the daemon's author).
+
+    ``passive`` is deliberately not written: the daemon applies Calico's text rule itself.
+    """
+    lines = [
+        f"# speaker config for {node.name}, rendered by integration/lab/configs.py",
+        f"router_id = {_toml_str(node.address)}",
+        f"asn = {node.asn}",
+        f"listen = {_toml_str(node.address)}",
+        f"port = {port}",
+        f"control_socket = {_toml_str(control_socket)}",
+        "",
+    ]
+    for peer in _peers(node, nodes):
+        lines += [
+            "[[peer]]",
+            f"address = {_toml_str(peer.address)}",
+            f"asn = {peer.asn}",
+            f"source_address = {_toml_str(node.address)}",
+            "# passive omitted: the daemon applies the text rule itself",
+            "",
+        ]
+    lines += [
+        "[originate]",
+        f"blocks = [{_toml_str(node.block)}]",
+        "",
+        "[pools]",
+        f"cidrs = [{_toml_str(pool)}]",
+        "",
+        "[kernel]",
+        f"protocol = {KERNEL_PROTOCOL}",
+        "learn = true",
+        "persist = true",
+        "scan_time = 2",
+        "merge_paths = true",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""Bring a namespace lab up for a human (``make lab``), show its state, tear it down later.
+
+    python3 -m integration.lab_up up [--mix seed] [--timeout 60]   # make lab
+    python3 -m integration.lab_up status                            # make lab-status
+    python3 -m integration.lab_up down [--all]                      # make lab-down
+
+``up`` installs missing system tools (apt: bird, iproute2), removes a previously recorded lab,
+builds the mix (default ``seed``: speaker on .81, BIRD on .80 and .82) as a *persistent* run
+that outlives this process, records it in ``lab-run/state.json`` and prints: session states
+(after waiting up to ``--timeout`` s for Established), ``speaker status`` of each speaker node,
+BIRD's ``show protocols`` and ``show route`` from .80, each node's kernel routes and pod
+reachability.  ``down`` removes the recorded run (``--all``: every lab run whose owner is gone,
+persistent ones included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from integration.lab import (
+    Lab,
+    LabError,
+    NodeSpec,
+    cleanup_stale,
+    destroy_run,
+    format_mesh_status,
+    nodes_for_mix,
+    run_dir_for,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = REPO_ROOT / "lab-run" / "state.json"
+APT_PACKAGES = {
+    "bird": "bird",
+    "birdc": "bird",
+    "ip": "iproute2",
+    "ss": "iproute2",
+    "sysctl": "procps",
+}
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _section(title: str) -> None:
+    _say()
+    _say(f"==== {title}")
+
+
+def ensure_tools() -> None:
+    """apt-get install the packages of any missing tool (bird, iproute2, procps)."""
+    missing = sorted({pkg for tool, pkg in APT_PACKAGES.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    _say(f"installing missing packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", *missing]
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+
+
+def read_state() -> dict[str, object] | None:
+    """The recorded lab, or None."""
+    try:
+        data = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def down(all_runs: bool = False) -> int:
+    """Tear down the recorded run (and with ``all_runs`` every ownerless lab run)."""
+    state = read_state()
+    if state is not None:
+        prefix = str(state["prefix"])
+        _say(f"tearing down lab {prefix} ({run_dir_for(prefix)})")
+        destroy_run(prefix)
+        STATE_FILE.unlink(missing_ok=True)
+    elif not all_runs:
+        _say(f"no lab recorded in {STATE_FILE}")
+    removed = cleanup_stale(include_persistent=all_runs)
+    if removed:
+        _say(f"also removed stale lab runs: {' '.join(removed)}")
+    return 0
+
+
+def report(lab: Lab, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for the mesh, then print everything a human wants to see.
+
+    Returns True if every session is Established.
+    """
+    _section("nodes")
+    for node in lab.nodes:
+        pid = lab.daemon_pid(node)
+        code = lab.daemon_exit_code(node)
+        state = f"pid {pid}" if pid else f"NOT RUNNING{'' if code is None else f' (exit {code})'}"
+        _say(
+            f"  {node.name:8} {node.address:15} {node.kind:8} block {node.block:18} "
+            f"pod {node.pod_address:15} netns {lab.netns(node)}  {node.kind} {state}"
+        )
+
+    _section(
+        f"BGP sessions (waiting up to {timeout:.0f} s for Established)"
+        if timeout
+        else "BGP sessions"
+    )
+    started = time.monotonic()
+    status = lab.wait_established(timeout, check=False)
+    took = time.monotonic() - started
+    established = all(s.startswith("up Established") for v in status.values() for s in v.values())
+    _say(format_mesh_status(status))
+    if established:
+        _say(f"all sessions Established after {took:.1f} s")
+    else:
+        _say(f"NOT all sessions Established after {took:.0f} s (shown above: what each node sees)")
+
+    for node in lab.speaker_nodes():
+        _section(f"speaker status on {node.name} ({node.address})")
+        if not lab.daemon_running(node):
+            code = lab.daemon_exit_code(node)
+            exited = "" if code is None else f" (exit {code})"
+            _say(f"speaker daemon is not running{exited}; log tail:")
+            _say(_tail(lab.log_path(node)))
+        sock = str(lab.control_socket(node))
+        argv = [sys.executable, "-m", "speaker", "status", "--socket", sock]
+        proc = lab.exec(node, argv, check=False)
+        _say(proc.stdout.rstrip())
+        if proc.returncode != 0:
+            _say(f"(speaker status failed, exit {proc.returncode})")
+            _say(proc.stderr.rstrip())
+
+    birds = lab.bird_nodes()
+    if birds:
+        ref = next((n for n in birds if n.address == "192.168.0.80"), birds[0])
+        for command in ("show protocols", "show route"):
+            _section(f"birdc {command} on {ref.name} ({ref.address})")
+            try:
+                _say(lab.birdc(ref, command).rstrip())
+            except LabError as exc:
+                _say(f"({exc})")
+
+    for node in lab.nodes:
+        _section(f"kernel routes on {node.name} ({node.address}, {node.kind})")
+        _say(lab.route_text(node).rstrip())
+
+    _section("pod to pod ping (1 echo each)")
+    for src in lab.nodes:
+        cells = []
+        for dst in lab.nodes:
+            if dst.name != src.name:
+                got = lab.ping(src, dst.pod_address, count=1, timeout=1.0)
+                cells.append(f"{dst.pod_address} {'ok' if got.ok else 'LOST'}")
+        _say(f"  from {src.pod_address:15} -> " + ", ".join(cells))
+    return established
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+
+
+def up(mix: str, timeout: float) -> int:
+    """Build the lab, record it, print the report and how to tear it down."""
+    ensure_tools()
+    if read_state() is not None:
+        _say("a lab is already recorded; replacing it")
+        down()
+    cleanup_stale()
+    nodes: list[NodeSpec] = nodes_for_mix(mix)
+    lab = Lab(nodes, persistent=True)
+    _say(f"building lab {lab.prefix} (mix {mix!r}) in {lab.run_dir}")
+    lab.up()
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(
+        json.dumps({"prefix": lab.prefix, "run_dir": str(lab.run_dir), "mix": mix}, indent=2)
+    )
+    report(lab, timeout)
+    _section("how to use and tear down")
+    first = lab.nodes[0]
+    _say(f"  run files, configs, logs: {lab.run_dir}/")
+    _say(f"  a shell on a node:        ip netns exec {lab.netns(first)} bash")
+    _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
+    _say("  report again:             make lab-status")
+    _say("  tear down:                make lab-down   (python3 -m integration.lab_up down)")
+    return 0
+
+
+def status() -> int:
+    """Re-print the report for the recorded lab (no waiting)."""
+    state = read_state()
+    if state is None:
+        _say(f"no lab recorded in {STATE_FILE}")
+        return 1
+    report(Lab.attach(str(state["prefix"])), 0.0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="build the lab and report")
+    p_up.add_argument("--mix", default="seed", help="seed | bird | speaker | k80,k81,k82")
+    p_up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for sessions")
+    p_down = sub.add_parser("down", help="tear down the recorded lab")
+    p_down.add_argument("--all", action="store_true", help="also every ownerless lab run")
+    sub.add_parser("status", help="report on the recorded lab")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("the lab needs root (network namespaces)")
+    if args.command == "up":
+        return up(args.mix, args.timeout)
+    if args.command == "down":
+        return down(args.all)
+    return status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

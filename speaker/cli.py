@@ -1,0 +1,311 @@
+"""The ``speaker`` command: run the daemon, decode captures, check a config, talk to the socket.
+
+    speaker run --config FILE [--json] [--log-level LEVEL] [--graceful-restart]
+    speaker decode FILE [--json] [--hex]
+    speaker check-config --config FILE [--json]
+    speaker status                           (calicoctl node status, exactly)
+    speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
+    speaker show status | kernel
+    speaker enable|disable|restart|refresh PEER
+    speaker restart --graceful               (planned graceful restart)
+
+Socket commands take ``--socket PATH``; without it the ``control_socket`` of ``--config``
+is used, else /run/speaker/speaker.ctl.  ``--json`` prints JSON.  Exit codes: 0 done,
+1 the daemon refused the command, 2 usage, configuration or connection error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from speaker import __version__
+from speaker.config import DEFAULT_CONTROL_SOCKET, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from speaker.control.calicoctl import CalicoPeer
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_ERROR = 2
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speaker",
+        description="A pure-Python BGP-4 speaker for a Calico-style mesh (BIRD-compatible).",
+    )
+    parser.add_argument("--version", action="version", version=f"speaker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration")
+    p.add_argument("--json", action="store_true", help="log the event stream as JSON lines")
+    p.add_argument("--log-level", default="info", type=str.lower, choices=_LOG_LEVELS,
+                   metavar="LEVEL", help="debug, info (default), warning, error, critical")
+    p.add_argument("--graceful-restart", action="store_true",
+                   help="start as a restarting speaker (RFC 4724 restart flag, keep kernel "
+                        "routes until peers' End-of-RIB), like `bird -R`")
+
+    p = sub.add_parser("decode", help="decode BGP messages from a pcap or hex file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--hex", action="store_true", help="read the file as hex text")
+
+    p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the effective config as JSON")
+
+    sock = argparse.ArgumentParser(add_help=False)
+    sock.add_argument("--socket", metavar="PATH",
+                      help=f"control socket (default: the config's control_socket, else "
+                           f"{DEFAULT_CONTROL_SOCKET})")
+    sock.add_argument("--config", metavar="FILE", help="read control_socket from this config")
+    sock.add_argument("--json", action="store_true", help="print JSON")
+    sock.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="how long to wait for a reply (default 10)")
+
+    sub.add_parser("status", parents=[sock],
+                   help="BGP peer table, exactly like `calicoctl node status`")
+
+    p = sub.add_parser("show", parents=[sock], help="BIRD's show commands (and show kernel)",
+                       description="show protocols [all] [NAME] | show route [all] [for ADDR] "
+                                   "[count] [protocol NAME] | show status | show kernel")
+    p.add_argument("what", choices=["protocols", "route", "status", "kernel"])
+    p.add_argument("args", nargs="*", metavar="ARG",
+                   help="BIRD's arguments: all, NAME, for ADDR, count, primary, protocol NAME")
+
+    for verb, text in (
+        ("enable", "enable a protocol (peer)"),
+        ("disable", "disable a protocol (peer): close the session, keep it down"),
+        ("refresh", "ask a peer to resend its routes (ROUTE-REFRESH)"),
+    ):
+        p = sub.add_parser(verb, parents=[sock], help=text)
+        p.add_argument("peer", metavar="PEER", help='protocol name, "PATTERN" or all')
+    p = sub.add_parser("restart", parents=[sock],
+                       help="restart a protocol, or with --graceful the whole speaker")
+    p.add_argument("peer", nargs="?", metavar="PEER")
+    p.add_argument("--graceful", action="store_true",
+                   help="planned graceful restart of the speaker (peers keep our routes)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``speaker`` console script; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "decode":
+            return _decode(args)
+        if args.command == "check-config":
+            return _check_config(args)
+        return _socket_command(parser, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------------------- delegates
+
+
+def _lazy(module: str, name: str) -> Callable[..., Any] | None:
+    """Import ``module.name`` only when the subcommand runs (fast CLI start, and a clear
+    message instead of a traceback when that part is missing or broken)."""
+    try:
+        func: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        _err(f"{module}.{name} is not available: {exc}")
+        return None
+    return func
+
+
+def _run(args: argparse.Namespace) -> int:
+    run_daemon = _lazy("speaker.daemon", "run_daemon")
+    if run_daemon is None:
+        return EXIT_ERROR
+    return int(run_daemon(args.config, json_events=args.json, log_level=args.log_level,
+                          restarting=args.graceful_restart))
+
+
+def _decode(args: argparse.Namespace) -> int:
+    decode_main = _lazy("speaker.decode", "decode_main")
+    if decode_main is None:
+        return EXIT_ERROR
+    return int(decode_main(args.file, as_json=args.json, force_hex=args.hex))
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(cfg.to_dict(), indent=2), file=out)
+        return EXIT_OK
+    print(explain_config(cfg), file=out, end="")
+    return EXIT_OK
+
+
+def explain_config(cfg: Config) -> str:
+    """The effective configuration in words, with each peer's passive/active reasoning."""
+    lines = [
+        f"{cfg.source}: configuration is valid",
+        f"  router id {cfg.router_id}, AS {cfg.asn}, listening on {cfg.listen}:{cfg.port}",
+        f"  control socket {cfg.control_socket}",
+        f"  graceful restart wait {cfg.graceful_restart_wait} s",
+    ]
+    if cfg.originate.blocks:
+        hole = " (local blackhole route each)" if cfg.originate.blackhole else ""
+        lines.append("  originates: " + ", ".join(str(b) for b in cfg.originate.blocks) + hole)
+    else:
+        lines.append("  originates: nothing")
+    lines.append("  pools: " + (", ".join(str(c) for c in cfg.pools.cidrs) or "none"))
+    k = cfg.kernel
+    onoff = {True: "on", False: "off"}
+    lines.append(f"  kernel: protocol {k.protocol}, table {k.table}, learn {onoff[k.learn]}, "
+                 f"persist {onoff[k.persist]}, scan time {k.scan_time:g} s, merge paths "
+                 f"{onoff[k.merge_paths]} (limit {k.merge_limit}), convergence wait "
+                 f"{k.convergence_wait:g} s")
+    if k.reject_cidrs:
+        lines.append("  never programmed into the kernel: "
+                     + ", ".join(str(c) for c in k.reject_cidrs))
+    lines.append(f"  peers: {len(cfg.peers)}")
+    for p in cfg.peers:
+        kind = "iBGP" if p.internal else "eBGP"
+        direction = "passive (waits for the peer)" if p.passive else "active (dials the peer)"
+        lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}), from {p.local_address}, "
+                     f"{direction}")
+        lines.append(f"      why: {p.passive_reason}")
+        keepalive = ("a third of the negotiated hold time" if p.keepalive_time is None
+                     else f"{p.keepalive_time} s")
+        keep = (f"hold {p.hold_time} s, keepalive {keepalive}, add-paths "
+                f"{p.add_paths.value}, graceful restart "
+                f"{f'on (restart time {p.restart_time} s)' if p.graceful_restart else 'off'}")
+        lines.append(f"      {keep}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- socket clients
+
+
+def _socket_path(args: argparse.Namespace) -> str | None:
+    if args.socket:
+        return str(args.socket)
+    if args.config:
+        try:
+            return load_config(args.config).control_socket
+        except ConfigError as exc:
+            _err(str(exc))
+            return None
+    return DEFAULT_CONTROL_SOCKET
+
+
+def _command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    if args.command == "show":
+        words = list(args.args)
+        if args.what == "protocols" and words:
+            words[-1] = _quote_target(words[-1])
+        return " ".join(["show", args.what, *words])
+    if args.command == "restart":
+        if args.graceful and args.peer:
+            parser.error("restart: give a PEER or --graceful, not both")
+        if args.graceful:
+            return "graceful restart"
+        if not args.peer:
+            parser.error("restart: give a PEER (or --graceful for the whole speaker)")
+        return f"restart {_quote_target(args.peer)}"
+    if args.command in ("enable", "disable", "refresh"):
+        return f"{args.command} {_quote_target(args.peer)}"
+    return None
+
+
+def _quote_target(target: str) -> str:
+    """Patterns need BIRD's quotes; let ``speaker disable 'Mesh_*'`` work without them."""
+    if ("*" in target or "?" in target) and not target.startswith('"'):
+        return f'"{target}"'
+    return target
+
+
+def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from speaker.control.calicoctl import (
+        CalicoParseError,
+        parse_bird_protocols,
+        render_node_status,
+    )
+    from speaker.control.client import ControlClient, ControlUnreachable
+    from speaker.control.protocol import Reply, ReplyCode
+
+    path = _socket_path(args)
+    if path is None:
+        return EXIT_ERROR
+    line = "show protocols" if args.command == "status" else _command_line(parser, args)
+    assert line is not None
+    try:
+        with ControlClient(path, timeout=args.timeout) as client:
+            as_json = args.json and args.command != "status"  # status parses the text
+            reply: Reply = client.command(f"json {line}" if as_json else line)
+    except ControlUnreachable as exc:
+        text = str(exc)
+        _err(text if text.startswith("cannot reach") else f"cannot reach speaker at {path}: "
+                                                          f"{text}")
+        return EXIT_ERROR
+    except OSError as exc:
+        _err(f"cannot reach speaker at {path}: {exc}")
+        return EXIT_ERROR
+
+    if not reply.ok and not reply.data(ReplyCode.JSON):
+        for text in reply.texts():
+            _err(text)
+        return EXIT_REFUSED
+
+    if args.command == "status":
+        try:
+            peers = parse_bird_protocols(reply.raw)
+        except CalicoParseError as exc:
+            _err(f"unexpected reply from {path}: {exc}")
+            return EXIT_ERROR
+        if args.json:
+            print(json.dumps({"ipv4": [_calico_json(p) for p in peers], "ipv6": []}, indent=2))
+        else:
+            sys.stdout.write(render_node_status(peers))
+        return EXIT_OK
+
+    if args.json:
+        doc: dict[str, Any] = json.loads(reply.data(ReplyCode.JSON)[0])
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK if _json_ok(doc) else EXIT_REFUSED
+
+    for text in reply.texts():
+        print(text)
+    return EXIT_OK if reply.ok else EXIT_REFUSED
+
+
+def _calico_json(p: CalicoPeer) -> dict[str, str]:
+    return {"peer_address": p.peer_address, "peer_type": p.peer_type, "state": p.state,
+            "since": p.since, "info": p.info_column}
+
+
+def _json_ok(doc: dict[str, Any]) -> bool:
+    results = doc.get("data", {}).get("results") if isinstance(doc.get("data"), dict) else None
+    if isinstance(results, list):
+        return all(r.get("ok", True) for r in results)
+    return True
+
+
+def _err(message: str) -> None:
+    print(f"speaker: {message}", file=sys.stderr)

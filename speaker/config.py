@@ -1,0 +1,629 @@
+"""Configuration: one TOML file read into frozen, validated dataclasses.
+
+Every mistake is refused with a ConfigError naming the file, the key (``peer[1].address``)
+and what is wrong, so an operator never has to guess.  Defaults are those of the seed's
+Calico-generated bird.cfg (hold 240, connect delay 2, connect retry 5, error wait 5..30,
+add paths on, graceful restart, multihop) and of BIRD 1.6 (restart time 120, GR wait 240,
+merge limit 16).
+
+The passive rule is Calico's: a node is passive toward a peer iff the peer's address,
+compared AS TEXT, is greater than its own address (the peer's ``source_address`` if set,
+else ``router_id``).  So 10.0.0.10 is passive toward 10.0.0.9 ("10.0.0.9" > "10.0.0.10"
+as strings) and 10.0.0.9 dials, although 9 < 10 numerically.  See docs/config.md.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_CONTROL_SOCKET",
+    "AddPaths",
+    "Config",
+    "ConfigError",
+    "KernelConfig",
+    "OriginateConfig",
+    "PeerConfig",
+    "PoolsConfig",
+    "calico_passive",
+    "default_peer_name",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONTROL_SOCKET = "/run/speaker/speaker.ctl"
+BGP_PORT = 179
+ANY_ADDRESS = IPv4Address("0.0.0.0")
+AS_TRANS = 23456  # RFC 6793: stands in for a 4-octet AS in 2-octet fields, never a real AS
+MAX_ASN = 2**32 - 1
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
+# Protocol names are shown on the BIRD-compatible control socket; BIRD symbols are
+# letters, digits and underscores and must not be a keyword of the commands we parse.
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_RESERVED_NAMES = frozenset({"all", "for", "count", "protocol", "primary", "in", "out"})
+# rtm_protocol values the kernel itself uses (linux/rtnetlink.h): unspec, redirect,
+# kernel, boot, static.  Routes tagged with them would be mistaken for the kernel's own.
+_KERNEL_OWN_PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static"}
+RTPROT_BIRD = 12
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message names the file, the key and the problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + problem)
+
+
+class AddPaths(StrEnum):
+    """ADD-PATH (RFC 7911) directions we offer, like BIRD's ``add paths on|rx|tx|off``."""
+
+    BOTH = "both"
+    RECEIVE = "receive"
+    SEND = "send"
+    OFF = "off"
+
+    @property
+    def receive(self) -> bool:
+        return self in (AddPaths.BOTH, AddPaths.RECEIVE)
+
+    @property
+    def send(self) -> bool:
+        return self in (AddPaths.BOTH, AddPaths.SEND)
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """One BGP neighbor (one ``[[peer]]`` table)."""
+
+    name: str
+    address: IPv4Address
+    asn: int
+    local_address: IPv4Address
+    """Our own address toward this peer: ``source_address`` if set, else ``router_id``."""
+    passive: bool
+    passive_reason: str
+    """Why ``passive`` has its value, in words (``speaker check-config`` prints it)."""
+    source_address: IPv4Address | None = None
+    port: int = BGP_PORT
+    description: str = "Connection to BGP peer"
+    hold_time: int = 240
+    keepalive_time: int | None = None
+    """None: a third of the negotiated hold time (BIRD's default); else this many seconds."""
+    graceful_restart: bool = True
+    restart_time: int = 120
+    add_paths: AddPaths = AddPaths.BOTH
+    multihop: bool = True
+    connect_delay: int = 2
+    connect_retry: int = 5
+    error_wait_min: int = 5
+    error_wait_max: int = 30
+
+    internal: bool = True
+    """True when the peer is in our AS (iBGP)."""
+
+
+@dataclass(frozen=True)
+class OriginateConfig:
+    """What this node announces: its pod blocks (Calico's confirmed IPAM blocks)."""
+
+    blocks: tuple[IPv4Network, ...] = ()
+    blackhole: bool = True
+    """Install a local ``blackhole`` route for each block, as Calico's bird_aggr.cfg does."""
+
+
+@dataclass(frozen=True)
+class PoolsConfig:
+    """The cluster's IP pools; originated blocks must lie inside one of them."""
+
+    cidrs: tuple[IPv4Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The kernel bridge, BIRD's ``protocol kernel`` options."""
+
+    protocol: int = 186
+    """rtm_protocol tag of the routes we install (186 is shown as "bgp" by iproute2)."""
+    table: int = 254
+    """Kernel routing table (254 = main)."""
+    learn: bool = True
+    persist: bool = True
+    scan_time: float = 2.0
+    merge_paths: bool = True
+    merge_limit: int = 16
+    reject_cidrs: tuple[IPv4Network, ...] = ()
+    """Destinations never programmed into the kernel (Calico's /rejectcidrs)."""
+    convergence_wait: float = 240.0
+    """Seconds after start during which routes of ``protocol`` left from a previous run are
+    kept while peers resend theirs (End-of-RIB); then leftovers are swept.  BIRD's
+    ``graceful restart wait``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration of one speaker."""
+
+    source: str
+    router_id: IPv4Address
+    asn: int
+    listen: IPv4Address = ANY_ADDRESS
+    port: int = BGP_PORT
+    control_socket: str = DEFAULT_CONTROL_SOCKET
+    graceful_restart_wait: int = 240
+    peers: tuple[PeerConfig, ...] = ()
+    originate: OriginateConfig = OriginateConfig()
+    pools: PoolsConfig = PoolsConfig()
+    kernel: KernelConfig = KernelConfig()
+
+    def peer(self, name: str) -> PeerConfig:
+        """The peer called ``name``; KeyError if there is none."""
+        for peer in self.peers:
+            if peer.name == name:
+                return peer
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (addresses as text), for ``check-config --json``."""
+        return {
+            "source": self.source,
+            "router_id": str(self.router_id),
+            "asn": self.asn,
+            "listen": str(self.listen),
+            "port": self.port,
+            "control_socket": self.control_socket,
+            "graceful_restart_wait": self.graceful_restart_wait,
+            "peers": [_peer_dict(p) for p in self.peers],
+            "originate": {
+                "blocks": [str(b) for b in self.originate.blocks],
+                "blackhole": self.originate.blackhole,
+            },
+            "pools": {"cidrs": [str(c) for c in self.pools.cidrs]},
+            "kernel": {
+                "protocol": self.kernel.protocol,
+                "table": self.kernel.table,
+                "learn": self.kernel.learn,
+                "persist": self.kernel.persist,
+                "scan_time": self.kernel.scan_time,
+                "merge_paths": self.kernel.merge_paths,
+                "merge_limit": self.kernel.merge_limit,
+                "reject_cidrs": [str(c) for c in self.kernel.reject_cidrs],
+                "convergence_wait": self.kernel.convergence_wait,
+            },
+        }
+
+
+def _peer_dict(p: PeerConfig) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "address": str(p.address),
+        "asn": p.asn,
+        "internal": p.internal,
+        "local_address": str(p.local_address),
+        "source_address": None if p.source_address is None else str(p.source_address),
+        "port": p.port,
+        "passive": p.passive,
+        "passive_reason": p.passive_reason,
+        "description": p.description,
+        "hold_time": p.hold_time,
+        "keepalive_time": p.keepalive_time,
+        "graceful_restart": p.graceful_restart,
+        "restart_time": p.restart_time,
+        "add_paths": p.add_paths.value,
+        "multihop": p.multihop,
+        "connect_delay": p.connect_delay,
+        "connect_retry": p.connect_retry,
+        "error_wait_min": p.error_wait_min,
+        "error_wait_max": p.error_wait_max,
+    }
+
+
+def calico_passive(own_address: IPv4Address | str, peer_address: IPv4Address | str) -> bool:
+    """Calico's rule: passive iff the peer's address is greater AS TEXT than our own.
+
+    Text order, not numeric: "10.0.0.9" > "10.0.0.10", so 10.0.0.10 waits for 10.0.0.9.
+    Exactly one side of every pair dials, which keeps graceful restart from being
+    mistaken for a collision (projectcalico/node#79).
+    """
+    return str(peer_address) > str(own_address)
+
+
+def default_peer_name(address: IPv4Address) -> str:
+    """Calico's protocol name for a mesh peer: ``Mesh_`` + the address with ``_``."""
+    return "Mesh_" + str(address).replace(".", "_")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the TOML file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc}") from None
+    return parse_config(text, str(p))
+
+
+def parse_config(text: str, source_name: str = "<config>") -> Config:
+    """Validate TOML ``text``; ``source_name`` is the file name used in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source_name, "", f"TOML syntax error: {exc}") from None
+    return _Parser(source_name).config(data)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Table:
+    """One TOML table being read: typed getters that know their key path."""
+
+    def __init__(self, parser: _Parser, data: Mapping[str, Any], path: str) -> None:
+        self.p = parser
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.p.source, self.key(name), problem)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str) -> Any:
+        self.used.add(name)
+        return self.data[name]
+
+    def finish(self, known: frozenset[str]) -> None:
+        """Refuse unknown keys (most often typos), naming the keys that exist."""
+        allowed = known
+        for name in self.data:
+            if name not in allowed:
+                choices = ", ".join(sorted(allowed))
+                raise self.fail(name, f"unknown key (known keys here: {choices})")
+
+    def get_int(self, name: str, default: int, lo: int, hi: int, what: str = "") -> int:
+        if not self.has(name):
+            return default
+        return self.get_int_required(name, lo, hi, what)
+
+    def get_int_required(self, name: str, lo: int, hi: int, what: str = "") -> int:
+        if not self.has(name):
+            raise self.fail(name, "missing (required)")
+        value = self.raw(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, not {_describe(value)}")
+        if not lo <= value <= hi:
+            raise self.fail(name, f"{value} is out of range {lo}..{hi}{what}")
+        return value
+
+    def get_seconds(self, name: str, default: float, lo: float, hi: float) -> float:
+        """A duration in seconds: an integer or a decimal number."""
+        if not self.has(name):
+            return default
+        value = self.raw(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"must be a number of seconds, not {_describe(value)}")
+        if not lo <= value <= hi:
+            raise self.fail(name, f"{value} is out of range {lo:g}..{hi:g} seconds")
+        return float(value)
+
+    def get_bool(self, name: str, default: bool) -> bool:
+        if not self.has(name):
+            return default
+        value = self.raw(name)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"must be true or false, not {_describe(value)}")
+        return value
+
+    def get_str(self, name: str, default: str) -> str:
+        if not self.has(name):
+            return default
+        value = self.raw(name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {_describe(value)}")
+        return value
+
+    def ipv4(self, name: str, *, required: bool) -> IPv4Address | None:
+        if not self.has(name):
+            if required:
+                raise self.fail(name, "missing (required)")
+            return None
+        value = self.raw(name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be an IPv4 address in quotes, not {_describe(value)}")
+        try:
+            return IPv4Address(value)
+        except AddressValueError:
+            raise self.fail(name, f"{value!r} is not a valid IPv4 address") from None
+
+    def cidr_list(self, name: str) -> tuple[IPv4Network, ...]:
+        if not self.has(name):
+            return ()
+        value = self.raw(name)
+        if not isinstance(value, list):
+            raise self.fail(name, f"must be a list of CIDR strings, not {_describe(value)}")
+        out: list[IPv4Network] = []
+        for i, item in enumerate(value):
+            key = f"{name}[{i}]"
+            if not isinstance(item, str):
+                raise self.fail(key, f"must be a CIDR string like \"10.244.0.0/16\", "
+                                     f"not {_describe(item)}")
+            out.append(self._cidr(key, item))
+        for i, a in enumerate(out):
+            for j in range(i):
+                if a == out[j]:
+                    raise self.fail(f"{name}[{i}]", f"{a} is listed twice ({name}[{j}])")
+        return tuple(out)
+
+    def _cidr(self, key: str, text: str) -> IPv4Network:
+        if "/" not in text:
+            raise self.fail(key, f"{text!r} has no prefix length (write e.g. {text}/26)")
+        try:
+            return IPv4Network(text, strict=True)
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                try:
+                    fixed = IPv4Network(text, strict=False)
+                except (AddressValueError, NetmaskValueError):  # pragma: no cover
+                    fixed = None
+                hint = f"; did you mean {fixed}?" if fixed is not None else ""
+                raise self.fail(key, f"{text!r} has host bits set{hint}") from None
+            raise self.fail(key, f"{text!r} is not a valid IPv4 CIDR ({exc})") from None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+_TOP_KEYS = frozenset({
+    "router_id", "asn", "listen", "port", "control_socket", "graceful_restart_wait",
+    "peer", "originate", "pools", "kernel",
+})
+_PEER_KEYS = frozenset({
+    "address", "asn", "source_address", "port", "passive", "name", "description",
+    "hold_time", "keepalive_time", "graceful_restart", "restart_time", "add_paths",
+    "multihop", "connect_delay", "connect_retry", "error_wait_min", "error_wait_max",
+})
+_ORIGINATE_KEYS = frozenset({"blocks", "blackhole"})
+_POOLS_KEYS = frozenset({"cidrs"})
+_KERNEL_KEYS = frozenset({
+    "protocol", "table", "learn", "persist", "scan_time", "merge_paths", "merge_limit",
+    "reject_cidrs", "convergence_wait",
+})
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def sub_table(self, top: _Table, name: str) -> _Table:
+        if not top.has(name):
+            return _Table(self, {}, name)
+        value = top.raw(name)
+        if not isinstance(value, dict):
+            hint = f" (write [{name}] on its own line)"
+            raise top.fail(name, f"must be a table, not {_describe(value)}{hint}")
+        return _Table(self, value, name)
+
+    def config(self, data: Mapping[str, Any]) -> Config:
+        top = _Table(self, data, "")
+        top.finish(_TOP_KEYS)
+
+        router_id = top.ipv4("router_id", required=True)
+        assert router_id is not None
+        if router_id.is_unspecified:
+            raise top.fail("router_id", "0.0.0.0 is not a valid BGP identifier (RFC 6286: "
+                                        "it must be non-zero)")
+        asn = self.asn(top, "asn", required=True)
+        listen = top.ipv4("listen", required=False) or ANY_ADDRESS
+        port = top.get_int("port", BGP_PORT, 1, 65535)
+        control_socket = top.get_str("control_socket", DEFAULT_CONTROL_SOCKET)
+        if not control_socket:
+            raise top.fail("control_socket", "must not be empty")
+        if len(control_socket.encode()) > UNIX_PATH_MAX:
+            raise top.fail("control_socket", f"path is {len(control_socket.encode())} bytes; "
+                                             f"a Unix socket path holds at most {UNIX_PATH_MAX}")
+        gr_wait = top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds")
+
+        pools = self.pools(self.sub_table(top, "pools"))
+        originate = self.originate(self.sub_table(top, "originate"), pools)
+        kernel = self.kernel(self.sub_table(top, "kernel"))
+        peers = self.peers(top, router_id, asn)
+
+        return Config(
+            source=self.source, router_id=router_id, asn=asn, listen=listen, port=port,
+            control_socket=control_socket, graceful_restart_wait=gr_wait, peers=peers,
+            originate=originate, pools=pools, kernel=kernel,
+        )
+
+    def asn(self, t: _Table, name: str, *, required: bool, default: int = 0) -> int:
+        if not t.has(name) and not required:
+            return default
+        value = t.get_int_required(name, 1, MAX_ASN)
+        if value == AS_TRANS:
+            raise t.fail(name, "23456 is AS_TRANS (RFC 6793), reserved; it cannot be a real AS")
+        return value
+
+    def pools(self, t: _Table) -> PoolsConfig:
+        t.finish(_POOLS_KEYS)
+        cidrs = t.cidr_list("cidrs")
+        for i, a in enumerate(cidrs):
+            for j in range(i):
+                if a.overlaps(cidrs[j]):
+                    raise t.fail(f"cidrs[{i}]", f"{a} overlaps cidrs[{j}] = {cidrs[j]}; "
+                                                f"IP pools must not overlap")
+        return PoolsConfig(cidrs=cidrs)
+
+    def originate(self, t: _Table, pools: PoolsConfig) -> OriginateConfig:
+        t.finish(_ORIGINATE_KEYS)
+        blocks = t.cidr_list("blocks")
+        for i, b in enumerate(blocks):
+            for j in range(i):
+                if b.overlaps(blocks[j]):
+                    raise t.fail(f"blocks[{i}]", f"{b} overlaps blocks[{j}] = {blocks[j]}")
+            if not any(b.subnet_of(pool) for pool in pools.cidrs):
+                known = ", ".join(str(c) for c in pools.cidrs) or "none configured"
+                raise t.fail(f"blocks[{i}]", f"{b} is outside every pool in [pools] cidrs "
+                                             f"({known}); Calico only announces blocks of "
+                                             f"its IP pools")
+        return OriginateConfig(blocks=blocks, blackhole=t.get_bool("blackhole", True))
+
+    def kernel(self, t: _Table) -> KernelConfig:
+        t.finish(_KERNEL_KEYS)
+        protocol = t.get_int("protocol", 186, 0, 255)
+        if protocol in _KERNEL_OWN_PROTOCOLS:
+            raise t.fail("protocol", f"{protocol} ({_KERNEL_OWN_PROTOCOLS[protocol]}) is used by "
+                                     f"the kernel itself; use 5..255, e.g. 186 (bgp)")
+        if protocol == RTPROT_BIRD:
+            raise t.fail("protocol", "12 is BIRD's (proto bird): a BIRD on this host would take "
+                                     "our routes for its own and delete them; use e.g. 186")
+        table = t.get_int("table", 254, 1, 2**32 - 1)
+        if table == 255:
+            raise t.fail("table", "255 is the kernel's local table")
+        return KernelConfig(
+            protocol=protocol,
+            table=table,
+            learn=t.get_bool("learn", True),
+            persist=t.get_bool("persist", True),
+            scan_time=t.get_seconds("scan_time", 2.0, 0.1, 3600),
+            merge_paths=t.get_bool("merge_paths", True),
+            merge_limit=t.get_int("merge_limit", 16, 1, 255),
+            reject_cidrs=t.cidr_list("reject_cidrs"),
+            convergence_wait=t.get_seconds("convergence_wait", 240.0, 0, 86400),
+        )
+
+    def peers(self, top: _Table, router_id: IPv4Address, asn: int) -> tuple[PeerConfig, ...]:
+        if not top.has("peer"):
+            return ()
+        raw = top.raw("peer")
+        if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+            raise top.fail("peer", "must be written as [[peer]] tables (an array of tables)")
+        peers: list[PeerConfig] = []
+        for i, item in enumerate(raw):
+            peer = self.peer(_Table(self, item, f"peer[{i}]"), router_id, asn)
+            for j, other in enumerate(peers):
+                if other.address == peer.address:
+                    raise self.fail(f"peer[{i}].address",
+                                    f"{peer.address} is already peer[{j}] ({other.name})")
+                if other.name == peer.name:
+                    raise self.fail(f"peer[{i}].name",
+                                    f"{peer.name!r} is already the name of peer[{j}]")
+            peers.append(peer)
+        return tuple(peers)
+
+    def peer(self, t: _Table, router_id: IPv4Address, our_asn: int) -> PeerConfig:
+        t.finish(_PEER_KEYS)
+        address = t.ipv4("address", required=True)
+        assert address is not None
+        if address.is_unspecified or address.is_multicast or address == IPv4Address(
+            "255.255.255.255"
+        ):
+            raise t.fail("address", f"{address} cannot be a BGP neighbor")
+        if address == router_id:
+            raise t.fail("address", f"{address} is our own router_id; a node does not peer "
+                                    f"with itself")
+        asn = self.asn(t, "asn", required=False, default=our_asn)
+        source = t.ipv4("source_address", required=False)
+        if source is not None:
+            if source.is_unspecified or source.is_multicast:
+                raise t.fail("source_address", f"{source} cannot be a source address")
+            if source == address:
+                raise t.fail("source_address", f"{source} is the peer's own address")
+        local = source if source is not None else router_id
+        port = t.get_int("port", BGP_PORT, 1, 65535)
+
+        if t.has("passive"):
+            passive = t.get_bool("passive", False)
+            reason = (f"passive = {str(passive).lower()} is set in the configuration "
+                      f"(overrides Calico's text rule)")
+        else:
+            passive = calico_passive(local, address)
+            own_kind = "source_address" if source is not None else "router_id"
+            if passive:
+                reason = (f"passive: peer \"{address}\" > own \"{local}\" ({own_kind}) compared "
+                          f"as text, so we wait and the peer dials (Calico rule)")
+            else:
+                reason = (f"active: peer \"{address}\" < own \"{local}\" ({own_kind}) compared "
+                          f"as text, so we dial (Calico rule)")
+
+        name = t.get_str("name", default_peer_name(address))
+        if not _NAME_RE.match(name):
+            raise t.fail("name", f"{name!r} is not a valid protocol name (a letter or _, then "
+                                 f"letters, digits or _, at most 64 characters)")
+        if name in _RESERVED_NAMES:
+            raise t.fail("name", f"{name!r} is a keyword of the control commands")
+
+        hold = t.get_int("hold_time", 240, 0, 65535, " seconds")
+        if 0 < hold < 3:
+            raise t.fail("hold_time", f"{hold} is not allowed: the hold time must be 0 (no "
+                                      f"keepalives) or at least 3 seconds (RFC 4271 4.2)")
+        keepalive: int | None
+        if t.has("keepalive_time"):
+            keepalive = t.get_int_required("keepalive_time", 0, 65535)
+            if hold == 0 and keepalive != 0:
+                raise t.fail("keepalive_time", "must be 0 when hold_time is 0 (no keepalives)")
+            if hold > 0 and not 1 <= keepalive < hold:
+                raise t.fail("keepalive_time", f"{keepalive} must be at least 1 and below "
+                                               f"hold_time ({hold}); usually hold_time / 3")
+        else:
+            keepalive = None
+
+        add_paths_text = t.get_str("add_paths", AddPaths.BOTH.value)
+        try:
+            add_paths = AddPaths(add_paths_text)
+        except ValueError:
+            choices = ", ".join(f'"{a.value}"' for a in AddPaths)
+            raise t.fail("add_paths", f"{add_paths_text!r} is not one of {choices}") from None
+
+        ew_min = t.get_int("error_wait_min", 5, 1, 86400, " seconds")
+        ew_max = t.get_int("error_wait_max", 30, 1, 86400, " seconds")
+        if ew_max < ew_min:
+            raise t.fail("error_wait_max", f"{ew_max} is below error_wait_min ({ew_min})")
+
+        peer = PeerConfig(
+            name=name, address=address, asn=asn, local_address=local, passive=passive,
+            passive_reason=reason, source_address=source, port=port,
+            description=t.get_str("description", "Connection to BGP peer"),
+            hold_time=hold, keepalive_time=keepalive,
+            graceful_restart=t.get_bool("graceful_restart", True),
+            restart_time=t.get_int("restart_time", 120, 0, 4095,
+                                   " seconds (a 12-bit field, RFC 4724)"),
+            add_paths=add_paths,
+            multihop=t.get_bool("multihop", True),
+            connect_delay=t.get_int("connect_delay", 2, 0, 86400, " seconds"),
+            connect_retry=t.get_int("connect_retry", 5, 1, 86400, " seconds"),
+            error_wait_min=ew_min, error_wait_max=ew_max,
+            internal=(asn == our_asn),
+        )
+        return peer

@@ -1,0 +1,428 @@
+"""``speaker decode FILE``: read BGP messages from a capture or a hex file and explain them.
+
+Every field is printed with its value, its meaning and its RFC section, as an indented tree
+(or, with ``--json``, one JSON object per message).  Unlike a dissector working message by
+message, the tool follows each TCP stream's OPEN exchange and reads later messages with the
+context the two OPENs negotiated, per direction: add-path path identifiers and 4-octet AS
+numbers are read as the receiver reads them, not guessed.  Until both OPENs of a stream are
+seen it uses the default context (4-octet AS, no path ids) and says so.
+
+Hex input has no TCP stream and no direction: the file is one stream whose OPENs alternate
+(the first OPEN is side A's, the second side B's, ...), and every other message is read as
+sent by A to B.  See docs/decode.md.
+
+Exit status: 0 when every message decoded, 1 when some message was malformed (it is
+reported with the NOTIFICATION it would cause, and decoding goes on), 2 when the file cannot
+be read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import sys
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import dpkt
+
+from speaker.annotate.explain import (
+    Decoded,
+    about,
+    body,
+    header_line,
+    negotiation_block,
+)
+from speaker.annotate.layout import hexdump, spans
+from speaker.annotate.records import record
+from speaker.annotate.session import Tracker
+from speaker.annotate.tree import Node, render
+from speaker.pcap import CaptureError, read_capture, read_hex
+from speaker.wire import (
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    BgpError,
+    Keepalive,
+    Message,
+    Negotiated,
+    Open,
+    Update,
+    decode_message,
+)
+from speaker.wire.enums import MessageType
+from speaker.wire.messages import HEADER_SIZE, MARKER
+
+PCAP_MAGICS = frozenset(
+    {
+        b"\xa1\xb2\xc3\xd4",  # pcap, microseconds, big-endian
+        b"\xd4\xc3\xb2\xa1",  # pcap, microseconds, little-endian
+        b"\xa1\xb2\x3c\x4d",  # pcap, nanoseconds, big-endian
+        b"\x4d\x3c\xb2\xa1",  # pcap, nanoseconds, little-endian
+        b"\x0a\x0d\x0d\x0a",  # pcapng section header block
+    }
+)
+
+EXIT_OK = 0
+EXIT_MALFORMED = 1
+EXIT_UNREADABLE = 2
+
+MALFORMED_DUMP_LIMIT = 256
+"""Octets of a malformed message dumped without ``--bytes``."""
+
+HEX_STREAM = "hex"
+SIDE_A, SIDE_B = "A", "B"
+
+# Contexts tried when a message fails before its stream's OPENs were seen (labelled a guess).
+_GUESSES: tuple[tuple[str, Negotiated], ...] = (
+    (
+        "add-path (receive) had been negotiated for IPv4 and IPv6 unicast",
+        Negotiated(addpath_receive=frozenset({IPV4_UNICAST, IPV6_UNICAST})),
+    ),
+    ("the session used 2-octet AS numbers", Negotiated(asn4=False)),
+    (
+        "the session used 2-octet AS numbers and add-path",
+        Negotiated(asn4=False, addpath_receive=frozenset({IPV4_UNICAST, IPV6_UNICAST})),
+    ),
+)
+
+
+class InputError(Exception):
+    """The file cannot be read as a capture or as hex; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """One message's bytes and where they came from, before decoding."""
+
+    data: bytes
+    stream: Hashable
+    source: str
+    destination: str
+    timestamp: float | None = None
+    frame: int | None = None
+    offset: int | None = None
+    line: int | None = None
+    source_endpoint: tuple[str, int] | None = None
+    destination_endpoint: tuple[str, int] | None = None
+
+
+# ------------------------------------------------------------------------------ input
+
+
+def is_capture(head: bytes) -> bool:
+    """True if the file starts with a pcap or pcapng magic number."""
+    return head[:4] in PCAP_MAGICS
+
+
+def _endpoint_text(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def capture_messages(path: str) -> Iterator[Wire]:
+    """The BGP messages of a pcap/pcapng file, reassembled per TCP direction."""
+    for raw in read_capture(path):
+        src, dst = raw.source, raw.destination
+        yield Wire(
+            raw.data,
+            raw.stream,
+            _endpoint_text(src.address, src.port),
+            _endpoint_text(dst.address, dst.port),
+            timestamp=raw.timestamp,
+            frame=raw.frame,
+            source_endpoint=(src.address, src.port),
+            destination_endpoint=(dst.address, dst.port),
+        )
+
+
+_NOT_HEX = re.compile(r"[^0-9a-fA-F]")
+
+
+def _clean(line: str) -> str:
+    """A hex line without comments, spaces, colons and ``0x`` (as speaker.pcap.read_hex)."""
+    line = line.split("#", 1)[0]
+    return line.replace("0x", "").replace(":", "").replace(" ", "").strip()
+
+
+def _check_hex(text: str) -> list[tuple[int, str]]:
+    """Non-empty cleaned lines with their numbers; raise InputError at the first bad one."""
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        cleaned = _clean(line)
+        if not cleaned:
+            continue
+        bad = _NOT_HEX.search(cleaned)
+        if bad is not None:
+            raise InputError(
+                f"line {number}: {bad.group()!r} is not a hex digit ({line.strip()[:40]!r})"
+            )
+        lines.append((number, cleaned))
+    total = sum(len(c) for _, c in lines)
+    if total % 2:
+        raise InputError(f"odd number of hex digits ({total}): a message is cut short")
+    return lines
+
+
+def hex_messages(text: str) -> Iterator[Wire]:
+    """Messages of a hex file: one per line when every line starts with a marker, otherwise
+    one continuous stream split on the marker and length (speaker.pcap.read_hex).
+
+    Sides: the first OPEN is A's, the second B's, alternating; other messages go A -> B.
+    """
+    lines = _check_hex(text)
+    marker = MARKER.hex()
+    blobs: Iterable[tuple[bytes, int | None, int | None]]
+    if len(lines) > 1 and all(c.lower().startswith(marker) for _, c in lines):
+        odd = next((number for number, c in lines if len(c) % 2), None)
+        if odd is not None:
+            raise InputError(f"line {odd}: odd number of hex digits: the message is cut short")
+        blobs = [(bytes.fromhex(c), None, number) for number, c in lines]
+    else:
+        blobs = _with_offsets(read_hex(text))
+    return _hex_wires(blobs)
+
+
+def _hex_wires(blobs: Iterable[tuple[bytes, int | None, int | None]]) -> Iterator[Wire]:
+    opens = 0
+    for data, offset, line in blobs:
+        source, destination = SIDE_A, SIDE_B
+        if len(data) > HEADER_SIZE - 1 and data[18] == MessageType.OPEN and data[:16] == MARKER:
+            if opens % 2:
+                source, destination = SIDE_B, SIDE_A
+            opens += 1
+        yield Wire(data, HEX_STREAM, source, destination, offset=offset, line=line)
+
+
+def _with_offsets(blobs: Iterable[bytes]) -> Iterator[tuple[bytes, int | None, int | None]]:
+    offset = 0
+    for blob in blobs:
+        yield blob, offset, None
+        offset += len(blob)
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+def _clean_decode(data: bytes, ctx: Negotiated) -> Message | None:
+    try:
+        message = decode_message(data, ctx)
+    except BgpError:
+        return None
+    if isinstance(message, Update) and message.errors:
+        return None
+    return message
+
+
+def _sample(message: Update) -> str:
+    entries = [str(n) for n in (*message.withdrawn, *message.nlri)][:3]
+    return ", ".join(entries) or "its attributes"
+
+
+def guess(data: bytes, decoded: Message | None) -> str | None:
+    """Without negotiated context: another context under which the message decodes.
+
+    For a message that failed, the first context that reads it cleanly; for an UPDATE that
+    decoded, a context that reads it *differently* (the bytes are ambiguous).
+    """
+    for label, ctx in _GUESSES:
+        other = _clean_decode(data, ctx)
+        if other is None:
+            continue
+        if decoded is None:
+            return f"it decodes cleanly if {label}"
+        if isinstance(decoded, Update) and isinstance(other, Update) and other != decoded:
+            return f"ambiguous: it also decodes if {label}, then as {_sample(other)}"
+    return None
+
+
+def decode_all(wires: Iterable[Wire]) -> Iterator[Decoded]:
+    """Decode each message with its stream's negotiated context, following the OPENs."""
+    tracker = Tracker()
+    first: float | None = None
+    for index, wire in enumerate(wires, start=1):
+        context = tracker.context(wire.stream, wire.source, wire.destination)
+        message: Message | None = None
+        error: BgpError | None = None
+        try:
+            message = decode_message(wire.data, context.negotiated)
+        except BgpError as exc:
+            error = exc
+        negotiation = None
+        first_keepalive = False
+        if isinstance(message, Open):
+            negotiation = tracker.opened(wire.stream, wire.source, wire.destination, message)
+        elif isinstance(message, Keepalive):
+            first_keepalive = tracker.keepalive(wire.stream, wire.source)
+        hint = None
+        if not context.from_opens and not isinstance(message, (Open, Keepalive)):
+            soft = isinstance(message, Update) and bool(message.errors)
+            hint = guess(wire.data, None if soft else message)
+        if wire.timestamp is not None and first is None:
+            first = wire.timestamp
+        yield Decoded(
+            index=index,
+            data=wire.data,
+            source=wire.source,
+            destination=wire.destination,
+            context=context,
+            message=message,
+            error=error,
+            negotiation=negotiation,
+            first_keepalive=first_keepalive,
+            hint=hint,
+            timestamp=wire.timestamp,
+            relative=None if wire.timestamp is None or first is None else wire.timestamp - first,
+            frame=wire.frame,
+            offset=wire.offset,
+            line=wire.line,
+            source_endpoint=wire.source_endpoint,
+            destination_endpoint=wire.destination_endpoint,
+        )
+
+
+# ------------------------------------------------------------------------------ output
+
+
+class TextWriter:
+    """The annotated tree, one block per message.
+
+    A meaning is printed the first time it applies and left out afterwards (the RFC section
+    stays), so a long capture reads as a lesson first and a trace after.
+    """
+
+    def __init__(self, out: TextIO, show_bytes: bool) -> None:
+        self.out = out
+        self.show_bytes = show_bytes
+        self.explained: set[int] = set()
+        self.meanings: set[str] = set()
+
+    def _once(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            if node.meaning in self.meanings:
+                node.meaning = ""
+            elif node.meaning:
+                self.meanings.add(node.meaning)
+            self._once(node.children)
+
+    def write(self, item: Decoded) -> None:
+        nodes: list[Node] = []
+        code = item.type_code
+        if code is not None and code not in self.explained and item.error is None:
+            self.explained.add(code)
+            reminder = about(code)
+            if reminder is not None:
+                nodes.append(reminder)
+        nodes.extend(body(item))
+        self._once(nodes)
+        lines = [header_line(item), *render(nodes, depth=2)]
+        if item.negotiation is not None:
+            block = [negotiation_block(item.negotiation)]
+            self._once(block)
+            lines.extend(render(block, depth=1))
+        if self.show_bytes or item.malformed:
+            limit = None if self.show_bytes else MALFORMED_DUMP_LIMIT
+            lines.append("    bytes (offset, octets, field):")
+            dump = hexdump(item.data, spans(item.data, item.context.negotiated), limit)
+            lines.extend("      " + line for line in dump)
+        self.out.write("\n".join(lines) + "\n\n")
+
+
+class JsonWriter:
+    """One JSON object per message, one per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, item: Decoded) -> None:
+        self.out.write(json.dumps(record(item), ensure_ascii=False) + "\n")
+
+
+def _fail(path: str, why: str) -> int:
+    print(f"speaker decode: {path}: {why}", file=sys.stderr)
+    return EXIT_UNREADABLE
+
+
+def _open_input(path: str, force_hex: bool) -> Iterator[Wire]:
+    """Pick the reader by content; raise InputError/OSError when the file is unusable."""
+    raw = Path(path).read_bytes()
+    if not raw:
+        raise InputError("the file is empty")
+    if not force_hex and is_capture(raw):
+        return capture_messages(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        binary = f"binary octet 0x{raw[exc.start]:02x} at offset {exc.start}"
+        if force_hex:
+            raise InputError(f"not hex text ({binary})") from None
+        raise InputError(
+            f"not a pcap/pcapng capture (starts with {raw[:4].hex()}, no capture magic "
+            f"number) and not hex text ({binary})"
+        ) from None
+    try:
+        return hex_messages(text)
+    except InputError as exc:
+        if force_hex:
+            raise
+        raise InputError(
+            f"not a pcap/pcapng capture (no capture magic number) and not hex text: {exc}"
+        ) from None
+
+
+def decode_main(
+    path: str,
+    *,
+    as_json: bool,
+    force_hex: bool,
+    out: TextIO = sys.stdout,
+    show_bytes: bool = False,
+) -> int:
+    """Decode every message of ``path`` to ``out``; return the exit status (0, 1 or 2).
+
+    ``as_json``: one JSON object per line; ``force_hex``: read the file as hex text even if
+    it looks like a capture; ``show_bytes``: add a hex dump with field boundaries.
+    """
+    try:
+        wires = _open_input(path, force_hex)
+    except OSError as exc:
+        return _fail(path, f"cannot read: {exc.strerror or exc}")
+    except InputError as exc:
+        return _fail(path, str(exc))
+    writer: TextWriter | JsonWriter = JsonWriter(out) if as_json else TextWriter(out, show_bytes)
+    count = 0
+    malformed = 0
+    try:
+        for item in decode_all(wires):
+            count += 1
+            malformed += item.malformed
+            writer.write(item)
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return EXIT_OK
+    except (CaptureError, dpkt.Error, struct.error, ValueError, OSError) as exc:
+        out.flush()
+        if count == 0:
+            return _fail(path, f"not a readable capture: {exc}")
+        return _fail(path, f"the file is damaged after message {count}: {exc}")
+    if count == 0:
+        where = "no hex messages" if force_hex else "no BGP messages found"
+        print(f"speaker decode: {path}: {where}", file=sys.stderr)
+    elif malformed:
+        print(
+            f"speaker decode: {path}: {malformed} of {count} messages malformed",
+            file=sys.stderr,
+        )
+    return EXIT_MALFORMED if malformed else EXIT_OK
+
+
+__all__ = [
+    "EXIT_MALFORMED",
+    "EXIT_OK",
+    "EXIT_UNREADABLE",
+    "Wire",
+    "decode_all",
+    "decode_main",
+    "hex_messages",
+    "is_capture",
+]

@@ -1,0 +1,321 @@
+"""Interned, frozen attribute sets: one object per distinct set of path attributes.
+
+A feed of 100,000 routes usually carries a handful of distinct attribute sets (BIRD packs
+about 330 prefixes with one set into each UPDATE), so every path points at a shared
+:class:`AttributeSet` instead of holding its own copy.  Interning also makes "same attributes"
+an identity test (``a is b``), which the Adj-RIB-Out uses to group prefixes into UPDATEs, as
+BIRD's per-attribute-set buckets do (``proto/bgp/attrs.c``, ``bgp_get_bucket``).
+
+The values route selection and display need (origin, AS path length, MED, LOCAL_PREF,
+next hop, ...) are decoded once, when the set is interned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from speaker.wire.attributes import (
+    AggregatorAttr,
+    As4AggregatorAttr,
+    As4PathAttr,
+    AsPathAttr,
+    AsPathSegment,
+    AtomicAggregateAttr,
+    ClusterListAttr,
+    CommunitiesAttr,
+    ExtendedCommunitiesAttr,
+    LargeCommunitiesAttr,
+    LocalPrefAttr,
+    MedAttr,
+    MpReachAttr,
+    MpUnreachAttr,
+    NextHopAttr,
+    OriginatorIdAttr,
+    OriginAttr,
+    PathAttribute,
+    path_length,
+)
+from speaker.wire.enums import AsPathSegmentType, Origin
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_InternKey = tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
+
+
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class AttributeSet:
+    """The path attributes of a route, interned: build it with :meth:`intern` or :meth:`build`.
+
+    ``attributes`` are the wire attributes (MP_REACH/MP_UNREACH removed: they carry NLRI, not
+    route properties); ``next_hops`` is the NEXT_HOP, or MP_REACH's next hop(s) for other
+    families (global, then link-local, RFC 2545).  Equality is identity: two equal sets are
+    the same object.
+    """
+
+    attributes: tuple[PathAttribute, ...]
+    next_hops: tuple[IpAddress, ...]
+    origin: Origin | None
+    as_path: tuple[AsPathSegment, ...] | None
+    as_path_length: int
+    first_as: int | None
+    med: int | None
+    local_pref: int | None
+    communities: tuple[int, ...]
+    large_communities: tuple[tuple[int, int, int], ...]
+    extended_communities: tuple[int, ...]
+    originator_id: ipaddress.IPv4Address | None
+    cluster_list: tuple[ipaddress.IPv4Address, ...]
+    atomic_aggregate: bool
+    aggregator: tuple[int, ipaddress.IPv4Address] | None
+
+    _table: ClassVar[weakref.WeakValueDictionary[_InternKey, AttributeSet]] = (
+        weakref.WeakValueDictionary()
+    )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def intern(
+        cls,
+        attributes: Iterable[PathAttribute],
+        next_hops: Iterable[IpAddress] | None = None,
+    ) -> AttributeSet:
+        """The shared set for these attributes (MP_REACH/MP_UNREACH are left out).
+
+        ``next_hops`` overrides the NEXT_HOP attribute (used for MP_REACH next hops).
+        """
+        attrs = tuple(a for a in attributes if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
+        hops: tuple[IpAddress, ...]
+        if next_hops is None:
+            hops = ()
+            for a in attrs:
+                if isinstance(a, NextHopAttr):
+                    hops = (a.address,)
+                    break
+        else:
+            hops = tuple(next_hops)
+        # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
+        key: _InternKey = (attrs, tuple([a.flags for a in attrs]), hops)
+        found = cls._table.get(key)
+        if found is not None:
+            return found
+        made = cls._make(attrs, hops)
+        cls._table[key] = made
+        return made
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        origin: Origin | None = Origin.IGP,
+        as_path: tuple[AsPathSegment, ...] | None = (),
+        next_hop: IpAddress | None = None,
+        med: int | None = None,
+        local_pref: int | None = None,
+        communities: Iterable[int] = (),
+        large_communities: Iterable[tuple[int, int, int]] = (),
+        extra: Iterable[PathAttribute] = (),
+    ) -> AttributeSet:
+        """A set from values, attributes in type-code order (as BIRD sends them).
+
+        An IPv6 ``next_hop`` is kept in ``next_hops`` only (it travels in MP_REACH_NLRI).
+        """
+        attrs: list[PathAttribute] = []
+        if origin is not None:
+            attrs.append(OriginAttr(origin))
+        if as_path is not None:
+            attrs.append(AsPathAttr(as_path))
+        if isinstance(next_hop, ipaddress.IPv4Address):
+            attrs.append(NextHopAttr(next_hop))
+        if med is not None:
+            attrs.append(MedAttr(med))
+        if local_pref is not None:
+            attrs.append(LocalPrefAttr(local_pref))
+        comms = tuple(communities)
+        if comms:
+            attrs.append(CommunitiesAttr(comms))
+        large = tuple(large_communities)
+        if large:
+            attrs.append(LargeCommunitiesAttr(large))
+        attrs.extend(extra)
+        attrs.sort(key=lambda a: a.type_code)
+        return cls.intern(attrs, () if next_hop is None else (next_hop,))
+
+    def replace(
+        self,
+        *,
+        put: Iterable[PathAttribute] = (),
+        drop: Iterable[int] = (),
+        next_hops: Iterable[IpAddress] | None = None,
+    ) -> AttributeSet:
+        """A set with some attributes added or replaced (``put``) and others removed (``drop``,
+        by type code), in type-code order; ``next_hops`` replaces the next hop(s)."""
+        added = {a.type_code: a for a in put}
+        dropped = set(drop)
+        attrs = [
+            a for a in self.attributes if a.type_code not in added and a.type_code not in dropped
+        ]
+        attrs.extend(added.values())
+        attrs.sort(key=lambda a: a.type_code)
+        hops = self.next_hops if next_hops is None else tuple(next_hops)
+        if next_hops is None and NextHopAttr.TYPE in added:
+            nh = added[NextHopAttr.TYPE]
+            assert isinstance(nh, NextHopAttr)
+            hops = (nh.address,)
+        return AttributeSet.intern(attrs, hops)
+
+    @classmethod
+    def _make(cls, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...]) -> AttributeSet:
+        origin: Origin | None = None
+        as_path: tuple[AsPathSegment, ...] | None = None
+        med = local_pref = None
+        communities: tuple[int, ...] = ()
+        large: tuple[tuple[int, int, int], ...] = ()
+        extended: tuple[int, ...] = ()
+        originator: ipaddress.IPv4Address | None = None
+        clusters: tuple[ipaddress.IPv4Address, ...] = ()
+        atomic = False
+        aggregator: tuple[int, ipaddress.IPv4Address] | None = None
+        for a in attrs:
+            if isinstance(a, OriginAttr):
+                origin = a.value
+            elif isinstance(a, AsPathAttr):
+                as_path = a.segments
+            elif isinstance(a, MedAttr):
+                med = a.value
+            elif isinstance(a, LocalPrefAttr):
+                local_pref = a.value
+            elif isinstance(a, CommunitiesAttr):
+                communities = a.values
+            elif isinstance(a, LargeCommunitiesAttr):
+                large = a.values
+            elif isinstance(a, ExtendedCommunitiesAttr):
+                extended = a.values
+            elif isinstance(a, OriginatorIdAttr):
+                originator = a.address
+            elif isinstance(a, ClusterListAttr):
+                clusters = a.ids
+            elif isinstance(a, AtomicAggregateAttr):
+                atomic = True
+            elif isinstance(a, AggregatorAttr):
+                aggregator = (a.asn, a.address)
+        first_as: int | None = None
+        if as_path and as_path[0].type is AsPathSegmentType.AS_SEQUENCE and as_path[0].asns:
+            first_as = as_path[0].asns[0]
+        return cls(
+            attributes=attrs,
+            next_hops=hops,
+            origin=origin,
+            as_path=as_path,
+            as_path_length=path_length(as_path) if as_path is not None else AS_PATH_MAXLEN,
+            first_as=first_as,
+            med=med,
+            local_pref=local_pref,
+            communities=communities,
+            large_communities=large,
+            extended_communities=extended,
+            originator_id=originator,
+            cluster_list=clusters,
+            atomic_aggregate=atomic,
+            aggregator=aggregator,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def next_hop(self) -> IpAddress | None:
+        """The (first, global) next hop, if any."""
+        return self.next_hops[0] if self.next_hops else None
+
+    def attribute(self, type_code: int) -> PathAttribute | None:
+        """The wire attribute with this type code, if present."""
+        for a in self.attributes:
+            if a.type_code == type_code:
+                return a
+        return None
+
+    def as_path_text(self) -> str:
+        """The AS path as BIRD prints it: ``64512 65000 {65001 65002}``."""
+        if not self.as_path:
+            return ""
+        parts: list[str] = []
+        for seg in self.as_path:
+            text = " ".join(str(a) for a in seg.asns)
+            parts.append(text if seg.type is AsPathSegmentType.AS_SEQUENCE else f"{{{text}}}")
+        return " ".join(parts)
+
+    def bird_lines(self) -> list[str]:
+        """The attributes as ``birdc show route all`` prints them (``BGP.origin: IGP``, ...)."""
+        lines: list[str] = []
+        if self.origin is not None:
+            lines.append(f"BGP.origin: {_ORIGIN_NAMES[self.origin]}")
+        if self.as_path is not None:
+            lines.append(f"BGP.as_path: {self.as_path_text()}")
+        if self.next_hops:
+            lines.append("BGP.next_hop: " + " ".join(str(a) for a in self.next_hops))
+        if self.med is not None:
+            lines.append(f"BGP.med: {self.med}")
+        if self.local_pref is not None:
+            lines.append(f"BGP.local_pref: {self.local_pref}")
+        if self.atomic_aggregate:
+            lines.append("BGP.atomic_aggr: ")
+        if self.aggregator is not None:
+            lines.append(f"BGP.aggregator: {self.aggregator[1]} AS{self.aggregator[0]}")
+        if self.communities:
+            text = " ".join(f"({v >> 16},{v & 0xFFFF})" for v in self.communities)
+            lines.append(f"BGP.community: {text}")
+        if self.originator_id is not None:
+            lines.append(f"BGP.originator_id: {self.originator_id}")
+        if self.cluster_list:
+            lines.append("BGP.cluster_list: " + " ".join(str(c) for c in self.cluster_list))
+        if self.extended_communities:
+            text = " ".join(f"0x{v:016x}" for v in self.extended_communities)
+            lines.append(f"BGP.ext_community: {text}")
+        if self.large_communities:
+            text = " ".join(f"({g}, {a}, {b})" for g, a, b in self.large_communities)
+            lines.append(f"BGP.large_community: {text}")
+        return lines
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        out: dict[str, object] = {}
+        if self.origin is not None:
+            out["origin"] = self.origin.name
+        if self.as_path is not None:
+            out["as_path"] = self.as_path_text()
+        if self.next_hops:
+            out["next_hop"] = [str(a) for a in self.next_hops]
+        if self.med is not None:
+            out["med"] = self.med
+        if self.local_pref is not None:
+            out["local_pref"] = self.local_pref
+        if self.communities:
+            out["communities"] = [f"{v >> 16}:{v & 0xFFFF}" for v in self.communities]
+        if self.large_communities:
+            out["large_communities"] = [f"{g}:{a}:{b}" for g, a, b in self.large_communities]
+        if self.originator_id is not None:
+            out["originator_id"] = str(self.originator_id)
+        if self.cluster_list:
+            out["cluster_list"] = [str(c) for c in self.cluster_list]
+        return out
+
+    def __repr__(self) -> str:
+        return f"AttributeSet({', '.join(self.bird_lines()) or 'empty'})"
+
+
+AS_PATH_MAXLEN = 10000
+"""Path length BIRD gives a route without AS_PATH (``AS_PATH_MAXLEN``), so it loses."""
+
+_ORIGIN_NAMES = {Origin.IGP: "IGP", Origin.EGP: "EGP", Origin.INCOMPLETE: "Incomplete"}
+
+AS4_ATTRIBUTES = (As4PathAttr.TYPE, As4AggregatorAttr.TYPE)
+"""Attributes that only exist on the wire of 2-octet-AS sessions (RFC 6793)."""
+
+
+def intern_count() -> int:
+    """How many distinct attribute sets are alive (for status and tests)."""
+    return len(AttributeSet._table)

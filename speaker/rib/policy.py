@@ -1,0 +1,221 @@
+"""Calico's export filters, as BIRD evaluates them, with the step that decided each verdict.
+
+``calico_export_to_bgp_peers`` (bird_ipam.cfg, bird_aggr.cfg) decides which routes a node
+advertises to its mesh peers; ``calico_kernel_programming`` which routes go into the kernel.
+Both are small objects built from the node's blocks and the IP pools, and both can
+``explain`` a verdict step by step, for the ``explain`` command and for teaching.
+
+Before any filter runs, BIRD's BGP protocol refuses two things itself
+(``bgp_import_control``, proto/bgp/attrs.c): sending a route back to the peer it came from,
+and passing a route learned from an iBGP peer to another iBGP peer (split horizon; route
+reflection aside).  The Adj-RIB-Out applies those; the export policy repeats the split
+horizon so that its explanation is complete for a mesh peer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple, Protocol
+
+from speaker.rib.path import Path, SourceKind
+from speaker.wire.nlri import Prefix
+
+
+class Verdict(Enum):
+    """What a filter does with a route."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class ExportStep(Enum):
+    """The step of BGP export that decided (in BIRD's evaluation order)."""
+
+    FAMILY = "address family not negotiated with the peer"
+    SOURCE_PEER = "never sent back to the peer it came from (bgp_import_control)"
+    SPLIT_HORIZON = "iBGP split horizon: routes learned over iBGP are not sent to iBGP peers"
+    DISABLED_POOL = "reject_disabled_pools(): inside a pool with BGP export disabled"
+    OWN_BLOCK = "calico_aggr(): net = one of this node's blocks"
+    INSIDE_OWN_BLOCK = "calico_aggr(): net ~ one of this node's blocks (more specific)"
+    STATIC_CIDR = "net ~ a static route CIDR (service IPs)"
+    IN_POOL = "net ~ an IP pool with BGP export enabled"
+    NO_MATCH = "no statement matched: final reject"
+    ACCEPT_ALL = "no export filter: everything is exported"
+
+
+class ExportDecision(NamedTuple):
+    """An export verdict, the step that gave it, and the prefix that step matched."""
+
+    verdict: Verdict
+    step: ExportStep
+    matched: Prefix | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True if the route is exported."""
+        return self.verdict is Verdict.ACCEPT
+
+    def describe(self) -> str:
+        """``accept: calico_aggr(): net = one of this node's blocks (10.244.42.64/26)``."""
+        where = "" if self.matched is None else f" ({self.matched})"
+        return f"{self.verdict.value}: {self.step.value}{where}"
+
+
+class ExportPolicy(Protocol):
+    """What the Adj-RIB-Out asks of an export filter."""
+
+    def explain(
+        self, prefix: Prefix, source: Path | SourceKind, *, internal_peer: bool = True
+    ) -> ExportDecision:
+        """The verdict for ``prefix`` learned from ``source``, sent to an (i)BGP peer."""
+        ...
+
+
+def _prefixes(items: Iterable[Prefix | str]) -> tuple[Prefix, ...]:
+    out: list[Prefix] = []
+    for item in items:
+        try:
+            out.append(item if isinstance(item, Prefix) else Prefix.parse(item))
+        except ValueError as exc:
+            raise ValueError(f"bad prefix {item!r}: {exc}") from None
+    return tuple(out)
+
+
+def _from_ibgp(source: Path | SourceKind) -> bool:
+    """Was the route learned from an iBGP peer?  A bare ``SourceKind.BGP`` means a mesh peer."""
+    if isinstance(source, SourceKind):
+        return source is SourceKind.BGP
+    return source.source is SourceKind.BGP and source.peer.internal and not source.peer.rr_client
+
+
+def _covering(prefix: Prefix, nets: tuple[Prefix, ...]) -> Prefix | None:
+    for net in nets:
+        if net.contains(prefix):
+            return net
+    return None
+
+
+@dataclass(frozen=True)
+class AcceptAllPolicy:
+    """No export filter (BIRD's ``export all``): only split horizon applies."""
+
+    def explain(
+        self, prefix: Prefix, source: Path | SourceKind, *, internal_peer: bool = True
+    ) -> ExportDecision:
+        """Accept, except iBGP-learned routes towards an iBGP peer."""
+        if internal_peer and _from_ibgp(source):
+            return ExportDecision(Verdict.REJECT, ExportStep.SPLIT_HORIZON)
+        return ExportDecision(Verdict.ACCEPT, ExportStep.ACCEPT_ALL)
+
+
+class CalicoExportPolicy:
+    """``calico_export_to_bgp_peers`` for one node: its blocks, the pools, and the extras.
+
+    Evaluation order (bird-calico-facts b.4/b.5): disabled pools reject; ``calico_aggr()``
+    accepts each own block exactly and rejects anything more specific inside it (the node's
+    own /32 workload routes); static route CIDRs accept; pools accept (a borrowed /32 inside a
+    pool but outside our blocks); anything else is rejected.
+    """
+
+    def __init__(
+        self,
+        blocks: Iterable[Prefix | str],
+        pools: Iterable[Prefix | str],
+        *,
+        disabled_pools: Iterable[Prefix | str] = (),
+        static_cidrs: Iterable[Prefix | str] = (),
+    ) -> None:
+        self.blocks = _prefixes(blocks)
+        self.pools = _prefixes(pools)
+        self.disabled_pools = _prefixes(disabled_pools)
+        self.static_cidrs = _prefixes(static_cidrs)
+        self._block_set = frozenset(self.blocks)
+
+    def explain(
+        self, prefix: Prefix, source: Path | SourceKind, *, internal_peer: bool = True
+    ) -> ExportDecision:
+        """The verdict and the deciding step for ``prefix`` learned from ``source``."""
+        if internal_peer and _from_ibgp(source):
+            return ExportDecision(Verdict.REJECT, ExportStep.SPLIT_HORIZON)
+        hit = _covering(prefix, self.disabled_pools)
+        if hit is not None:
+            return ExportDecision(Verdict.REJECT, ExportStep.DISABLED_POOL, hit)
+        if prefix in self._block_set:
+            return ExportDecision(Verdict.ACCEPT, ExportStep.OWN_BLOCK, prefix)
+        hit = _covering(prefix, self.blocks)
+        if hit is not None:
+            return ExportDecision(Verdict.REJECT, ExportStep.INSIDE_OWN_BLOCK, hit)
+        hit = _covering(prefix, self.static_cidrs)
+        if hit is not None:
+            return ExportDecision(Verdict.ACCEPT, ExportStep.STATIC_CIDR, hit)
+        hit = _covering(prefix, self.pools)
+        if hit is not None:
+            return ExportDecision(Verdict.ACCEPT, ExportStep.IN_POOL, hit)
+        return ExportDecision(Verdict.REJECT, ExportStep.NO_MATCH)
+
+    def accepts(self, prefix: Prefix, source: Path | SourceKind) -> bool:
+        """True if the route is exported to a mesh peer."""
+        return self.explain(prefix, source).accepted
+
+
+# ---------------------------------------------------------------------------- kernel
+
+
+class KernelStep(Enum):
+    """The step of kernel export that decided."""
+
+    FROM_KERNEL = "learned from the kernel: never written back (BIRD krt_import_control)"
+    DEVICE_ROUTE = "a connected network: BIRD writes device routes only with `device routes`"
+    REJECT_CIDR = "net ~ a reject CIDR: not programmed (service-IP blackholes)"
+    OWN_BLOCK = "one of this node's blocks: programmed as a blackhole"
+    ACCEPT = "final accept: programmed"
+
+
+class KernelDecision(NamedTuple):
+    """A kernel-export verdict, its step, and whether the route is a blackhole."""
+
+    verdict: Verdict
+    step: KernelStep
+    blackhole: bool = False
+    matched: Prefix | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True if the route goes into the kernel."""
+        return self.verdict is Verdict.ACCEPT
+
+    def describe(self) -> str:
+        """``reject: net ~ a reject CIDR: ... (10.96.0.0/12)``."""
+        where = "" if self.matched is None else f" ({self.matched})"
+        return f"{self.verdict.value}: {self.step.value}{where}"
+
+
+class CalicoKernelPolicy:
+    """``calico_kernel_programming``: reject the reject CIDRs, accept everything else.
+
+    Our own blocks are accepted as blackholes (their best path is the local blackhole
+    static); routes the kernel itself gave us are never written back.
+    """
+
+    def __init__(
+        self, reject_cidrs: Iterable[Prefix | str] = (), blocks: Iterable[Prefix | str] = ()
+    ) -> None:
+        self.reject_cidrs = _prefixes(reject_cidrs)
+        self.blocks = frozenset(_prefixes(blocks))
+
+    def explain(self, prefix: Prefix, best: Path | SourceKind) -> KernelDecision:
+        """The verdict for ``prefix`` whose best path is ``best``."""
+        kind = best if isinstance(best, SourceKind) else best.source
+        if kind is SourceKind.KERNEL:
+            return KernelDecision(Verdict.REJECT, KernelStep.FROM_KERNEL)
+        if kind is SourceKind.DIRECT:
+            return KernelDecision(Verdict.REJECT, KernelStep.DEVICE_ROUTE)
+        hit = _covering(prefix, self.reject_cidrs)
+        if hit is not None:
+            return KernelDecision(Verdict.REJECT, KernelStep.REJECT_CIDR, matched=hit)
+        blackhole = kind is SourceKind.LOCAL
+        if prefix in self.blocks:
+            return KernelDecision(Verdict.ACCEPT, KernelStep.OWN_BLOCK, blackhole, prefix)
+        return KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, blackhole)

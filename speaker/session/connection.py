@@ -1,0 +1,130 @@
+"""One TCP connection of a peer: its FSM state, timers, input buffer and two output queues.
+
+Why two queues: KEEPALIVE and NOTIFICATION must never wait behind a backlog of UPDATEs,
+or a busy session would miss the peer's hold timer (the reason FRR sends keepalives from
+their own thread).  ``control`` holds OPEN, KEEPALIVE, NOTIFICATION and route refresh
+requests; ``routes`` holds UPDATEs, End-of-RIB and BoRR/EoRR (which must stay in order with
+the UPDATEs they bracket, RFC 7313 4).  :meth:`Connection.take` hands out all control
+messages first, then whole route messages up to a byte limit, so the transport can apply
+flow control (write, ``await drain()``, take more).
+
+Also here: :class:`ErrorWait`, BIRD's error wait (``bgp_update_startup_delay``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from speaker.session.negotiated import SessionInfo
+from speaker.session.state import State, TimerKind
+from speaker.wire.context import DEFAULT_CONTEXT, Negotiated
+from speaker.wire.messages import Open
+
+__all__ = ["Connection", "ErrorWait"]
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """Everything the session keeps about one TCP connection."""
+
+    conn_id: int
+    outgoing: bool
+    state: State
+    created: float
+    ctx: Negotiated = DEFAULT_CONTEXT
+    control: deque[bytes] = field(default_factory=deque)
+    routes: deque[bytes] = field(default_factory=deque)
+    inbuf: bytearray = field(default_factory=bytearray)
+    connect_deadline: float | None = None
+    hold_deadline: float | None = None
+    keepalive_deadline: float | None = None
+    hold_time: int = 0
+    keepalive_time: int = 0
+    remote_open: Open | None = None
+    info: SessionInfo | None = None
+    closing: bool = False
+    """We have closed it (CloseConnection emitted); only queued control bytes remain."""
+    last_received: float = 0.0
+
+    @property
+    def direction(self) -> str:
+        return "outgoing" if self.outgoing else "incoming"
+
+    def deadlines(self) -> list[tuple[float, TimerKind]]:
+        """The running timers of this connection."""
+        out: list[tuple[float, TimerKind]] = []
+        if self.connect_deadline is not None:
+            out.append((self.connect_deadline, TimerKind.CONNECT_RETRY))
+        if self.hold_deadline is not None:
+            out.append((self.hold_deadline, TimerKind.HOLD))
+        if self.keepalive_deadline is not None:
+            out.append((self.keepalive_deadline, TimerKind.KEEPALIVE))
+        return out
+
+    def close(self) -> None:
+        """Stop timers and drop what may no longer be sent (UPDATEs after a close)."""
+        self.closing = True
+        self.connect_deadline = self.hold_deadline = self.keepalive_deadline = None
+        self.routes.clear()
+        self.inbuf.clear()
+
+    def pending(self) -> bool:
+        """Bytes are waiting to be written."""
+        return bool(self.control or self.routes)
+
+    def take(self, limit: int | None) -> bytes:
+        """All queued control messages, then route messages up to ``limit`` octets in all.
+
+        Control messages are never held back by the limit (they are small and urgent).
+        At least one route message is returned when nothing else is, so a message larger
+        than the limit still goes out.
+        """
+        out = bytearray()
+        while self.control:
+            out += self.control.popleft()
+        routes = self.routes
+        while routes:
+            size = len(routes[0])
+            if limit is not None and out and len(out) + size > limit:
+                break
+            out += routes.popleft()
+            if limit is not None and len(out) >= limit:
+                break
+        return bytes(out)
+
+
+@dataclass(slots=True)
+class ErrorWait:
+    """BIRD 1.6's error wait: how long to stay Idle after a protocol error.
+
+    ``bgp_update_startup_delay``: the first error waits ``minimum``; each further error
+    doubles the wait up to ``maximum``; an error more than ``forget`` seconds after the
+    previous one (for instance after a session that stayed up that long) starts again at
+    ``minimum``.  RFC 4271 8.1.1 calls this DampPeerOscillations / IdleHoldTimer.
+    """
+
+    minimum: float
+    maximum: float
+    forget: float
+    delay: float = 0.0
+    last_error: float | None = None
+
+    def record_error(self, now: float) -> float:
+        """An error happened: return the new wait."""
+        if self.last_error is not None and now - self.last_error >= self.forget:
+            self.delay = 0.0
+        self.last_error = now
+        self.delay = self.minimum if not self.delay else min(2 * self.delay, self.maximum)
+        return self.delay
+
+    def current(self, now: float) -> float:
+        """The wait before an automatic restart now (0 once the errors are forgotten)."""
+        if self.last_error is None or now - self.last_error >= self.forget:
+            return 0.0
+        return self.delay
+
+    def reset(self) -> None:
+        """A manual stop forgets past errors (BIRD ``bgp_shutdown``)."""
+        self.delay = 0.0
+        self.last_error = None

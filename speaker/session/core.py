@@ -1,0 +1,344 @@
+"""The session's bookkeeping: derived state, queues, table dispatch, connecting and closing.
+
+Split from :mod:`speaker.session.peer` (public API) and :mod:`speaker.session.handlers`
+(what each table entry does) to keep each module readable.  Everything here is about *one
+place* per concern: the peer's state is derived in one property (as BIRD's
+``bgp_state_dsc``), state changes are reported from one method with the cause recorded by
+whoever changed something, and every connection closes through :meth:`SessionCore._close`,
+which is where the graceful restart classification and the error wait are applied.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+from speaker.events import Event
+from speaker.session.config import SessionConfig, build_open
+from speaker.session.connection import Connection, ErrorWait
+from speaker.session.events import (
+    CloseConnection,
+    ConnectRequest,
+    GracefulRestartEnded,
+    MessageIn,
+    MessageOut,
+    RoutineMessageIn,
+    RoutineMessageOut,
+    SessionDown,
+    StateChange,
+)
+from speaker.session.negotiated import SessionInfo
+from speaker.session.state import (
+    STATE_RANK,
+    TRANSITIONS,
+    DownReason,
+    GracefulRestartOutcome,
+    Input,
+    State,
+    TimerKind,
+    Transition,
+)
+from speaker.session.summary import summarize
+from speaker.wire.context import DEFAULT_CONTEXT, Family
+from speaker.wire.enums import ErrorCode, MessageType
+from speaker.wire.errors import BgpError, LocalProtocolError
+from speaker.wire.messages import Keepalive, Message, Notification
+
+__all__ = ["Cause", "SessionCore"]
+
+_ROUTINE = (MessageType.UPDATE, MessageType.KEEPALIVE)
+_HANDSHAKING = (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED)
+
+
+class Cause(NamedTuple):
+    """Why the next state change happens: shown in its :class:`StateChange` event."""
+
+    text: str
+    rfc: str = ""
+    input: Input | None = None
+    conn_id: int | None = None
+
+
+class SessionCore:
+    """State, plumbing and the connect/close paths shared by handlers and the public API."""
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.peer = str(config.peer_address)
+        self.local_open = build_open(config)
+        """Our OPEN (RFC 4271 4.2), built once from the configuration."""
+        self._keepalive_bytes = Keepalive().encode(DEFAULT_CONTEXT)
+        self._conns: dict[int, Connection] = {}
+        self._events: deque[Event] = deque()
+        self._started = False
+        self._idle_until: float | None = None
+        self._connect_at: float | None = None
+        self._connect_kind = TimerKind.CONNECT_DELAY
+        self._gr_until: float | None = None
+        self._gr_families: tuple[Family, ...] = ()
+        low, high = config.error_wait
+        self._error_wait = ErrorWait(low, high, config.error_forget)
+        self._next_id = 1
+        self._reported = State.IDLE
+        self._cause = Cause("")
+        self.negotiated: SessionInfo | None = None
+        """What the Established session agreed; None when not Established."""
+        self.last_error: str | None = None
+        """BIRD-style last error ("BGP Error: ...", "Received: ...", "Socket: ...")."""
+        self.established_since: float | None = None
+        """``now`` of the transition to Established; None when not Established."""
+
+    @property
+    def state(self) -> State:
+        """The most advanced connection's state, else Idle (stopped, error wait) or Active."""
+        best = max((c.state for c in self._live()), key=STATE_RANK.__getitem__, default=None)
+        if best is not None and STATE_RANK[best] >= STATE_RANK[State.CONNECT]:
+            return best
+        if not self._started or self._idle_until is not None:
+            return State.IDLE
+        return State.ACTIVE
+
+    def next_conn_id(self) -> int:
+        """An id not in use, for the caller to give an incoming connection."""
+        while self._next_id in self._conns:
+            self._next_id += 1
+        self._next_id += 1
+        return self._next_id - 1
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _live(self) -> list[Connection]:
+        return [c for c in self._conns.values() if not c.closing]
+
+    def _established(self) -> Connection | None:
+        for conn in self._live():
+            if conn.state is State.ESTABLISHED:
+                return conn
+        return None
+
+    def _update_state(self) -> None:
+        """Report the peer's state if it changed, with the cause recorded last."""
+        new = self.state
+        if new is not self._reported:
+            c = self._cause
+            self._emit(
+                StateChange(self.peer, self._reported, new, c.text, c.rfc, c.input, c.conn_id)
+            )
+            self._reported = new
+
+    def _queue(self, conn: Connection, msg: Message, *, control: bool) -> None:
+        """Encode a message for a connection: control queue or route queue."""
+        data = self._keepalive_bytes if isinstance(msg, Keepalive) else msg.encode(conn.ctx)
+        (conn.control if control else conn.routes).append(data)
+        cls = RoutineMessageOut if msg.TYPE in _ROUTINE else MessageOut
+        self._emit(cls(self.peer, conn.conn_id, msg.TYPE, len(data), summarize(msg)))
+
+    def _emit_in(self, conn: Connection, mtype: int, length: int, summary: str) -> None:
+        cls = RoutineMessageIn if mtype in _ROUTINE else MessageIn
+        self._emit(cls(self.peer, conn.conn_id, MessageType(mtype), length, summary))
+
+    def _dispatch(self, conn: Connection, inp: Input, now: float, payload: object) -> None:
+        """Look ``(state, input)`` up in the transition table and run its handler.
+
+        The handler returns False when it closed the connection or kept its state; else
+        the connection moves to the entry's next state and its ``after`` hook runs.
+        """
+        t = TRANSITIONS.get((conn.state, inp))
+        if t is None:
+            raise LocalProtocolError(f"{inp} is not valid for a connection in {conn.state}")
+        handler: Callable[[Connection, float, object, Transition], bool]
+        handler = getattr(self, t.handler)
+        if not handler(conn, now, payload, t) or t.next is None or conn.closing:
+            return
+        conn.state = t.next
+        self._update_state()
+        if t.after is not None:
+            after: Callable[[Connection, float], None] = getattr(self, t.after)
+            after(conn, now)
+
+    # ------------------------------------------------------------------ connecting
+
+    def _outgoing(self) -> Connection | None:
+        for conn in self._live():
+            if conn.outgoing:
+                return conn
+        return None
+
+    def _schedule_connect(self, now: float, delay: float, kind: TimerKind) -> None:
+        self._connect_kind = kind
+        if delay <= 0:
+            self._connect(now)
+        else:
+            self._connect_at = now + delay
+
+    def _connect(self, now: float) -> None:
+        """Initiate a connection (RFC 4271 8.2.2 Active: ConnectRetryTimer_Expires).
+
+        Not while passive, waiting out an error, or when a connection is already in
+        OpenConfirm or Established (BIRD ``bgp_decision``).
+        """
+        if (
+            not self._started
+            or self.config.passive
+            or self._idle_until is not None
+            or self._outgoing() is not None
+            or any(c.state in (State.OPENCONFIRM, State.ESTABLISHED) for c in self._live())
+        ):
+            return
+        cid = self.next_conn_id()
+        conn = Connection(cid, True, State.CONNECT, now)
+        conn.connect_deadline = now + self.config.connect_retry
+        self._conns[cid] = conn
+        self._connect_at = None
+        cfg = self.config
+        self._cause = Cause(
+            f"connecting to {self.peer}:{cfg.port} ({self._connect_kind} over)",
+            "RFC 4271 8.2.2 Active",
+            Input.CONNECT_RETRY_TIMER,
+            cid,
+        )
+        self._emit(ConnectRequest(self.peer, cid, cfg.peer_address, cfg.port, cfg.source_address))
+        self._update_state()
+
+    def _abandon(self, conn: Connection, reason: str) -> None:
+        """Give up a connection attempt (no NOTIFICATION: nothing was exchanged)."""
+        conn.close()
+        self._conns.pop(conn.conn_id, None)
+        self._emit(CloseConnection(self.peer, conn.conn_id, reason))
+
+    # ------------------------------------------------------------------ closing
+
+    def _gr_ready(self, conn: Connection) -> bool:
+        """We keep this peer's routes if its connection goes (BIRD ``gr_ready``)."""
+        info = conn.info
+        gr = info.peer_graceful_restart if info is not None else None
+        return info is not None and info.gr_helper and gr is not None and gr.restart_time > 0
+
+    def _send_error(
+        self,
+        conn: Connection,
+        now: float,
+        exc: BgpError,
+        inp: Input,
+        rfc: str,
+        reason: DownReason = DownReason.NOTIFICATION_SENT,
+    ) -> None:
+        """Answer a protocol error with its NOTIFICATION and close (RFC 4271 6)."""
+        note = Notification.from_error(exc)
+        self.last_error = f"BGP Error: {note.describe()}"
+        text = f"{inp}: {exc.reason or 'error'}; NOTIFICATION {note.describe()} sent"
+        self._cause = Cause(text, rfc, inp, conn.conn_id)
+        self._close(
+            conn,
+            now,
+            note,
+            sent=True,
+            error=note.code != ErrorCode.CEASE,
+            graceful=False,
+            reason=reason,
+            cause=text,
+        )
+
+    def _close(
+        self,
+        conn: Connection,
+        now: float,
+        note: Notification | None,
+        *,
+        sent: bool,
+        error: bool,
+        graceful: bool,
+        reason: DownReason,
+        cause: str,
+        announce: bool = True,
+    ) -> None:
+        """Close one connection; if it carried the session, the session goes down.
+
+        ``note`` is the NOTIFICATION sent (``sent``) or received; ``error`` says whether
+        it counts for the error wait (BIRD: any NOTIFICATION but Cease, and hold timer
+        expiry); ``graceful`` is the RFC 4724 classification of a session that ends.
+        """
+        was_established = conn.state is State.ESTABLISHED
+        if note is not None and sent:
+            self._queue(conn, note, control=True)
+        conn.close()
+        if announce:
+            self._emit(CloseConnection(self.peer, conn.conn_id, cause, note if sent else None))
+        if not conn.pending():
+            self._conns.pop(conn.conn_id, None)
+        if error:
+            self._error_wait.record_error(now)
+        self._after_loss(now, error=error, ended=was_established, graceful=graceful)
+        if was_established and conn.info is not None:
+            self._session_down(conn, conn.info, now, reason, graceful, note, sent, cause)
+
+    def _after_loss(self, now: float, *, error: bool, ended: bool, graceful: bool) -> None:
+        """What comes after a connection went: keep handshaking, wait out an error, or dial."""
+        if not self._started or any(c.state in _HANDSHAKING for c in self._live()):
+            self._update_state()
+            return
+        # BIRD restarts the protocol after an error or a non-graceful session end, waiting
+        # its error wait first; a graceful restart or a failed handshake just reconnects.
+        wait = self._error_wait.current(now) if error or (ended and not graceful) else 0.0
+        if wait > 0:
+            self._idle_until = now + wait
+            self._connect_at = None
+            attempt = self._outgoing()
+            if attempt is not None:
+                self._abandon(attempt, "error wait")
+            self._cause = self._cause._replace(text=f"{self._cause.text}; error wait {wait:g} s")
+        elif not self.config.passive and self._outgoing() is None and self._connect_at is None:
+            if ended:  # BIRD restarts the protocol: connect delay again
+                self._schedule_connect(now, self.config.connect_delay, TimerKind.CONNECT_DELAY)
+            else:  # RFC 4271 8.2.2 OpenSent/OpenConfirm: back to Active, ConnectRetryTimer
+                self._schedule_connect(now, self.config.connect_retry, TimerKind.CONNECT_RETRY)
+        self._update_state()
+
+    def _session_down(
+        self,
+        conn: Connection,
+        info: SessionInfo,
+        now: float,
+        reason: DownReason,
+        graceful: bool,
+        note: Notification | None,
+        sent: bool,
+        cause: str,
+    ) -> None:
+        """Report the end of an Established session; start the restart timer if graceful."""
+        gr = info.peer_graceful_restart
+        forwarding = tuple((f, fwd) for f, fwd in gr.families if f in info.families) if gr else ()
+        since = self.established_since
+        if graceful and gr is not None:
+            self._gr_until = now + gr.restart_time
+            self._gr_families = tuple(f for f, _ in forwarding)
+        else:
+            self._gr_until = None
+            self._gr_families = ()
+        self.negotiated = None
+        self.established_since = None
+        self._emit(
+            SessionDown(
+                self.peer,
+                conn.conn_id,
+                reason,
+                graceful,
+                cause,
+                note,
+                sent,
+                gr.restart_time if gr is not None and graceful else 0,
+                forwarding if graceful else (),
+                now - since if since is not None else 0.0,
+            )
+        )
+
+    def _end_graceful_restart(self, outcome: GracefulRestartOutcome, why: str) -> None:
+        """Stop holding stale routes of ``_gr_families``; tell the RIB to flush them."""
+        if self._gr_families:
+            self._emit(GracefulRestartEnded(self.peer, outcome, self._gr_families, why))
+        self._gr_until = None
+        self._gr_families = ()

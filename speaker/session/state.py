@@ -1,0 +1,205 @@
+"""The RFC 4271 section 8 state machine as data: states, inputs and the transition table.
+
+Like h11's ``_state.py`` and h2's ``_transitions``, every transition a connection may take is
+one entry of :data:`TRANSITIONS`: ``(state, input) -> (handler, next state, RFC section)``.
+The session looks the pair up; a *message* that has no entry is an FSM error answered with
+NOTIFICATION 5 and the RFC 6608 subcode of the state (:data:`FSM_ERROR_SUBCODES`).  Any other
+missing pair is a bug in the caller (``LocalProtocolError``).
+
+The table is for one TCP connection (RFC 4271 6.8: during a collision a peer has two).  The
+peer-wide states Idle, Active and Connect are derived in :class:`~speaker.session.PeerSession`
+from its connections and its connect/error-wait timers, as BIRD does (``bgp_state_dsc``).
+"""
+
+from __future__ import annotations
+
+import enum
+from types import MappingProxyType
+from typing import NamedTuple
+
+from speaker.wire.enums import FsmSubcode, MessageType
+
+__all__ = [
+    "FSM_ERROR_SUBCODES",
+    "MESSAGE_INPUTS",
+    "STATE_RANK",
+    "TRANSITIONS",
+    "DownReason",
+    "GracefulRestartOutcome",
+    "Input",
+    "State",
+    "TimerKind",
+    "Transition",
+]
+
+
+class State(enum.Enum):
+    """BGP FSM states (RFC 4271 8.2.2)."""
+
+    IDLE = "Idle"
+    CONNECT = "Connect"
+    ACTIVE = "Active"
+    OPENSENT = "OpenSent"
+    OPENCONFIRM = "OpenConfirm"
+    ESTABLISHED = "Established"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATE_RANK = {
+    State.IDLE: 0,
+    State.ACTIVE: 1,
+    State.CONNECT: 2,
+    State.OPENSENT: 3,
+    State.OPENCONFIRM: 4,
+    State.ESTABLISHED: 5,
+}
+"""How far a connection got; the peer shows its most advanced connection (BIRD)."""
+
+
+class Input(enum.Enum):
+    """FSM inputs, named and numbered as the events of RFC 4271 section 8.1."""
+
+    MANUAL_START = "ManualStart (Event 1)"
+    MANUAL_STOP = "ManualStop (Event 2)"
+    PASSIVE_START = "ManualStart_with_PassiveTcpEstablishment (Event 4)"
+    CONNECT_RETRY_TIMER = "ConnectRetryTimer_Expires (Event 9)"
+    HOLD_TIMER = "HoldTimer_Expires (Event 10)"
+    KEEPALIVE_TIMER = "KeepaliveTimer_Expires (Event 11)"
+    IDLE_HOLD_TIMER = "IdleHoldTimer_Expires (Event 13)"
+    TCP_CR_ACKED = "Tcp_CR_Acked (Event 16)"
+    TCP_CONFIRMED = "TcpConnectionConfirmed (Event 17)"
+    TCP_FAILS = "TcpConnectionFails (Event 18)"
+    BGP_OPEN = "BGPOpen (Event 19)"
+    BGP_HEADER_ERR = "BGPHeaderErr (Event 21)"
+    BGP_OPEN_MSG_ERR = "BGPOpenMsgErr (Event 22)"
+    OPEN_COLLISION_DUMP = "OpenCollisionDump (Event 23)"
+    NOTIF_MSG = "NotifMsg (Event 25)"
+    KEEPALIVE_MSG = "KeepAliveMsg (Event 26)"
+    UPDATE_MSG = "UpdateMsg (Event 27)"
+    UPDATE_MSG_ERR = "UpdateMsgErr (Event 28)"
+    ROUTE_REFRESH_MSG = "RouteRefreshMsg (RFC 2918)"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+MESSAGE_INPUTS: dict[int, Input] = {
+    MessageType.OPEN: Input.BGP_OPEN,
+    MessageType.UPDATE: Input.UPDATE_MSG,
+    MessageType.NOTIFICATION: Input.NOTIF_MSG,
+    MessageType.KEEPALIVE: Input.KEEPALIVE_MSG,
+    MessageType.ROUTE_REFRESH: Input.ROUTE_REFRESH_MSG,
+}
+"""The input a received message of each type is (RFC 4271 8.1.5)."""
+
+FSM_ERROR_SUBCODES = {
+    State.OPENSENT: FsmSubcode.UNEXPECTED_IN_OPENSENT,
+    State.OPENCONFIRM: FsmSubcode.UNEXPECTED_IN_OPENCONFIRM,
+    State.ESTABLISHED: FsmSubcode.UNEXPECTED_IN_ESTABLISHED,
+}
+"""RFC 6608 section 4: the subcode of an unexpected message, per state."""
+
+
+class Transition(NamedTuple):
+    """One table entry: call ``handler``; if it returns True go to ``next`` and call ``after``."""
+
+    handler: str
+    next: State | None
+    rfc: str
+    after: str | None = None
+
+
+_S = State
+_I = Input
+_8 = "RFC 4271 8.2.2"
+
+TRANSITIONS = MappingProxyType(
+    {
+        # Connect: our TCP connection attempt is in progress.
+        (_S.CONNECT, _I.TCP_CR_ACKED): Transition("_on_connected", _S.OPENSENT, _8 + " Connect"),
+        (_S.CONNECT, _I.TCP_FAILS): Transition("_on_connect_failed", None, _8 + " Connect"),
+        (_S.CONNECT, _I.CONNECT_RETRY_TIMER): Transition(
+            "_on_connect_timeout", None, _8 + " Connect"
+        ),
+        (_S.CONNECT, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " Connect"),
+        # Active: a connection from the peer was accepted; we answer with our OPEN.
+        (_S.ACTIVE, _I.TCP_CONFIRMED): Transition("_on_connected", _S.OPENSENT, _8 + " Active"),
+        # OpenSent: our OPEN is out, theirs is awaited.
+        (_S.OPENSENT, _I.BGP_OPEN): Transition("_on_open", _S.OPENCONFIRM, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
+        (_S.OPENSENT, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " OpenSent"),
+        # OpenConfirm: OPENs exchanged, our KEEPALIVE sent, theirs awaited.
+        (_S.OPENCONFIRM, _I.KEEPALIVE_MSG): Transition(
+            "_on_first_keepalive", _S.ESTABLISHED, _8 + " OpenConfirm", after="_session_up"
+        ),
+        (_S.OPENCONFIRM, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " OpenConfirm"),
+        (_S.OPENCONFIRM, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
+        (_S.OPENCONFIRM, _I.KEEPALIVE_TIMER): Transition(
+            "_on_keepalive_timer", _S.OPENCONFIRM, _8 + " OpenConfirm"
+        ),
+        (_S.OPENCONFIRM, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " OpenConfirm"),
+        (_S.OPENCONFIRM, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " OpenConfirm"),
+        # Established: routes flow.
+        (_S.ESTABLISHED, _I.KEEPALIVE_MSG): Transition(
+            "_on_keepalive", _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.UPDATE_MSG): Transition(
+            "_on_update", _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.ROUTE_REFRESH_MSG): Transition(
+            "_on_route_refresh", _S.ESTABLISHED, "RFC 2918 4, RFC 7313 4"
+        ),
+        (_S.ESTABLISHED, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " Established"),
+        (_S.ESTABLISHED, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
+        (_S.ESTABLISHED, _I.KEEPALIVE_TIMER): Transition(
+            "_on_keepalive_timer", _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " Established"),
+        (_S.ESTABLISHED, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " Established"),
+    }
+)
+"""``(connection state, input) -> Transition``; see the module docstring."""
+
+
+class TimerKind(enum.Enum):
+    """The deadlines a session keeps (RFC 4271 10, BIRD's timers, RFC 4724 restart timer)."""
+
+    CONNECT_DELAY = "connect delay"  # BIRD: start -> first connect attempt
+    CONNECT_RETRY = "ConnectRetryTimer"  # RFC 4271: retry after failure / connect timeout
+    HOLD = "HoldTimer"
+    KEEPALIVE = "KeepaliveTimer"
+    ERROR_WAIT = "error wait (IdleHoldTimer)"  # BIRD error wait, RFC 4271 8.1.1 IdleHoldTime
+    RESTART = "graceful restart timer"  # the peer's Restart Time (RFC 4724 4.2)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DownReason(enum.Enum):
+    """Why an Established session ended (GoBGP-style reason codes)."""
+
+    ADMIN_STOP = "administrative stop"
+    LOCAL_GRACEFUL_SHUTDOWN = "local graceful shutdown"
+    NOTIFICATION_RECEIVED = "NOTIFICATION received"
+    NOTIFICATION_SENT = "NOTIFICATION sent"
+    HOLD_TIMER_EXPIRED = "hold timer expired"
+    CONNECTION_LOST = "connection lost"
+    PEER_RESTARTED = "new connection from the peer"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class GracefulRestartOutcome(enum.Enum):
+    """How keeping a restarting peer's stale routes ended before its End-of-RIB."""
+
+    EXPIRED = "restart timer expired"  # RFC 4724 4.2: peer not back within Restart Time
+    ABORTED = "forwarding state not preserved"  # RFC 4724 4.2: F bit clear / family missing
+    STOPPED = "session stopped"  # we stopped the peer while holding its stale routes
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,61 @@
+"""Readers of the event stream: the log, ``--json`` output, counters.
+
+Each sink is a callable subscribed to :class:`speaker.events.EventBus`; none of them reaches
+into the core.  The log writes ``describe()`` lines at the event's level; the JSON sink writes
+one object per line (NDJSON) with a small envelope (time, counter); the counter sink keeps
+per-kind totals for ``show status`` and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from speaker.events import Event
+
+log = logging.getLogger("speaker")
+
+
+class LogSink:
+    """Log each event's human line at its level, under the ``speaker.<kind>`` logger."""
+
+    def __call__(self, event: Event) -> None:
+        logger = logging.getLogger(f"speaker.{event.KIND}")
+        if logger.isEnabledFor(event.LEVEL):
+            logger.log(event.LEVEL, event.describe())
+
+
+class JsonSink:
+    """Write every event as one JSON object per line, with time and a running counter."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._counter = 0
+
+    def __call__(self, event: Event) -> None:
+        self._counter += 1
+        record: dict[str, Any] = {"time": round(time.time(), 6), "counter": self._counter}
+        record.update(event.to_dict())
+        self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+
+class CounterSink:
+    """Count events by kind (for ``show status`` and metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, event: Event) -> None:
+        self.counts[event.KIND] += 1
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Configure stderr logging with a timestamp and the logger name (called by the CLI only)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
