@@ -1,0 +1,493 @@
+"""KernelBridge: BIRD's ``protocol kernel`` for the daemon, on asyncio.
+
+The bridge is thin: the :class:`~speaker.kernel.reconcile.Reconciler` decides, this class does
+the I/O and keeps the timers:
+
+* start-up: bind the monitor first (nothing is missed between dump and subscription), dump the
+  table, adopt our routes, learn aliens; delete nothing;
+* a flush task turns dirty prefixes into batched writes (coalesced: ``want`` only records the
+  latest state; the write happens when the task gets to it);
+* a scan task re-dumps every ``scan_time`` seconds (or at once after an overrun or a surprise)
+  and lets the reconciler restore what was changed behind our back;
+* the monitor socket is drained by a loop reader *and* right before every batch and scan, so
+  echoes of our own writes are consumed while the view already holds what we wrote;
+* ``converged()`` (or ``convergence_wait``) enables sweeping of unwanted routes of ours.
+
+All I/O to the kernel is serialised by one lock: a dump never races our own writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+
+from speaker.kernel.codec import (
+    RTM_DELROUTE,
+    RTM_NEWROUTE,
+    FibRoute,
+    RouteParser,
+    peek_key,
+)
+from speaker.kernel.model import (
+    IPAddress,
+    IPNetwork,
+    KernelConfig,
+    KernelEvent,
+    KernelEventKind,
+    KernelRoute,
+    KernelSnapshot,
+    LearnedRoute,
+)
+from speaker.kernel.netlink import (
+    CHANGE_RCVBUF,
+    CHANGE_SNDBUF,
+    CHUNK_MESSAGES,
+    MONITOR_RCVBUF,
+    RTMGRP_IPV4_ROUTE,
+    RTMGRP_IPV6_ROUTE,
+    DumpInterrupted,
+    KernelError,
+    NetlinkChannel,
+    RouteWriter,
+    dump_routes,
+)
+from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult, Reconciler
+
+log = logging.getLogger(__name__)
+
+LearnedCallback = Callable[[LearnedRoute], None]
+UnlearnedCallback = Callable[[IPNetwork], None]
+EventCallback = Callable[[KernelEvent], None]
+
+_NL_HEAD = struct.Struct("=IH")
+_DUMP_RETRIES = 5
+_MONITOR_BURST = 4096  # datagrams handled per loop wake-up before yielding
+
+
+class KernelBridge:
+    """Programs the RIB's routes into one kernel table, BIRD ``protocol kernel`` style."""
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        on_learned: LearnedCallback,
+        on_unlearned: UnlearnedCallback,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        if not isinstance(config, KernelConfig):
+            raise TypeError(f"KernelBridge needs a KernelConfig, got {config!r}")
+        self.config = config
+        self._on_learned = on_learned
+        self._on_unlearned = on_unlearned
+        self._on_event = on_event
+        self._ifnames: dict[int, str] = {}
+        self._rec = Reconciler(config, self._ifnames)
+        self._parser = RouteParser(self._rec.interner)
+        self._change: NetlinkChannel | None = None
+        self._monitor: NetlinkChannel | None = None
+        self._links: Any = None  # pyroute2 AsyncIPRoute, for interface names
+        self._writer: RouteWriter | None = None
+        self._io = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._scan_now = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._converge_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state = "new"
+        self._resync_reason = ""
+        # Keys written by the batch in progress or just finished: their notifications are
+        # our echoes (one per write) and are dropped unparsed; the view already holds what
+        # the ACK confirmed, and the next scan is authoritative anyway (BIRD ignores async
+        # notifications for its own routes altogether).  Cleared once the monitor is empty.
+        self._echoes: set[int] = set()
+        self._reading = False  # monitor reader registered with the loop
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the sockets, dump the table, adopt our routes, learn aliens; delete nothing."""
+        if self._state != "new":
+            raise RuntimeError(f"KernelBridge.start() called in state {self._state}")
+        self._state = "starting"
+        self._loop = asyncio.get_running_loop()
+        netns = self.config.netns
+        try:
+            self._monitor = NetlinkChannel.open(
+                netns,
+                groups=RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+                rcvbuf=MONITOR_RCVBUF,
+                sndbuf=1 << 16,
+            )
+            self._change = NetlinkChannel.open(
+                netns, groups=0, rcvbuf=CHANGE_RCVBUF, sndbuf=CHANGE_SNDBUF
+            )
+            self._writer = RouteWriter(self._change)
+            self._links = AsyncIPRoute(netns=netns, flags=0) if netns else AsyncIPRoute()
+            await self._refresh_links()
+            async with self._io:
+                # subscribed before the dump: changes made meanwhile wait in the monitor
+                # socket and are applied after the dump, in order
+                routes = await self._dump_all()
+                self._rec.load(routes, time.monotonic(), initial=True)
+                self._drain_monitor()
+            self._monitor_reading(True)
+        except BaseException:
+            self._close_sockets()
+            self._state = "stopped"
+            raise
+        self._dispatch()
+        self._state = "running"
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name="kernel-flush"),
+            asyncio.create_task(self._scan_loop(), name="kernel-scan"),
+        ]
+        self._converge_timer = self._loop.call_later(
+            self.config.convergence_wait, self._converge_timeout
+        )
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop; with ``persist`` our routes stay in the kernel, without it they are removed."""
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return
+        self._state = "stopping"
+        if self._converge_timer is not None:
+            self._converge_timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        try:
+            if not self.config.persist:
+                await self._flush_all_ours()
+        finally:
+            self._close_sockets()
+            self._state = "stopped"
+            self._dispatch()
+
+    async def _flush_all_ours(self) -> None:
+        """persist off: delete every route of ours in the table (re-dumped first)."""
+        async with self._io:
+            self._drain_monitor()
+            try:
+                routes = await self._dump_all()
+                self._rec.load(routes, time.monotonic())
+            except KernelError as exc:
+                log.warning("kernel: final dump failed (%s); deleting what we know", exc)
+            victims = self._rec.all_ours()
+            ops = [
+                Op(OpKind.DELETE, r, KernelEventKind.DELETED, "shutdown without persist")
+                for r in victims
+            ]
+            if ops and self._writer is not None:
+                self._rec.apply(await self._writer.execute(ops), time.monotonic())
+
+    def _monitor_reading(self, on: bool) -> None:
+        """(Un)register the monitor reader with the loop."""
+        if self._loop is None or self._monitor is None or self._monitor.closed:
+            return
+        if on and not self._reading:
+            self._loop.add_reader(self._monitor.fileno(), self._on_monitor_readable)
+        elif not on and self._reading:
+            self._loop.remove_reader(self._monitor.fileno())
+        self._reading = on
+
+    def _close_sockets(self) -> None:
+        with contextlib.suppress(Exception):
+            self._monitor_reading(False)
+        for channel in (self._monitor, self._change):
+            if channel is not None:
+                channel.close()
+        if self._links is not None:
+            with contextlib.suppress(Exception):
+                self._links.close()
+            self._links = None
+
+    # -- the RIB side ----------------------------------------------------------------------
+
+    def want(self, route: KernelRoute) -> None:
+        """Desired state for a prefix (replaces the previous one; coalesced, latest wins)."""
+        self._rec.want(route)
+        self._wake.set()
+
+    def unwant(self, prefix: IPNetwork) -> None:
+        """No route wanted for ``prefix`` (deleted once converged)."""
+        self._rec.unwant(prefix)
+        self._wake.set()
+
+    def converged(self) -> None:
+        """The RIB has converged (End-of-RIB from all peers, or the wait elapsed): routes of
+        ours that are not wanted are deleted from now on."""
+        self._converge("converged() called by the daemon")
+
+    def _converge_timeout(self) -> None:
+        self._converge(f"convergence_wait {self.config.convergence_wait:g}s elapsed")
+
+    def _converge(self, reason: str) -> None:
+        if self._converge_timer is not None:
+            self._converge_timer.cancel()
+            self._converge_timer = None
+        self._rec.converge(reason)
+        self._dispatch()
+        self._wake.set()
+
+    def snapshot(self) -> KernelSnapshot:
+        """Wanted vs installed per prefix with state, for ``speaker show kernel``."""
+        return self._rec.snapshot()
+
+    def interface_for(self, gateway: IPAddress) -> str | None:
+        """The interface a BGP next hop leaves by (BIRD's ``via X on IFACE``), if resolvable."""
+        hop = self._rec.resolve_gateway(gateway)
+        if isinstance(hop, str):
+            return None
+        return self._ifnames.get(hop.oif)
+
+    def installed(self, prefix: IPNetwork) -> bool:
+        """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
+        return self._rec.installed(prefix)
+
+    def stats(self) -> dict[str, int]:
+        """Counters (writes, errors, scans, events by kind) and table sizes; cheap."""
+        return self._rec.stats()
+
+    def learned(self) -> dict[IPNetwork, LearnedRoute]:
+        """Alien routes currently learned."""
+        return self._rec.learned()
+
+    async def settled(self, timeout: float | None = None) -> None:
+        """Wait until nothing is queued or in flight (tests, benchmarks, CLI ``--wait``)."""
+
+        async def wait() -> None:
+            while True:
+                self._idle.clear()
+                if self._rec.pending() == 0 and not self._rec.needs_scan:
+                    return
+                await self._idle.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def scan_now(self) -> None:
+        """Run one full scan immediately (tests and ``speaker kernel rescan``)."""
+        await self._scan()
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while self._rec.has_work():
+                    async with self._io:
+                        self._drain_monitor()
+                        ops = self._rec.plan(CHUNK_MESSAGES * 4)
+                        if ops:
+                            self._echoes = {op.route.key for op in ops}
+                            results = await self._execute(ops)
+                            self._rec.apply(results, time.monotonic())
+                    self._dispatch()
+                    if self._rec.needs_scan:
+                        self._scan_now.set()
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("kernel: flush failed; retrying at the next scan")
+                self._scan_now.set()
+            self._idle.set()
+
+    async def _execute(self, ops: list[Op]) -> list[OpResult]:
+        """Run a batch; whatever goes wrong, every op gets a result (none stays in flight)."""
+        assert self._writer is not None
+        try:
+            return await self._writer.execute(ops)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("kernel: batch failed")
+            return [OpResult(op, UNKNOWN_OUTCOME, f"batch failed: {exc}") for op in ops]
+
+    async def _scan_loop(self) -> None:
+        """Every scan_time: a full re-dump.  A periodic scan that falls in the middle of a
+        bulk install (more than one batch still queued) waits for the backlog to drain, at
+        most one more scan_time: re-reading the table while we are still writing it only
+        delays the writes.  Forced scans (overrun, surprising answers) never wait."""
+        while True:
+            forced = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scan_now.wait(), self.config.scan_time)
+                forced = True
+            if not forced and self._rec.pending() > CHUNK_MESSAGES * 4:
+                await self._backlog_drained(self.config.scan_time)
+            self._scan_now.clear()
+            try:
+                await self._scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("kernel: scan failed; retrying")
+
+    async def _backlog_drained(self, timeout: float) -> None:
+        """Wait until no write is queued, a forced scan is asked for, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self._rec.pending() and not self._scan_now.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), remaining)
+
+    async def _scan(self) -> None:
+        async with self._io:
+            self._drain_monitor()
+            if self._resync_reason:
+                self._rec.note_resync(self._resync_reason)
+                self._resync_reason = ""
+                await self._refresh_links()
+            routes = await self._dump_all()
+            self._rec.load(routes, time.monotonic())
+            if self._rec.unknown_ifindex:
+                self._rec.unknown_ifindex = False
+                await self._refresh_links()
+                self._rec.relearn()
+        self._dispatch()
+        if self._rec.has_work():
+            self._wake.set()
+        else:
+            self._idle.set()
+
+    async def _dump_all(self) -> list[FibRoute]:
+        """Both families of our table.  The monitor reader is paused meanwhile: an event
+        applied before an older dump result would be overwritten by it.  Callers fold the
+        result in (``load``) before awaiting anything, then the queued events follow."""
+        reading = self._reading
+        self._monitor_reading(False)
+        try:
+            return await self._dump_both()
+        finally:
+            if reading:
+                self._monitor_reading(True)
+
+    async def _dump_both(self) -> list[FibRoute]:
+        assert self._change is not None
+        for attempt in range(_DUMP_RETRIES):
+            try:
+                routes = await dump_routes(
+                    self._change, self._parser, socket.AF_INET, self.config.table
+                )
+                routes += await dump_routes(
+                    self._change, self._parser, socket.AF_INET6, self.config.table
+                )
+                return routes
+            except DumpInterrupted as exc:
+                log.info("kernel: dump interrupted (%s), attempt %d", exc, attempt + 1)
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise KernelError(f"route dump inconsistent {_DUMP_RETRIES} times in a row")
+
+    async def _refresh_links(self) -> None:
+        """ifindex -> name, for learned routes (pyroute2's asyncio API: few, small)."""
+        if self._links is None:
+            return
+        names: dict[int, str] = {}
+        try:
+            async for link in await self._links.link("dump"):
+                name = link.get("ifname")
+                if name:
+                    names[int(link["index"])] = str(name)
+        except Exception as exc:  # names are cosmetic; never fail the bridge for them
+            log.warning("kernel: interface dump failed: %s", exc)
+            return
+        self._ifnames.clear()
+        self._ifnames.update(names)
+
+    # -- monitor ---------------------------------------------------------------------------
+
+    def _on_monitor_readable(self) -> None:
+        self._drain_monitor(_MONITOR_BURST)
+        self._dispatch()
+        if self._rec.has_work():
+            self._wake.set()
+
+    def _drain_monitor(self, limit: int | None = None) -> None:
+        """Fold queued route notifications into the view (all of them, or ``limit``)."""
+        monitor = self._monitor
+        if monitor is None or monitor.closed:
+            return
+        now = time.monotonic()
+        parse = self._parser.parse
+        observe = self._rec.observe
+        echoes = self._echoes
+        ours = self.config.protocol
+        count = 0
+        while limit is None or count < limit:
+            try:
+                data = monitor.recv_nowait()
+            except OSError as exc:
+                self._resync_reason = (
+                    "netlink monitor overrun (ENOBUFS): full re-dump"
+                    if exc.errno == errno.ENOBUFS
+                    else f"netlink monitor error ({exc}): full re-dump"
+                )
+                self._scan_now.set()
+                if exc.errno != errno.ENOBUFS:
+                    return
+                continue
+            if data is None:
+                if limit is None:
+                    echoes.clear()
+                return
+            count += 1
+            off = 0
+            size = len(data)
+            while off + 16 <= size:  # inlined message walk: 100k echoes per bulk install
+                length, mtype = _NL_HEAD.unpack_from(data, off)
+                if length < 16 or off + length > size:
+                    break
+                if mtype in (RTM_NEWROUTE, RTM_DELROUTE):
+                    begin = off + 16
+                    end = off + length
+                    key = None
+                    if echoes and end > begin + 5 and data[begin + 5] == ours:
+                        key = peek_key(data, begin, end)
+                    if key is not None and key in echoes:
+                        echoes.discard(key)
+                    else:
+                        route = parse(data, begin, end)
+                        if route is not None:
+                            observe(route, mtype == RTM_DELROUTE, now)
+                off += (length + 3) & ~3
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Deliver outboxed events and learned-route changes; a failing callback is logged,
+        never allowed to break the bridge."""
+        for change in self._rec.take_learn_changes():
+            try:
+                if isinstance(change, LearnedRoute):
+                    self._on_learned(change)
+                else:
+                    self._on_unlearned(change)
+            except Exception:
+                log.exception("kernel: learned-route callback failed")
+        events = self._rec.take_events()
+        if self._on_event is not None:
+            for event in events:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    log.exception("kernel: event callback failed")

@@ -1,0 +1,557 @@
+"""rtnetlink route messages packed and parsed with ``struct``: the hot path.
+
+Why not pyroute2's message classes here: measured on this machine, pyroute2 parses a
+100,000-route dump in ~3.3 s and writes ~3,500 routes/s one ``route()`` call at a time, while
+the same dump walked with ``struct`` takes ~0.15 s and batched packed writes reach >100k/s.
+A 2-second scan of a 100k-route table is only possible this way.  pyroute2 remains the
+reference: the unit tests check these bytes against pyroute2's own ``rtmsg`` encoding and our
+parse against its decoding of the same messages; pyroute2 also opens the sockets (netns).
+
+Only what the bridge writes is understood in detail (destination, gateway, device, multipath,
+table, metric); any other attribute of a route is kept as opaque ``extras`` so that a route of
+ours altered by hand (say ``mtu 1400`` added) compares as different and gets restored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from speaker.kernel.model import IPAddress, IPNetwork, RouteType
+
+# <linux/netlink.h>
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLMSG_OVERRUN = 4
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_ROOT = 0x100
+NLM_F_MATCH = 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_CAPPED = 0x100  # in NLMSG_ERROR: the request payload was not echoed
+NLM_F_ACK_TLVS = 0x200  # in NLMSG_ERROR: extended ack attributes follow
+NLMSGERR_ATTR_MSG = 1
+
+FLAGS_ADD = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+FLAGS_REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+FLAGS_DELETE = NLM_F_REQUEST | NLM_F_ACK
+
+# <linux/rtnetlink.h>
+RTM_NEWLINK = 16
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+RTM_GETROUTE = 26
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_NOWHERE = 255
+RT_TABLE_COMPAT = 252
+RTA_DST = 1
+RTA_SRC = 2
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
+RTA_CACHEINFO = 12
+RTA_TABLE = 15
+RTA_PREF = 20
+RTNH_F_PERVASIVE = 2
+RTNH_F_ONLINK = 4
+#: nexthop flags that are configuration (kept); the others (dead, linkdown, offload...)
+#: are status the kernel sets by itself and must not make a route look "altered".
+RTNH_CONFIG_FLAGS = RTNH_F_ONLINK | RTNH_F_PERVASIVE
+#: attributes that carry no configuration of the route: volatile counters, RFC 4191 pref.
+_IGNORED_ATTRS = frozenset({RTA_CACHEINFO, RTA_PREF})
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
+_NLA = struct.Struct("=HH")
+_U32_NLA = struct.Struct("=HHI")
+_RTNH = struct.Struct("=HBBi")  # len, flags, hops, ifindex
+_ERR = struct.Struct("=i")
+_U32 = struct.Struct("=I")
+_HDR_LEN = 16
+_RTMSG_LEN = 12
+
+_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+_NEXTHOP_TYPES = frozenset({RouteType.UNICAST, RouteType.LOCAL, RouteType.ANYCAST})
+_ADDR_LEN: dict[int, int] = {socket.AF_INET: 4, socket.AF_INET6: 16}
+
+
+_V6_FLAG = 1 << 140  # keeps IPv6 keys apart from IPv4 ones
+
+
+def net_key(prefix: IPNetwork) -> int:
+    """An int standing for a prefix: ``ipaddress`` networks recompute their hash on every
+    dict lookup (~1 us each), which dominated a 100k-route scan; ints hash for free."""
+    key = int(prefix.network_address) << 8 | prefix.prefixlen
+    return key | _V6_FLAG if prefix.version == 6 else key
+
+
+def addr_key(addr: IPAddress) -> int:
+    """An int standing for an address (same reason as :func:`net_key`)."""
+    return int(addr) | _V6_FLAG if addr.version == 6 else int(addr)
+
+
+class Interner:
+    """One canonical object per prefix and per address.
+
+    Routes parsed from every scan and routes we compute then share their ``prefix`` and
+    ``gateway`` objects, so comparing two FibRoutes is mostly identity checks.  Bounded: when
+    it grows too large it is simply cleared (identity is an optimisation, not a semantic)."""
+
+    LIMIT = 1 << 21
+
+    def __init__(self) -> None:
+        self._nets: dict[int, IPNetwork] = {}
+        self._addrs: dict[int, IPAddress] = {}
+
+    def net(self, prefix: IPNetwork) -> tuple[int, IPNetwork]:
+        """(key, canonical object) for a prefix."""
+        key = net_key(prefix)
+        canon = self._nets.get(key)
+        if canon is None:
+            if len(self._nets) > self.LIMIT:
+                self._nets.clear()
+            canon = self._nets[key] = prefix
+        return key, canon
+
+    def net_for(self, key: int, prefix: IPNetwork) -> IPNetwork:
+        """The canonical object for ``prefix`` whose key is already known."""
+        canon = self._nets.get(key)
+        if canon is None:
+            if len(self._nets) > self.LIMIT:
+                self._nets.clear()
+            canon = self._nets[key] = prefix
+        return canon
+
+    def net_raw(self, family: int, raw: bytes, plen: int) -> tuple[int, IPNetwork] | None:
+        """(key, canonical object) from an RTA_DST payload; None if malformed."""
+        key = int.from_bytes(raw, "big") << 8 | plen
+        if family == socket.AF_INET6:
+            key |= _V6_FLAG
+        canon = self._nets.get(key)
+        if canon is not None:
+            return key, canon
+        try:
+            if family == socket.AF_INET:
+                prefix: IPNetwork = ipaddress.IPv4Network((raw, plen), strict=False)
+            else:
+                prefix = ipaddress.IPv6Network((raw, plen), strict=False)
+        except ValueError:
+            return None
+        return self.net(prefix)
+
+    def addr(self, addr: IPAddress) -> IPAddress:
+        """The canonical object for an address."""
+        key = addr_key(addr)
+        canon = self._addrs.get(key)
+        if canon is None:
+            if len(self._addrs) > self.LIMIT:
+                self._addrs.clear()
+            canon = self._addrs[key] = addr
+        return canon
+
+    def addr_raw(self, raw: bytes) -> IPAddress:
+        """The canonical address object for 4 or 16 raw bytes."""
+        key = int.from_bytes(raw, "big")
+        if len(raw) == 16:
+            key |= _V6_FLAG
+        canon = self._addrs.get(key)
+        if canon is None:
+            canon = self.addr(ipaddress.ip_address(raw))
+        return canon
+
+
+class NextHop(NamedTuple):
+    """One resolved next hop as the kernel holds it (gateway None = device route)."""
+
+    gateway: IPAddress | None
+    oif: int
+    weight: int = 1
+    flags: int = 0  # RTNH_CONFIG_FLAGS only
+
+
+class FibRoute(NamedTuple):
+    """One kernel route, normalised so that what we write compares equal to what a later dump
+    of it returns.  A NamedTuple, not a dataclass: a scan builds 100k of these every 2 s.
+    ``key`` is :func:`net_key` of ``prefix``."""
+
+    key: int
+    prefix: IPNetwork
+    table: int
+    proto: int
+    type: RouteType
+    tos: int = 0
+    priority: int = 0
+    nexthops: tuple[NextHop, ...] = ()
+    extras: bytes = b""  # attributes we do not model, raw; b"" for every route we write
+
+    @property
+    def is_primary(self) -> bool:
+        """At the (tos 0, default metric) key, the only key the bridge writes."""
+        return self.tos == 0 and self.priority == (1024 if self.key & _V6_FLAG else 0)
+
+    def describe(self) -> str:
+        """Short human text, ``ip route`` style."""
+        if self.type != RouteType.UNICAST:
+            head = f"{self.type.name.lower()} {self.prefix}"
+        else:
+            head = str(self.prefix)
+        hops = " ".join(
+            (f"via {nh.gateway} " if nh.gateway is not None else "") + f"ifindex {nh.oif}"
+            for nh in self.nexthops
+        )
+        return f"{head} {hops} proto {self.proto} metric {self.priority}".replace("  ", " ")
+
+
+class ParsedMessage(NamedTuple):
+    """Header of one netlink message inside a received datagram."""
+
+    type: int
+    flags: int
+    seq: int
+    offset: int  # of the payload (after the 16-byte header)
+    end: int
+
+
+def iter_messages(data: bytes) -> Iterator[ParsedMessage]:
+    """Walk the netlink messages of one datagram (truncated tails are dropped)."""
+    off = 0
+    size = len(data)
+    unpack = _NLMSGHDR.unpack_from
+    while off + _HDR_LEN <= size:
+        length, mtype, flags, seq, _pid = unpack(data, off)
+        if length < _HDR_LEN or off + length > size:
+            return
+        yield ParsedMessage(mtype, flags, seq, off + _HDR_LEN, off + length)
+        off += (length + 3) & ~3
+
+
+def parse_error(data: bytes, msg: ParsedMessage) -> tuple[int, str]:
+    """An NLMSG_ERROR message as (errno, extended-ack text or ""); errno 0 is an ACK."""
+    (err,) = _ERR.unpack_from(data, msg.offset)
+    code = -err
+    text = ""
+    if code and msg.flags & NLM_F_ACK_TLVS:
+        # nlmsgerr = error + the request header (+ its payload unless capped), then TLVs.
+        off = msg.offset + 4
+        if off + _HDR_LEN <= msg.end:
+            (orig_len,) = struct.unpack_from("=I", data, off)
+            off += _HDR_LEN if msg.flags & NLM_F_CAPPED else orig_len
+            off = (off + 3) & ~3
+        while off + 4 <= msg.end:
+            alen, atype = _NLA.unpack_from(data, off)
+            if alen < 4:
+                break
+            if atype & 0x3FFF == NLMSGERR_ATTR_MSG:
+                text = data[off + 4 : off + alen].split(b"\0", 1)[0].decode("utf-8", "replace")
+            off += (alen + 3) & ~3
+    return code, text
+
+
+_ROUTE_TYPES: dict[int, RouteType] = {int(t): t for t in RouteType}
+
+
+class RouteParser:
+    """Parses RTM_NEWROUTE/RTM_DELROUTE payloads into :class:`FibRoute`, interning prefixes
+    and addresses (the same 100k prefixes come back every scan)."""
+
+    CACHE_LIMIT = 1 << 20
+
+    def __init__(self, interner: Interner | None = None) -> None:
+        self.interner = interner if interner is not None else Interner()
+        # payload bytes -> route: a scan returns the same bytes for an unchanged route, and
+        # handing back the very same object makes the reconciler's comparison an identity
+        # check.  (IPv6 payloads carry volatile RTA_CACHEINFO and simply miss.)
+        self._seen: dict[bytes, FibRoute | None] = {}
+
+    def parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:
+        """One route message payload; None for families/shapes we do not handle."""
+        raw = data[offset:end]
+        route = self._seen.get(raw, False)
+        if route is False:
+            route = self._parse(raw, 0, len(raw))
+            if len(self._seen) > self.CACHE_LIMIT:
+                self._seen.clear()
+            self._seen[raw] = route
+        return route  # type: ignore[return-value]
+
+    def parse_datagram(self, data: bytes, seq: int, out: list[FibRoute]) -> tuple[bool, int]:
+        """The route messages of one dump datagram with sequence ``seq``, appended to ``out``.
+
+        Returns (done, flags seen OR-ed, with the errno of an NLMSG_ERROR in the high bits:
+        ``flags | errno << 16``).  Inlined message walk: this is the scan's inner loop."""
+        off = 0
+        size = len(data)
+        unpack = _NLMSGHDR.unpack_from
+        seen = self._seen
+        flags_seen = 0
+        while off + _HDR_LEN <= size:
+            length, mtype, flags, mseq, _pid = unpack(data, off)
+            if length < _HDR_LEN or off + length > size:
+                break
+            if mseq == seq:
+                flags_seen |= flags
+                if mtype == RTM_NEWROUTE:
+                    raw = data[off + _HDR_LEN : off + length]
+                    route = seen.get(raw, False)
+                    if route is False:
+                        route = self._parse(raw, 0, len(raw))
+                        if len(seen) > self.CACHE_LIMIT:
+                            seen.clear()
+                        seen[raw] = route
+                    if route is not None:
+                        out.append(route)  # type: ignore[arg-type]
+                elif mtype == NLMSG_DONE:
+                    return True, flags_seen
+                elif mtype == NLMSG_ERROR:
+                    (err,) = _ERR.unpack_from(data, off + _HDR_LEN)
+                    if err:
+                        return True, flags_seen | (-err) << 16
+            off += (length + 3) & ~3
+        return False, flags_seen
+
+    def _parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:
+        if offset + _RTMSG_LEN > end:
+            return None
+        family, dst_len, src_len, tos, table, proto, _scope, rtype, rflags = _RTMSG.unpack_from(
+            data, offset
+        )
+        alen = _ADDR_LEN.get(family)
+        if alen is None:
+            return None
+        dst = b"\0" * alen
+        gateway: bytes | None = None
+        oif = 0
+        priority = 0
+        multipath: list[NextHop] | None = None
+        extras: list[bytes] = []
+        if src_len:
+            extras.append(struct.pack("=HB", 0xFFFF, src_len))
+        off = offset + _RTMSG_LEN
+        unpack_nla = _NLA.unpack_from
+        while off + 4 <= end:
+            nla_len, nla_type = unpack_nla(data, off)
+            if nla_len < 4 or off + nla_len > end:
+                break
+            nla_type &= 0x3FFF
+            if nla_type == RTA_DST:
+                dst = data[off + 4 : off + nla_len]
+            elif nla_type == RTA_GATEWAY:
+                gateway = data[off + 4 : off + nla_len]
+            elif nla_type == RTA_OIF:
+                (oif,) = _U32.unpack_from(data, off + 4)
+            elif nla_type == RTA_TABLE:
+                (table,) = _U32.unpack_from(data, off + 4)
+            elif nla_type == RTA_PRIORITY:
+                (priority,) = _U32.unpack_from(data, off + 4)
+            elif nla_type == RTA_MULTIPATH:
+                multipath = self._multipath(data, off + 4, off + nla_len, alen, extras)
+            elif nla_type not in _IGNORED_ATTRS:
+                extras.append(data[off : off + nla_len])
+            off += (nla_len + 3) & ~3
+        route_type = _ROUTE_TYPES.get(rtype)
+        if len(dst) != alen or route_type is None:
+            return None
+        keyed = self.interner.net_raw(family, dst, dst_len)
+        if keyed is None:
+            return None
+        nexthops: tuple[NextHop, ...]
+        if route_type not in _NEXTHOP_TYPES:
+            nexthops = ()  # blackhole & co: the kernel may report "dev lo"; not configuration
+        elif multipath is not None:
+            nexthops = tuple(sorted(multipath, key=_nh_sort_key))
+        elif gateway is not None or oif:
+            gw = self.interner.addr_raw(gateway) if gateway and len(gateway) == alen else None
+            nexthops = (NextHop(gw, oif, 1, rflags & RTNH_CONFIG_FLAGS),)
+        else:
+            nexthops = ()
+        return FibRoute(
+            keyed[0],
+            keyed[1],
+            table,
+            proto,
+            route_type,
+            tos,
+            priority,
+            nexthops,
+            b"".join(extras) if extras else b"",
+        )
+
+    def _multipath(
+        self, data: bytes, off: int, end: int, alen: int, extras: list[bytes]
+    ) -> list[NextHop]:
+        hops: list[NextHop] = []
+        while off + 8 <= end:
+            rtnh_len, rtnh_flags, rtnh_hops, ifindex = _RTNH.unpack_from(data, off)
+            if rtnh_len < 8 or off + rtnh_len > end:
+                break
+            gw: IPAddress | None = None
+            aoff = off + 8
+            while aoff + 4 <= off + rtnh_len:
+                nla_len, nla_type = _NLA.unpack_from(data, aoff)
+                if nla_len < 4:
+                    break
+                if nla_type & 0x3FFF == RTA_GATEWAY and nla_len == 4 + alen:
+                    gw = self.interner.addr_raw(data[aoff + 4 : aoff + nla_len])
+                else:
+                    extras.append(data[aoff : aoff + nla_len])
+                aoff += (nla_len + 3) & ~3
+            hops.append(NextHop(gw, ifindex, rtnh_hops + 1, rtnh_flags & RTNH_CONFIG_FLAGS))
+            off += (rtnh_len + 3) & ~3
+        return hops
+
+
+def _nh_sort_key(nh: NextHop) -> tuple[int, int, int]:
+    return (int(nh.gateway) if nh.gateway is not None else -1, nh.oif, nh.weight)
+
+
+def sort_nexthops(hops: list[NextHop] | tuple[NextHop, ...]) -> tuple[NextHop, ...]:
+    """Canonical next-hop order (the kernel keeps insertion order; we compare sorted)."""
+    return tuple(sorted(hops, key=_nh_sort_key))
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing
+
+
+def _u32_nla(nla_type: int, value: int) -> bytes:
+    return _U32_NLA.pack(8, nla_type, value)
+
+
+def _addr_nla(nla_type: int, packed: bytes) -> bytes:
+    return _NLA.pack(4 + len(packed), nla_type) + packed
+
+
+def _table_fields(table: int) -> tuple[int, bytes]:
+    # rtm_table is 8 bits; larger ids go in RTA_TABLE (always sent, as pyroute2 does).
+    return (table if table < 256 else RT_TABLE_COMPAT), _u32_nla(RTA_TABLE, table)
+
+
+_TAILS: dict[tuple[int, int, int, int, tuple[NextHop, ...]], tuple[bytes, int]] = {}
+
+
+_LAST_TAIL: list[object] = [None, None, b"", 0]  # nexthops object, ident, tail, flags
+
+
+def _route_tail(route: FibRoute) -> tuple[bytes, int]:
+    """Everything after RTA_DST (and the rtm_flags), cached per next-hop set: thousands of
+    prefixes share a handful of sets (and the very same tuple object), and packing is on the
+    hot path; hashing a tuple of addresses is not free, hence the identity fast path."""
+    last = _LAST_TAIL
+    ident = (route.type, route.table, route.priority, route.tos)
+    if route.nexthops is last[0] and ident == last[1]:
+        return last[2], last[3]  # type: ignore[return-value]
+    cached = _TAILS.get((*ident, route.nexthops))
+    if cached is not None:
+        last[:] = [route.nexthops, ident, cached[0], cached[1]]
+        return cached
+    rflags = 0
+    body: list[bytes] = []
+    hops = route.nexthops
+    if len(hops) == 1:
+        nh = hops[0]
+        if nh.gateway is not None:
+            body.append(_addr_nla(RTA_GATEWAY, nh.gateway.packed))
+        if nh.oif:
+            body.append(_u32_nla(RTA_OIF, nh.oif))
+        rflags = nh.flags
+    elif len(hops) > 1:
+        parts = []
+        for nh in hops:
+            gw = _addr_nla(RTA_GATEWAY, nh.gateway.packed) if nh.gateway is not None else b""
+            parts.append(_RTNH.pack(8 + len(gw), nh.flags, nh.weight - 1, nh.oif) + gw)
+        mp = b"".join(parts)
+        body.append(_NLA.pack(4 + len(mp), RTA_MULTIPATH) + mp)
+    body.append(_table_fields(route.table)[1])
+    if route.priority:
+        body.append(_u32_nla(RTA_PRIORITY, route.priority))
+    if len(_TAILS) > 4096:
+        _TAILS.clear()
+    cached = _TAILS[(*ident, route.nexthops)] = (b"".join(body), rflags)
+    last[:] = [route.nexthops, ident, cached[0], cached[1]]
+    return cached
+
+
+def pack_newroute(route: FibRoute, seq: int, flags: int, pid: int = 0) -> bytes:
+    """RTM_NEWROUTE for one of our routes, attribute order as pyroute2 writes them (DST,
+    GATEWAY, OIF | MULTIPATH, TABLE[, PRIORITY]).  ``route.extras`` is never written."""
+    prefix = route.prefix
+    tail, rflags = _route_tail(route)
+    dst = _addr_nla(RTA_DST, prefix.network_address.packed)
+    rtm = _RTMSG.pack(
+        _FAMILY[prefix.version],
+        prefix.prefixlen,
+        0,
+        route.tos,
+        route.table if route.table < 256 else RT_TABLE_COMPAT,
+        route.proto,
+        RT_SCOPE_UNIVERSE,
+        route.type,
+        rflags,
+    )
+    length = _HDR_LEN + _RTMSG_LEN + len(dst) + len(tail)
+    return b"".join((_NLMSGHDR.pack(length, RTM_NEWROUTE, flags, seq, pid), rtm, dst, tail))
+
+
+def peek_key(data: bytes, offset: int, end: int) -> int | None:
+    """The prefix key of a route message without parsing it (echo filtering)."""
+    if offset + _RTMSG_LEN > end:
+        return None
+    family = data[offset]
+    plen = data[offset + 1]
+    alen = _ADDR_LEN.get(family)
+    if alen is None:
+        return None
+    dst = 0
+    off = offset + _RTMSG_LEN
+    while off + 4 <= end:
+        nla_len, nla_type = _NLA.unpack_from(data, off)
+        if nla_len < 4:
+            break
+        if nla_type & 0x3FFF == RTA_DST:
+            dst = int.from_bytes(data[off + 4 : off + nla_len], "big")
+            break
+        off += (nla_len + 3) & ~3
+    key = dst << 8 | plen
+    return key | _V6_FLAG if family == socket.AF_INET6 else key
+
+
+def pack_delroute(route: FibRoute, seq: int, pid: int = 0) -> bytes:
+    """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
+    protocol (the kernel then never deletes another protocol's route at that prefix).
+    Scope NOWHERE means "any scope" to the IPv4 delete path."""
+    prefix = route.prefix
+    rtm_table, table_nla = _table_fields(route.table)
+    body = _addr_nla(RTA_DST, prefix.network_address.packed) + table_nla
+    if route.priority:
+        body += _u32_nla(RTA_PRIORITY, route.priority)
+    rtm = _RTMSG.pack(
+        _FAMILY[prefix.version],
+        prefix.prefixlen,
+        0,
+        route.tos,
+        rtm_table,
+        route.proto,
+        RT_SCOPE_NOWHERE,
+        0,
+        0,
+    )
+    length = _HDR_LEN + _RTMSG_LEN + len(body)
+    return _NLMSGHDR.pack(length, RTM_DELROUTE, FLAGS_DELETE, seq, pid) + rtm + body
+
+
+def pack_route_dump(family: int, table: int, seq: int, pid: int = 0) -> bytes:
+    """RTM_GETROUTE dump request; with NETLINK_GET_STRICT_CHK the kernel filters on table."""
+    rtm_table, table_nla = _table_fields(table)
+    rtm = _RTMSG.pack(family, 0, 0, 0, rtm_table, 0, 0, 0, 0)
+    body = table_nla
+    length = _HDR_LEN + _RTMSG_LEN + len(body)
+    return _NLMSGHDR.pack(length, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, pid) + rtm + body

@@ -1,0 +1,261 @@
+"""Public value types of the kernel bridge: configuration, wanted routes, learned routes,
+events and the ``show kernel`` snapshot.
+
+These are what the daemon sees; the netlink details live in :mod:`speaker.kernel.codec`.
+Everything here is immutable so it can cross the event stream and the control socket as is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import ClassVar
+
+from speaker.events import Event
+
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+
+# rtm_protocol values from <linux/rtnetlink.h>.
+RTPROT_UNSPEC = 0
+RTPROT_REDIRECT = 1
+RTPROT_KERNEL = 2
+RTPROT_BOOT = 3
+RTPROT_STATIC = 4
+RTPROT_BIRD = 12
+RTPROT_BGP = 186
+
+RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+
+
+class RouteType(IntEnum):
+    """rtm_type (<linux/rtnetlink.h> RTN_*)."""
+
+    UNSPEC = 0
+    UNICAST = 1
+    LOCAL = 2
+    BROADCAST = 3
+    ANYCAST = 4
+    MULTICAST = 5
+    BLACKHOLE = 6
+    UNREACHABLE = 7
+    PROHIBIT = 8
+    THROW = 9
+    NAT = 10
+    XRESOLVE = 11
+
+
+#: Route types BIRD's kernel protocol imports (krt ``learn``); everything else is not a
+#: forwarding entry of the unicast table (local, broadcast, multicast, throw, nat...).
+LEARNABLE_TYPES = frozenset(
+    {RouteType.UNICAST, RouteType.BLACKHOLE, RouteType.UNREACHABLE, RouteType.PROHIBIT}
+)
+
+
+def default_metric(prefix: IPNetwork) -> int:
+    """The metric the kernel gives a route written without RTA_PRIORITY (IPv6: 1024)."""
+    return 1024 if prefix.version == 6 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    """BIRD ``protocol kernel`` options as Calico sets them (``learn; persist; scan time 2;
+    graceful restart; merge paths on``), plus Calico's ``reject_cidrs`` filter step.
+
+    ``convergence_wait`` is BIRD's ``graceful restart wait`` (240 s): if the daemon never
+    calls :meth:`KernelBridge.converged`, stale routes are swept after this long anyway.
+    ``netns`` names a namespace (``ip netns`` name or a path) to program instead of ours.
+    """
+
+    protocol: int = RTPROT_BGP
+    learn: bool = True
+    persist: bool = True
+    scan_time: float = 2.0
+    merge_paths: bool = True
+    merge_limit: int = 16
+    table: int = RT_TABLE_MAIN
+    reject_cidrs: tuple[IPNetwork, ...] = ()
+    convergence_wait: float = 240.0
+    netns: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.protocol, bool) or not isinstance(self.protocol, int):
+            raise TypeError(f"KernelConfig.protocol must be an int, got {self.protocol!r}")
+        if not 5 <= self.protocol <= 255:
+            raise ValueError(
+                f"KernelConfig.protocol {self.protocol} is reserved or out of range: use 5..255 "
+                "(0-4 are unspec/redirect/kernel/boot/static; 186 is RTPROT_BGP)"
+            )
+        if self.protocol == RTPROT_BIRD:
+            raise ValueError(
+                "KernelConfig.protocol 12 is BIRD's: a BIRD on this host would delete our routes"
+            )
+        if not isinstance(self.table, int) or not 1 <= self.table <= 0xFFFFFFFF:
+            raise ValueError(f"KernelConfig.table {self.table!r} must be an int in 1..2**32-1")
+        if self.table == RT_TABLE_LOCAL:
+            raise ValueError("KernelConfig.table 255 is the kernel's local table")
+        if not (isinstance(self.scan_time, (int, float)) and math.isfinite(self.scan_time)):
+            raise ValueError(f"KernelConfig.scan_time {self.scan_time!r} must be a number")
+        if self.scan_time <= 0:
+            raise ValueError(f"KernelConfig.scan_time must be > 0, got {self.scan_time}")
+        if not isinstance(self.merge_limit, int) or not 1 <= self.merge_limit <= 255:
+            raise ValueError(f"KernelConfig.merge_limit {self.merge_limit!r} must be in 1..255")
+        if not isinstance(self.convergence_wait, (int, float)) or self.convergence_wait < 0:
+            raise ValueError(
+                f"KernelConfig.convergence_wait must be >= 0, got {self.convergence_wait!r}"
+            )
+        for cidr in self.reject_cidrs:
+            if not isinstance(cidr, (IPv4Network, IPv6Network)):
+                raise TypeError(
+                    f"KernelConfig.reject_cidrs entries must be ipaddress networks, got {cidr!r}"
+                )
+        if self.netns is not None and (not isinstance(self.netns, str) or not self.netns):
+            raise ValueError(f"KernelConfig.netns must be a non-empty string, got {self.netns!r}")
+
+    def rejects(self, prefix: IPNetwork) -> bool:
+        """Calico's ``if net ~ <cidr> then reject``: the prefix lies inside a reject CIDR."""
+        return any(
+            prefix.version == cidr.version and prefix.subnet_of(cidr)  # type: ignore[arg-type]
+            for cidr in self.reject_cidrs
+        )
+
+
+def _check_prefix(prefix: object, what: str) -> IPNetwork:
+    if not isinstance(prefix, (IPv4Network, IPv6Network)):
+        raise TypeError(f"{what}: prefix must be an IPv4Network or IPv6Network, got {prefix!r}")
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRoute:
+    """What the RIB wants in the kernel for one prefix: BGP next hops (best first, before
+    ``gateway recursive`` resolution), or a blackhole (Calico's local /26 block)."""
+
+    prefix: IPNetwork
+    nexthops: tuple[IPAddress, ...] = ()
+    blackhole: bool = False
+
+    def __post_init__(self) -> None:
+        prefix = _check_prefix(self.prefix, "KernelRoute")
+        if not isinstance(self.nexthops, tuple):
+            raise TypeError(f"KernelRoute {prefix}: nexthops must be a tuple")
+        for nh in self.nexthops:
+            if not isinstance(nh, (IPv4Address, IPv6Address)):
+                raise TypeError(f"KernelRoute {prefix}: next hop {nh!r} is not an ip address")
+            if nh.version != prefix.version:
+                raise ValueError(f"KernelRoute {prefix}: next hop {nh} is of another family")
+            if nh.is_unspecified or nh.is_multicast:
+                raise ValueError(f"KernelRoute {prefix}: next hop {nh} is not a unicast address")
+        if self.blackhole and self.nexthops:
+            raise ValueError(f"KernelRoute {prefix}: a blackhole route has no next hops")
+        if not self.blackhole and not self.nexthops:
+            raise ValueError(f"KernelRoute {prefix}: needs next hops, or blackhole=True")
+
+    def describe(self) -> str:
+        """``10.0.0.0/26 via a, b`` or ``blackhole 10.0.0.0/26``."""
+        if self.blackhole:
+            return f"blackhole {self.prefix}"
+        return f"{self.prefix} via {', '.join(map(str, self.nexthops))}"
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedRoute:
+    """An alien kernel route (``learn``): not ours, not ``proto kernel``/``redirect``."""
+
+    prefix: IPNetwork
+    nexthops: tuple[IPAddress, ...]
+    ifname: str | None
+    protocol: int
+    type: RouteType = RouteType.UNICAST
+    metric: int = 0
+
+
+class KernelEventKind(StrEnum):
+    """What the bridge did or saw (BIRD's krt trace words where it has them)."""
+
+    ADOPTED = "adopted"  # a route of ours found at start-up, kept
+    INSTALLED = "installed"  # new route written
+    REPLACED = "replaced"  # wanted route changed (next hops)
+    DELETED = "deleted"  # route withdrawn by the RIB, removed
+    REINSTALLED = "reinstalled"  # ours deleted/altered outside the speaker, restored
+    SWEPT = "swept"  # stale route of ours (not wanted after convergence) removed
+    FAILED = "failed"  # the kernel refused a change (reason carries errno text)
+    BLOCKED = "blocked"  # an alien route holds the same key; we never overwrite it
+    LEARNED = "learned"  # alien route imported (learn)
+    UNLEARNED = "unlearned"  # alien route gone
+    RESYNC = "resync"  # netlink overrun (ENOBUFS) or unknown outcome: full re-dump
+    CONVERGED = "converged"  # sweeping of unwanted routes enabled
+
+
+@dataclass(frozen=True, slots=True)
+class KernelEvent(Event):
+    """One thing the kernel bridge did or observed, for the project's event stream."""
+
+    KIND: ClassVar[str] = "kernel"
+
+    kind: KernelEventKind
+    prefix: IPNetwork | None
+    reason: str
+    nexthops: tuple[IPAddress, ...] = ()
+    error: int = 0  # errno for FAILED
+
+    def describe(self) -> str:
+        """``kernel installed 10.0.0.0/26 via 192.168.0.80: wanted``."""
+        what = "" if self.prefix is None else f" {self.prefix}"
+        via = f" via {', '.join(map(str, self.nexthops))}" if self.nexthops else ""
+        return f"kernel {self.kind.value}{what}{via}: {self.reason}"
+
+
+class RouteState(StrEnum):
+    """Per-prefix state in ``speaker show kernel``."""
+
+    INSTALLED = "installed"  # the kernel holds exactly what is wanted
+    PENDING = "pending"  # a change is queued/in flight, or waits for convergence
+    DIFFERS = "differs"  # the kernel holds a route of ours that is not what is wanted
+    MISSING = "missing"  # wanted but absent (refused, unresolvable, blocked, rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledRoute:
+    """Our route as the kernel holds it."""
+
+    type: RouteType
+    nexthops: tuple[IPAddress | None, ...]
+    ifindexes: tuple[int, ...]
+    metric: int
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSnapshotEntry:
+    """Wanted vs installed for one prefix."""
+
+    prefix: IPNetwork
+    state: RouteState
+    wanted: KernelRoute | None
+    installed: InstalledRoute | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSnapshot:
+    """Everything ``speaker show kernel`` prints."""
+
+    converged: bool
+    entries: tuple[KernelSnapshotEntry, ...]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def by_prefix(self) -> dict[IPNetwork, KernelSnapshotEntry]:
+        """Entries keyed by prefix."""
+        return {e.prefix: e for e in self.entries}
+
+
+def parse_network(text: str) -> IPNetwork:
+    """``ipaddress.ip_network`` with a clear error (for config and CLI input)."""
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a network prefix: {text!r} ({exc})") from None

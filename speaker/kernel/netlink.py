@@ -1,0 +1,296 @@
+"""The two rtnetlink sockets of the bridge and the batched request/answer plumbing.
+
+* The **change** socket (no multicast groups) carries our writes and our scan dumps, one
+  conversation at a time.  Writes are packed many to a datagram: rtnetlink processes a
+  datagram's messages synchronously inside ``send()``, queueing one ACK (or error) per
+  message on our receive buffer, so the number in flight is bounded by the chunk size and
+  the receive buffer is sized for it.  ``NETLINK_CAP_ACK`` keeps ACKs small,
+  ``NETLINK_EXT_ACK`` gives the kernel's error text, ``NETLINK_GET_STRICT_CHK`` makes the
+  kernel filter dumps by table.
+* The **monitor** socket is bound to the IPv4/IPv6 route groups; its receive buffer may still
+  overrun under a burst (ENOBUFS), which the bridge answers with a full re-dump.
+
+Sockets are created by :func:`pyroute2.netns.create_socket`: for a named namespace pyroute2
+forks a short-lived child that enters it, opens the socket and passes the descriptor back, so
+this process never changes namespace; without a namespace it is a plain socket.  We read
+them ourselves (non-blocking, many datagrams per wake-up) rather than through pyroute2's
+asyncio transport, which reads one datagram per loop iteration, parses with its generic
+marshal (~30k routes/s) and cannot continue after ENOBUFS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+import struct
+import time
+from collections.abc import Sequence
+
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netns import create_socket
+
+from speaker.kernel.codec import (
+    FLAGS_ADD,
+    FLAGS_REPLACE,
+    NLM_F_DUMP_INTR,
+    NLMSG_ERROR,
+    FibRoute,
+    ParsedMessage,
+    RouteParser,
+    pack_delroute,
+    pack_newroute,
+    pack_route_dump,
+    parse_error,
+)
+from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult
+
+AF_NETLINK = 16
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_ROUTE = 0x400
+
+_ACK_HEAD = struct.Struct("=IHHIIi")  # nlmsghdr + nlmsgerr.error
+RECV_SIZE = 65536  # the kernel caps dump datagrams at 32 KiB
+CHANGE_RCVBUF = 8 << 20
+CHANGE_SNDBUF = 4 << 20
+MONITOR_RCVBUF = 16 << 20
+CHUNK_MESSAGES = 1024  # writes per datagram (and ACKs outstanding)
+CHUNK_BYTES = 256 << 10
+ANSWER_TIMEOUT = 10.0
+
+
+class KernelError(Exception):
+    """The kernel bridge cannot do its job (no namespace, socket or dump failure)."""
+
+
+class DumpInterrupted(KernelError):
+    """NLM_F_DUMP_INTR: the table changed during the dump; it must be repeated."""
+
+
+def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)  # root: beyond net.core.*mem_max
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+class NetlinkChannel:
+    """One non-blocking NETLINK_ROUTE socket driven by the running asyncio loop."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._seq = random.randrange(1, 1 << 31)
+        self.closed = False
+
+    @classmethod
+    def open(cls, netns: str | None, *, groups: int, rcvbuf: int, sndbuf: int) -> NetlinkChannel:
+        """Open, configure and bind a socket in ``netns`` (None: this process's namespace).
+
+        The namespace is never created here: pyroute2's default ``O_CREAT`` would make a
+        typo silently program an empty new namespace, so we pass ``flags=0``."""
+        try:
+            sock: socket.socket = create_socket(
+                netns, AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE, flags=0
+            )
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            where = "this namespace" if netns is None else f"network namespace {netns!r}"
+            raise KernelError(f"cannot open a netlink socket in {where}: {exc}") from exc
+        try:
+            _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)
+            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
+            for option in (NETLINK_EXT_ACK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK):
+                # older kernels: plain errors, and the table filter happens on our side
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_NETLINK, option, 1)
+            sock.bind((0, groups))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise KernelError(f"cannot set up a netlink socket: {exc}") from exc
+        return cls(sock)
+
+    def fileno(self) -> int:
+        """The socket's descriptor."""
+        return self.sock.fileno()
+
+    def next_seq(self) -> int:
+        """A fresh sequence number (answers are matched on it)."""
+        self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
+        return self._seq
+
+    def send(self, data: bytes) -> None:
+        """Send one datagram (possibly many messages) to the kernel."""
+        self.sock.send(data)
+
+    def recv_nowait(self) -> bytes | None:
+        """One datagram, or None if none is queued; OSError(ENOBUFS) after an overrun."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return None
+
+    async def readable(self, timeout: float) -> None:
+        """Wait until a datagram is queued (TimeoutError after ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        fd = self.fileno()
+        loop.add_reader(fd, ready)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            loop.remove_reader(fd)
+
+    async def recv(self, timeout: float) -> bytes:
+        """The next datagram, waiting up to ``timeout``."""
+        while True:
+            data = self.recv_nowait()
+            if data is not None:
+                return data
+            await self.readable(timeout)
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+
+
+def pack_op(op: Op, seq: int) -> bytes:
+    """The request for one planned change."""
+    if op.kind is OpKind.DELETE:
+        return pack_delroute(op.route, seq)
+    return pack_newroute(op.route, seq, FLAGS_ADD if op.kind is OpKind.ADD else FLAGS_REPLACE)
+
+
+class RouteWriter:
+    """Batched writes: chunks of packed requests, one datagram each, ACKs matched by seq.
+
+    Every request gets an answer in the result list (errors are reported, never raised);
+    requests the kernel never answered (our receive buffer overran) get UNKNOWN_OUTCOME and
+    the bridge re-dumps."""
+
+    def __init__(
+        self,
+        channel: NetlinkChannel,
+        *,
+        chunk_messages: int = CHUNK_MESSAGES,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.channel = channel
+        self.chunk_messages = chunk_messages
+        self.chunk_bytes = chunk_bytes
+
+    async def execute(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Send all ``ops``; returns one OpResult per op."""
+        results: list[OpResult] = []
+        index = 0
+        while index < len(ops):
+            pending: dict[int, Op] = {}
+            parts: list[bytes] = []
+            size = 0
+            while index < len(ops) and len(pending) < self.chunk_messages:
+                seq = self.channel.next_seq()
+                data = pack_op(ops[index], seq)
+                if pending and size + len(data) > self.chunk_bytes:
+                    break
+                pending[seq] = ops[index]
+                parts.append(data)
+                size += len(data)
+                index += 1
+            try:
+                self.channel.send(b"".join(parts))
+            except OSError as exc:
+                results.extend(
+                    OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
+                )
+                continue
+            await self._collect(pending, results)
+            if index < len(ops):
+                await asyncio.sleep(0)  # let BGP sessions breathe between chunks
+        return results
+
+    async def _collect(self, pending: dict[int, Op], results: list[OpResult]) -> None:
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        problem = ""
+        while pending:
+            try:
+                data = self.channel.recv_nowait()
+                if data is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        problem = "no answer from the kernel (timeout)"
+                        break
+                    await self.channel.readable(remaining)
+                    continue
+            except TimeoutError:
+                problem = "no answer from the kernel (timeout)"
+                break
+            except OSError as exc:
+                problem = f"answers lost: {exc}"
+                break
+            off = 0
+            size = len(data)
+            while off + 20 <= size:  # inlined walk: one ACK per request, 100k per batch run
+                length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
+                if length < 16:
+                    break
+                if mtype == NLMSG_ERROR:
+                    op = pending.pop(seq, None)
+                    if op is not None:  # else: a late answer to a request given up on
+                        if err == 0:
+                            results.append(OpResult(op, 0))
+                        else:
+                            msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
+                            code, text = parse_error(data, msg)
+                            results.append(OpResult(op, code, text))
+                off += (length + 3) & ~3
+        for op in pending.values():
+            results.append(OpResult(op, UNKNOWN_OUTCOME, problem))
+        pending.clear()
+
+
+async def dump_routes(
+    channel: NetlinkChannel, parser: RouteParser, family: int, table: int
+) -> list[FibRoute]:
+    """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile)."""
+    seq = channel.next_seq()
+    channel.send(pack_route_dump(family, table, seq))
+    routes: list[FibRoute] = []
+    flags = 0
+    datagrams = 0
+    try:
+        while True:
+            data = await channel.recv(ANSWER_TIMEOUT)
+            datagrams += 1
+            done, seen = parser.parse_datagram(data, seq, routes)
+            flags |= seen
+            if done:
+                break
+            if datagrams % 16 == 0:
+                await asyncio.sleep(0)  # a scan must not starve BGP keepalives
+    except TimeoutError as exc:
+        raise KernelError("route dump: no answer from the kernel") from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOBUFS:
+            raise DumpInterrupted(f"route dump overrun: {exc}") from exc
+        raise KernelError(f"route dump failed: {exc}") from exc
+    code = flags >> 16
+    if code:
+        raise KernelError(f"route dump failed: {NetlinkError(code)}")
+    if flags & NLM_F_DUMP_INTR:
+        raise DumpInterrupted("the table changed during the dump")
+    return routes

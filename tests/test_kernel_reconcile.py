@@ -1,0 +1,589 @@
+"""The pure reconciler against a fake FIB: BIRD ``protocol kernel`` rules, no root needed."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speaker.kernel.codec import FibRoute, NextHop, net_key
+from speaker.kernel.model import (
+    KernelConfig,
+    KernelEventKind,
+    KernelRoute,
+    LearnedRoute,
+    RouteState,
+    RouteType,
+    default_metric,
+)
+from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult, Reconciler
+
+A = ipaddress.ip_address
+N = ipaddress.ip_network
+OIF = 2  # the fake node's eth0
+OURS = 186
+
+
+def fib_route(
+    prefix: str,
+    *hops: tuple[str | None, int],
+    proto: int = OURS,
+    rtype: RouteType = RouteType.UNICAST,
+    metric: int | None = None,
+    table: int = 254,
+) -> FibRoute:
+    net = N(prefix)
+    return FibRoute(
+        net_key(net),
+        net,
+        table,
+        proto,
+        rtype,
+        0,
+        default_metric(net) if metric is None else metric,
+        tuple(NextHop(A(g) if g else None, oif) for g, oif in hops),
+    )
+
+
+CONNECTED = fib_route("192.168.0.0/24", (None, OIF), proto=2)
+CONNECTED6 = fib_route("2001:db8::/64", (None, OIF), proto=2, metric=1024)
+
+
+class FakeFib:
+    """A kernel table with the kernel's key semantics: (prefix, tos, metric) holds one route
+    whatever its protocol; ADD is exclusive, REPLACE overwrites, DELETE matches protocol."""
+
+    def __init__(self, routes: Iterable[FibRoute] = (CONNECTED,)) -> None:
+        self.table: dict[tuple[int, int, int], FibRoute] = {}
+        self.fail: dict[str, int] = {}  # prefix -> errno for its next write
+        self.log: list[Op] = []
+        for r in routes:
+            self.put(r)
+
+    def put(self, route: FibRoute) -> None:
+        self.table[(route.key, route.tos, route.priority)] = route
+
+    def remove(self, prefix: str, proto: int | None = None) -> None:
+        for k, r in list(self.table.items()):
+            if r.prefix == N(prefix) and (proto is None or r.proto == proto):
+                del self.table[k]
+
+    def dump(self) -> list[FibRoute]:
+        return list(self.table.values())
+
+    def get(self, prefix: str) -> list[FibRoute]:
+        return [r for r in self.table.values() if r.prefix == N(prefix)]
+
+    def execute(self, ops: list[Op]) -> list[OpResult]:
+        out = []
+        for op in ops:
+            self.log.append(op)
+            r = op.route
+            k = (r.key, r.tos, r.priority)
+            code = self.fail.pop(str(r.prefix), 0)
+            if code:
+                out.append(OpResult(op, code, "injected"))
+                continue
+            assert r.proto == OURS, f"wrote a route of protocol {r.proto}: {op}"
+            if op.kind is OpKind.ADD:
+                if k in self.table:
+                    out.append(OpResult(op, errno.EEXIST))
+                    continue
+                self.table[k] = r
+            elif op.kind is OpKind.REPLACE:
+                holder = self.table.get(k)
+                assert holder is None or holder.proto == OURS, f"overwrote alien {holder}"
+                self.table[k] = r
+            else:
+                holder = self.table.get(k)
+                if holder is None or holder.proto != r.proto:
+                    out.append(OpResult(op, errno.ESRCH))
+                    continue
+                del self.table[k]
+            out.append(OpResult(op, 0))
+        return out
+
+
+def run(rec: Reconciler, fib: FakeFib, now: float = 0.0, limit: int = 1000) -> list[Op]:
+    """Plan and apply until the reconciler has nothing left to do; returns the ops sent."""
+    done: list[Op] = []
+    for _ in range(100):
+        ops = rec.plan(limit)
+        if not ops:
+            return done
+        done += ops
+        rec.apply(fib.execute(ops), now)
+    raise AssertionError("reconciler did not settle")
+
+
+def start(fib: FakeFib, config: KernelConfig | None = None) -> Reconciler:
+    rec = Reconciler(config or KernelConfig(), {OIF: "eth0"})
+    rec.load(fib.dump(), 0.0, initial=True)
+    return rec
+
+
+def want(rec: Reconciler, prefix: str, *hops: str) -> None:
+    rec.want(KernelRoute(N(prefix), tuple(A(h) for h in hops)))
+
+
+def kinds(rec: Reconciler) -> list[tuple[KernelEventKind, str]]:
+    return [(e.kind, str(e.prefix)) for e in rec.take_events()]
+
+
+def test_install_then_scans_are_idle() -> None:
+    fib = FakeFib()
+    rec = start(fib)
+    want(rec, "10.244.1.0/26", "192.168.0.80")
+    rec.want(KernelRoute(N("10.244.9.0/26"), blackhole=True))
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix)) for o in ops] == [
+        (OpKind.ADD, "10.244.1.0/26"),
+        (OpKind.ADD, "10.244.9.0/26"),
+    ]
+    assert fib.get("10.244.1.0/26") == [fib_route("10.244.1.0/26", ("192.168.0.80", OIF))]
+    assert fib.get("10.244.9.0/26")[0].type == RouteType.BLACKHOLE
+    assert rec.installed(N("10.244.1.0/26"))
+    for t in (2.0, 4.0, 6.0):  # scans of an unchanged table write nothing
+        rec.load(fib.dump(), t)
+        assert run(rec, fib, t) == []
+    assert (KernelEventKind.INSTALLED, "10.244.1.0/26") in kinds(rec)
+
+
+def test_adoption_no_churn_and_no_delete_before_convergence() -> None:
+    identical = fib_route("10.244.1.0/26", ("192.168.0.80", OIF))
+    different = fib_route("10.244.2.0/26", ("192.168.0.80", OIF))
+    stale = fib_route("10.244.3.0/26", ("192.168.0.82", OIF))
+    fib = FakeFib([CONNECTED, identical, different, stale])
+    rec = start(fib)
+    assert sorted(p for k, p in kinds(rec) if k is KernelEventKind.ADOPTED) == [
+        "10.244.1.0/26",
+        "10.244.2.0/26",
+        "10.244.3.0/26",
+    ]
+    want(rec, "10.244.1.0/26", "192.168.0.80")
+    want(rec, "10.244.2.0/26", "192.168.0.82")
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix)) for o in ops] == [(OpKind.REPLACE, "10.244.2.0/26")]
+    for t in (2.0, 4.0, 300.0):
+        rec.load(fib.dump(), t)
+        assert run(rec, fib, t) == []  # stale route kept: not converged
+    entry = rec.snapshot().by_prefix()[N("10.244.3.0/26")]
+    assert entry.state is RouteState.PENDING and "convergence" in entry.reason
+    rec.converge("test")
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix), o.cause) for o in ops] == [
+        (OpKind.DELETE, "10.244.3.0/26", KernelEventKind.SWEPT)
+    ]
+    assert fib.get("10.244.1.0/26") == [identical]  # never rewritten
+    assert N("10.244.3.0/26") not in rec.snapshot().by_prefix()
+
+
+def test_coalescing_latest_wins() -> None:
+    fib = FakeFib()
+    rec = start(fib)
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    want(rec, "10.1.0.0/24", "192.168.0.82")
+    rec.unwant(N("10.1.0.0/24"))
+    want(rec, "10.1.0.0/24", "192.168.0.83")
+    want(rec, "10.2.0.0/24", "192.168.0.80")
+    rec.unwant(N("10.2.0.0/24"))
+    ops = run(rec, fib)
+    assert len(ops) == 1
+    assert ops[0].route.nexthops == (NextHop(A("192.168.0.83"), OIF),)
+
+
+def test_withdraw_after_convergence_deletes_before_it_keeps() -> None:
+    fib = FakeFib()
+    rec = start(fib)
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    run(rec, fib)
+    rec.unwant(N("10.1.0.0/24"))
+    assert run(rec, fib) == []  # not converged: graceful restart keeps it
+    assert fib.get("10.1.0.0/24")
+    rec.converge("eor")
+    ops = run(rec, fib)
+    assert [(o.kind, o.cause, o.reason) for o in ops] == [
+        (OpKind.DELETE, KernelEventKind.DELETED, "withdrawn")
+    ]
+    assert fib.get("10.1.0.0/24") == []
+
+
+class TestMultipath:
+    def test_merge_paths_one_multipath_route_sorted(self) -> None:
+        fib = FakeFib()
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "192.168.0.82", "192.168.0.80")
+        run(rec, fib)
+        (r,) = fib.get("10.1.0.0/24")
+        assert [str(h.gateway) for h in r.nexthops] == ["192.168.0.80", "192.168.0.82"]
+        want(rec, "10.1.0.0/24", "192.168.0.80")  # one path withdrawn
+        ops = run(rec, fib)
+        assert [o.kind for o in ops] == [OpKind.REPLACE]
+        assert fib.get("10.1.0.0/24")[0].nexthops == (NextHop(A("192.168.0.80"), OIF),)
+
+    def test_merge_limit(self) -> None:
+        fib = FakeFib()
+        rec = start(fib, KernelConfig(merge_limit=2))
+        want(rec, "10.1.0.0/24", "192.168.0.83", "192.168.0.82", "192.168.0.80")
+        run(rec, fib)
+        hops = [str(h.gateway) for h in fib.get("10.1.0.0/24")[0].nexthops]
+        assert hops == ["192.168.0.82", "192.168.0.83"]  # the first two, best first
+
+    def test_merge_paths_off_first_only(self) -> None:
+        fib = FakeFib()
+        rec = start(fib, KernelConfig(merge_paths=False))
+        want(rec, "10.1.0.0/24", "192.168.0.83", "192.168.0.80")
+        run(rec, fib)
+        assert fib.get("10.1.0.0/24")[0].nexthops == (NextHop(A("192.168.0.83"), OIF),)
+
+    def test_next_hops_resolving_to_one_gateway_are_merged(self) -> None:
+        fib = FakeFib([CONNECTED, fib_route("172.16.0.0/16", ("192.168.0.1", OIF), proto=4)])
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "172.16.0.5", "172.16.0.6")
+        run(rec, fib)
+        assert fib.get("10.1.0.0/24")[0].nexthops == (NextHop(A("192.168.0.1"), OIF),)
+
+
+class TestGatewayRecursive:
+    def test_connected_is_direct_and_covering_route_gives_its_gateway(self) -> None:
+        other = fib_route("172.16.0.0/16", ("192.168.0.1", 3), proto=4)
+        fib = FakeFib([CONNECTED, other])
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        want(rec, "10.2.0.0/24", "172.16.9.9")
+        run(rec, fib)
+        assert fib.get("10.1.0.0/24")[0].nexthops == (NextHop(A("192.168.0.80"), OIF),)
+        assert fib.get("10.2.0.0/24")[0].nexthops == (NextHop(A("192.168.0.1"), 3),)
+
+    def test_unresolvable_is_not_programmed_until_a_route_appears(self) -> None:
+        fib = FakeFib()
+        rec = start(fib)
+        want(rec, "10.2.0.0/24", "172.16.9.9")
+        assert run(rec, fib) == []
+        entry = rec.snapshot().by_prefix()[N("10.2.0.0/24")]
+        assert entry.state is RouteState.MISSING and "unreachable" in entry.reason
+        covering = fib_route("172.16.0.0/16", ("192.168.0.1", OIF), proto=3)
+        fib.put(covering)
+        rec.observe(covering, False, 1.0)  # the monitor sees it
+        ops = run(rec, fib)
+        assert [o.kind for o in ops] == [OpKind.ADD]
+        assert rec.installed(N("10.2.0.0/24"))
+        # the covering route goes: the route of ours is deleted (once converged)
+        fib.remove("172.16.0.0/16")
+        rec.observe(covering, True, 2.0)
+        rec.converge("t")
+        ops = run(rec, fib)
+        assert [(o.kind, o.cause) for o in ops] == [(OpKind.DELETE, KernelEventKind.DELETED)]
+
+    def test_our_own_routes_and_blackholes_do_not_resolve(self) -> None:
+        fib = FakeFib([CONNECTED, fib_route("172.17.0.0/16", rtype=RouteType.BLACKHOLE, proto=4)])
+        rec = start(fib)
+        want(rec, "172.16.0.0/16", "192.168.0.80")
+        want(rec, "10.3.0.0/24", "172.16.1.1")  # only covered by a route of ours
+        want(rec, "10.4.0.0/24", "172.17.1.1")  # covered by a blackhole
+        ops = run(rec, fib)
+        assert [str(o.route.prefix) for o in ops] == ["172.16.0.0/16"]
+        snap = rec.snapshot().by_prefix()
+        assert "no route covers" in snap[N("10.3.0.0/24")].reason
+        assert "blackhole" in snap[N("10.4.0.0/24")].reason
+
+
+def test_reject_cidrs_never_programmed() -> None:
+    old = fib_route("10.96.0.0/12", rtype=RouteType.BLACKHOLE)
+    fib = FakeFib([CONNECTED, old])
+    rec = start(fib, KernelConfig(reject_cidrs=(N("10.96.0.0/12"),)))
+    rec.want(KernelRoute(N("10.96.0.0/12"), blackhole=True))
+    rec.want(KernelRoute(N("10.96.4.0/24"), blackhole=True))
+    assert run(rec, fib) == []
+    assert rec.snapshot().by_prefix()[N("10.96.4.0/24")].state is RouteState.MISSING
+    rec.converge("t")
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix)) for o in ops] == [(OpKind.DELETE, "10.96.0.0/12")]
+
+
+class TestRestore:
+    def setup_method(self) -> None:
+        self.fib = FakeFib()
+        self.rec = start(self.fib)
+        want(self.rec, "10.1.0.0/24", "192.168.0.80")
+        run(self.rec, self.fib)
+        self.rec.take_events()
+
+    def test_deleted_by_hand_is_reinstalled_by_the_scan(self) -> None:
+        self.fib.remove("10.1.0.0/24")
+        self.rec.load(self.fib.dump(), 2.0)
+        ops = run(self.rec, self.fib)
+        assert [(o.kind, o.cause, o.reason) for o in ops] == [
+            (OpKind.ADD, KernelEventKind.REINSTALLED, "deleted outside the speaker")
+        ]
+        assert self.rec.installed(N("10.1.0.0/24"))
+
+    def test_altered_by_hand_is_restored_by_the_scan(self) -> None:
+        altered = fib_route("10.1.0.0/24", ("192.168.0.99", OIF))
+        self.fib.put(altered)
+        self.rec.load(self.fib.dump(), 2.0)
+        ops = run(self.rec, self.fib)
+        assert [(o.kind, o.cause) for o in ops] == [(OpKind.REPLACE, KernelEventKind.REINSTALLED)]
+        assert self.fib.get("10.1.0.0/24")[0].nexthops[0].gateway == A("192.168.0.80")
+
+    def test_monitor_event_restores_at_once_but_rate_limited(self) -> None:
+        route = self.fib.get("10.1.0.0/24")[0]
+        self.fib.remove("10.1.0.0/24")
+        self.rec.observe(route, True, 10.0)
+        assert [o.cause for o in run(self.rec, self.fib, 10.0)] == [KernelEventKind.REINSTALLED]
+        # echo of our own re-add: equal to the view, nothing to do
+        self.rec.observe(self.fib.get("10.1.0.0/24")[0], False, 10.1)
+        assert run(self.rec, self.fib, 10.1) == []
+        # deleted again within the same scan interval: left to the scan
+        self.fib.remove("10.1.0.0/24")
+        self.rec.observe(route, True, 10.5)
+        assert run(self.rec, self.fib, 10.5) == []
+        self.rec.load(self.fib.dump(), 11.0)
+        assert [o.cause for o in run(self.rec, self.fib, 11.0)] == [KernelEventKind.REINSTALLED]
+
+    def test_missed_events_overrun_resync(self) -> None:
+        """After ENOBUFS events are lost; the re-dump alone must bring everything back."""
+        self.fib.remove("10.1.0.0/24")
+        static = fib_route("10.50.0.0/16", ("192.168.0.1", OIF), proto=4)
+        self.fib.put(static)
+        self.rec.note_resync("overrun")
+        self.rec.load(self.fib.dump(), 3.0)
+        ops = run(self.rec, self.fib)
+        assert [o.cause for o in ops] == [KernelEventKind.REINSTALLED]
+        assert N("10.50.0.0/16") in self.rec.learned()
+        assert (KernelEventKind.RESYNC, "None") in kinds(self.rec)
+
+
+class TestAliens:
+    def test_learned_and_unlearned_with_filters(self) -> None:
+        routes = [
+            CONNECTED,
+            fib_route("10.50.0.0/16", ("192.168.0.1", OIF), proto=4),  # static: learned
+            fib_route("10.51.0.0/16", ("192.168.0.1", OIF), proto=3),  # boot: learned
+            fib_route("10.52.0.0/16", ("192.168.0.1", OIF), proto=1),  # redirect: ignored
+            fib_route("10.53.0.0/16", proto=4, rtype=RouteType.BLACKHOLE),  # learned
+            fib_route("10.54.0.0/16", ("192.168.0.1", OIF), proto=4, rtype=RouteType.LOCAL),
+            fib_route("10.55.0.0/16", proto=4),  # unicast on nothing: ignored
+            fib_route("10.56.0.0/16", ("192.168.0.1", OIF), proto=4, table=100),  # other table
+        ]
+        fib = FakeFib(routes)
+        rec = start(fib)
+        changes = rec.take_learn_changes()
+        learned = {str(c.prefix): c for c in changes if isinstance(c, LearnedRoute)}
+        assert sorted(learned) == ["10.50.0.0/16", "10.51.0.0/16", "10.53.0.0/16"]
+        assert learned["10.50.0.0/16"] == LearnedRoute(
+            N("10.50.0.0/16"), (A("192.168.0.1"),), "eth0", 4, RouteType.UNICAST, 0
+        )
+        assert learned["10.53.0.0/16"].type is RouteType.BLACKHOLE
+        gone = routes[1]
+        fib.remove("10.50.0.0/16")
+        rec.observe(gone, True, 1.0)
+        assert rec.take_learn_changes() == [N("10.50.0.0/16")]
+        rec.converge("t")
+        assert run(rec, fib) == []  # aliens are never deleted
+        assert len(fib.dump()) == len(routes) - 1
+
+    def test_lowest_metric_alien_is_the_learned_one(self) -> None:
+        fib = FakeFib(
+            [
+                CONNECTED,
+                fib_route("10.50.0.0/16", ("192.168.0.2", OIF), proto=4, metric=100),
+                fib_route("10.50.0.0/16", ("192.168.0.1", OIF), proto=4, metric=10),
+            ]
+        )
+        rec = start(fib)
+        assert rec.learned()[N("10.50.0.0/16")].nexthops == (A("192.168.0.1"),)
+
+    def test_learn_off(self) -> None:
+        fib = FakeFib([CONNECTED, fib_route("10.50.0.0/16", ("192.168.0.1", OIF), proto=4)])
+        rec = start(fib, KernelConfig(learn=False))
+        assert rec.take_learn_changes() == []
+
+    def test_alien_at_our_key_blocks_and_is_never_overwritten(self) -> None:
+        alien = fib_route("10.1.0.0/24", ("192.168.0.1", OIF), proto=4)
+        fib = FakeFib([CONNECTED, alien])
+        rec = start(fib)
+        rec.take_events()
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        assert run(rec, fib) == []
+        assert [e.kind for e in rec.take_events()] == [KernelEventKind.BLOCKED]
+        rec.load(fib.dump(), 2.0)
+        assert run(rec, fib) == []
+        assert rec.take_events() == []  # reported once, not every scan
+        assert rec.snapshot().by_prefix()[N("10.1.0.0/24")].state is RouteState.MISSING
+        assert fib.get("10.1.0.0/24") == [alien]
+        fib.remove("10.1.0.0/24")
+        rec.observe(alien, True, 3.0)
+        assert [o.kind for o in run(rec, fib)] == [OpKind.ADD]
+
+    def test_alien_at_another_metric_does_not_block(self) -> None:
+        fib = FakeFib(
+            [CONNECTED, fib_route("10.1.0.0/24", ("192.168.0.1", OIF), proto=4, metric=50)]
+        )
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        assert [o.kind for o in run(rec, fib)] == [OpKind.ADD]
+        assert len(fib.get("10.1.0.0/24")) == 2
+
+
+class TestFailures:
+    def test_failure_reported_once_and_retried_each_scan(self) -> None:
+        fib = FakeFib()
+        rec = start(fib)
+        rec.take_events()
+        fib.fail["10.1.0.0/24"] = errno.ENETUNREACH
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        run(rec, fib)
+        (event,) = rec.take_events()
+        assert event.kind is KernelEventKind.FAILED and event.error == errno.ENETUNREACH
+        assert "Network is unreachable" in event.reason
+        entry = rec.snapshot().by_prefix()[N("10.1.0.0/24")]
+        assert entry.state is RouteState.MISSING and "unreachable" in entry.reason
+        fib.fail["10.1.0.0/24"] = errno.ENETUNREACH
+        rec.load(fib.dump(), 2.0)
+        assert len(run(rec, fib)) == 1  # retried at the scan
+        assert rec.take_events() == []  # same error: no new event
+        rec.load(fib.dump(), 4.0)
+        run(rec, fib)
+        assert rec.installed(N("10.1.0.0/24"))
+
+    def test_eexist_and_unknown_outcome_ask_for_a_scan(self) -> None:
+        fib = FakeFib()
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        (op,) = rec.plan(10)
+        rec.apply([OpResult(op, errno.EEXIST)], 0.0)
+        assert rec.needs_scan
+        rec.load(fib.dump(), 1.0)
+        assert not rec.needs_scan
+        (op,) = rec.plan(10)
+        rec.apply([OpResult(op, UNKNOWN_OUTCOME, "answers lost")], 1.0)
+        assert rec.needs_scan
+
+    def test_change_while_in_flight_is_replanned(self) -> None:
+        fib = FakeFib()
+        rec = start(fib)
+        want(rec, "10.1.0.0/24", "192.168.0.80")
+        ops = rec.plan(10)
+        want(rec, "10.1.0.0/24", "192.168.0.82")  # arrives while the add is in flight
+        assert rec.plan(10) == []
+        rec.apply(fib.execute(ops), 0.0)
+        (replace,) = rec.plan(10)
+        assert replace.kind is OpKind.REPLACE
+        assert replace.route.nexthops[0].gateway == A("192.168.0.82")
+
+
+def test_routes_of_ours_at_other_metrics_swept_after_convergence() -> None:
+    extra = fib_route("10.1.0.0/24", ("192.168.0.80", OIF), metric=7)
+    fib = FakeFib([CONNECTED, extra])
+    rec = start(fib)
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    assert [o.kind for o in run(rec, fib)] == [OpKind.ADD]
+    assert len(fib.get("10.1.0.0/24")) == 2
+    rec.converge("t")
+    ops = run(rec, fib)
+    assert [(o.kind, o.route.priority) for o in ops] == [(OpKind.DELETE, 7)]
+    assert fib.get("10.1.0.0/24")[0].priority == 0
+
+
+def test_ipv6_uses_the_kernel_default_metric() -> None:
+    fib = FakeFib([CONNECTED, CONNECTED6])
+    rec = start(fib)
+    want(rec, "2001:db8:1::/64", "2001:db8::80")
+    (op,) = run(rec, fib)
+    assert op.route.priority == 1024 and op.route.is_primary
+    rec.load(fib.dump(), 2.0)
+    assert run(rec, fib) == []
+
+
+def test_want_rejects_bad_input() -> None:
+    rec = Reconciler(KernelConfig())
+    with pytest.raises(TypeError, match="KernelRoute"):
+        rec.want("10.0.0.0/8")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="network"):
+        rec.unwant("10.0.0.0/8")  # type: ignore[arg-type]
+
+
+# -- property: whatever happens, aliens are untouched and the table converges ----------------
+
+PREFIXES = [f"10.{i}.0.0/24" for i in range(6)]
+GATEWAYS = ["192.168.0.80", "192.168.0.82", "192.168.0.83", "172.16.0.9"]
+
+action = st.one_of(
+    st.tuples(
+        st.just("want"),
+        st.sampled_from(PREFIXES),
+        st.lists(st.sampled_from(GATEWAYS), min_size=0, max_size=3, unique=True),
+    ),
+    st.tuples(st.just("unwant"), st.sampled_from(PREFIXES), st.just([])),
+    st.tuples(st.just("alien"), st.sampled_from([*PREFIXES, "172.16.0.0/16"]), st.just([])),
+    st.tuples(st.just("unalien"), st.sampled_from([*PREFIXES, "172.16.0.0/16"]), st.just([])),
+    st.tuples(st.just("manual_delete"), st.sampled_from(PREFIXES), st.just([])),
+    st.tuples(st.just("flush"), st.just(""), st.just([])),
+    st.tuples(st.just("scan"), st.just(""), st.just([])),
+    st.tuples(st.just("converge"), st.just(""), st.just([])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    initial=st.lists(st.sampled_from(PREFIXES), unique=True),
+    actions=st.lists(action, max_size=25),
+)
+def test_property_aliens_untouched_and_converges(
+    initial: list[str], actions: list[tuple[str, str, list[str]]]
+) -> None:
+    fib = FakeFib([CONNECTED, *(fib_route(p, ("192.168.0.80", OIF)) for p in initial)])
+    rec = start(fib)
+    now = 0.0
+    for name, prefix, hops in actions:
+        now += 0.5
+        if name == "want":
+            if hops:
+                want(rec, prefix, *hops)
+            else:
+                rec.want(KernelRoute(N(prefix), blackhole=True))
+        elif name == "unwant":
+            rec.unwant(N(prefix))
+        elif name == "alien":
+            alien = fib_route(prefix, ("192.168.0.1", OIF), proto=4)
+            if not fib.get(prefix):
+                fib.put(alien)
+                rec.observe(alien, False, now)
+        elif name == "unalien":
+            for r in fib.get(prefix):
+                if r.proto == 4:
+                    fib.remove(prefix, 4)
+                    rec.observe(r, True, now)
+        elif name == "manual_delete":
+            fib.remove(prefix, OURS)  # no event: only the scan can tell
+        elif name == "flush":
+            run(rec, fib, now)
+        elif name == "scan":
+            rec.load(fib.dump(), now)
+        else:
+            rec.converge("t")
+    aliens_before = {k: r for k, r in fib.table.items() if r.proto != OURS}
+    rec.converge("end")
+    for _ in range(3):
+        now += 5.0
+        rec.load(fib.dump(), now)
+        run(rec, fib, now)
+    assert {k: r for k, r in fib.table.items() if r.proto != OURS} == aliens_before
+    # fixpoint: exactly the programmable wanted routes of ours, nothing else of ours
+    now += 5.0
+    rec.load(fib.dump(), now)
+    assert run(rec, fib, now) == []
+    ours = {str(r.prefix): r for r in fib.table.values() if r.proto == OURS}
+    for prefix in PREFIXES:
+        target = rec.desired(N(prefix))
+        blocked = any(r.proto != OURS and r.priority == 0 for r in fib.get(prefix))
+        if target is None or blocked:
+            assert prefix not in ours
+        else:
+            assert ours[prefix] == target
+            assert rec.installed(N(prefix))

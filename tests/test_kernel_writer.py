@@ -1,0 +1,104 @@
+"""The batched writer with a fake netlink channel: chunking, ACK matching, per-route errors."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import struct
+
+from speaker.kernel.codec import (
+    FLAGS_ADD,
+    FLAGS_DELETE,
+    FLAGS_REPLACE,
+    NLMSG_ERROR,
+    FibRoute,
+    NextHop,
+    RouteParser,
+    iter_messages,
+    net_key,
+)
+from speaker.kernel.model import KernelEventKind, RouteType
+from speaker.kernel.netlink import NetlinkChannel, RouteWriter
+from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind
+
+
+class FakeChannel(NetlinkChannel):
+    """Answers every request like rtnetlink: one NLMSG_ERROR per message, queued on send."""
+
+    def __init__(self, errors: dict[str, int] | None = None, lose_after: int | None = None):
+        self._seq = 0
+        self.closed = False
+        self.errors = errors or {}
+        self.lose_after = lose_after  # simulate a receive-buffer overrun after N answers
+        self.queue: list[bytes] = []
+        self.datagrams: list[bytes] = []
+        self.answered = 0
+        self.parser = RouteParser()
+
+    def send(self, data: bytes) -> None:
+        self.datagrams.append(data)
+        for msg in iter_messages(data):
+            if self.lose_after is not None and self.answered >= self.lose_after:
+                continue
+            self.answered += 1
+            route = self.parser.parse(data, msg.offset, msg.end)
+            assert route is not None
+            code = self.errors.get(str(route.prefix), 0)
+            flags_off = msg.offset - 10
+            (flags,) = struct.unpack_from("=H", data, flags_off)
+            assert flags in (FLAGS_ADD, FLAGS_REPLACE, FLAGS_DELETE)
+            orig = data[msg.offset - 16 : msg.offset]
+            body = struct.pack("=i", -code) + orig
+            self.queue.append(
+                struct.pack("=IHHII", 16 + len(body), NLMSG_ERROR, 0x100, msg.seq, 0) + body
+            )
+
+    def recv_nowait(self) -> bytes | None:
+        if self.lose_after is not None and self.answered >= self.lose_after and not self.queue:
+            self.lose_after = None
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        return self.queue.pop(0) if self.queue else None
+
+    async def readable(self, timeout: float) -> None:
+        raise TimeoutError
+
+
+def ops(n: int, kind: OpKind = OpKind.ADD) -> list[Op]:
+    out = []
+    for i in range(n):
+        net = ipaddress.IPv4Network((0x0A000000 + i * 64, 26))
+        hop = NextHop(ipaddress.IPv4Address("192.168.0.80"), 2)
+        route = FibRoute(net_key(net), net, 254, 186, RouteType.UNICAST, 0, 0, (hop,))
+        out.append(Op(kind, route, KernelEventKind.INSTALLED, "test"))
+    return out
+
+
+async def test_batches_are_bounded_and_every_op_answered() -> None:
+    channel = FakeChannel(errors={"10.0.0.64/26": errno.ENETUNREACH})
+    writer = RouteWriter(channel, chunk_messages=100)
+    batch = ops(250)
+    results = await writer.execute(batch)
+    assert [len(list(iter_messages(d))) for d in channel.datagrams] == [100, 100, 50]
+    assert sorted(r.op.route.key for r in results) == sorted(o.route.key for o in batch)
+    failed = [r for r in results if r.error]
+    assert [(str(r.op.route.prefix), r.error) for r in failed] == [
+        ("10.0.0.64/26", errno.ENETUNREACH)
+    ]
+
+
+async def test_chunks_respect_the_byte_limit() -> None:
+    channel = FakeChannel()
+    writer = RouteWriter(channel, chunk_messages=1000, chunk_bytes=1000)
+    await writer.execute(ops(100))
+    assert all(len(d) <= 1000 for d in channel.datagrams)
+    assert sum(len(list(iter_messages(d))) for d in channel.datagrams) == 100
+
+
+async def test_lost_answers_are_unknown_not_raised() -> None:
+    channel = FakeChannel(lose_after=30)
+    writer = RouteWriter(channel, chunk_messages=50)
+    results = await writer.execute(ops(50, OpKind.DELETE))
+    assert sum(r.error == 0 for r in results) == 30
+    unknown = [r for r in results if r.error == UNKNOWN_OUTCOME]
+    assert len(unknown) == 20
+    assert "No buffer space" in unknown[0].message
