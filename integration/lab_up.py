@@ -1,6 +1,7 @@
 """Bring a namespace lab up for a human (``make lab``), show its state, tear it down later.
 
-    python3 -m integration.lab_up up [--mix seed] [--timeout 60]   # make lab
+    python3 -m integration.lab_up up [--mix seed] [--timeout 60] [--backend netns|docker]
+                                                                    # make lab [BACKEND=docker]
     python3 -m integration.lab_up status                            # make lab-status
     python3 -m integration.lab_up down [--all]                      # make lab-down
 
@@ -9,7 +10,9 @@ builds the mix (default ``seed``: speaker on .81, BIRD on .80 and .82) as a *per
 that outlives this process, records it in ``lab-run/state.json`` and prints: session states
 (after waiting up to ``--timeout`` s for Established), ``speaker status`` of each speaker node,
 BIRD's ``show protocols`` and ``show route`` from .80, each node's kernel routes and pod
-reachability.  ``down`` removes the recorded run (``--all``: every lab run whose owner is gone,
+reachability.  ``--backend docker`` runs the BIRD nodes in Docker containers
+(integration/lab/docker.py, docs/docker-lab.md; the engine is found or started, and stopped again
+by ``down``).  ``down`` removes the recorded run (``--all``: every lab run whose owner is gone,
 persistent ones included).
 """
 
@@ -32,8 +35,10 @@ from integration.lab import (
     LabError,
     NodeSpec,
     cleanup_stale,
+    default_backend,
     destroy_run,
     format_mesh_status,
+    lab_class,
     nodes_for_mix,
     run_dir_for,
 )
@@ -93,6 +98,8 @@ def down(all_runs: bool = False) -> int:
     removed = cleanup_stale(include_persistent=all_runs)
     if removed:
         _say(f"also removed stale lab runs: {' '.join(removed)}")
+    if Path("/run/speaker-lab-docker/engine.json").exists():
+        _say("the lab's dockerd keeps running: lab containers of other runs remain on it")
     return 0
 
 
@@ -110,6 +117,8 @@ def report(lab: Lab, timeout: float) -> bool:
             f"  {node.name:8} {node.address:15} {node.kind:8} block {node.block:18} "
             f"pod {node.pod_address:15} netns {lab.netns(node)}  {node.kind} {state}"
         )
+        if lab.backend == "docker" and node.kind == "bird":
+            _say(f"{'':11}containers {lab.netns(node)} (node), {lab.netns(node)}-bird (BIRD)")
 
     _section(
         f"BGP sessions (waiting up to {timeout:.0f} s for Established)"
@@ -173,7 +182,7 @@ def _tail(path: Path, lines: int = 15) -> str:
         return f"(cannot read {path}: {exc})"
 
 
-def up(mix: str, timeout: float) -> int:
+def up(mix: str, timeout: float, backend: str = "netns") -> int:
     """Build the lab, record it, print the report and how to tear it down."""
     ensure_tools()
     if read_state() is not None:
@@ -181,19 +190,31 @@ def up(mix: str, timeout: float) -> int:
         down()
     cleanup_stale()
     nodes: list[NodeSpec] = nodes_for_mix(mix)
-    lab = Lab(nodes, persistent=True)
-    _say(f"building lab {lab.prefix} (mix {mix!r}) in {lab.run_dir}")
+    lab = lab_class(backend)(nodes, persistent=True)
+    _say(f"building lab {lab.prefix} (mix {mix!r}, backend {backend}) in {lab.run_dir}")
     lab.up()
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(
-        json.dumps({"prefix": lab.prefix, "run_dir": str(lab.run_dir), "mix": mix}, indent=2)
+        json.dumps(
+            {"prefix": lab.prefix, "run_dir": str(lab.run_dir), "mix": mix, "backend": backend},
+            indent=2,
+        )
     )
+    describe = getattr(lab, "describe_backend", None)
+    if describe is not None:
+        _say(describe())
     report(lab, timeout)
     _section("how to use and tear down")
     first = lab.nodes[0]
     _say(f"  run files, configs, logs: {lab.run_dir}/")
     _say(f"  a shell on a node:        ip netns exec {lab.netns(first)} bash")
-    _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
+    if backend == "docker" and lab.bird_nodes():
+        bird = lab.bird_nodes()[0]
+        host = f"DOCKER_HOST={lab.engine.base_url} " if hasattr(lab, "engine") else ""
+        _say(f"  BIRD's CLI:               {host}docker exec {lab.prefix}{bird.name}-bird birdc")
+        _say(f"  containers:               {host}docker ps --filter label=speaker-lab")
+    else:
+        _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
     _say("  report again:             make lab-status")
     _say("  tear down:                make lab-down   (python3 -m integration.lab_up down)")
     return 0
@@ -215,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build the lab and report")
     p_up.add_argument("--mix", default="seed", help="seed | bird | speaker | k80,k81,k82")
+    p_up.add_argument(
+        "--backend",
+        default=default_backend(),
+        choices=("netns", "docker"),
+        help="where BIRD nodes run (default $SPEAKER_LAB_BACKEND or netns)",
+    )
     p_up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for sessions")
     p_down = sub.add_parser("down", help="tear down the recorded lab")
     p_down.add_argument("--all", action="store_true", help="also every ownerless lab run")
@@ -223,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         parser.error("the lab needs root (network namespaces)")
     if args.command == "up":
-        return up(args.mix, args.timeout)
+        return up(args.mix, args.timeout, args.backend)
     if args.command == "down":
         return down(args.all)
     return status()

@@ -30,7 +30,7 @@ from speaker.control.views import (
     StatusView,
     TimerView,
 )
-from speaker.kernel import LearnedRoute, RouteState, RouteType
+from speaker.kernel import InstalledRoute, LearnedRoute, RouteState, RouteType
 from speaker.rib.path import SourceKind
 from speaker.session import State
 from speaker.wire.capabilities import (
@@ -96,6 +96,25 @@ def neighbor_caps(caps: Sequence[object]) -> tuple[str, ...]:
     return tuple(w for w in order if w in words)
 
 
+_KIND_OF_TYPE = {
+    RouteType.BLACKHOLE: RouteKind.BLACKHOLE,
+    RouteType.UNREACHABLE: RouteKind.UNREACHABLE,
+    RouteType.PROHIBIT: RouteKind.PROHIBIT,
+}
+
+
+def _dest_text(kind: RouteKind, hops: Sequence[NextHop]) -> str:
+    """``via 192.168.0.80 dev eth0[, via ...]`` or the route type, as ``show kernel`` shows it."""
+    if kind in (RouteKind.ROUTER, RouteKind.MULTIPATH):
+        return ", ".join(f"via {nh.gateway} dev {nh.iface}" for nh in hops) or "???"
+    return kind.value
+
+
+def _learned_order(route: LearnedRoute) -> tuple[int, int, int]:
+    net = route.prefix
+    return net.version, int(net.network_address), net.prefixlen
+
+
 class SpeakerBackend:
     """``ControlBackend`` over a running :class:`Speaker`."""
 
@@ -144,7 +163,8 @@ class SpeakerBackend:
         error = session.last_error or ""
         info_text = ""
         if proto_state is not ProtoState.DOWN:
-            info_text = f"{bgp_state.value:<14}{error}".rstrip()
+            # the state alone: the renderer appends last_error (BIRD's bgp_get_status)
+            info_text = bgp_state.value
         hold = keep = None
         caps: tuple[str, ...] = ()
         flags: tuple[str, ...] = ()
@@ -164,15 +184,21 @@ class SpeakerBackend:
             flags = tuple(flags_l)
             hold = TimerView(info.hold_time, info.hold_time)
             keep = TimerView(info.keepalive_time, info.keepalive_time)
-        del now
         routes = RouteCounts()
         name = state.config.name
+        gr_active = False
+        restart_timer: TimerView | None = None
         if state.config.name in {p.name for p in sp.rib.peers()}:
             adj = sp.rib.adj_in(state.config.name)
             best = sum(
                 1 for e in sp.rib.loc if e.best is not None and e.best.peer.name == name
             )
             routes = RouteCounts(imported=len(adj.paths), preferred=best)
+            # BIRD's gr_active: the peer's routes are stale until its End-of-RIB or timer
+            gr_active = adj.gr_active
+            deadline = session.restart_deadline
+            if gr_active and deadline is not None:
+                restart_timer = TimerView(max(0, int(deadline - now)))
         return ProtocolStatus(
             name=state.config.name,
             proto="BGP",
@@ -191,6 +217,8 @@ class SpeakerBackend:
                 source_address=state.config.source_address,
                 hold_timer=hold,
                 keepalive_timer=keep,
+                restart_timer=restart_timer,
+                graceful_restart_active=gr_active,
                 passive=state.config.passive,
                 local_as=sp.config.asn,
                 peer_port=state.config.port,
@@ -212,11 +240,26 @@ class SpeakerBackend:
                 continue
             entry = kernel.get(net)
             in_kernel = entry is not None and entry.state is RouteState.INSTALLED
+            # BIRD's KRF_SYNC_ERROR (`!`): wanted, not being changed, yet not in the kernel
+            refused = (
+                entry is not None
+                and entry.wanted is not None
+                and entry.state in (RouteState.MISSING, RouteState.DIFFERS)
+            )
             for pv in view.paths:
-                out.append(self._route(net, pv, in_kernel if pv.best else None))
+                # the best path and its ECMP siblings (next hops of one kernel route); never
+                # the routes learned from the kernel or a device
+                programmed = (pv.best or pv.ecmp) and pv.path.source in (
+                    SourceKind.BGP,
+                    SourceKind.LOCAL,
+                )
+                sync_error = programmed and pv.best and refused
+                out.append(self._route(net, pv, in_kernel if programmed else None, sync_error))
         return out
 
-    def _route(self, net: IPv4Network, pv: PathView, in_kernel: bool | None) -> RouteView:
+    def _route(
+        self, net: IPv4Network, pv: PathView, in_kernel: bool | None, sync_error: bool = False
+    ) -> RouteView:
         path = pv.path
         attrs = path.attrs
         kind = RouteKind.ROUTER
@@ -272,6 +315,7 @@ class SpeakerBackend:
             from_address=from_address if isinstance(from_address, IPv4Address) else None,
             path_id=path.path_id,
             in_kernel=in_kernel,
+            sync_error=sync_error,
         )
 
     def _iface_for(self, gateway: IPv4Address) -> str | None:
@@ -299,19 +343,23 @@ class SpeakerBackend:
                 continue
             wanted = entry.wanted
             installed = entry.installed
-            wanted_bh = wanted is not None and wanted.blackhole
-            if wanted_bh or (installed is not None and installed.type is RouteType.BLACKHOLE):
-                kind = RouteKind.BLACKHOLE
+            held_kind, held_hops = self._installed_dest(installed)
+            held = ""
+            if wanted is None:  # ours in the kernel, not wanted: show what it holds
+                kind, hops = held_kind, held_hops
             else:
-                count = len(wanted.nexthops) if wanted is not None else 1
-                kind = RouteKind.MULTIPATH if count > 1 else RouteKind.ROUTER
-            hops: tuple[NextHop, ...] = ()
-            if wanted is not None:
+                if wanted.blackhole:
+                    kind = RouteKind.BLACKHOLE
+                else:
+                    many = len(wanted.nexthops) > 1
+                    kind = RouteKind.MULTIPATH if many else RouteKind.ROUTER
                 hops = tuple(
                     NextHop(h, self._iface_for(h) or "?")
                     for h in wanted.nexthops
                     if isinstance(h, IPv4Address)
                 )
+                if entry.state is not RouteState.INSTALLED:
+                    held = "none" if installed is None else _dest_text(held_kind, held_hops)
             rows.append(
                 KernelRouteView(
                     prefix=entry.prefix,
@@ -320,8 +368,13 @@ class SpeakerBackend:
                     protocol=k.protocol,
                     state=str(entry.state),
                     error=entry.reason,
+                    kernel=held,
                 )
             )
+        for route in sorted(sp.bridge.learned().values(), key=_learned_order):
+            if isinstance(route.prefix, IPv4Network):
+                rows.append(self._learned_row(route.prefix, route))
+        last_scan = sp.bridge.last_scan
         return KernelView(
             protocol=k.protocol,
             table=k.table,
@@ -330,8 +383,47 @@ class SpeakerBackend:
             scan_time=int(k.scan_time),
             merge_paths=k.merge_paths,
             merge_limit=k.merge_limit,
+            last_scan=datetime.fromtimestamp(last_scan) if last_scan is not None else None,
             routes=tuple(rows),
             synced=snap.converged,
+        )
+
+    def _installed_dest(
+        self, installed: InstalledRoute | None
+    ) -> tuple[RouteKind, tuple[NextHop, ...]]:
+        """Kind and next hops of our route as the kernel holds it."""
+        if installed is None:
+            return RouteKind.ROUTER, ()
+        if installed.type is not RouteType.UNICAST:
+            return _KIND_OF_TYPE.get(installed.type, RouteKind.UNREACHABLE), ()
+        hops = tuple(
+            NextHop(gw, self.speaker.bridge.interface_name(index) or f"if{index}")
+            for gw, index in zip(installed.nexthops, installed.ifindexes, strict=False)
+            if isinstance(gw, IPv4Address)
+        )
+        return (RouteKind.MULTIPATH if len(hops) > 1 else RouteKind.ROUTER), hops
+
+    def _learned_row(self, prefix: IPv4Network, route: LearnedRoute) -> KernelRouteView:
+        """An alien route the bridge learned (``learn``), as a ``show kernel`` row."""
+        hops = tuple(
+            NextHop(gw, route.ifname or self._iface_for(gw) or "?")
+            for gw in route.nexthops
+            if isinstance(gw, IPv4Address)
+        )
+        if route.type is not RouteType.UNICAST:
+            kind = _KIND_OF_TYPE.get(route.type, RouteKind.UNREACHABLE)
+        elif hops:
+            kind = RouteKind.MULTIPATH if len(hops) > 1 else RouteKind.ROUTER
+        else:
+            kind = RouteKind.DEVICE
+        return KernelRouteView(
+            prefix=prefix,
+            kind=kind,
+            nexthops=hops,
+            iface=route.ifname,
+            protocol=route.protocol,
+            ours=False,
+            state="learned",
         )
 
     # -- actions ---------------------------------------------------------------------------

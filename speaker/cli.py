@@ -1,6 +1,7 @@
 """The ``speaker`` command: run the daemon, decode captures, check a config, talk to the socket.
 
     speaker run --config FILE [--json] [--log-level LEVEL] [--graceful-restart]
+                [--metrics-listen ADDR:PORT]
     speaker decode FILE [--json] [--hex]
     speaker check-config --config FILE [--json]
     speaker status                           (calicoctl node status, exactly)
@@ -55,6 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graceful-restart", action="store_true",
                    help="start as a restarting speaker (RFC 4724 restart flag, keep kernel "
                         "routes until peers' End-of-RIB), like `bird -R`")
+    p.add_argument("--metrics-listen", metavar="ADDR:PORT", default=None,
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics")
 
     p = sub.add_parser("decode", help="decode BGP messages from a pcap or hex file")
     p.add_argument("file", metavar="FILE")
@@ -134,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     if run_daemon is None:
         return EXIT_ERROR
     return int(run_daemon(args.config, json_events=args.json, log_level=args.log_level,
-                          restarting=args.graceful_restart))
+                          restarting=args.graceful_restart, metrics_listen=args.metrics_listen))
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -280,6 +280,7 @@ class Speaker:
     def request_stop(self, why: str = "") -> None:
         """SIGTERM/SIGINT: Cease (Administrative Shutdown) to every peer, then exit."""
         self.bus.publish(DaemonEvent(f"stopping ({why}): Cease/Administrative Shutdown to peers"))
+        self.shutting_down = True  # before the sessions drop: their withdrawals skip the kernel
         now_peers = list(self.peers.values())
         for state in now_peers:
             state.transport.session.stop(
@@ -392,7 +393,8 @@ class Speaker:
         elif isinstance(event, SessionDown):
             self._session_down(state, event)
         elif isinstance(event, GracefulRestartEnded):
-            self._apply(self.rib.sweep_stale(name))
+            for family in event.families:  # only the families whose restart ended
+                self._apply(self.rib.sweep_stale(name, family))
 
     def _name_of(self, transport: PeerTransport) -> str | None:
         name = self._by_address.get(transport.config.peer_address)
@@ -477,6 +479,8 @@ class Speaker:
             self._recovery_timer = None
         self.bus.publish(RecoveryEvent(False, cause))
         for state in self.peers.values():
+            # RFC 4724 3 (as BIRD): R and F only while recovering; a later flap reopens plain
+            state.transport.session.set_restart_flags(restarting=False, forwarding_preserved=False)
             if state.transport.session.negotiated is not None and not state.feed_sent:
                 with contextlib.suppress(Exception):
                     self._send_feed(state)
@@ -508,6 +512,10 @@ class Speaker:
             self._schedule_flush()
 
     def _program(self, change: RouteChange) -> None:
+        if self.shutting_down:
+            # As BIRD's krt_rt_notify during shutdown: the kernel keeps what it has (persist;
+            # without persist, bridge.stop() removes our routes itself).
+            return
         net = change.prefix.network
         best = change.new_best
         if best is None:
@@ -595,6 +603,7 @@ def run_daemon(
     json_events: bool = False,
     log_level: str = "INFO",
     restarting: bool = False,
+    metrics_listen: str | None = None,
 ) -> int:
     """``speaker run``: load the config (refusing a bad one), run until SIGTERM."""
     setup_logging(log_level)
@@ -610,6 +619,17 @@ def run_daemon(
     bus.subscribe(LogSink())
     if json_events:
         bus.subscribe(JsonSink(sys.stdout))
+    if metrics_listen is not None:
+        from speaker.metrics import MetricsSink
+
+        address, _, port = metrics_listen.rpartition(":")
+        if not port.isdigit() or not address:
+            print(f"speaker: --metrics-listen {metrics_listen!r}: expected ADDR:PORT",
+                  file=sys.stderr)
+            return 2
+        metrics = MetricsSink()
+        bus.subscribe(metrics)
+        metrics.serve(address.strip("[]"), int(port))
     os.makedirs(os.path.dirname(os.path.abspath(config.control_socket)), exist_ok=True)
     speaker = Speaker(config, bus, restarting=restarting)
     try:

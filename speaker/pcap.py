@@ -1,8 +1,11 @@
 """Read BGP messages out of packet captures and hex files, one TCP stream at a time.
 
-pcap and pcapng are read with dpkt; each TCP direction is reassembled by sequence number, so a
-message split over segments, or several messages in one segment, come out whole.  This is the
-input side of ``speaker decode`` and of the tests that compare our reading with Wireshark's.
+pcap and pcapng are read with dpkt (Ethernet, Linux cooked v1/v2, raw IP and loopback link
+layers); each TCP direction is reassembled by sequence number, out-of-order and retransmitted
+segments included, so a message split over segments, or several messages in one segment, come
+out whole, tagged with the frame number that completed them (as Wireshark numbers frames).
+This is the input side of ``speaker decode`` and of the tests that compare our reading with
+Wireshark's.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import dpkt
+import dpkt.loopback
+import dpkt.sll2
 
 from speaker.wire.messages import HEADER_SIZE, MARKER
 
@@ -59,39 +65,58 @@ class CaptureError(Exception):
     """The file is not a capture or hex dump we can read."""
 
 
-def _open_reader(fh: object) -> Iterator[tuple[float, bytes]]:
+def _open_reader(fh: BinaryIO) -> tuple[Iterator[tuple[float, bytes]], int]:
+    """A packet iterator and the link type, for pcap or pcapng."""
     try:
-        return iter(dpkt.pcap.Reader(fh))
-    except ValueError:
-        pass
-    fh.seek(0)  # type: ignore[attr-defined]
-    try:
-        return iter(dpkt.pcapng.Reader(fh))
-    except ValueError as exc:
-        raise CaptureError(f"not a pcap or pcapng file: {exc}") from None
+        reader = dpkt.pcap.Reader(fh)
+    except (ValueError, dpkt.UnpackError):
+        fh.seek(0)
+        try:
+            reader = dpkt.pcapng.Reader(fh)
+        except (ValueError, dpkt.UnpackError) as exc:
+            raise CaptureError(f"not a pcap or pcapng file: {exc}") from None
+    linktype = int(reader.datalink())
+    if linktype not in _LINK_TYPES:
+        raise CaptureError(f"unsupported link type {linktype} (Ethernet, SLL, SLL2, raw IP, null)")
+    return iter(reader), linktype
+
+
+def _raw_ip(buf: bytes) -> dpkt.Packet:
+    return dpkt.ip.IP(buf) if buf and buf[0] >> 4 == 4 else dpkt.ip6.IP6(buf)
+
+
+# link type -> how to reach the IP layer (pcap-linktype(7) numbers)
+_LINK_TYPES = {
+    dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet,
+    dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
+    276: dpkt.sll2.SLL2,  # LINUX_SLL2, what "tcpdump -i any" writes nowadays
+    dpkt.pcap.DLT_NULL: dpkt.loopback.Loopback,
+    dpkt.pcap.DLT_LOOP: dpkt.loopback.Loopback,
+    dpkt.pcap.DLT_RAW: _raw_ip,
+    101: _raw_ip,  # LINKTYPE_RAW
+    228: dpkt.ip.IP,  # LINKTYPE_IPV4
+    229: dpkt.ip6.IP6,  # LINKTYPE_IPV6
+}
 
 
 def _ip_layer(buf: bytes, linktype: int) -> dpkt.Packet | None:
-    if linktype == dpkt.pcap.DLT_LINUX_SLL:
-        pkt = dpkt.sll.SLL(buf)
-    elif linktype in (dpkt.pcap.DLT_RAW, 101):
-        return dpkt.ip.IP(buf) if buf and buf[0] >> 4 == 4 else dpkt.ip6.IP6(buf)
-    else:
-        pkt = dpkt.ethernet.Ethernet(buf)
-    data = pkt.data
-    return data if isinstance(data, (dpkt.ip.IP, dpkt.ip6.IP6)) else None
+    pkt = _LINK_TYPES[linktype](buf)
+    while not isinstance(pkt, (dpkt.ip.IP, dpkt.ip6.IP6)):
+        pkt = getattr(pkt, "data", None)
+        if not isinstance(pkt, dpkt.Packet):
+            return None
+    return pkt
 
 
 def read_capture(path: str | Path) -> Iterator[RawMessage]:
     """Yield the BGP messages of a pcap/pcapng file in the order they were completed."""
     directions: dict[tuple[Endpoint, Endpoint], _Direction] = {}
     with open(path, "rb") as fh:
-        reader = _open_reader(fh)
-        linktype = getattr(reader, "datalink", lambda: dpkt.pcap.DLT_EN10MB)()
-        for frame, (ts, buf) in enumerate(reader, start=1):
+        reader, linktype = _open_reader(fh)
+        for frame, (ts, buf) in _frames(reader):
             try:
                 ip = _ip_layer(buf, linktype)
-            except (dpkt.UnpackError, IndexError):
+            except (dpkt.UnpackError, IndexError, ValueError):
                 continue
             if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
                 continue
@@ -111,23 +136,45 @@ def read_capture(path: str | Path) -> Iterator[RawMessage]:
                 continue
             if state.next_seq is None:  # capture started mid-stream
                 state.next_seq = tcp.seq
-            state.pending[tcp.seq] = (payload, ts, frame)
-            yield from _drain(state, src, dst)
+            known = state.pending.get(tcp.seq)
+            if known is None or len(known[0]) < len(payload):
+                state.pending[tcp.seq] = (payload, ts, frame)
+            yield from _drain(state, src, dst, ts, frame)
 
 
-def _drain(state: _Direction, src: Endpoint, dst: Endpoint) -> Iterator[RawMessage]:
-    ts, frame = 0.0, 0
+def _frames(reader: Iterator[tuple[float, bytes]]) -> Iterator[tuple[int, tuple[float, bytes]]]:
+    """Number the frames from 1 as Wireshark does; a capture cut short ends quietly."""
+    frame = 0
+    while True:
+        try:
+            item = next(reader)
+        except StopIteration:
+            return
+        except dpkt.UnpackError:  # NeedData: the last record is truncated
+            return
+        frame += 1
+        yield frame, item
+
+
+def _drain(
+    state: _Direction, src: Endpoint, dst: Endpoint, ts: float, frame: int
+) -> Iterator[RawMessage]:
+    """Append what is now contiguous; yield the messages this frame completed."""
     seq = state.next_seq if state.next_seq is not None else 0
-    while seq in state.pending:
-        payload, ts, frame = state.pending.pop(seq)
-        state.buffer += payload
-        seq = (seq + len(payload)) & 0xFFFFFFFF
-    # retransmissions: keep only the part beyond what we already have
-    for old in [s for s in state.pending if _before(s, seq)]:
-        data, t, f = state.pending.pop(old)
-        overlap = (seq - old) & 0xFFFFFFFF
-        if overlap < len(data):
-            state.pending[seq] = (data[overlap:], t, f)
+    pending = state.pending
+    while True:
+        while seq in pending:
+            payload = pending.pop(seq)[0]
+            state.buffer += payload
+            seq = (seq + len(payload)) & 0xFFFFFFFF
+        # retransmissions and overlaps: keep only the part beyond what we already have
+        for old in [s for s in pending if _before(s, seq)]:
+            data, t, f = pending.pop(old)
+            overlap = (seq - old) & 0xFFFFFFFF
+            if overlap < len(data) and len(data) - overlap > len(pending.get(seq, (b"",))[0]):
+                pending[seq] = (data[overlap:], t, f)
+        if seq not in pending:
+            break
     state.next_seq = seq
     buf = state.buffer
     while len(buf) >= HEADER_SIZE:
@@ -158,7 +205,10 @@ def read_hex(text: str) -> Iterator[bytes]:
         line = line.split("#", 1)[0].replace("0x", "").replace(":", "").replace(" ", "")
         if line.strip():
             cleaned.append(line.strip())
-    blob = bytes.fromhex("".join(cleaned))
+    try:
+        blob = bytes.fromhex("".join(cleaned))
+    except ValueError as exc:
+        raise CaptureError(f"not hexadecimal text: {exc}") from None
     i = 0
     while i < len(blob):
         if len(blob) - i >= HEADER_SIZE and blob[i : i + 16] == MARKER:

@@ -53,8 +53,9 @@ async def run_cli_async(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple
 # --------------------------------------------------------------------------- delegation
 
 
-def test_run_delegates_to_the_daemon(monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_delegates_to_the_daemon(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     seen: dict[str, Any] = {}
 
     def run_daemon(path: str, **kw: Any) -> int:
@@ -62,13 +63,27 @@ def test_run_delegates_to_the_daemon(monkeypatch: pytest.MonkeyPatch,
         seen.update(kw)
         return 7
 
-    monkeypatch.setitem(sys.modules, "speaker.daemon",
-                        types.SimpleNamespace(run_daemon=run_daemon))
-    code, _, _ = run_cli(capsys, "run", "--config", "node81.toml", "--json",
-                         "--log-level", "DEBUG", "--graceful-restart")
+    monkeypatch.setitem(sys.modules, "speaker.daemon", types.SimpleNamespace(run_daemon=run_daemon))
+    code, _, _ = run_cli(
+        capsys,
+        "run",
+        "--config",
+        "node81.toml",
+        "--json",
+        "--log-level",
+        "DEBUG",
+        "--graceful-restart",
+        "--metrics-listen",
+        "127.0.0.1:9179",
+    )
     assert code == 7
-    assert seen == {"path": "node81.toml", "json_events": True, "log_level": "debug",
-                    "restarting": True}
+    assert seen == {
+        "path": "node81.toml",
+        "json_events": True,
+        "log_level": "debug",
+        "restarting": True,
+        "metrics_listen": "127.0.0.1:9179",
+    }
     code, _, _ = run_cli(capsys, "run", "--config", "x.toml")
     assert code == 7
     assert seen["json_events"] is False and seen["restarting"] is False
@@ -84,16 +99,18 @@ def test_run_without_a_daemon_module_is_a_clear_error(
     assert err.startswith("speaker: speaker.daemon.run_daemon is not available")
 
 
-def test_decode_delegates(monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_decode_delegates(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     seen: list[tuple[str, bool, bool]] = []
 
     def decode_main(path: str, *, as_json: bool, force_hex: bool) -> int:
         seen.append((path, as_json, force_hex))
         return 0
 
-    monkeypatch.setitem(sys.modules, "speaker.decode",
-                        types.SimpleNamespace(decode_main=decode_main))
+    monkeypatch.setitem(
+        sys.modules, "speaker.decode", types.SimpleNamespace(decode_main=decode_main)
+    )
     assert run_cli(capsys, "decode", "cap.pcap")[0] == 0
     assert run_cli(capsys, "decode", "msg.hex", "--json", "--hex")[0] == 0
     assert seen == [("cap.pcap", False, False), ("msg.hex", True, True)]
@@ -121,30 +138,34 @@ def test_check_config_explains_passive_directions(capsys: pytest.CaptureFixture[
     assert code == 0 and err == ""
     assert "configuration is valid" in out
     assert "Mesh_192_168_0_80: 192.168.0.80 AS 64512 (iBGP), from 192.168.0.81, active" in out
-    assert ('why: active: peer "192.168.0.80" < own "192.168.0.81" (source_address) compared '
-            'as text') in out
+    assert (
+        'why: active: peer "192.168.0.80" < own "192.168.0.81" (source_address) compared as text'
+    ) in out
     assert "Mesh_192_168_0_82: 192.168.0.82 AS 64512 (iBGP), from 192.168.0.81, passive" in out
     assert "originates: 10.244.42.64/26" in out
     assert "kernel: protocol 186" in out
 
 
 def test_check_config_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "check-config", "--config", str(CONFIG_DIR / "node80.toml"),
-                           "--json")
+    code, out, _ = run_cli(
+        capsys, "check-config", "--config", str(CONFIG_DIR / "node80.toml"), "--json"
+    )
     doc = json.loads(out)
     assert code == 0
-    assert [(p["address"], p["passive"]) for p in doc["peers"]] == [("192.168.0.81", True),
-                                                                    ("192.168.0.82", True)]
+    assert [(p["address"], p["passive"]) for p in doc["peers"]] == [
+        ("192.168.0.81", True),
+        ("192.168.0.82", True),
+    ]
 
 
-def test_check_config_refuses_with_file_and_key(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_refuses_with_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('router_id = "10.0.0.1"\nasn = 64512\n[[peer]]\naddress = "10.0.0.300"\n')
     code, out, err = run_cli(capsys, "check-config", "--config", str(bad))
     assert code == 2 and out == ""
-    assert err == (f"speaker: {bad}: peer[0].address: '10.0.0.300' is not a valid IPv4 "
-                   f"address\n")
+    assert err == (f"speaker: {bad}: peer[0].address: '10.0.0.300' is not a valid IPv4 address\n")
     code, _, err = run_cli(capsys, "check-config", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "no such file" in err
 
@@ -155,17 +176,37 @@ def test_check_config_refuses_with_file_and_key(tmp_path: Path,
 def backend() -> StaticBackend:
     protocols = [
         ProtocolStatus("kernel1", "Kernel", ProtoState.UP, UP),
-        ProtocolStatus("Mesh_192_168_0_80", "BGP", ProtoState.UP, UP, info="Established",
-                       bgp=BgpDetails(A("192.168.0.80"), 64512, A("192.168.0.80"))),
-        ProtocolStatus("Mesh_192_168_0_82", "BGP", ProtoState.START, UP, info="Active",
-                       last_error="Socket: Connection refused",
-                       bgp=BgpDetails(A("192.168.0.82"), 64512)),
+        ProtocolStatus(
+            "Mesh_192_168_0_80",
+            "BGP",
+            ProtoState.UP,
+            UP,
+            info="Established",
+            bgp=BgpDetails(A("192.168.0.80"), 64512, A("192.168.0.80")),
+        ),
+        ProtocolStatus(
+            "Mesh_192_168_0_82",
+            "BGP",
+            ProtoState.START,
+            UP,
+            info="Active",
+            last_error="Socket: Connection refused",
+            bgp=BgpDetails(A("192.168.0.82"), 64512),
+        ),
     ]
-    routes = [RouteView(N("10.244.152.128/26"), "Mesh_192_168_0_80", UP,
-                        nexthops=(NextHop(A("192.168.0.80"), "eth0"),), primary=True,
-                        bgp=BgpAttrs("IGP", (), A("192.168.0.80"), None, 100))]
-    return StaticBackend(protocols, routes, StatusView(A("192.168.0.81"), NOW, UP, UP),
-                         clock=lambda: NOW)
+    routes = [
+        RouteView(
+            N("10.244.152.128/26"),
+            "Mesh_192_168_0_80",
+            UP,
+            nexthops=(NextHop(A("192.168.0.80"), "eth0"),),
+            primary=True,
+            bgp=BgpAttrs("IGP", (), A("192.168.0.80"), None, 100),
+        )
+    ]
+    return StaticBackend(
+        protocols, routes, StatusView(A("192.168.0.81"), NOW, UP, UP), clock=lambda: NOW
+    )
 
 
 @pytest.fixture
@@ -183,8 +224,9 @@ async def sock(sock_dir: Path) -> AsyncIterator[tuple[str, StaticBackend]]:
         yield str(path), b
 
 
-async def test_status_prints_calicoctl_table(sock: tuple[str, StaticBackend],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+async def test_status_prints_calicoctl_table(
+    sock: tuple[str, StaticBackend], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = sock
     code, out, err = await run_cli_async(capsys, "status", "--socket", path)
     assert code == 0 and err == ""
@@ -202,29 +244,39 @@ async def test_status_prints_calicoctl_table(sock: tuple[str, StaticBackend],
         "\n"
         "IPv6 BGP status\n"
         "No IPv6 peers found.\n"
-        "\n")
+        "\n"
+    )
     code, out, _ = await run_cli_async(capsys, "status", "--socket", path, "--json")
     assert code == 0
     assert json.loads(out)["ipv4"][1] == {
-        "peer_address": "192.168.0.82", "peer_type": "node-to-node mesh", "state": "start",
-        "since": SINCE, "info": "Active Socket: Connection refused"}
+        "peer_address": "192.168.0.82",
+        "peer_type": "node-to-node mesh",
+        "state": "start",
+        "since": SINCE,
+        "info": "Active Socket: Connection refused",
+    }
 
 
-async def test_show_commands(sock: tuple[str, StaticBackend],
-                             capsys: pytest.CaptureFixture[str]) -> None:
+async def test_show_commands(
+    sock: tuple[str, StaticBackend], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = sock
     code, out, _ = await run_cli_async(capsys, "show", "protocols", "--socket", path)
     assert code == 0
-    assert out.splitlines()[2] == f"Mesh_192_168_0_80 BGP      master   up     {SINCE}    Established   "
-    code, out, _ = await run_cli_async(capsys, "show", "protocols", "all", "Mesh_192_168_0_80",
-                                       "--socket", path)
+    assert (
+        out.splitlines()[2]
+        == f"Mesh_192_168_0_80 BGP      master   up     {SINCE}    Established   "
+    )
+    code, out, _ = await run_cli_async(
+        capsys, "show", "protocols", "all", "Mesh_192_168_0_80", "--socket", path
+    )
     assert code == 0 and "    Neighbor address: 192.168.0.80" in out.splitlines()
-    code, out, _ = await run_cli_async(capsys, "show", "protocols", "Mesh_*_82", "--socket",
-                                       path)
+    code, out, _ = await run_cli_async(capsys, "show", "protocols", "Mesh_*_82", "--socket", path)
     assert code == 0 and out.splitlines()[1].startswith("Mesh_192_168_0_82 BGP")
     assert len(out.splitlines()) == 2
-    code, out, _ = await run_cli_async(capsys, "show", "route", "for", "10.244.152.130",
-                                       "--socket", path)
+    code, out, _ = await run_cli_async(
+        capsys, "show", "route", "for", "10.244.152.130", "--socket", path
+    )
     assert code == 0 and out.startswith("10.244.152.128/26  via 192.168.0.80 on eth0")
     code, out, _ = await run_cli_async(capsys, "show", "route", "count", "--socket", path)
     assert out == "1 of 1 routes for 1 networks\n"
@@ -232,31 +284,30 @@ async def test_show_commands(sock: tuple[str, StaticBackend],
     assert out.splitlines()[:2] == ["BIRD 1.6.8", "Router ID is 192.168.0.81"]
     code, out, _ = await run_cli_async(capsys, "show", "kernel", "--socket", path)
     assert code == 0 and out.startswith("Kernel bridge: protocol 186")
-    code, out, _ = await run_cli_async(capsys, "show", "route", "all", "--socket", path,
-                                       "--json")
+    code, out, _ = await run_cli_async(capsys, "show", "route", "all", "--socket", path, "--json")
     doc = json.loads(out)
     assert code == 0 and doc["command"] == "show route all"
     assert doc["data"]["routes"][0]["bgp"]["next_hop"] == "192.168.0.80"
 
 
-async def test_actions_and_their_exit_codes(sock: tuple[str, StaticBackend],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+async def test_actions_and_their_exit_codes(
+    sock: tuple[str, StaticBackend], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, b = sock
     code, out, _ = await run_cli_async(capsys, "disable", "Mesh_*", "--socket", path)
     assert code == 0
     assert out == "Mesh_192_168_0_80: disabled\nMesh_192_168_0_82: disabled\n"
-    code, out, _ = await run_cli_async(capsys, "enable", "Mesh_192_168_0_80", "--socket", path,
-                                       "--json")
+    code, out, _ = await run_cli_async(
+        capsys, "enable", "Mesh_192_168_0_80", "--socket", path, "--json"
+    )
     assert code == 0 and json.loads(out)["data"]["results"][0]["outcome"] == "done"
     code, out, _ = await run_cli_async(capsys, "restart", "Mesh_192_168_0_80", "--socket", path)
     assert code == 0 and out == "Mesh_192_168_0_80: restarted\n"
-    code, out, err = await run_cli_async(capsys, "refresh", "Mesh_192_168_0_80", "--socket",
-                                         path)
+    code, out, err = await run_cli_async(capsys, "refresh", "Mesh_192_168_0_80", "--socket", path)
     assert code == 1 and "reload failed: session is not established" in err
     code, out, _ = await run_cli_async(capsys, "restart", "--graceful", "--socket", path)
     assert code == 0 and out == "Graceful restart initiated\n"
-    code, out, err = await run_cli_async(capsys, "show", "protocols", "nosuch", "--socket",
-                                         path)
+    code, out, err = await run_cli_async(capsys, "show", "protocols", "nosuch", "--socket", path)
     assert code == 1 and out == "" and err == "speaker: nosuch is not a protocol\n"
     assert b.calls[:2] == [("disable", "Mesh_192_168_0_80"), ("disable", "Mesh_192_168_0_82")]
     assert ("graceful_restart", "") in b.calls
@@ -278,9 +329,9 @@ def test_unreachable_socket_exits_2(sock_dir: Path, capsys: pytest.CaptureFixtur
     assert "No such file or directory" in err
 
 
-async def test_socket_path_comes_from_the_config(sock: tuple[str, StaticBackend],
-                                                 tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+async def test_socket_path_comes_from_the_config(
+    sock: tuple[str, StaticBackend], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = sock
     cfg = tmp_path / "n.toml"
     cfg.write_text(f'router_id = "192.168.0.81"\nasn = 64512\ncontrol_socket = "{path}"\n')

@@ -74,8 +74,13 @@ def test_brief_example_parses_into_the_documented_values() -> None:
     assert cfg.originate.blocks == (IPv4Network("10.244.42.64/26"),)
     assert cfg.pools.cidrs == (IPv4Network("10.244.0.0/16"),)
     k = cfg.kernel
-    assert (k.protocol, k.learn, k.persist, k.scan_time, k.merge_paths) == (186, True, True, 2,
-                                                                           True)
+    assert (k.protocol, k.learn, k.persist, k.scan_time, k.merge_paths) == (
+        186,
+        True,
+        True,
+        2,
+        True,
+    )
 
 
 def test_defaults_are_the_seed_bird_cfg_and_bird_defaults() -> None:
@@ -151,8 +156,12 @@ def test_keepalive_is_free_below_hold(hold: int, keepalive: int) -> None:
     text = node("10.0.0.1", "10.0.0.2") + f"hold_time = {hold}\nkeepalive_time = {keepalive}\n"
     p = parse_config(text, "x.toml").peers[0]
     assert (p.hold_time, p.keepalive_time) == (hold, keepalive)
-    assert parse_config(node("10.0.0.1", "10.0.0.2") + f"hold_time = {hold}\n",
-                        "x.toml").peers[0].keepalive_time is None
+    assert (
+        parse_config(node("10.0.0.1", "10.0.0.2") + f"hold_time = {hold}\n", "x.toml")
+        .peers[0]
+        .keepalive_time
+        is None
+    )
 
 
 def test_config_is_frozen_and_json_ready() -> None:
@@ -219,20 +228,52 @@ def test_seed_node_files_give_exactly_one_dialer_per_pair() -> None:
             if not p.passive:
                 dials.add((str(cfg.router_id), str(p.address)))
     # The seed's rule: a node dials peers with a lower address.
-    assert dials == {("192.168.0.81", "192.168.0.80"), ("192.168.0.82", "192.168.0.80"),
-                     ("192.168.0.82", "192.168.0.81")}
+    assert dials == {
+        ("192.168.0.81", "192.168.0.80"),
+        ("192.168.0.82", "192.168.0.80"),
+        ("192.168.0.82", "192.168.0.81"),
+    }
 
 
 def test_example_file_is_valid_and_documents_every_key() -> None:
     cfg = load_config(CONFIG_DIR / "example.toml")
     assert len(cfg.peers) == 2
     text = (CONFIG_DIR / "example.toml").read_text()
-    keys = ["router_id", "asn", "listen", "port", "control_socket", "graceful_restart_wait",
-            "address", "source_address", "name", "description", "passive", "hold_time",
-            "keepalive_time", "graceful_restart", "restart_time", "add_paths", "multihop",
-            "connect_delay", "connect_retry", "error_wait_min", "error_wait_max", "blocks",
-            "blackhole", "cidrs", "protocol", "table", "learn", "persist", "scan_time",
-            "merge_paths", "merge_limit", "reject_cidrs", "convergence_wait"]
+    keys = [
+        "router_id",
+        "asn",
+        "listen",
+        "port",
+        "control_socket",
+        "graceful_restart_wait",
+        "address",
+        "source_address",
+        "name",
+        "description",
+        "passive",
+        "hold_time",
+        "keepalive_time",
+        "graceful_restart",
+        "restart_time",
+        "add_paths",
+        "multihop",
+        "connect_delay",
+        "connect_retry",
+        "error_wait_min",
+        "error_wait_max",
+        "blocks",
+        "blackhole",
+        "cidrs",
+        "protocol",
+        "table",
+        "learn",
+        "persist",
+        "scan_time",
+        "merge_paths",
+        "merge_limit",
+        "reject_cidrs",
+        "convergence_wait",
+    ]
     for key in keys:
         assert f"{key} =" in text or f"# {key} =" in text, key
 
@@ -262,54 +303,88 @@ REFUSALS = [
     (BASE + "routerid = 1\n", "routerid", "unknown key"),
     (BASE + PEER + "adress = 1\n", "peer[0].adress", "unknown key"),
     (BASE + PEER + PEER.replace(".80", ".300"), "peer[1].address", "not a valid IPv4"),
-    (BASE + PEER + '[[peer]]\naddress = "192.168.0.80"\n', "peer[1].address",
-     "already peer[0]"),
-    (BASE + PEER + 'name = "X"\n[[peer]]\naddress = "192.168.0.82"\nname = "X"\n',
-     "peer[1].name", "already the name of peer[0]"),
+    (BASE + PEER + '[[peer]]\naddress = "192.168.0.80"\n', "peer[1].address", "already peer[0]"),
+    (
+        BASE + PEER + 'name = "X"\n[[peer]]\naddress = "192.168.0.82"\nname = "X"\n',
+        "peer[1].name",
+        "already the name of peer[0]",
+    ),
     ('router_id = "0.0.0.0"\nasn = 64512\n', "router_id", "non-zero"),
     ('router_id = "192.168.0.81"\n', "asn", "missing"),
-    ('asn = 64512\n', "router_id", "missing"),
+    ("asn = 64512\n", "router_id", "missing"),
     ('router_id = "192.168.0.81"\nasn = 0\n', "asn", "out of range 1..4294967295"),
     ('router_id = "192.168.0.81"\nasn = 4294967296\n', "asn", "out of range"),
     ('router_id = "192.168.0.81"\nasn = 23456\n', "asn", "AS_TRANS"),
     ('router_id = "192.168.0.81"\nasn = "64512"\n', "asn", "must be an integer"),
     ('router_id = "192.168.0.81"\nasn = true\n', "asn", "boolean"),
-    ('router_id = 192\nasn = 1\n', "router_id", "IPv4 address in quotes"),
+    ("router_id = 192\nasn = 1\n", "router_id", "IPv4 address in quotes"),
     (BASE + PEER + "asn = 0\n", "peer[0].asn", "out of range"),
     (BASE + PEER + 'address = "192.168.0.81"\n', "", "TOML syntax error"),
     (BASE + '[[peer]]\naddress = "192.168.0.81"\n', "peer[0].address", "own router_id"),
     (BASE + '[[peer]]\naddress = "224.0.0.5"\n', "peer[0].address", "cannot be a BGP neighbor"),
-    (BASE + PEER + 'source_address = "192.168.0.80"\n', "peer[0].source_address",
-     "peer's own address"),
+    (
+        BASE + PEER + 'source_address = "192.168.0.80"\n',
+        "peer[0].source_address",
+        "peer's own address",
+    ),
     (BASE + PEER + "hold_time = 2\n", "peer[0].hold_time", "at least 3"),
-    (BASE + PEER + "hold_time = 90\nkeepalive_time = 90\n", "peer[0].keepalive_time",
-     "below hold_time"),
-    (BASE + PEER + "hold_time = 0\nkeepalive_time = 5\n", "peer[0].keepalive_time",
-     "must be 0"),
+    (
+        BASE + PEER + "hold_time = 90\nkeepalive_time = 90\n",
+        "peer[0].keepalive_time",
+        "below hold_time",
+    ),
+    (BASE + PEER + "hold_time = 0\nkeepalive_time = 5\n", "peer[0].keepalive_time", "must be 0"),
     (BASE + PEER + 'add_paths = "yes"\n', "peer[0].add_paths", '"both", "receive"'),
     (BASE + PEER + "restart_time = 5000\n", "peer[0].restart_time", "0..4095"),
-    (BASE + PEER + "error_wait_min = 10\nerror_wait_max = 5\n", "peer[0].error_wait_max",
-     "below error_wait_min"),
+    (
+        BASE + PEER + "error_wait_min = 10\nerror_wait_max = 5\n",
+        "peer[0].error_wait_max",
+        "below error_wait_min",
+    ),
     (BASE + PEER + 'name = "Mesh-1"\n', "peer[0].name", "not a valid protocol name"),
     (BASE + PEER + 'name = "all"\n', "peer[0].name", "keyword"),
     (BASE + PEER + "passive = 1\n", "peer[0].passive", "true or false"),
     (BASE + 'peer = { address = "192.168.0.80" }\n', "peer", "[[peer]]"),
-    (BASE + '[originate]\nblocks = ["10.244.42.64/26"]\n', "originate.blocks[0]",
-     "outside every pool"),
-    (BASE + POOLS + '[originate]\nblocks = ["10.245.42.64/26"]\n', "originate.blocks[0]",
-     "outside every pool"),
-    (BASE + POOLS + '[originate]\nblocks = ["10.244.42.65/26"]\n', "originate.blocks[0]",
-     "did you mean 10.244.42.64/26"),
-    (BASE + POOLS + '[originate]\nblocks = ["10.244.42.64"]\n', "originate.blocks[0]",
-     "no prefix length"),
-    (BASE + POOLS + '[originate]\nblocks = ["10.244.42.0/24", "10.244.42.64/26"]\n',
-     "originate.blocks[1]", "overlaps blocks[0]"),
-    (BASE + POOLS + '[originate]\nblocks = ["10.244.42.64/26", "10.244.42.64/26"]\n',
-     "originate.blocks[1]", "listed twice"),
-    (BASE + POOLS + '[originate]\nblocks = "10.244.42.64/26"\n', "originate.blocks",
-     "must be a list"),
-    (BASE + '[pools]\ncidrs = ["10.0.0.0/8", "10.244.0.0/16"]\n', "pools.cidrs[1]",
-     "must not overlap"),
+    (
+        BASE + '[originate]\nblocks = ["10.244.42.64/26"]\n',
+        "originate.blocks[0]",
+        "outside every pool",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = ["10.245.42.64/26"]\n',
+        "originate.blocks[0]",
+        "outside every pool",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = ["10.244.42.65/26"]\n',
+        "originate.blocks[0]",
+        "did you mean 10.244.42.64/26",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = ["10.244.42.64"]\n',
+        "originate.blocks[0]",
+        "no prefix length",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = ["10.244.42.0/24", "10.244.42.64/26"]\n',
+        "originate.blocks[1]",
+        "overlaps blocks[0]",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = ["10.244.42.64/26", "10.244.42.64/26"]\n',
+        "originate.blocks[1]",
+        "listed twice",
+    ),
+    (
+        BASE + POOLS + '[originate]\nblocks = "10.244.42.64/26"\n',
+        "originate.blocks",
+        "must be a list",
+    ),
+    (
+        BASE + '[pools]\ncidrs = ["10.0.0.0/8", "10.244.0.0/16"]\n',
+        "pools.cidrs[1]",
+        "must not overlap",
+    ),
     (BASE + '[pools]\ncidrs = ["10.0.0.0/33"]\n', "pools.cidrs[0]", "not a valid IPv4 CIDR"),
     (BASE + "[kernel]\nprotocol = 2\n", "kernel.protocol", "kernel itself"),
     (BASE + "[kernel]\nprotocol = 300\n", "kernel.protocol", "out of range"),
@@ -319,7 +394,7 @@ REFUSALS = [
     (BASE + "[kernel]\nconvergence_wait = -1\n", "kernel.convergence_wait", "out of range"),
     (BASE + '[kernel]\nscan_time = "2s"\n', "kernel.scan_time", "number of seconds"),
     (BASE + "[kernel]\nscan_time = 0\n", "kernel.scan_time", "out of range"),
-    (BASE + "[kernel]\nlearn = \"yes\"\n", "kernel.learn", "true or false"),
+    (BASE + '[kernel]\nlearn = "yes"\n', "kernel.learn", "true or false"),
     (BASE + "[kernel]\nfoo = 1\n", "kernel.foo", "unknown key"),
     (BASE + "[kernel]\nreject_cidrs = [1]\n", "kernel.reject_cidrs[0]", "CIDR string"),
     (BASE + "kernel = 1\n", "kernel", "must be a table"),
@@ -330,8 +405,7 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("text", "key", "words"), REFUSALS)
-def test_mistakes_are_refused_naming_file_key_and_problem(text: str, key: str,
-                                                          words: str) -> None:
+def test_mistakes_are_refused_naming_file_key_and_problem(text: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, "bad.toml")
     err = info.value

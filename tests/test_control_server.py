@@ -49,33 +49,83 @@ def seed_node81() -> StaticBackend:
         ProtocolStatus("kernel1", "Kernel", ProtoState.UP, UP, preference=10),
         ProtocolStatus("device1", "Device", ProtoState.UP, UP, preference=240),
         ProtocolStatus("static1", "Static", ProtoState.UP, UP, preference=200),
-        ProtocolStatus("Mesh_192_168_0_80", "BGP", ProtoState.UP, UP, info="Established",
-                       bgp=BgpDetails(A("192.168.0.80"), 64512, A("192.168.0.80"),
-                                      ("refresh", "AS4", "add-path-rx", "add-path-tx"),
-                                      ("internal", "multihop", "AS4"), A("192.168.0.81"),
-                                      TimerView(200, 240), TimerView(50, 80)), description=desc),
-        ProtocolStatus("Mesh_192_168_0_82", "BGP", ProtoState.START, UP, info="Passive",
-                       bgp=BgpDetails(A("192.168.0.82"), 64512, passive=True), description=desc),
-        ProtocolStatus("Global_10_0_0_1", "BGP", ProtoState.START, UP, info="Active",
-                       last_error="Socket: Connection refused",
-                       bgp=BgpDetails(A("10.0.0.1"), 65000)),
+        ProtocolStatus(
+            "Mesh_192_168_0_80",
+            "BGP",
+            ProtoState.UP,
+            UP,
+            info="Established",
+            bgp=BgpDetails(
+                A("192.168.0.80"),
+                64512,
+                A("192.168.0.80"),
+                ("refresh", "AS4", "add-path-rx", "add-path-tx"),
+                ("internal", "multihop", "AS4"),
+                A("192.168.0.81"),
+                TimerView(200, 240),
+                TimerView(50, 80),
+            ),
+            description=desc,
+        ),
+        ProtocolStatus(
+            "Mesh_192_168_0_82",
+            "BGP",
+            ProtoState.START,
+            UP,
+            info="Passive",
+            bgp=BgpDetails(A("192.168.0.82"), 64512, passive=True),
+            description=desc,
+        ),
+        ProtocolStatus(
+            "Global_10_0_0_1",
+            "BGP",
+            ProtoState.START,
+            UP,
+            info="Active",
+            last_error="Socket: Connection refused",
+            bgp=BgpDetails(A("10.0.0.1"), 65000),
+        ),
         ProtocolStatus("Other_peer", "BGP", ProtoState.UP, UP, info="Established"),
     ]
     routes = [
-        RouteView(N("10.244.152.128/26"), "Mesh_192_168_0_80", UP,
-                  nexthops=(NextHop(A("192.168.0.80"), "eth0"),), primary=True,
-                  bgp=BgpAttrs("IGP", (), A("192.168.0.80"), None, 100), path_id=1,
-                  in_kernel=True),
-        RouteView(N("10.244.42.64/26"), "static1", UP, kind=RouteKind.BLACKHOLE, primary=True,
-                  preference=200, source="static"),
+        RouteView(
+            N("10.244.152.128/26"),
+            "Mesh_192_168_0_80",
+            UP,
+            nexthops=(NextHop(A("192.168.0.80"), "eth0"),),
+            primary=True,
+            bgp=BgpAttrs("IGP", (), A("192.168.0.80"), None, 100),
+            path_id=1,
+            in_kernel=True,
+        ),
+        RouteView(
+            N("10.244.42.64/26"),
+            "static1",
+            UP,
+            kind=RouteKind.BLACKHOLE,
+            primary=True,
+            preference=200,
+            source="static",
+        ),
     ]
-    kernel = KernelView(186, routes=(
-        KernelRouteView(N("10.244.152.128/26"), RouteKind.ROUTER,
-                        (NextHop(A("192.168.0.80"), "eth0"),)),
-        KernelRouteView(N("10.244.42.64/26"), RouteKind.BLACKHOLE),
-        KernelRouteView(N("10.244.42.65/32"), RouteKind.DEVICE, iface="cali1", protocol=4,
-                        ours=False, state="learned"),
-    ), last_scan=NOW)
+    kernel = KernelView(
+        186,
+        routes=(
+            KernelRouteView(
+                N("10.244.152.128/26"), RouteKind.ROUTER, (NextHop(A("192.168.0.80"), "eth0"),)
+            ),
+            KernelRouteView(N("10.244.42.64/26"), RouteKind.BLACKHOLE),
+            KernelRouteView(
+                N("10.244.42.65/32"),
+                RouteKind.DEVICE,
+                iface="cali1",
+                protocol=4,
+                ours=False,
+                state="learned",
+            ),
+        ),
+        last_scan=NOW,
+    )
     status = StatusView(A("192.168.0.81"), NOW, UP, UP)
     return StaticBackend(protocols, routes, status, kernel, clock=lambda: NOW)
 
@@ -174,8 +224,13 @@ async def test_many_commands_on_one_connection_crlf_and_too_long(
     served: tuple[ControlServer, StaticBackend],
 ) -> None:
     server, _ = served
-    payload = (b"show route count\r\n" + b"x" * 5000 + b"\n" + b"foo\n"
-               + b"show protocols Mesh_192_168_0_82\n")
+    payload = (
+        b"show route count\r\n"
+        + b"x" * 5000
+        + b"\n"
+        + b"foo\n"
+        + b"show protocols Mesh_192_168_0_82\n"
+    )
     data = await raw_exchange(server.path, payload, b"0000 \n")
     assert data == (
         b"0001 BIRD 1.6.8 ready.\n"
@@ -184,8 +239,10 @@ async def test_many_commands_on_one_connection_crlf_and_too_long(
         b"9001 syntax error\n"
         b"2002-name     proto    table    state  since       info\n"
         b"1002-Mesh_192_168_0_82 BGP      master   start  "
-        + UP.astimezone().strftime("%H:%M:%S").encode() + b"    Passive       \n"
-        b"0000 \n")
+        + UP.astimezone().strftime("%H:%M:%S").encode()
+        + b"    Passive       \n"
+        b"0000 \n"
+    )
 
 
 async def test_backend_failure_becomes_an_error_line_and_socket_survives(
@@ -210,23 +267,41 @@ async def test_client_reads_replies_and_actions_change_state(
     served: tuple[ControlServer, StaticBackend],
 ) -> None:
     server, backend = served
-    replies = await ask(server.path, "show protocols", "disable Mesh_192_168_0_80",
-                        "disable Mesh_192_168_0_80", "show protocols Mesh_192_168_0_80",
-                        "refresh Mesh_192_168_0_82", "refresh static1",
-                        "graceful restart", "graceful-restart")
+    replies = await ask(
+        server.path,
+        "show protocols",
+        "disable Mesh_192_168_0_80",
+        "disable Mesh_192_168_0_80",
+        "show protocols Mesh_192_168_0_80",
+        "refresh Mesh_192_168_0_82",
+        "refresh static1",
+        "graceful restart",
+        "graceful-restart",
+    )
     table, disabled, again, down, refresh_passive, refresh_static, gr, gr2 = replies
-    assert table.ok and table.texts()[0].split() == ["name", "proto", "table", "state",
-                                                     "since", "info"]
+    assert table.ok and table.texts()[0].split() == [
+        "name",
+        "proto",
+        "table",
+        "state",
+        "since",
+        "info",
+    ]
     assert [t.split()[0] for t in table.texts()[1:]] == [
-        "kernel1", "device1", "static1", "Mesh_192_168_0_80", "Mesh_192_168_0_82",
-        "Global_10_0_0_1", "Other_peer"]
+        "kernel1",
+        "device1",
+        "static1",
+        "Mesh_192_168_0_80",
+        "Mesh_192_168_0_82",
+        "Global_10_0_0_1",
+        "Other_peer",
+    ]
     assert disabled.lines[0].code == ReplyCode.DISABLED
     assert disabled.texts() == ["Mesh_192_168_0_80: disabled"]
     assert again.texts() == ["Mesh_192_168_0_80: already disabled"]
     assert down.texts()[1].split()[3] == "down"
     assert not refresh_passive.ok
-    assert refresh_passive.error == ("Mesh_192_168_0_82: reload failed: session is not "
-                                     "established")
+    assert refresh_passive.error == ("Mesh_192_168_0_82: reload failed: session is not established")
     assert refresh_passive.code == ReplyCode.OK  # BIRD: failure line, then `0000 `
     assert refresh_static.error == "static1: reload failed: not a BGP protocol"
     assert gr.code == gr2.code == ReplyCode.GR_INITIATED
@@ -277,12 +352,13 @@ async def test_json_documents(served: tuple[ControlServer, StaticBackend]) -> No
     assert isinstance(status, dict) and status["status"]["router_id"] == "192.168.0.81"
     assert status["status"]["graceful_restart"] is None
     assert isinstance(kernel, dict) and kernel["kernel"]["protocol"] == 186
-    assert [r["state"] for r in kernel["kernel"]["routes"]] == ["installed", "installed",
-                                                                "learned"]
+    assert [r["state"] for r in kernel["kernel"]["routes"]] == ["installed", "installed", "learned"]
     assert kernel["kernel"]["routes"][2]["iface"] == "cali1"
     assert isinstance(action, dict) and action["action"] == "disable"
     assert [(r["protocol"], r["outcome"]) for r in action["results"]] == [
-        ("Mesh_192_168_0_80", "done"), ("Mesh_192_168_0_82", "done")]
+        ("Mesh_192_168_0_80", "done"),
+        ("Mesh_192_168_0_82", "done"),
+    ]
     assert ("disable", "Mesh_192_168_0_82") in backend.calls
 
 
@@ -290,8 +366,12 @@ async def test_json_errors_are_plain_bird_errors(
     served: tuple[ControlServer, StaticBackend],
 ) -> None:
     server, _ = served
-    bad, missing, nested = await ask(server.path, "json show protocols nosuch",
-                                     "json show route for 1.2.3.4", "json json show status")
+    bad, missing, nested = await ask(
+        server.path,
+        "json show protocols nosuch",
+        "json show route for 1.2.3.4",
+        "json json show status",
+    )
     assert bad.raw == ("9002 nosuch is not a protocol",)
     assert missing.raw == ("8001 Network not in table",)
     assert nested.raw == ("9001 syntax error",)
@@ -300,8 +380,15 @@ async def test_json_errors_are_plain_bird_errors(
 async def test_json_document_is_a_single_line_even_with_newlines_in_text(
     sock_dir: Path,
 ) -> None:
-    p = ProtocolStatus("Mesh_1_2_3_4", "BGP", ProtoState.START, UP, info="Active",
-                       description="two\nlines", last_error="Error: x")
+    p = ProtocolStatus(
+        "Mesh_1_2_3_4",
+        "BGP",
+        ProtoState.START,
+        UP,
+        info="Active",
+        description="two\nlines",
+        last_error="Error: x",
+    )
     path = sock_dir / "ctl"
     async with ControlServer(StaticBackend([p], clock=lambda: NOW), path):
         (reply,) = await ask(path, "json show protocols all")
@@ -316,8 +403,14 @@ async def test_json_document_is_a_single_line_even_with_newlines_in_text(
 async def birdc(path: Path, *command: str) -> str:
     assert BIRDC is not None
     proc = await asyncio.create_subprocess_exec(
-        BIRDC, "-s", str(path), *command, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        BIRDC,
+        "-s",
+        str(path),
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 10)  # hangs if the end is wrong
     assert proc.returncode == 0, err
     return out.decode()
@@ -335,8 +428,17 @@ async def test_bird_own_client_reads_our_socket(
     assert lines[1].split() == ["name", "proto", "table", "state", "since", "info"]
     assert lines[5] == f"Mesh_192_168_0_80 BGP      master   up     {since}    Established   "
     assert lines[6] == f"Mesh_192_168_0_82 BGP      master   start  {since}    Passive       "
-    assert lines[7].split() == ["Global_10_0_0_1", "BGP", "master", "start", since, "Active",
-                                "Socket:", "Connection", "refused"]
+    assert lines[7].split() == [
+        "Global_10_0_0_1",
+        "BGP",
+        "master",
+        "start",
+        since,
+        "Active",
+        "Socket:",
+        "Connection",
+        "refused",
+    ]
     assert len(lines) == 9
 
     out = await birdc(server.path, "show", "route", "all")
@@ -373,8 +475,9 @@ async def test_readiness_style_status_check(sock_dir: Path) -> None:
     from speaker.control.views import GracefulRestartStatus
 
     path = sock_dir / "ctl"
-    status = StatusView(A("192.168.0.81"), NOW, UP, UP,
-                        graceful_restart=GracefulRestartStatus(2, 200, 240))
+    status = StatusView(
+        A("192.168.0.81"), NOW, UP, UP, graceful_restart=GracefulRestartStatus(2, 200, 240)
+    )
     async with ControlServer(StaticBackend([], status=status, clock=lambda: NOW), path):
         data = await raw_exchange(path, b"show status\n", b"running\n")
     lines = data.decode().splitlines()
@@ -388,11 +491,21 @@ async def test_show_kernel_text(served: tuple[ControlServer, StaticBackend]) -> 
     (reply,) = await ask(server.path, "show kernel")
     assert reply.ok and reply.lines[0].code == ReplyCode.KERNEL_TABLE
     texts = reply.texts()
-    assert texts[0] == ("Kernel bridge: protocol 186, table 254, learn on, persist on, scan "
-                        "time 2, merge paths on (limit 16)")
+    assert texts[0] == (
+        "Kernel bridge: protocol 186, table 254, learn on, persist on, scan "
+        "time 2, merge paths on (limit 16)"
+    )
     assert texts[1].endswith("; in sync; 2 routes installed, 1 learned")
-    assert texts[3].split() == ["10.244.152.128/26", "ours", "186", "installed", "via",
-                                "192.168.0.80", "dev", "eth0"]
+    assert texts[3].split() == [
+        "10.244.152.128/26",
+        "ours",
+        "186",
+        "installed",
+        "via",
+        "192.168.0.80",
+        "dev",
+        "eth0",
+    ]
     assert texts[5].split() == ["10.244.42.65/32", "alien", "4", "learned", "dev", "cali1"]
 
 
@@ -424,7 +537,7 @@ def calico_node_parse_peers(lines: list[str]) -> list[dict[str, object]]:
             peer: dict[str, object] | None = {}
             for row in block:
                 cols = row.split()
-                if (len(cols) >= 6 and cols[1] == "BGP" and summary.match(cols[0])):
+                if len(cols) >= 6 and cols[1] == "BGP" and summary.match(cols[0]):
                     assert peer is not None
                     peer.update(name=cols[0], state=cols[3], bgp_state=cols[5])
                 elif (m := routes.match(row)) is not None:
@@ -448,8 +561,7 @@ def calico_node_parse_peers(lines: list[str]) -> list[dict[str, object]]:
 
 async def test_calico_node_reads_show_protocols_all(sock_dir: Path) -> None:
     path = sock_dir / "ctl"
-    async with ControlServer(seed_node81(), path, version="v0.3.3+birdv1.6.8",
-                             clock=lambda: NOW):
+    async with ControlServer(seed_node81(), path, version="v0.3.3+birdv1.6.8", clock=lambda: NOW):
         data = await raw_exchange(path, b"show protocols all\n", b"0000 \n")
     peers = calico_node_parse_peers(data.decode().splitlines())
     assert [(p["name"], p["state"], p["bgp_state"]) for p in peers] == [

@@ -76,7 +76,7 @@ def test_hold_timer_expiry_sends_4_0_and_ends_the_session() -> None:
     assert down.reason is DownReason.HOLD_TIMER_EXPIRED and not down.graceful
     assert down.established_for == pytest.approx(240)
     assert session.state is State.IDLE
-    assert session.last_error == "BGP Error: HOLD_TIMER_EXPIRED/0 (4/0)"
+    assert session.last_error == "BGP Error: Hold timer expired"  # BIRD's words
     assert session.get_timer() == pytest.approx(242 + 5)  # error wait
 
 

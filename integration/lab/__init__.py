@@ -91,3 +91,29 @@ def unavailable_reason() -> str | None:
 
 
 __all__ += ["unavailable_reason"]
+
+
+BACKENDS = ("netns", "docker")
+"""Where BIRD nodes run: plain namespaces, or Docker containers (integration/lab/docker.py)."""
+BACKEND_ENV = "SPEAKER_LAB_BACKEND"
+
+
+def default_backend() -> str:
+    """The backend named by ``$SPEAKER_LAB_BACKEND``, else ``netns``."""
+    import os
+
+    return os.environ.get(BACKEND_ENV, "") or "netns"
+
+
+def lab_class(backend: str) -> type[Lab]:
+    """The Lab class of a backend: ``Lab`` (netns) or ``DockerLab`` (imports the Docker SDK)."""
+    if backend == "netns":
+        return Lab
+    if backend == "docker":
+        from integration.lab.docker import DockerLab
+
+        return DockerLab
+    raise LabError(f"lab backend {backend!r}: want one of {', '.join(BACKENDS)}")
+
+
+__all__ += ["BACKENDS", "BACKEND_ENV", "default_backend", "lab_class"]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from integration.lab import configs
 from integration.lab.netns import (
@@ -124,6 +124,9 @@ class Lab:
     skipped by the atexit/signal teardown and by ``cleanup_stale()``.
     """
 
+    backend: ClassVar[str] = "netns"
+    """Where nodes run; ``integration.lab.docker.DockerLab`` puts BIRD nodes in containers."""
+
     def __init__(
         self,
         nodes: Sequence[NodeSpec] | str = "bird",
@@ -156,6 +159,10 @@ class Lab:
         owner = read_owner(run_dir_for(check_prefix(prefix)))
         if owner is None:
             raise LabError(f"no run {prefix}: {run_dir_for(prefix)}/owner.json is missing")
+        if owner.backend != cls.backend:
+            from integration.lab import lab_class
+
+            return lab_class(owner.backend).attach(prefix)
         lab = cls(
             [NodeSpec(**n) for n in owner.nodes],
             pool=owner.pool,
@@ -236,6 +243,7 @@ class Lab:
             pool=self.pool,
             prefixlen=self.prefixlen,
             nodes=[asdict(n) for n in self.nodes],
+            backend=self.backend,
         )
 
     def _build(self) -> None:
@@ -245,7 +253,7 @@ class Lab:
         ip(bridge, "link", "set", "br0", "up")
         for index, node in enumerate(self.nodes):
             node_ns, pod_ns, cali = self.netns(node), self.pod_netns(node), self.cali_name(node)
-            add_netns(node_ns)
+            self._add_node_netns(node)
             add_netns(pod_ns)
             port = f"v{index}{node.name}"[:15]
             ip(
@@ -298,6 +306,10 @@ class Lab:
                 "permanent",
             )
             ip(node_ns, "route", "add", f"{node.pod_address}/32", "dev", cali, "scope", "link")
+
+    def _add_node_netns(self, node: NodeSpec) -> None:
+        """Create the node's namespace (a backend may instead name a container's, see docker.py)."""
+        add_netns(self.netns(node))
 
     def _write_configs(self) -> None:
         for node in self.nodes:

@@ -70,6 +70,8 @@ class OwnerRecord:
     pool: str
     prefixlen: int
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    backend: str = "netns"
+    """``netns``, or ``docker`` when BIRD nodes run in containers (integration/lab/docker.py)."""
 
     def owner_alive(self) -> bool:
         """True while the owning process (same PID, same start time) still runs."""
@@ -106,12 +108,12 @@ def destroy_run(prefix: str) -> None:
     removes the run directory.  Idempotent.
     """
     check_prefix(prefix)
+    errors: list[str] = _docker_teardown(prefix)
     namespaces = run_namespaces(prefix)
     pids: set[int] = set()
     for ns in namespaces:
         pids.update(netns_pids(ns))
     kill_pids(pids)
-    errors: list[str] = []
     for ns in namespaces:
         try:
             delete_netns(ns)
@@ -138,6 +140,7 @@ def cleanup_stale(*, include_persistent: bool = False) -> list[str]:
         for entry in RUN_ROOT.iterdir():
             if _RUN_DIR_RE.match(entry.name) and entry.is_dir():
                 prefixes.add(entry.name + "-")
+    prefixes.update(_docker_prefixes())
     removed: list[str] = []
     for prefix in sorted(prefixes):
         run_dir = run_dir_for(prefix)
@@ -155,11 +158,55 @@ def cleanup_stale(*, include_persistent: bool = False) -> list[str]:
             continue
         destroy_run(prefix)
         removed.append(prefix)
+    _docker_engine_sweep()
     return removed
 
 
+def _docker_module() -> Any | None:
+    """integration.lab.docker if Docker may hold lab runs here (SDK installed), else None."""
+    if not (
+        Path("/run/speaker-lab-docker").exists()
+        or Path("/var/run/docker.sock").exists()
+        or os.environ.get("DOCKER_HOST")
+    ):
+        return None
+    try:
+        from integration.lab import docker as lab_docker
+    except ImportError:  # no Docker SDK: no container can have been made
+        return None
+    return lab_docker
+
+
+def _docker_teardown(prefix: str) -> list[str]:
+    """Docker backend: remove the run's containers and image before its namespaces go."""
+    owner = read_owner(run_dir_for(prefix))
+    if owner is not None and owner.backend == "netns":
+        return []
+    lab_docker = _docker_module()
+    return [] if lab_docker is None else list(lab_docker.destroy_docker_run(prefix))
+
+
+def _docker_prefixes() -> set[str]:
+    """Prefixes of runs that still have containers or images (their run may be gone)."""
+    lab_docker = _docker_module()
+    return set() if lab_docker is None else set(lab_docker.stale_docker_prefixes())
+
+
+def _docker_engine_sweep() -> None:
+    """Stop a lab-started dockerd whose starter is gone and that holds no lab container."""
+    lab_docker = _docker_module()
+    if lab_docker is not None:
+        lab_docker.stop_lab_engine(caller_is_owner=False)
+
+
 def make_owner(
-    prefix: str, *, persistent: bool, pool: str, prefixlen: int, nodes: list[dict[str, Any]]
+    prefix: str,
+    *,
+    persistent: bool,
+    pool: str,
+    prefixlen: int,
+    nodes: list[dict[str, Any]],
+    backend: str = "netns",
 ) -> OwnerRecord:
     """An owner record for the current process."""
     pid = os.getpid()
@@ -172,4 +219,5 @@ def make_owner(
         pool=pool,
         prefixlen=prefixlen,
         nodes=nodes,
+        backend=backend,
     )

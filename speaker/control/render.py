@@ -162,6 +162,12 @@ class BirdRenderer:
             if verbose:
                 out.append(ReplyLine(ReplyCode.ROUTE_DETAILS,
                                      f"\tType: {r.source} unicast univ"))
+                if r.in_kernel is not None:
+                    # Our extension, only in `show route all` (plain `show route` keeps
+                    # BIRD's one line, where a refused route is marked `!`): one more
+                    # 1008 line, after BIRD's Type line, for routes the bridge programs.
+                    word = "installed" if r.in_kernel else "not installed"
+                    out.append(ReplyLine(ReplyCode.ROUTE_DETAILS, f"\tKernel: {word}"))
                 if r.bgp is not None:
                     out.extend(ReplyLine(ReplyCode.ROUTE_ATTRS, f"\t{a}")
                                for a in bgp_attr_lines(r.bgp))
@@ -208,16 +214,20 @@ class BirdRenderer:
         scan = "never" if k.last_scan is None else self.long_time(k.last_scan)
         sync = "in sync" if k.synced else "waiting before first sync"
         ours = sum(1 for r in k.routes if r.ours)
-        lines = [head, f"Last scan: {scan}; {sync}; {ours} routes installed, "
+        installed = sum(1 for r in k.routes if r.ours and r.state == "installed")
+        # routes of ours not as wanted (pending, differs, missing) are counted apart
+        other = f", {ours - installed} not in sync" if ours > installed else ""
+        lines = [head, f"Last scan: {scan}; {sync}; {installed} routes installed{other}, "
                        f"{len(k.routes) - ours} learned",
                  f"{'Prefix':<18} {'Owner':<7} {'Proto':>5}  {'State':<10} Destination"]
         for r in k.routes:
             owner = "ours" if r.ours else "alien"
             dest = (f"dev {r.iface}" if r.kind == RouteKind.DEVICE and r.iface
                     else _kernel_dest(r.kind, r.nexthops))
+            held = f"  [kernel: {r.kernel}]" if r.kernel else ""
             err = f"  ({r.error})" if r.error else ""
             lines.append(f"{r.prefix!s:<18} {owner:<7} {r.protocol:>5}  {r.state:<10} "
-                         f"{dest}{err}")
+                         f"{dest}{held}{err}")
         return [ReplyLine(ReplyCode.KERNEL_TABLE, t) for t in lines]
 
 

@@ -262,8 +262,12 @@ class KernelRouteView:
     ours: bool = True
     """True for routes we install; False for alien routes we learned (``learn``)."""
     state: str = "installed"
-    """``installed``, ``pending``, ``failed`` or ``learned``."""
+    """Ours: ``installed``, ``pending``, ``differs`` or ``missing``; aliens: ``learned``."""
     error: str = ""
+    kernel: str = ""
+    """What the kernel holds for a route of ours when it is not what is wanted
+    (``via 192.168.0.82 dev eth0``, ``blackhole``, ``none``); empty when they agree.
+    ``nexthops``/``kind`` are the wanted route, or the kernel's when nothing is wanted."""
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ class KernelBridge:
         # notifications for its own routes altogether).  Cleared once the monitor is empty.
         self._echoes: set[int] = set()
         self._reading = False  # monitor reader registered with the loop
+        self.last_scan: float | None = None
+        """Wall-clock time (``time.time()``) of the last full dump folded in, for display."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class KernelBridge:
                 # socket and are applied after the dump, in order
                 routes = await self._dump_all()
                 self._rec.load(routes, time.monotonic(), initial=True)
+                self.last_scan = time.time()
                 self._drain_monitor()
             self._monitor_reading(True)
         except BaseException:
@@ -255,6 +258,10 @@ class KernelBridge:
             return None
         return self._ifnames.get(hop.oif)
 
+    def interface_name(self, ifindex: int) -> str | None:
+        """The name of interface ``ifindex`` as of the last link dump (None: unknown)."""
+        return self._ifnames.get(ifindex)
+
     def installed(self, prefix: IPNetwork) -> bool:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
         return self._rec.installed(prefix)
@@ -360,6 +367,7 @@ class KernelBridge:
                 await self._refresh_links()
             routes = await self._dump_all()
             self._rec.load(routes, time.monotonic())
+            self.last_scan = time.time()
             if self._rec.unknown_ifindex:
                 self._rec.unknown_ifindex = False
                 await self._refresh_links()

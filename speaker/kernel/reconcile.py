@@ -12,6 +12,9 @@ kernel`` can be unit-tested against a fake FIB.  The rules (``sysdep/unix/krt.c`
   :meth:`Reconciler.converge` (BIRD's graceful-restart wait for the RIB to fill), after
   which routes of ours that are not wanted are swept;
 * a wanted route already identical in the kernel is not rewritten (no churn on restart);
+* before convergence an adopted route is not replaced by one with a strict subset of its
+  next hops: while the RIB refills, a multipath route must not shrink to the paths of the
+  peers that happened to come back first (BIRD holds all kernel writes until then);
 * a scan (:meth:`Reconciler.load`) is authoritative: routes of ours deleted or altered outside
   the speaker are restored ("reinstalled"), failed writes are retried once per scan;
 * changes are coalesced per prefix: ``want``/``unwant`` only mark the prefix dirty, and
@@ -124,6 +127,7 @@ class Reconciler:
         self._blocked: dict[int, str] = {}
         self._lost: dict[int, str] = {}
         self._withdrawn: set[int] = set()
+        self._adopted: set[int] = set()  # found at start-up, not yet written by us
         self._event_fix: dict[int, float] = {}
         self._resolver = Resolver()
         self._nh_users: dict[int, set[int]] = {}  # BGP next hop -> prefixes using it
@@ -202,6 +206,9 @@ class Reconciler:
                 self._dirty[key] = None
         for key in self._extra:
             self._dirty[key] = None
+        for key in self._adopted:  # replacements held until now
+            self._dirty[key] = None
+        self._adopted.clear()
 
     @property
     def converged(self) -> bool:
@@ -329,6 +336,8 @@ class Reconciler:
             self.loaded = True
             self._ours = new_ours
             self._extra = new_extra
+            if self.phase is Phase.ADOPTING:
+                self._adopted = set(new_ours)
             for route in new_ours.values():
                 self._emit(
                     KernelEventKind.ADOPTED,
@@ -543,7 +552,9 @@ class Reconciler:
                     self._emit(KernelEventKind.BLOCKED, want.prefix, text, _gateways(want))
             else:
                 self._blocked.pop(key, None)
-                if current is None or current != want:
+                if current is not None and current != want and self._held(key, want, current):
+                    pass  # adopted multipath kept whole until convergence
+                elif current is None or current != want:
                     lost = self._lost.get(key)
                     if current is None:
                         kind = OpKind.ADD
@@ -573,6 +584,16 @@ class Reconciler:
                 )
                 self._start(Op(OpKind.DELETE, route, KernelEventKind.SWEPT, reason), ops)
 
+    def _held(self, key: int, want: FibRoute, current: FibRoute) -> bool:
+        """Before convergence, an adopted route is not replaced by a route with a strict
+        subset of its next hops (the RIB is still refilling: the other paths are coming)."""
+        if self.phase is Phase.CONVERGED or key not in self._adopted:
+            return False
+        if want.type != RouteType.UNICAST or current.type != RouteType.UNICAST:
+            return False
+        wanted = {(nh.gateway, nh.oif) for nh in want.nexthops}
+        return wanted < {(nh.gateway, nh.oif) for nh in current.nexthops}
+
     def _blocker(self, key: int, metric: int) -> FibRoute | None:
         slot = self._others.get(key)
         if not slot:
@@ -596,11 +617,13 @@ class Reconciler:
                     if route.is_primary:
                         self._ours.pop(key, None)
                         self._withdrawn.discard(key)
+                        self._adopted.discard(key)
                     else:
                         self._drop_extra(route)
                 else:
                     self._ours[key] = route
                     self._lost.pop(key, None)
+                    self._adopted.discard(key)
                 self._errors.pop(key, None)
                 self._emit(op.cause, route.prefix, op.reason, _gateways(route))
             else:
@@ -719,6 +742,9 @@ class Reconciler:
         state: RouteState
         if want is not None and current == want and not (self.converged and extras):
             state, reason = RouteState.INSTALLED, self._why.get(key, "")
+        elif want is not None and current is not None and self._held(key, want, current):
+            state = RouteState.PENDING
+            reason = "found at start-up with more next hops: kept whole until convergence"
         elif busy:
             state = RouteState.PENDING
             reason = "change queued" if key in self._dirty else "in flight"

@@ -10,6 +10,7 @@ which is where the graceful restart classification and the error wait are applie
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
@@ -41,7 +42,7 @@ from speaker.session.state import (
 )
 from speaker.session.summary import summarize
 from speaker.wire.context import DEFAULT_CONTEXT, Family
-from speaker.wire.enums import ErrorCode, MessageType
+from speaker.wire.enums import ErrorCode, MessageType, bird_error_text
 from speaker.wire.errors import BgpError, LocalProtocolError
 from speaker.wire.messages import Keepalive, Message, Notification
 
@@ -105,6 +106,26 @@ class SessionCore:
             self._next_id += 1
         self._next_id += 1
         return self._next_id - 1
+
+    @property
+    def restart_deadline(self) -> float | None:
+        """When the peer's restart timer fires (we hold its routes stale meanwhile), or None."""
+        return self._gr_until
+
+    def set_restart_flags(self, *, restarting: bool, forwarding_preserved: bool) -> None:
+        """Set the R flag and the families' F flag of the OPENs sent from now on.
+
+        RFC 4724 3: the Restart State bit belongs to the OPENs of a restart, the Forwarding
+        State bit says whether forwarding survived *that* restart.  BIRD sets both only while
+        its recovery lasts, so once ours ends a session that flaps must reopen without them.
+        """
+        cfg = self.config
+        if (cfg.restarting, cfg.forwarding_preserved) == (restarting, forwarding_preserved):
+            return
+        self.config = dataclasses.replace(
+            cfg, restarting=restarting, forwarding_preserved=forwarding_preserved
+        )
+        self.local_open = build_open(self.config)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -229,7 +250,7 @@ class SessionCore:
     ) -> None:
         """Answer a protocol error with its NOTIFICATION and close (RFC 4271 6)."""
         note = Notification.from_error(exc)
-        self.last_error = f"BGP Error: {note.describe()}"
+        self.last_error = f"BGP Error: {bird_error_text(note.code, note.subcode)}"
         text = f"{inp}: {exc.reason or 'error'}; NOTIFICATION {note.describe()} sent"
         self._cause = Cause(text, rfc, inp, conn.conn_id)
         self._close(

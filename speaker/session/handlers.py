@@ -38,6 +38,7 @@ from speaker.wire.enums import (
     ErrorCode,
     MessageType,
     RouteRefreshSubtype,
+    bird_error_text,
 )
 from speaker.wire.errors import BgpError
 from speaker.wire.messages import (
@@ -391,7 +392,11 @@ class Handlers(SessionCore):
         """A NOTIFICATION closes the connection and is never answered (RFC 4271 6.4)."""
         _expect(payload, Notification)
         assert isinstance(payload, Notification)
-        self.last_error = f"Received: {payload.describe()}"
+        # BIRD's wording, which calicoctl's INFO column shows ("Received: Administrative
+        # shutdown"); the RFC 9003 message, if any, follows as BIRD 1.6.8 logs it.
+        self.last_error = f"Received: {bird_error_text(payload.code, payload.subcode)}"
+        if payload.shutdown_message:
+            self.last_error += f' "{payload.shutdown_message}"'
         text = f"NOTIFICATION {payload.describe()} received, not answered (RFC 4271 6.4)"
         self._cause = Cause(text, t.rfc, Input.NOTIF_MSG, conn.conn_id)
         self._close(

@@ -4,13 +4,14 @@ Each class declares its wire flags, and what RFC 7606 says to do when it is malf
 (``ON_ERROR``).  The decoder checks flags against the declaration (RFC 7606 3c), keeps unknown
 attributes with their flags and bytes, and interns decoded attributes by their bytes: a feed
 of 100,000 routes repeats the same few ORIGIN/AS_PATH/NEXT_HOP values, so they are decoded
-once (BIRD interns attribute sets for the same reason).
+once (BIRD interns attribute sets for the same reason).  Whole attribute lists are interned
+the same way, so a stream of UPDATEs sharing one attribute set decodes it once.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
@@ -24,7 +25,7 @@ from speaker.wire.enums import (
     Safi,
     UpdateSubcode,
 )
-from speaker.wire.errors import BgpError, ErrorAction, update_error
+from speaker.wire.errors import BgpError, ErrorAction, LocalProtocolError, update_error
 from speaker.wire.nlri import Nlri, decode_prefixes, encode_prefixes
 
 AS_TRANS = 23456  # RFC 6793 9
@@ -34,6 +35,12 @@ WELL_KNOWN = AttrFlag.TRANSITIVE
 OPTIONAL_TRANSITIVE = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE
 OPTIONAL_NON_TRANSITIVE = AttrFlag.OPTIONAL
 _FLAG_MASK = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE
+
+# plain ints for the hot path (IntFlag arithmetic runs Python code)
+_OPTIONAL = 0x80
+_TRANSITIVE = 0x40
+_PARTIAL = 0x20
+_EXTENDED = 0x10
 
 
 class AttributeValueError(Exception):
@@ -58,7 +65,7 @@ class PathAttribute:
     FLAGS: ClassVar[AttrFlag] = WELL_KNOWN
     ON_ERROR: ClassVar[ErrorAction] = ErrorAction.TREAT_AS_WITHDRAW
     RFC: ClassVar[str] = ""
-    INTERN: ClassVar[bool] = True  # decoded once per distinct (flags, type, value, asn4)
+    INTERN: ClassVar[bool] = True  # decoded once per distinct (bytes, asn4)
 
     flags: int | None = field(default=None, kw_only=True, compare=False)
 
@@ -80,15 +87,34 @@ class PathAttribute:
         """The flags octet to send (before the Extended Length bit is decided)."""
         return int(self.FLAGS) if self.flags is None else self.flags
 
+    @property
+    def partial(self) -> bool:
+        """The Partial bit: some AS on the way did not recognise this attribute (RFC 4271 4.3)."""
+        return bool(self.wire_flags() & _PARTIAL)
+
+    def for_propagation(self) -> PathAttribute | None:
+        """This attribute as it may be passed on to another peer (RFC 4271 5, 9.1.3).
+
+        Recognised attributes go unchanged (whether a peer gets them at all, e.g. MED or
+        LOCAL_PREF across an AS border, is routing policy).  :class:`UnknownAttr` overrides
+        this: it sets the Partial bit, or returns None when it must not be passed on.
+        """
+        return self
+
     def encode(self, ctx: Negotiated) -> bytes:
         """Flags, type, length and value (RFC 4271 4.3)."""
         value = self.encode_value(ctx)
-        flags = self.wire_flags()
-        if len(value) > 255:
-            flags |= AttrFlag.EXTENDED_LENGTH
-        if flags & AttrFlag.EXTENDED_LENGTH:
-            return bytes((flags, self.type_code)) + len(value).to_bytes(2, "big") + value
-        return bytes((flags, self.type_code, len(value))) + value
+        flags = self.wire_flags() & 0xFF
+        size = len(value)
+        if size > 255:
+            if size > 0xFFFF:
+                raise LocalProtocolError(
+                    f"attribute {self.type_code} value of {size} octets exceeds 65535"
+                )
+            flags |= _EXTENDED
+        if flags & _EXTENDED:
+            return bytes((flags, self.type_code, size >> 8, size & 0xFF)) + value
+        return bytes((flags, self.type_code, size)) + value
 
 
 _REGISTRY: dict[int, type[PathAttribute]] = {}
@@ -103,7 +129,11 @@ def register(cls: A) -> A:
     if cls.TYPE in _REGISTRY:
         raise RuntimeError(f"attribute {cls.TYPE} registered twice")
     _REGISTRY[cls.TYPE] = cls
+    _EXPECTED_FLAGS[cls.TYPE] = int(cls.FLAGS)
     return cls
+
+
+_EXPECTED_FLAGS: dict[int, int] = {}
 
 
 def _fixed_length(value: bytes, size: int, what: str) -> None:
@@ -114,10 +144,11 @@ def _fixed_length(value: bytes, size: int, what: str) -> None:
 
 
 def _multiple_length(value: bytes, size: int, what: str) -> None:
-    if len(value) % size:
+    # RFC 7606 4: a zero length is malformed unless the attribute allows it; 7.8, 7.10, 7.14
+    if not value or len(value) % size:
         raise AttributeValueError(
             UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
-            f"{what} length {len(value)} is not a multiple of {size}",
+            f"{what} length {len(value)} is not a non-zero multiple of {size}",
         )
 
 
@@ -146,37 +177,51 @@ class OriginAttr(PathAttribute):
 
 @dataclass(frozen=True, slots=True)
 class AsPathSegment:
-    """One AS_PATH segment: its type and AS numbers (RFC 4271 4.3)."""
+    """One AS_PATH segment: its type and AS numbers (RFC 4271 4.3, RFC 5065 5)."""
 
     type: AsPathSegmentType
     asns: tuple[int, ...]
 
+    def __str__(self) -> str:
+        text = " ".join(str(a) for a in self.asns)
+        return _SEGMENT_FORMAT.get(self.type, "{}").format(text)
 
-def _decode_segments(value: bytes, width: int, what: str) -> tuple[AsPathSegment, ...]:
+
+# BIRD's notation: sets in braces, confederation sequences in parentheses, confed sets in brackets
+_SEGMENT_FORMAT = {
+    AsPathSegmentType.AS_SEQUENCE: "{}",
+    AsPathSegmentType.AS_SET: "{{{}}}",
+    AsPathSegmentType.AS_CONFED_SEQUENCE: "({})",
+    AsPathSegmentType.AS_CONFED_SET: "[{}]",
+}
+
+
+def _decode_segments(
+    value: bytes, width: int, what: str, subcode: UpdateSubcode
+) -> tuple[AsPathSegment, ...]:
+    """RFC 7606 7.2: unknown segment type, overrun, underrun or empty segment is malformed."""
     segments: list[AsPathSegment] = []
     i = 0
     n = len(value)
     while i < n:
         if i + 2 > n:
-            raise AttributeValueError(UpdateSubcode.MALFORMED_AS_PATH, f"{what} segment truncated")
+            raise AttributeValueError(subcode, f"{what} segment header truncated at offset {i}")
         kind, count = value[i], value[i + 1]
         if count == 0:
-            raise AttributeValueError(UpdateSubcode.MALFORMED_AS_PATH, f"{what} empty segment")
+            raise AttributeValueError(subcode, f"{what} segment at offset {i} is empty")
         try:
             seg_type = AsPathSegmentType(kind)
         except ValueError:
-            raise AttributeValueError(
-                UpdateSubcode.MALFORMED_AS_PATH, f"{what} segment type {kind} undefined"
-            ) from None
+            raise AttributeValueError(subcode, f"{what} segment type {kind} undefined") from None
         end = i + 2 + count * width
         if end > n:
             raise AttributeValueError(
-                UpdateSubcode.MALFORMED_AS_PATH,
-                f"{what} segment of {count} AS numbers overruns the attribute",
+                subcode, f"{what} segment of {count} AS numbers overruns the attribute"
             )
-        asns = tuple(
-            int.from_bytes(value[j : j + width], "big") for j in range(i + 2, end, width)
-        )
+        asns = tuple(int.from_bytes(value[j : j + width], "big") for j in range(i + 2, end, width))
+        if 0 in asns:
+            # RFC 7607 2: AS 0 in a path makes the attribute malformed
+            raise AttributeValueError(subcode, f"{what} contains AS 0 (RFC 7607)")
         segments.append(AsPathSegment(seg_type, asns))
         i = end
     return tuple(segments)
@@ -185,11 +230,16 @@ def _decode_segments(value: bytes, width: int, what: str) -> tuple[AsPathSegment
 def _encode_segments(segments: tuple[AsPathSegment, ...], width: int) -> bytes:
     out = bytearray()
     for seg in segments:
-        out += bytes((seg.type, len(seg.asns)))
-        for asn in seg.asns:
-            if width == 2 and asn > 0xFFFF:
-                asn = AS_TRANS
-            out += asn.to_bytes(width, "big")
+        if not seg.asns:
+            raise LocalProtocolError(f"{AsPathSegmentType(seg.type).name} segment is empty")
+        # RFC 4271 5.1.2: a segment holds at most 255 ASes; longer ones are split
+        for start in range(0, len(seg.asns), 255):
+            chunk = seg.asns[start : start + 255]
+            out += bytes((seg.type, len(chunk)))
+            for asn in chunk:
+                if width == 2 and asn > 0xFFFF:
+                    asn = AS_TRANS  # RFC 6793 4.2.2
+                out += asn.to_bytes(width, "big")
     return bytes(out)
 
 
@@ -215,7 +265,11 @@ class AsPathAttr(PathAttribute):
 
     @classmethod
     def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
-        return cls(_decode_segments(value, 4 if ctx.asn4 else 2, "AS_PATH"))
+        return cls(
+            _decode_segments(
+                value, 4 if ctx.asn4 else 2, "AS_PATH", UpdateSubcode.MALFORMED_AS_PATH
+            )
+        )
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return _encode_segments(self.segments, 4 if ctx.asn4 else 2)
@@ -226,11 +280,7 @@ class AsPathAttr(PathAttribute):
         return path_length(self.segments)
 
     def __str__(self) -> str:
-        parts = []
-        for seg in self.segments:
-            text = " ".join(str(a) for a in seg.asns)
-            parts.append(text if seg.type is AsPathSegmentType.AS_SEQUENCE else f"{{{text}}}")
-        return " ".join(parts)
+        return " ".join(str(seg) for seg in self.segments)
 
 
 @register
@@ -246,14 +296,22 @@ class As4PathAttr(PathAttribute):
 
     @classmethod
     def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
-        return cls(_decode_segments(value, 4, "AS4_PATH"))
+        if not value:
+            raise AttributeValueError(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "AS4_PATH is empty")
+        return cls(_decode_segments(value, 4, "AS4_PATH", UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR))
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return _encode_segments(self.segments, 4)
 
+    def __str__(self) -> str:
+        return " ".join(str(seg) for seg in self.segments)
+
 
 def _ipv4(value: bytes) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(value)
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 @register
@@ -270,7 +328,7 @@ class NextHopAttr(PathAttribute):
         _fixed_length(value, 4, "NEXT_HOP")
         address = _ipv4(value)
         if address.is_unspecified or address.is_multicast or address == _BROADCAST:
-            # semantically incorrect next hop (RFC 4271 6.3), treat-as-withdraw (RFC 7606 7.3)
+            # syntactically incorrect: not a host address (RFC 4271 6.3), RFC 7606 7.3
             raise AttributeValueError(
                 UpdateSubcode.INVALID_NEXT_HOP_ATTRIBUTE, f"NEXT_HOP {address} is not a host"
             )
@@ -280,20 +338,27 @@ class NextHopAttr(PathAttribute):
         return self.address.packed
 
 
-_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-
-
 @dataclass(frozen=True, slots=True)
 class _U32Attr(PathAttribute):
     value: int = 0
 
     @classmethod
     def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
-        _fixed_length(value, 4, AttrType(cls.TYPE).name)
-        return cls(int.from_bytes(value, "big"))
+        if len(value) != 4:
+            _fixed_length(value, 4, AttrType(cls.TYPE).name)
+        # a distinct MED per route is common: build without the frozen __init__'s overhead
+        attr: _U32Attr = _new_object(cls)
+        _set_u32(attr, int.from_bytes(value, "big"))
+        _set_flags(attr, None)
+        return attr
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return self.value.to_bytes(4, "big")
+
+
+_new_object = object.__new__
+_set_u32 = _U32Attr.__dict__["value"].__set__
+_set_flags = PathAttribute.__dict__["flags"].__set__
 
 
 @register
@@ -349,7 +414,12 @@ class AggregatorAttr(PathAttribute):
     def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
         width = 4 if ctx.asn4 else 2
         _fixed_length(value, width + 4, "AGGREGATOR")
-        return cls(int.from_bytes(value[:width], "big"), _ipv4(value[width:]))
+        asn = int.from_bytes(value[:width], "big")
+        if asn == 0:
+            raise AttributeValueError(
+                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "AGGREGATOR AS 0 (RFC 7607)"
+            )
+        return cls(asn, _ipv4(value[width:]))
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         if ctx.asn4:
@@ -365,7 +435,7 @@ class As4AggregatorAttr(PathAttribute):
 
     TYPE = AttrType.AS4_AGGREGATOR
     FLAGS = OPTIONAL_TRANSITIVE
-    ON_ERROR = ErrorAction.ATTRIBUTE_DISCARD
+    ON_ERROR = ErrorAction.ATTRIBUTE_DISCARD  # RFC 6793 6
     RFC = "RFC 6793 section 3"
     asn: int = 0
     address: ipaddress.IPv4Address = _ZERO
@@ -373,7 +443,12 @@ class As4AggregatorAttr(PathAttribute):
     @classmethod
     def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
         _fixed_length(value, 8, "AS4_AGGREGATOR")
-        return cls(int.from_bytes(value[:4], "big"), _ipv4(value[4:]))
+        asn = int.from_bytes(value[:4], "big")
+        if asn == 0:
+            raise AttributeValueError(
+                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "AS4_AGGREGATOR AS 0 (RFC 7607)"
+            )
+        return cls(asn, _ipv4(value[4:]))
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return self.asn.to_bytes(4, "big") + self.address.packed
@@ -501,6 +576,24 @@ def _family(afi: int, safi: int) -> tuple[Afi, Safi]:
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Next hop lengths each AFI allows: IPv6 global (+ link-local, RFC 2545 3); IPv4, or IPv6
+# global (+ link-local) for IPv4 NLRI over an IPv6 next hop (RFC 8950 3)
+_NEXT_HOP_LENGTHS = {Afi.IPV4: (4, 16, 32), Afi.IPV6: (16, 32)}
+_next_hops: dict[bytes, tuple[IpAddress, ...]] = {}
+
+
+def _decode_next_hops(raw: bytes) -> tuple[IpAddress, ...]:
+    hit = _next_hops.get(raw)
+    if hit is None:
+        if len(raw) == 4:
+            hit = (ipaddress.IPv4Address(raw),)
+        else:
+            hit = tuple(ipaddress.IPv6Address(raw[i : i + 16]) for i in range(0, len(raw), 16))
+        if len(_next_hops) >= 4096:
+            _next_hops.clear()
+        _next_hops[raw] = hit
+    return hit
+
 
 @register
 @dataclass(frozen=True, slots=True)
@@ -535,16 +628,13 @@ class MpReachAttr(PathAttribute):
                 UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
                 f"MP_REACH_NLRI next hop length {nh_len} overruns the attribute",
             )
-        raw = value[4 : 4 + nh_len]
-        size = 4 if afi is Afi.IPV4 else 16
-        if nh_len == 0 or nh_len % size:
+        if nh_len not in _NEXT_HOP_LENGTHS[afi]:
+            # RFC 7606 7.11: the NLRI cannot be located reliably, so the session is reset
             raise AttributeValueError(
                 UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
                 f"MP_REACH_NLRI next hop length {nh_len} invalid for {afi.name}",
             )
-        next_hops: tuple[IpAddress, ...] = tuple(
-            ipaddress.ip_address(raw[i : i + size]) for i in range(0, nh_len, size)
-        )
+        next_hops = _decode_next_hops(value[4 : 4 + nh_len])
         reserved = value[4 + nh_len]
         try:
             nlri = decode_prefixes(value[5 + nh_len :], afi, (afi, safi) in ctx.addpath_receive)
@@ -564,6 +654,18 @@ class MpReachAttr(PathAttribute):
             + bytes((self.reserved,))
             + encode_prefixes(self.nlri, addpath)
         )
+
+    @property
+    def global_next_hop(self) -> IpAddress | None:
+        """The first (global) next hop address."""
+        return self.next_hops[0] if self.next_hops else None
+
+    @property
+    def link_local_next_hop(self) -> ipaddress.IPv6Address | None:
+        """The IPv6 link-local next hop that may follow the global one (RFC 2545 3)."""
+        if len(self.next_hops) > 1 and isinstance(self.next_hops[1], ipaddress.IPv6Address):
+            return self.next_hops[1]
+        return None
 
 
 @register
@@ -606,8 +708,13 @@ class MpUnreachAttr(PathAttribute):
 
 @dataclass(frozen=True, slots=True)
 class UnknownAttr(PathAttribute):
-    """An attribute we do not implement: type code, flags and value kept as received."""
+    """An attribute we do not implement: type code, flags and value kept as received.
 
+    Only optional attributes can be unknown (an unrecognised well-known one is an error,
+    RFC 4271 6.3).  When passing one on, use :meth:`for_propagation`.
+    """
+
+    FLAGS = OPTIONAL_TRANSITIVE
     unknown_type: int = 0
     value: bytes = b""
 
@@ -618,66 +725,249 @@ class UnknownAttr(PathAttribute):
     def encode_value(self, ctx: Negotiated) -> bytes:
         return self.value
 
+    @property
+    def transitive(self) -> bool:
+        """The Transitive bit: the attribute is passed on even by speakers that ignore it."""
+        return bool(self.wire_flags() & _TRANSITIVE)
+
+    def for_propagation(self) -> UnknownAttr | None:
+        """The attribute to pass on to other peers, or None when it must be dropped.
+
+        RFC 4271 5 and 9.1.3: an unrecognised optional transitive attribute is passed on with
+        the Partial bit set; an unrecognised optional non-transitive one is quietly ignored
+        and not passed on.
+        """
+        flags = self.wire_flags()
+        if not flags & _TRANSITIVE:
+            return None
+        if flags & _PARTIAL:
+            return self
+        return replace(self, flags=flags | _PARTIAL)
+
 
 def _attribute_bytes(flags: int, type_code: int, value: bytes) -> bytes:
     """Re-create an attribute's octets for a NOTIFICATION's Data field (RFC 4271 6.3)."""
-    if flags & AttrFlag.EXTENDED_LENGTH:
-        return bytes((flags, type_code)) + len(value).to_bytes(2, "big") + value
-    return bytes((flags, type_code, len(value) & 0xFF)) + value
+    if flags & _EXTENDED or len(value) > 255:
+        return bytes((flags | _EXTENDED, type_code)) + len(value).to_bytes(2, "big") + value
+    return bytes((flags, type_code, len(value))) + value
 
 
-_cache: dict[tuple[bool, bytes], PathAttribute | BgpError] = {}
-_CACHE_LIMIT = 65536
+# ---------------------------------------------------------------------------- decoding
+
+# Interned attributes by their octets (flags, type, length, value), per 2- or 4-octet AS.
+_attr_caches: tuple[dict[bytes, PathAttribute], dict[bytes, PathAttribute]] = ({}, {})
+_ATTR_CACHE_LIMIT = 65536
+
+DecodedAttributes = tuple[tuple[PathAttribute, ...], tuple[BgpError, ...], int, int]
+"""(attributes, RFC 7606 errors, bit mask of the type codes decoded, mask of those dropped)."""
+
+# Interned attribute lists by their octets, per (asn4, ebgp): the attributes, and the bit mask
+# of their type codes in a parallel dict (no extra tuple per list: fewer objects for the GC).
+# Only lists that decoded cleanly and carry no MP_REACH/MP_UNREACH_NLRI are interned.
+_list_caches: tuple[dict[bytes, tuple[PathAttribute, ...]], ...] = ({}, {}, {}, {})
+_mask_caches: tuple[dict[bytes, int], ...] = ({}, {}, {}, {})
+LIST_CACHES = _list_caches  # for the UPDATE decoder's inlined lookup
+MASK_CACHES = _mask_caches
+_LIST_CACHE_LIMIT = 16384
+
+_MP_BITS = (1 << AttrType.MP_REACH_NLRI) | (1 << AttrType.MP_UNREACH_NLRI)
+# RFC 7606 7.5, 7.9, 7.10: from an external peer these are discarded
+_IBGP_ONLY = {
+    AttrType.LOCAL_PREF: "7.5",
+    AttrType.ORIGINATOR_ID: "7.9",
+    AttrType.CLUSTER_LIST: "7.10",
+}
+_IBGP_ONLY_BITS = sum(1 << t for t in _IBGP_ONLY)
+
+
+def clear_caches() -> None:
+    """Forget interned attributes (tests; memory)."""
+    for attrs in _attr_caches:
+        attrs.clear()
+    for lists in _list_caches:
+        lists.clear()
+    for masks in _mask_caches:
+        masks.clear()
+    _next_hops.clear()
 
 
 def decode_attribute(flags: int, type_code: int, value: bytes, ctx: Negotiated) -> PathAttribute:
     """Decode one attribute; raise BgpError (with its RFC 7606 action) if it is malformed."""
+    value = bytes(value)
+    raw = _attribute_bytes(flags, type_code, value)
+    hit = _attr_caches[ctx.asn4].get(raw)
+    if hit is not None:
+        return hit
+    return _decode_new(flags, type_code, value, raw, ctx)
+
+
+def _decode_new(
+    flags: int, type_code: int, value: bytes, raw: bytes, ctx: Negotiated
+) -> PathAttribute:
+    """Decode an attribute not yet interned; malformed ones are never interned."""
     cls = _REGISTRY.get(type_code)
+    attr: PathAttribute
     if cls is None:
-        if not flags & AttrFlag.OPTIONAL:
+        if not flags & _OPTIONAL:
             raise update_error(
                 UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                _attribute_bytes(flags, type_code, value),
+                raw,
                 f"unrecognized well-known attribute {type_code}",
             )
-        return UnknownAttr(unknown_type=type_code, value=bytes(value), flags=flags)
-    key = (ctx.asn4, bytes((flags, type_code)) + value)
-    hit = _cache.get(key)
+        attr = UnknownAttr(unknown_type=type_code, value=value, flags=flags)
+    else:
+        expected = _EXPECTED_FLAGS[type_code]
+        if (flags & 0xC0) != expected:
+            # RFC 4271 6.3 Attribute Flags Error; RFC 7606 3(c): the attribute is malformed
+            raise update_error(
+                UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
+                raw,
+                f"{AttrType(type_code).name} flags 0x{flags:02x}, expected 0x{int(cls.FLAGS):02x}",
+                cls.ON_ERROR,
+            )
+        try:
+            attr = cls.decode_value(value, ctx)
+        except AttributeValueError as exc:
+            raise update_error(exc.subcode, raw, exc.reason, cls.ON_ERROR) from None
+        if flags != (expected | _EXTENDED if len(value) > 255 else expected):
+            object.__setattr__(attr, "flags", flags)
+        if not cls.INTERN:
+            return attr
+    cache = _attr_caches[ctx.asn4]
+    if len(cache) >= _ATTR_CACHE_LIMIT:
+        cache.clear()
+    cache[raw] = attr
+    return attr
+
+
+def decode_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
+    """Decode a path attribute list, applying RFC 7606's outcomes.
+
+    Returns the attributes (malformed ones that RFC 7606 lets us survive, and repeats, left
+    out), the errors met (each with its action), and bit masks (bit ``1 << type``) of the type
+    codes decoded and of those dropped.  Errors that require a session reset are raised.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    hit = _list_caches[ctx.attribute_cache].get(data)
     if hit is not None:
-        if isinstance(hit, BgpError):
-            raise hit
-        return hit
-    try:
-        result: PathAttribute | BgpError = _decode_known(cls, flags, type_code, value, ctx)
-    except BgpError as exc:
-        result = exc
-    if cls.INTERN:
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.clear()
-        _cache[key] = result
-    if isinstance(result, BgpError):
-        raise result
+        return hit, (), _mask_caches[ctx.attribute_cache][data], 0
+    return decode_new_attributes(data, ctx)
+
+
+def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
+    """:func:`decode_attributes` for a list not interned yet (it is interned if clean)."""
+    result = _decode_attribute_list(data, ctx)
+    attrs, errors, present, dropped = result
+    if not errors and not dropped and not present & _MP_BITS:
+        # MP attributes carry per-UPDATE NLRI; lists with errors are rare: neither is interned
+        lists = _list_caches[ctx.attribute_cache]
+        masks = _mask_caches[ctx.attribute_cache]
+        if len(lists) >= _LIST_CACHE_LIMIT:
+            lists.clear()
+            masks.clear()
+        lists[data] = attrs
+        masks[data] = present
     return result
 
 
-def _decode_known(
-    cls: type[PathAttribute], flags: int, type_code: int, value: bytes, ctx: Negotiated
-) -> PathAttribute:
-    if (flags & _FLAG_MASK) != cls.FLAGS:
-        # RFC 7606 3(c): conflicting Optional/Transitive bits make the attribute malformed
+def _decode_attribute_list(data: bytes, ctx: Negotiated) -> DecodedAttributes:
+    get = _attr_caches[ctx.asn4].get
+    ebgp = ctx.ebgp
+    attrs: list[PathAttribute] = []
+    append = attrs.append
+    errors: list[BgpError] = []
+    seen = 0
+    dropped = 0
+    i = 0
+    n = len(data)
+    while i < n:
+        if data[i] & 0x10:  # Extended Length
+            if i + 4 > n:
+                errors.append(_framing_error(f"attribute header truncated at offset {i}"))
+                break
+            end = i + 4 + ((data[i + 2] << 8) | data[i + 3])
+        else:
+            if i + 3 > n:
+                errors.append(_framing_error(f"attribute header truncated at offset {i}"))
+                break
+            end = i + 3 + data[i + 2]
+        if end > n:
+            _overrun(data, i, end, errors)
+            break
+        bit = 1 << data[i + 1]
+        if seen & bit:
+            _repeated(data[i + 1], errors)
+            i = end
+            continue
+        seen |= bit
+        raw = data[i:end]
+        if ebgp and bit & _IBGP_ONLY_BITS:
+            errors.append(_external(raw))
+            dropped |= bit
+            i = end
+            continue
+        attr = get(raw)
+        if attr is None:
+            flags = data[i]
+            try:
+                attr = _decode_new(
+                    flags, data[i + 1], raw[4:] if flags & 0x10 else raw[3:], raw, ctx
+                )
+            except BgpError as exc:
+                if exc.action is ErrorAction.SESSION_RESET:
+                    raise
+                # recorded, not raised: drop the traceback, which would keep frames alive
+                errors.append(exc.with_traceback(None))
+                dropped |= bit
+                i = end
+                continue
+        append(attr)
+        i = end
+    return tuple(attrs), tuple(errors), seen & ~dropped, dropped
+
+
+def _overrun(data: bytes, i: int, end: int, errors: list[BgpError]) -> None:
+    type_code = data[i + 1]
+    size = end - i - (4 if data[i] & 0x10 else 3)
+    reason = f"attribute {type_code} length {size} overruns the attribute list"
+    if type_code in (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI):
+        # RFC 7606 3(j), 5.3: its NLRI cannot be parsed, so treat-as-withdraw is impossible
+        # and the session is reset
+        raise update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, reason=reason)
+    # RFC 7606 4: the Total Attribute Length still locates the NLRI
+    errors.append(_framing_error(reason))
+
+
+def _external(raw: bytes) -> BgpError:
+    type_code = AttrType(raw[1])
+    return update_error(
+        UpdateSubcode.UNSPECIFIC,
+        raw,
+        f"{type_code.name} from an external peer discarded (RFC 7606 {_IBGP_ONLY[type_code]})",
+        ErrorAction.ATTRIBUTE_DISCARD,
+    )
+
+
+def _repeated(type_code: int, errors: list[BgpError]) -> None:
+    if type_code in (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI):
+        # RFC 7606 3(g)
         raise update_error(
-            UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
-            _attribute_bytes(flags, type_code, value),
-            f"{AttrType(type_code).name} flags 0x{flags:02x}, expected 0x{int(cls.FLAGS):02x}",
-            cls.ON_ERROR,
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+            reason=f"attribute {type_code} appears more than once (RFC 7606 3g)",
         )
-    try:
-        attr = cls.decode_value(value, ctx)
-    except AttributeValueError as exc:
-        raise update_error(
-            exc.subcode, _attribute_bytes(flags, type_code, value), exc.reason, cls.ON_ERROR
-        ) from None
-    canonical = int(cls.FLAGS) | (AttrFlag.EXTENDED_LENGTH if len(value) > 255 else 0)
-    if flags != canonical:
-        object.__setattr__(attr, "flags", flags)
-    return attr
+    # RFC 7606 3(g): keep the first, discard the repeats
+    errors.append(
+        update_error(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+            reason=f"attribute {type_code} repeated; later copies discarded (RFC 7606 3g)",
+            action=ErrorAction.ATTRIBUTE_DISCARD,
+        )
+    )
+
+
+def _framing_error(reason: str) -> BgpError:
+    # RFC 7606 4: treat-as-withdraw (escalated to a reset when no NLRI is reachable, 5.2)
+    return update_error(
+        UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, reason=reason, action=ErrorAction.TREAT_AS_WITHDRAW
+    )

@@ -14,7 +14,7 @@ from typing import ClassVar, TypeVar
 
 from speaker.wire.context import Family
 from speaker.wire.enums import Afi, CapabilityCode, ErrorCode, OpenSubcode, Safi
-from speaker.wire.errors import BgpError
+from speaker.wire.errors import BgpError, LocalProtocolError
 
 
 def _afi(value: int) -> Afi | int:
@@ -65,6 +65,8 @@ class Capability:
     def encode(self) -> bytes:
         """Code, length and value (RFC 5492 4)."""
         value = self.encode_value()
+        if len(value) > 255:
+            raise LocalProtocolError(f"capability {self.code} value of {len(value)} octets > 255")
         return bytes((self.code, len(value))) + value
 
 
@@ -215,7 +217,9 @@ class GracefulRestartCapability(Capability):
         return cls(GracefulRestartFlags(head >> 12), head & 0x0FFF, families)
 
     def encode_value(self) -> bytes:
-        head = (int(self.flags) << 12) | (self.restart_time & 0x0FFF)
+        if not 0 <= self.restart_time <= 0x0FFF:
+            raise LocalProtocolError(f"restart time {self.restart_time} does not fit 12 bits")
+        head = ((int(self.flags) & 0xF) << 12) | self.restart_time
         return head.to_bytes(2, "big") + b"".join(
             int(a).to_bytes(2, "big") + bytes((int(s), int(f))) for a, s, f in self.families
         )
@@ -363,5 +367,3 @@ def decode_capabilities(data: bytes) -> tuple[Capability, ...]:
         caps.append(decode_capability(code, data[i + 2 : i + 2 + length]))
         i += 2 + length
     return tuple(caps)
-
-

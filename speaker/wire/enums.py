@@ -220,3 +220,56 @@ def code_name(code: int) -> str:
         return ErrorCode(code).name
     except ValueError:
         return str(code)
+
+
+_BIRD_ERROR_TEXT: dict[tuple[int, int], str] = {
+    (1, 0): "Invalid message header",
+    (1, 1): "Connection not synchronized",
+    (1, 2): "Bad message length",
+    (1, 3): "Bad message type",
+    (2, 0): "Invalid OPEN message",
+    (2, 1): "Unsupported version number",
+    (2, 2): "Bad peer AS",
+    (2, 3): "Bad BGP identifier",
+    (2, 4): "Unsupported optional parameter",
+    (2, 5): "Authentication failure",
+    (2, 6): "Unacceptable hold time",
+    (2, 7): "Required capability missing",
+    (3, 0): "Invalid UPDATE message",
+    (3, 1): "Malformed attribute list",
+    (3, 2): "Unrecognized well-known attribute",
+    (3, 3): "Missing mandatory attribute",
+    (3, 4): "Invalid attribute flags",
+    (3, 5): "Invalid attribute length",
+    (3, 6): "Invalid ORIGIN attribute",
+    (3, 8): "Invalid NEXT_HOP attribute",
+    (3, 9): "Optional attribute error",
+    (3, 10): "Invalid network field",
+    (3, 11): "Malformed AS_PATH",
+    (4, 0): "Hold timer expired",
+    (5, 0): "Finite state machine error",
+    (5, 1): "Unexpected message in OpenSent state",
+    (5, 2): "Unexpected message in OpenConfirm state",
+    (5, 3): "Unexpected message in Established state",
+    (6, 0): "Cease",
+    (6, 1): "Maximum number of prefixes reached",
+    (6, 2): "Administrative shutdown",
+    (6, 3): "Peer de-configured",
+    (6, 4): "Administrative reset",
+    (6, 5): "Connection rejected",
+    (6, 6): "Other configuration change",
+    (6, 7): "Connection collision resolution",
+    (6, 8): "Out of Resources",
+    (7, 0): "Invalid ROUTE-REFRESH message",
+    (7, 1): "Invalid ROUTE-REFRESH message length",
+}
+
+
+def bird_error_text(code: int, subcode: int) -> str:
+    """The words BIRD 1.6 uses for a NOTIFICATION (``show protocols``, calicoctl's INFO).
+
+    BIRD's table (proto/bgp/packets.c ``bgp_msg_table``) falls back to the code's general
+    text for an unknown subcode.
+    """
+    text = _BIRD_ERROR_TEXT.get((code, subcode)) or _BIRD_ERROR_TEXT.get((code, 0))
+    return text if text is not None else f"Unknown error {code}/{subcode}"

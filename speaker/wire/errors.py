@@ -50,6 +50,18 @@ class BgpError(Exception):
         self.action = action
         super().__init__(self.describe())
 
+    def __reduce__(self) -> tuple[type[BgpError], tuple[int, int, bytes, str, ErrorAction]]:
+        return (type(self), (self.code, self.subcode, self.data, self.reason, self.action))
+
+    def with_action(self, action: ErrorAction) -> BgpError:
+        """A fresh copy of this error with another RFC 7606 outcome (e.g. escalated to reset)."""
+        return BgpError(self.code, self.subcode, self.data, self.reason, action)
+
+    @property
+    def resets_session(self) -> bool:
+        """True when the session must be closed with this error's NOTIFICATION."""
+        return self.action is ErrorAction.SESSION_RESET
+
     def describe(self) -> str:
         """One line: what is wrong and which NOTIFICATION it causes."""
         note = f"NOTIFICATION {self.code}/{self.subcode} "

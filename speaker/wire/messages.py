@@ -17,17 +17,22 @@ from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
 from speaker.wire.attributes import (
+    LIST_CACHES as _LIST_CACHES,
+)
+from speaker.wire.attributes import (
+    MASK_CACHES as _MASK_CACHES,
+)
+from speaker.wire.attributes import (
     MpReachAttr,
     MpUnreachAttr,
     NextHopAttr,
     PathAttribute,
-    decode_attribute,
+    decode_new_attributes,
 )
-from speaker.wire.capabilities import Capability, decode_capabilities
+from speaker.wire.capabilities import Capability, FourOctetAsCapability, decode_capabilities
 from speaker.wire.context import IPV4_UNICAST, MAX_MESSAGE_SIZE, Family, Negotiated
 from speaker.wire.enums import (
     Afi,
-    AttrFlag,
     AttrType,
     CeaseSubcode,
     ErrorCode,
@@ -45,6 +50,7 @@ from speaker.wire.enums import (
 from speaker.wire.errors import (
     BgpError,
     ErrorAction,
+    LocalProtocolError,
     header_error,
     open_error,
     update_error,
@@ -54,6 +60,7 @@ from speaker.wire.nlri import Nlri, decode_prefixes, encode_prefix, encode_prefi
 MARKER = b"\xff" * 16
 HEADER_SIZE = 19
 _HEADER = struct.Struct("!16sHB")
+AS_TRANS = 23456  # RFC 6793 9
 
 # Smallest legal length of each message (RFC 4271 6.1, RFC 2918 3)
 MIN_LENGTH = {
@@ -63,6 +70,11 @@ MIN_LENGTH = {
     MessageType.KEEPALIVE: 19,
     MessageType.ROUTE_REFRESH: 23,
 }
+_MIN_LENGTH = {int(k): v for k, v in MIN_LENGTH.items()}
+# RFC 8654 4: OPEN and KEEPALIVE stay within 4096 octets even with extended messages
+_ALWAYS_SMALL = (MessageType.OPEN, MessageType.KEEPALIVE)
+# The longest NOTIFICATION Data that fits a 4096-octet message (RFC 4271 4.5)
+MAX_NOTIFICATION_DATA = MAX_MESSAGE_SIZE - HEADER_SIZE - 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +93,22 @@ class Message:
         raise NotImplementedError
 
     def encode(self, ctx: Negotiated) -> bytes:
-        """The whole message: marker, length, type, body (RFC 4271 4.1)."""
-        body = self.encode_body(ctx)
-        return _HEADER.pack(MARKER, HEADER_SIZE + len(body), self.TYPE) + body
+        """The whole message: marker, length, type, body (RFC 4271 4.1).
+
+        Raises LocalProtocolError when the message would exceed the negotiated size or a
+        field does not fit its octets.
+        """
+        try:
+            body = self.encode_body(ctx)
+        except (ValueError, OverflowError, struct.error) as exc:
+            raise LocalProtocolError(f"cannot encode {type(self).__name__}: {exc}") from exc
+        length = HEADER_SIZE + len(body)
+        limit = MAX_MESSAGE_SIZE if self.TYPE in _ALWAYS_SMALL else ctx.max_message_size
+        if length > limit:
+            raise LocalProtocolError(
+                f"{self.TYPE.name} of {length} octets exceeds the {limit}-octet limit"
+            )
+        return _HEADER.pack(MARKER, length, self.TYPE) + body
 
 
 _REGISTRY: dict[int, type[Message]] = {}
@@ -118,7 +143,8 @@ class CapabilitiesParameter:
 
 @dataclass(frozen=True, slots=True)
 class UnknownParameter:
-    """An optional parameter other than capabilities, kept as bytes."""
+    """An optional parameter other than capabilities, kept as bytes (encoding only: a
+    received one is refused with 2/4, RFC 4271 6.2)."""
 
     type_code: int
     value: bytes
@@ -137,7 +163,8 @@ class Open(Message):
 
     ``my_as`` is the 2-octet field (AS_TRANS when the real AS needs 4 octets, RFC 6793);
     :attr:`asn` gives the real AS from the 4-octet AS capability when present.
-    ``extended_parameters`` records RFC 9072's long form of the parameter list.
+    ``extended_parameters`` records RFC 9072's long form of the parameter list; it is also
+    used when the parameters do not fit the short form.
     """
 
     TYPE = MessageType.OPEN
@@ -155,7 +182,7 @@ class Open(Message):
         """An OPEN with all capabilities in one parameter, as BIRD sends them."""
         caps = tuple(caps)
         params: tuple[OptionalParameter, ...] = (CapabilitiesParameter(caps),) if caps else ()
-        return cls(4, asn if asn <= 0xFFFF else 23456, hold_time, bgp_id, params)
+        return cls(4, asn if asn <= 0xFFFF else AS_TRANS, hold_time, bgp_id, params)
 
     @property
     def capabilities(self) -> tuple[Capability, ...]:
@@ -176,8 +203,6 @@ class Open(Message):
     @property
     def asn(self) -> int:
         """The sender's AS: the 4-octet AS capability's, else the My AS field (RFC 6793 4.1)."""
-        from speaker.wire.capabilities import FourOctetAsCapability
-
         cap = self.capability(FourOctetAsCapability.CODE)
         return cap.asn if isinstance(cap, FourOctetAsCapability) else self.my_as
 
@@ -191,14 +216,18 @@ class Open(Message):
             )
         version, my_as, hold, bgp_id, plen = struct.unpack_from("!BHHIB", body)
         if version != 4:
-            # Data: the largest version we support (RFC 4271 6.2)
+            # Data: the largest supported version below the bid, else the smallest (6.2)
             raise open_error(
                 OpenSubcode.UNSUPPORTED_VERSION_NUMBER, b"\x00\x04", f"version {version}"
             )
         extended = False
         start = 10
-        # RFC 9072: a length of 255 followed by type 255 marks 2-octet lengths
-        if plen == 255 and len(body) >= 13 and body[10] == OptParamType.EXTENDED_LENGTH:
+        # RFC 9072 2: a non-zero length followed by type 255 marks 2-octet lengths
+        if plen and len(body) > 10 and body[10] == OptParamType.EXTENDED_LENGTH:
+            if len(body) < 13:
+                raise open_error(
+                    OpenSubcode.UNSPECIFIC, reason="extended optional parameters length truncated"
+                )
             extended = True
             plen = int.from_bytes(body[11:13], "big")
             start = 13
@@ -207,47 +236,54 @@ class Open(Message):
                 OpenSubcode.UNSPECIFIC,
                 reason=f"optional parameters length {plen} disagrees with the message length",
             )
-        params: list[OptionalParameter] = []
-        i = start
-        end = start + plen
-        head = 3 if extended else 2
-        while i < end:
-            if i + head > end:
-                raise open_error(OpenSubcode.UNSPECIFIC, reason="optional parameter truncated")
-            ptype = body[i]
-            plength = int.from_bytes(body[i + 1 : i + head], "big")
-            value = body[i + head : i + head + plength]
-            if i + head + plength > end:
-                raise open_error(
-                    OpenSubcode.UNSPECIFIC,
-                    reason=f"optional parameter {ptype} length {plength} overruns the OPEN",
-                )
-            if ptype == OptParamType.CAPABILITIES:
-                params.append(CapabilitiesParameter(decode_capabilities(value)))
-            else:
-                # RFC 4271 6.2: unrecognised optional parameter
-                raise open_error(
-                    OpenSubcode.UNSUPPORTED_OPTIONAL_PARAMETER,
-                    reason=f"optional parameter type {ptype} is not supported",
-                )
-            i += head + plength
-        return cls(
-            version, my_as, hold, ipaddress.IPv4Address(bgp_id), tuple(params), extended
-        )
+        params = _decode_parameters(body, start, start + plen, 3 if extended else 2)
+        message = cls(version, my_as, hold, ipaddress.IPv4Address(bgp_id), params, extended)
+        if hold in (1, 2):
+            # RFC 4271 4.2, 6.2: hold time must be 0 or at least 3 seconds
+            raise open_error(OpenSubcode.UNACCEPTABLE_HOLD_TIME, reason=f"hold time {hold}")
+        if bgp_id == 0:
+            # RFC 6286 2.2: the BGP Identifier is a non-zero 32-bit value
+            raise open_error(OpenSubcode.BAD_BGP_IDENTIFIER, reason="BGP identifier 0.0.0.0")
+        if my_as == 0 or message.asn == 0:
+            # RFC 7607 2
+            raise open_error(OpenSubcode.BAD_PEER_AS, reason="peer AS 0 (RFC 7607)")
+        return message
 
     def encode_body(self, ctx: Negotiated) -> bytes:
         head = struct.pack("!BHHI", self.version, self.my_as, self.hold_time, int(self.bgp_id))
-        if self.extended_parameters:
-            params = b"".join(
-                bytes((p.type_code,)) + len(v).to_bytes(2, "big") + v
-                for p in self.parameters
-                for v in (p.encode_value(),)
-            )
+        values = [(p.type_code, p.encode_value()) for p in self.parameters]
+        short = sum(2 + len(v) for _, v in values)
+        if self.extended_parameters or short > 255 or any(len(v) > 255 for _, v in values):
+            params = b"".join(bytes((t,)) + len(v).to_bytes(2, "big") + v for t, v in values)
+            if len(params) > 0xFFFF:
+                raise LocalProtocolError(f"optional parameters of {len(params)} octets")
             return head + b"\xff\xff" + len(params).to_bytes(2, "big") + params
-        params = b"".join(
-            bytes((p.type_code, len(v))) + v for p in self.parameters for v in (p.encode_value(),)
-        )
-        return head + bytes((len(params),)) + params
+        return head + bytes((short,)) + b"".join(bytes((t, len(v))) + v for t, v in values)
+
+
+def _decode_parameters(body: bytes, i: int, end: int, head: int) -> tuple[OptionalParameter, ...]:
+    """The optional parameters (RFC 4271 4.2; RFC 9072 when ``head`` is 3)."""
+    params: list[OptionalParameter] = []
+    while i < end:
+        if i + head > end:
+            raise open_error(OpenSubcode.UNSPECIFIC, reason="optional parameter header truncated")
+        ptype = body[i]
+        plength = int.from_bytes(body[i + 1 : i + head], "big")
+        if i + head + plength > end:
+            raise open_error(
+                OpenSubcode.UNSPECIFIC,
+                reason=f"optional parameter {ptype} length {plength} overruns the OPEN",
+            )
+        value = body[i + head : i + head + plength]
+        if ptype != OptParamType.CAPABILITIES:
+            # RFC 4271 6.2 (type 1, authentication, is deprecated by RFC 5492)
+            raise open_error(
+                OpenSubcode.UNSUPPORTED_OPTIONAL_PARAMETER,
+                reason=f"optional parameter type {ptype} is not supported",
+            )
+        params.append(CapabilitiesParameter(decode_capabilities(value)))
+        i += head + plength
+    return tuple(params)
 
 
 # ---------------------------------------------------------------------------- UPDATE
@@ -260,7 +296,8 @@ class Update(Message):
 
     ``errors`` holds the RFC 7606 outcomes met while decoding (treat-as-withdraw or
     attribute-discard); a discarded attribute is left out of ``attributes``.  When
-    :attr:`treat_as_withdraw` is true the receiver must withdraw every NLRI of the message.
+    :attr:`treat_as_withdraw` is true the receiver must withdraw every NLRI of the message,
+    the IPv4 ones and those in MP_REACH_NLRI alike (RFC 7606 2).
     """
 
     TYPE = MessageType.UPDATE
@@ -281,9 +318,14 @@ class Update(Message):
         """RFC 7606 2: the NLRI of this UPDATE are to be withdrawn, not announced."""
         return any(e.action is ErrorAction.TREAT_AS_WITHDRAW for e in self.errors)
 
+    @property
+    def error_action(self) -> ErrorAction | None:
+        """The strongest RFC 7606 outcome among ``errors`` (section 3h), None when clean."""
+        return max((e.action for e in self.errors), default=None)
+
     def end_of_rib(self) -> Family | None:
         """The family this UPDATE ends the initial feed of, if it is End-of-RIB (RFC 4724 2)."""
-        if not self.withdrawn and not self.nlri:
+        if not self.withdrawn and not self.nlri and not self.errors:
             if not self.attributes:
                 return IPV4_UNICAST
             if len(self.attributes) == 1:
@@ -313,31 +355,10 @@ class Update(Message):
 
     @classmethod
     def decode_body(cls, body: bytes, ctx: Negotiated) -> Message:
-        n = len(body)
-        wlen = int.from_bytes(body[0:2], "big")
-        if 2 + wlen + 2 > n:
-            raise update_error(
-                UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                reason=f"withdrawn routes length {wlen} overruns the UPDATE",
-            )
-        alen = int.from_bytes(body[2 + wlen : 4 + wlen], "big")
-        astart = 4 + wlen
-        aend = astart + alen
-        if aend > n:
-            raise update_error(
-                UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                reason=f"total path attribute length {alen} overruns the UPDATE",
-            )
-        addpath = IPV4_UNICAST in ctx.addpath_receive
-        withdrawn = decode_prefixes(body[2 : 2 + wlen], Afi.IPV4, addpath) if wlen else ()
-        nlri = decode_prefixes(body[aend:], Afi.IPV4, addpath) if aend < n else ()
-        attributes, errors = _decode_attributes(body[astart:aend], ctx)
-        if nlri or (attributes and not withdrawn and not _only_unreach(attributes)):
-            errors = _check_mandatory(attributes, bool(nlri), errors)
-        return cls(withdrawn, attributes, nlri, errors)
+        return _decode_update(bytes(body), ctx)
 
     def encode_body(self, ctx: Negotiated) -> bytes:
-        addpath = IPV4_UNICAST in ctx.addpath_send
+        addpath = ctx.ipv4_addpath_send
         withdrawn = encode_prefixes(self.withdrawn, addpath)
         attrs = b"".join([a.encode(ctx) for a in self.attributes])
         return (
@@ -349,113 +370,94 @@ class Update(Message):
         )
 
 
-def _only_unreach(attributes: tuple[PathAttribute, ...]) -> bool:
-    return all(isinstance(a, MpUnreachAttr) for a in attributes)
+# Frozen dataclasses set each field through object.__setattr__; the UPDATE hot path sets the
+# slots directly, which halves the cost of building an Update.
+_new_object = object.__new__
+_set_withdrawn = Update.__dict__["withdrawn"].__set__
+_set_attributes = Update.__dict__["attributes"].__set__
+_set_nlri = Update.__dict__["nlri"].__set__
+_set_errors = Update.__dict__["errors"].__set__
+
+_REACH = 1 << AttrType.MP_REACH_NLRI
+_ORIGIN_AS_PATH = (1 << AttrType.ORIGIN) | (1 << AttrType.AS_PATH)
+_NEEDED_WITH_IPV4 = _ORIGIN_AS_PATH | (1 << AttrType.NEXT_HOP)
+_IPV4 = Afi.IPV4
 
 
-def _decode_attributes(
-    data: bytes, ctx: Negotiated
-) -> tuple[tuple[PathAttribute, ...], tuple[BgpError, ...]]:
-    """Decode the path attribute list, applying RFC 7606's outcomes."""
-    attrs: list[PathAttribute] = []
-    errors: list[BgpError] = []
-    seen: set[int] = set()
-    i = 0
+def _decode_update(data: bytes, ctx: Negotiated, start: int = 0) -> Update:
+    """The UPDATE body decoder (the hot path of a route feed); the body begins at ``start``."""
     n = len(data)
-    while i < n:
-        if i + 3 > n:
-            errors.append(_list_error(f"attribute header truncated at offset {i}"))
-            break
-        flags = data[i]
-        type_code = data[i + 1]
-        if flags & AttrFlag.EXTENDED_LENGTH:
-            if i + 4 > n:
-                errors.append(_list_error(f"attribute header truncated at offset {i}"))
-                break
-            length = (data[i + 2] << 8) | data[i + 3]
-            start = i + 4
+    if n - start < 4:
+        raise update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, reason="UPDATE body truncated")
+    astart = start + 4 + ((data[start] << 8) | data[start + 1])
+    if astart > n:
+        # RFC 4271 6.3: lengths exceed the message
+        raise update_error(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+            reason=f"withdrawn routes length {astart - start - 4} overruns the UPDATE",
+        )
+    aend = astart + ((data[astart - 2] << 8) | data[astart - 1])
+    if aend > n:
+        raise update_error(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+            reason=f"total path attribute length {aend - astart} overruns the UPDATE",
+        )
+    addpath = ctx.ipv4_addpath_receive
+    # RFC 7606 3(i): withdrawn routes are checked like the NLRI field
+    if astart > start + 4:
+        withdrawn = decode_prefixes(data[start + 2 : astart - 2], _IPV4, addpath)
+    else:
+        withdrawn = ()
+    errors: tuple[BgpError, ...] = ()
+    present = dropped = 0
+    if aend > astart:
+        block = data[astart:aend]
+        attributes = _LIST_CACHES[ctx.attribute_cache].get(block)
+        if attributes is None:
+            attributes, errors, present, dropped = decode_new_attributes(block, ctx)
         else:
-            length = data[i + 2]
-            start = i + 3
-        end = start + length
-        if end > n:
-            # RFC 7606 4: the NLRI can still be located, so the UPDATE is treat-as-withdraw
-            # unless it carries MP_REACH/MP_UNREACH, whose NLRI are then lost (session reset).
-            if type_code in (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI):
-                raise update_error(
-                    UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
-                    data[i:],
-                    f"attribute {type_code} length {length} overruns the attribute list",
-                )
-            errors.append(
-                _list_error(f"attribute {type_code} length {length} overruns the attribute list")
-            )
-            break
-        if type_code in seen:
-            if type_code in (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI):
-                raise update_error(
-                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                    reason=f"attribute {type_code} appears twice (RFC 7606 3g)",
-                )
-            # RFC 7606 3(g): keep the first, discard the repeats
-            errors.append(
-                update_error(
-                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                    reason=f"attribute {type_code} repeated; later copies discarded",
-                    action=ErrorAction.ATTRIBUTE_DISCARD,
-                )
-            )
-            i = end
-            continue
-        seen.add(type_code)
-        try:
-            attrs.append(decode_attribute(flags, type_code, data[start:end], ctx))
-        except BgpError as exc:
-            if exc.action is ErrorAction.SESSION_RESET:
-                raise
-            errors.append(exc)
-        i = end
-    return tuple(attrs), tuple(errors)
+            present = _MASK_CACHES[ctx.attribute_cache][block]
+    else:
+        attributes = ()
+    if aend < n:
+        nlri = decode_prefixes(data[aend:], _IPV4, addpath)
+        missing = _NEEDED_WITH_IPV4 & ~(present | dropped)
+    else:
+        nlri = ()
+        missing = _ORIGIN_AS_PATH & ~(present | dropped) if present & _REACH else 0
+    if missing:
+        errors = errors + _missing(missing)
+    if errors and not nlri and not present & _REACH:
+        for error in errors:
+            if error.action is ErrorAction.TREAT_AS_WITHDRAW:
+                # RFC 7606 5.2: no reachable NLRI to withdraw, so the session is reset
+                raise error.with_action(ErrorAction.SESSION_RESET)
+    update: Update = _new_object(Update)
+    _set_withdrawn(update, withdrawn)
+    _set_attributes(update, attributes)
+    _set_nlri(update, nlri)
+    _set_errors(update, errors)
+    return update
 
 
-def _list_error(reason: str) -> BgpError:
-    return update_error(
-        UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, reason=reason, action=ErrorAction.TREAT_AS_WITHDRAW
+def _missing(mask: int) -> tuple[BgpError, ...]:
+    """Missing well-known attributes: 3/3, Data the type code (RFC 4271 6.3), RFC 7606 3(d)."""
+    return tuple(
+        update_error(
+            UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
+            bytes((t,)),
+            f"missing well-known attribute {t.name}",
+            ErrorAction.TREAT_AS_WITHDRAW,
+        )
+        for t in (AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP)
+        if mask & (1 << t)
     )
 
 
-def _check_mandatory(
-    attrs: tuple[PathAttribute, ...], ipv4_nlri: bool, errors: tuple[BgpError, ...]
-) -> tuple[BgpError, ...]:
-    """Missing well-known attributes (RFC 4271 6.3) become treat-as-withdraw (RFC 7606 3d)."""
-    present = {a.type_code for a in attrs}
-    reach = AttrType.MP_REACH_NLRI in present
-    if not ipv4_nlri and not reach:
-        return errors
-    required = [AttrType.ORIGIN, AttrType.AS_PATH]
-    if ipv4_nlri:
-        required.append(AttrType.NEXT_HOP)
-    missing = [t for t in required if t not in present]
-    if not missing:
-        return errors
-    # Do not report a missing attribute that was present but malformed (already reported).
-    already = {e.data[1] for e in errors if len(e.data) >= 2}
-    out = list(errors)
-    for t in missing:
-        if t in already:
-            continue
-        out.append(
-            update_error(
-                UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-                bytes((t,)),
-                f"missing well-known attribute {t.name}",
-                ErrorAction.TREAT_AS_WITHDRAW,
-            )
-        )
-    return tuple(out)
-
-
 # ---------------------------------------------------------------------------- NOTIFICATION
+
+_SHUTDOWN_SUBCODES = (CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET)
+MAX_SHUTDOWN_MESSAGE = 255  # RFC 9003 2
 
 
 @register
@@ -470,28 +472,48 @@ class Notification(Message):
 
     @classmethod
     def from_error(cls, error: BgpError) -> Notification:
-        """The NOTIFICATION a codec error prescribes."""
-        return cls(error.code, error.subcode, error.data)
+        """The NOTIFICATION a codec error prescribes (Data cut to fit 4096 octets)."""
+        return cls(error.code, error.subcode, error.data[:MAX_NOTIFICATION_DATA])
 
     @classmethod
     def cease(cls, subcode: CeaseSubcode, message: str = "") -> Notification:
-        """A Cease, with an RFC 9003 shutdown communication for shutdown and reset."""
+        """A Cease, with an RFC 9003 shutdown communication for shutdown and reset.
+
+        The message is cut to 255 octets of UTF-8 without splitting a character.
+        """
         data = b""
-        if message and subcode in (
-            CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-            CeaseSubcode.ADMINISTRATIVE_RESET,
-        ):
-            text = message.encode()[:255]
+        if message and subcode in _SHUTDOWN_SUBCODES:
+            text = message.encode()[:MAX_SHUTDOWN_MESSAGE]
+            text = text.decode("utf-8", "ignore").encode()  # drop a split last character
             data = bytes((len(text),)) + text
         return cls(ErrorCode.CEASE, subcode, data)
 
+    @classmethod
+    def cease_max_prefixes(cls, afi: Afi, safi: Safi, limit: int) -> Notification:
+        """Cease / Maximum Number of Prefixes Reached with AFI, SAFI and the limit (RFC 4486 4)."""
+        data = int(afi).to_bytes(2, "big") + bytes((int(safi),)) + limit.to_bytes(4, "big")
+        return cls(ErrorCode.CEASE, CeaseSubcode.MAXIMUM_PREFIXES_REACHED, data)
+
+    @property
+    def max_prefixes(self) -> tuple[Afi | int, Safi | int, int] | None:
+        """(AFI, SAFI, limit) of a Maximum Number of Prefixes Reached Cease (RFC 4486 4)."""
+        if (
+            self.code != ErrorCode.CEASE
+            or self.subcode != CeaseSubcode.MAXIMUM_PREFIXES_REACHED
+            or len(self.data) != 7
+        ):
+            return None
+        afi_raw = int.from_bytes(self.data[:2], "big")
+        afi: Afi | int = Afi(afi_raw) if afi_raw in Afi._value2member_map_ else afi_raw
+        safi: Safi | int = (
+            Safi(self.data[2]) if self.data[2] in Safi._value2member_map_ else self.data[2]
+        )
+        return afi, safi, int.from_bytes(self.data[3:], "big")
+
     @property
     def shutdown_message(self) -> str | None:
-        """The RFC 9003 shutdown communication, if this Cease carries one."""
-        if self.code != ErrorCode.CEASE or self.subcode not in (
-            CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-            CeaseSubcode.ADMINISTRATIVE_RESET,
-        ):
+        """The RFC 9003 shutdown communication, if this Cease carries a well-formed one."""
+        if self.code != ErrorCode.CEASE or self.subcode not in _SHUTDOWN_SUBCODES:
             return None
         if not self.data or self.data[0] + 1 > len(self.data):
             return None
@@ -512,6 +534,12 @@ class Notification(Message):
 
     @classmethod
     def decode_body(cls, body: bytes, ctx: Negotiated) -> Message:
+        if len(body) < 2:
+            raise header_error(
+                HeaderSubcode.BAD_MESSAGE_LENGTH,
+                (len(body) + HEADER_SIZE).to_bytes(2, "big"),
+                "NOTIFICATION shorter than 21 octets",
+            )
         return cls(body[0], body[1], bytes(body[2:]))
 
     def encode_body(self, ctx: Negotiated) -> bytes:
@@ -530,6 +558,12 @@ class Keepalive(Message):
 
     @classmethod
     def decode_body(cls, body: bytes, ctx: Negotiated) -> Message:
+        if body:
+            raise header_error(
+                HeaderSubcode.BAD_MESSAGE_LENGTH,
+                (len(body) + HEADER_SIZE).to_bytes(2, "big"),
+                "KEEPALIVE longer than 19 octets",
+            )
         return cls()
 
     def encode_body(self, ctx: Negotiated) -> bytes:
@@ -551,6 +585,13 @@ class RouteRefresh(Message):
 
     @classmethod
     def decode_body(cls, body: bytes, ctx: Negotiated) -> Message:
+        if len(body) < 4:
+            # RFC 4271 6.1: shorter than the minimum (RFC 2918 3: 23 octets)
+            raise header_error(
+                HeaderSubcode.BAD_MESSAGE_LENGTH,
+                (len(body) + HEADER_SIZE).to_bytes(2, "big"),
+                "ROUTE-REFRESH shorter than 23 octets",
+            )
         if len(body) != 4:
             # RFC 7313 5: Data carries the whole message
             message = _HEADER.pack(MARKER, HEADER_SIZE + len(body), MessageType.ROUTE_REFRESH)
@@ -561,18 +602,12 @@ class RouteRefresh(Message):
                 f"ROUTE-REFRESH length {HEADER_SIZE + len(body)}, must be 23",
             )
         afi_raw = int.from_bytes(body[:2], "big")
-        try:
-            afi: Afi | int = Afi(afi_raw)
-        except ValueError:
-            afi = afi_raw
-        try:
-            safi: Safi | int = Safi(body[3])
-        except ValueError:
-            safi = body[3]
-        try:
-            subtype: RouteRefreshSubtype | int = RouteRefreshSubtype(body[2])
-        except ValueError:
-            subtype = body[2]  # RFC 7313 5: unknown subtypes are ignored by the receiver
+        afi: Afi | int = Afi(afi_raw) if afi_raw in Afi._value2member_map_ else afi_raw
+        safi: Safi | int = Safi(body[3]) if body[3] in Safi._value2member_map_ else body[3]
+        subtype: RouteRefreshSubtype | int = body[2]
+        if body[2] in RouteRefreshSubtype._value2member_map_:
+            subtype = RouteRefreshSubtype(body[2])
+        # RFC 7313 5: the receiver ignores unknown subtypes; the value is kept as an int
         return cls(afi, safi, subtype)
 
     def encode_body(self, ctx: Negotiated) -> bytes:
@@ -582,46 +617,61 @@ class RouteRefresh(Message):
 # ---------------------------------------------------------------------------- framing
 
 
-def check_header(data: bytes, ctx: Negotiated) -> tuple[int, int]:
+def check_header(data: bytes | bytearray, ctx: Negotiated) -> tuple[int, int]:
     """Validate a 19-octet header; return (message length, type) (RFC 4271 6.1)."""
-    marker, length, mtype = _HEADER.unpack_from(data)
-    if marker != MARKER:
-        raise header_error(HeaderSubcode.CONNECTION_NOT_SYNCHRONIZED, reason="marker not all ones")
-    # RFC 8654 4: OPEN and KEEPALIVE stay within 4096 octets even with extended messages
-    small = mtype in (MessageType.OPEN, MessageType.KEEPALIVE)
-    limit = MAX_MESSAGE_SIZE if small else ctx.max_message_size
-    if mtype not in _REGISTRY:
-        raise header_error(
-            HeaderSubcode.BAD_MESSAGE_TYPE, bytes((mtype,)), f"message type {mtype} unknown"
-        )
-    minimum = MIN_LENGTH[MessageType(mtype)]
-    bad = length < minimum or length > limit
-    if mtype == MessageType.KEEPALIVE:
-        bad = length != HEADER_SIZE
-    if bad:
-        raise header_error(
-            HeaderSubcode.BAD_MESSAGE_LENGTH,
-            length.to_bytes(2, "big"),
-            f"{MessageType(mtype).name} length {length} outside {minimum}..{limit}",
-        )
-    return length, mtype
-
-
-def decode_message(data: bytes, ctx: Negotiated) -> Message:
-    """Decode one whole message, header included; raise BgpError if malformed."""
     if len(data) < HEADER_SIZE:
         raise header_error(
             HeaderSubcode.BAD_MESSAGE_LENGTH,
             len(data).to_bytes(2, "big"),
             f"message of {len(data)} octets is shorter than the header",
         )
+    if data[:16] != MARKER:
+        raise header_error(HeaderSubcode.CONNECTION_NOT_SYNCHRONIZED, reason="marker not all ones")
+    length = (data[16] << 8) | data[17]
+    mtype = data[18]
+    limit = MAX_MESSAGE_SIZE if mtype in _ALWAYS_SMALL else ctx.max_message_size
+    if length < HEADER_SIZE or length > limit:
+        raise header_error(
+            HeaderSubcode.BAD_MESSAGE_LENGTH,
+            bytes(data[16:18]),
+            f"message length {length} outside {HEADER_SIZE}..{limit}",
+        )
+    minimum = _MIN_LENGTH.get(mtype)
+    if minimum is None:
+        raise header_error(
+            HeaderSubcode.BAD_MESSAGE_TYPE, bytes((mtype,)), f"message type {mtype} unknown"
+        )
+    if length < minimum or (mtype == MessageType.KEEPALIVE and length != HEADER_SIZE):
+        raise header_error(
+            HeaderSubcode.BAD_MESSAGE_LENGTH,
+            bytes(data[16:18]),
+            f"{MessageType(mtype).name} length {length}, minimum {minimum}",
+        )
+    return length, mtype
+
+
+def decode_message(data: bytes, ctx: Negotiated) -> Message:
+    """Decode one whole message, header included; raise BgpError if malformed."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    n = len(data)
+    if (
+        n >= 23
+        and data[18] == 2
+        and (data[16] << 8) | data[17] == n
+        and n <= ctx.max_message_size
+        and data[:16] == MARKER
+    ):
+        return _decode_update(data, ctx, HEADER_SIZE)  # fast path: a well-framed UPDATE
     length, mtype = check_header(data, ctx)
     if length != len(data):
         raise header_error(
             HeaderSubcode.BAD_MESSAGE_LENGTH,
-            length.to_bytes(2, "big"),
+            data[16:18],
             f"header says {length} octets, message has {len(data)}",
         )
+    if mtype == 2:
+        return _decode_update(data, ctx, HEADER_SIZE)
     return _REGISTRY[mtype].decode_body(data[HEADER_SIZE:], ctx)
 
 
@@ -633,7 +683,7 @@ def split_messages(buffer: bytes | bytearray, ctx: Negotiated) -> Iterator[tuple
     i = 0
     n = len(buffer)
     while n - i >= HEADER_SIZE:
-        length, _ = check_header(bytes(buffer[i : i + HEADER_SIZE]), ctx)
+        length, _ = check_header(buffer[i : i + HEADER_SIZE], ctx)
         if n - i < length:
             return
         yield i, bytes(buffer[i : i + length])
@@ -646,7 +696,7 @@ def pack_updates(
     ctx: Negotiated,
 ) -> list[bytes]:
     """IPv4 announcements sharing one attribute set, packed into as few UPDATEs as fit."""
-    addpath = IPV4_UNICAST in ctx.addpath_send
+    addpath = ctx.ipv4_addpath_send
     attrs = b"".join([a.encode(ctx) for a in attributes])
     room = ctx.max_message_size - HEADER_SIZE - 4 - len(attrs)
     return _pack(nlri, addpath, room, lambda chunk: b"\x00\x00" + _len2(attrs) + attrs + chunk)
@@ -654,7 +704,7 @@ def pack_updates(
 
 def pack_withdrawals(withdrawn: list[Nlri], ctx: Negotiated) -> list[bytes]:
     """IPv4 withdrawals packed into as few UPDATEs as fit."""
-    addpath = IPV4_UNICAST in ctx.addpath_send
+    addpath = ctx.ipv4_addpath_send
     room = ctx.max_message_size - HEADER_SIZE - 4
     return _pack(withdrawn, addpath, room, lambda chunk: _len2(chunk) + chunk + b"\x00\x00")
 
@@ -670,7 +720,9 @@ def _pack(
     chunk = bytearray()
     for item in items:
         enc = encode_prefix(item, addpath)
-        if len(chunk) + len(enc) > room:
+        if len(enc) > room:
+            raise LocalProtocolError(f"no room for {item} in a {room}-octet UPDATE field")
+        if chunk and len(chunk) + len(enc) > room:
             out.append(_frame(body(bytes(chunk))))
             chunk = bytearray()
         chunk += enc
@@ -686,6 +738,7 @@ def _frame(body: bytes) -> bytes:
 __all__ = [
     "HEADER_SIZE",
     "MARKER",
+    "MAX_NOTIFICATION_DATA",
     "MESSAGES",
     "CapabilitiesParameter",
     "Keepalive",
