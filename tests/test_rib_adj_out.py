@@ -352,3 +352,23 @@ def test_families_and_enhanced_refresh_default_to_the_negotiated_session() -> No
     assert len(refresh) == 3 and refresh[1] == msgs[1]
     first = decode_message(refresh[0], ctx)
     assert isinstance(first, RouteRefresh) and first.subtype is RouteRefreshSubtype.BORR
+
+
+def test_unknown_attributes_partial_when_passed_on_dropped_when_non_transitive() -> None:
+    """RFC 4271 5 / 9.1.3: an unrecognised optional transitive attribute goes on with the
+    Partial bit; an unrecognised optional non-transitive one is not passed on."""
+    from speaker.wire.attributes import UnknownAttr
+    from speaker.wire.enums import AttrFlag
+
+    rib = node_rib(calico=False)
+    transitive = UnknownAttr(unknown_type=99, value=b"\x01\x02", flags=0xC0)
+    non_transitive = UnknownAttr(unknown_type=98, value=b"\x03", flags=0x80)
+    base = ebgp_attrs(E1)
+    attrs = base.replace(put=[transitive, non_transitive])
+    rib.announce(E1, [Nlri(pfx("10.9.0.0/24"))], attrs)
+    rib.add_out_peer(E2, DEFAULT_CONTEXT, local_address="172.16.0.254")
+    (update,) = decode_all(rib.initial_feed(E2)[:-1], DEFAULT_CONTEXT)
+    passed = update.attribute(99)
+    assert isinstance(passed, UnknownAttr) and passed.value == b"\x01\x02"
+    assert passed.wire_flags() & AttrFlag.PARTIAL
+    assert update.attribute(98) is None

@@ -43,7 +43,6 @@ from speaker.wire.context import IPV4_UNICAST, Family, Negotiated
 from speaker.wire.enums import (
     Afi,
     AsPathSegmentType,
-    AttrFlag,
     AttrType,
     Origin,
     RouteRefreshSubtype,
@@ -179,13 +178,16 @@ class AdjRibOut:
         v4 = afi is Afi.IPV4
         ours = self.local_addresses.get(4 if v4 else 6)
         drop: list[int] = [*AS4_ATTRIBUTES]
-        # unknown non-transitive attributes are not passed on (RFC 4271 5)
-        drop += [
-            a.type_code
-            for a in attrs.attributes
-            if isinstance(a, UnknownAttr) and not a.wire_flags() & AttrFlag.TRANSITIVE
-        ]
         put: list[PathAttribute] = []
+        # Unknown attributes (RFC 4271 5, 9.1.3): non-transitive ones are not passed on,
+        # transitive ones go on with the Partial bit set.
+        for a in attrs.attributes:
+            if isinstance(a, UnknownAttr):
+                passed = a.for_propagation()
+                if passed is None:
+                    drop.append(a.type_code)
+                elif passed is not a:
+                    put.append(passed)
         hops: tuple[IpAddress, ...] | None = None
         if not bgp or not self.internal or self.next_hop_self:
             if ours is None:
