@@ -3,9 +3,10 @@ daemon on .81, real kernel tables, checked from the outside with ``ip`` and the 
 
 * Seed mix: .81's kernel holds both remote blocks via their node (proto 186) and its own block
   as a blackhole; the pods ping each other both ways.
-* ECMP: the same prefix from .80 and .82 becomes one multipath route; withdrawing one path
-  leaves a single-path route (replaced in place, never deleted meanwhile), withdrawing both
-  removes it; ``ip monitor`` shows no other state.
+* ECMP: the same prefix from .80 and .82 becomes one multipath route; a peer's session
+  going down shrinks it (and removes that peer's block) until it is back; withdrawing one
+  path leaves a single-path route (replaced in place, never deleted meanwhile), withdrawing
+  both removes it; ``ip monitor`` shows no other state.
 * Scan: routes of ours deleted or altered by hand are back within one scan; an alien static
   route inside the pool is left alone, learned and announced (BIRD on .80 has it via .81);
   one outside the pools never leaves the node.
@@ -398,9 +399,27 @@ def test_ecmp_merge_then_withdraw(lab: LabFactory) -> None:
     assert row["state"] == "installed", row
     assert row["rest"] == f"via {n80.address} dev eth0, via {n82.address} dev eth0", row
 
+    # .82 ends its session (Cease): its paths go at once, the multipath shrinks, .82's block
+    # goes; back up, both come back.
+    only80: Want = frozenset({n80.address})
+    mesh.birdc(n82, f"disable {sp.protocol_name}")
+    gone = {ECMP_PREFIX: only80}
+
+    def shrunk() -> list[str]:
+        return problems(mesh, sp, gone) + (
+            [f"{n82.block} still there"] if n82.block in table(mesh, sp) else []
+        )
+
+    wait_until(lambda: not shrunk(), 10.0, interval=0.1)
+    assert shrunk() == []
+    mesh.birdc(n82, f"enable {sp.protocol_name}")
+    mesh.wait_established(CONVERGE)
+    back = {**seed_wants(mesh, sp), ECMP_PREFIX: both}
+    wait_until(lambda: not problems(mesh, sp, back), KERNEL_SYNC, interval=0.2)
+    assert problems(mesh, sp, back) == []
+
     with monitoring(mesh, sp, "ecmp") as mon:
         mesh.birdc(n82, "disable st_e")
-        only80: Want = frozenset({n80.address})
         wait_until(lambda: not problems(mesh, sp, {ECMP_PREFIX: only80}), 10.0, interval=0.1)
         assert problems(mesh, sp, {ECMP_PREFIX: only80}) == []
         time.sleep(SCAN + 0.5)  # a scan later: still single-path, nothing came back
@@ -610,15 +629,16 @@ def test_show_kernel_and_show_route_all(lab: LabFactory) -> None:
         (best_all,) = [r for r in verbose[prefix] if " * " in f"{r[0]} "]
         assert "Kernel: installed" in best_all, best_all
         assert best_all[1].startswith("Type: "), best_all  # BIRD's order kept
-    (blocked_plain,) = [r for r in plain[ECMP_PREFIX] if "via" in r[0] and "BGP" not in r[0]
-                        and n80.protocol_name in r[0]]
-    assert blocked_plain[0].endswith("(100/0) [i]") and " ! " in f"{blocked_plain[0]} ", plain
+    # The blocked prefix: BGP path primary but refused (BIRD's `!`), the alien learned.
+    bgp_line, kernel_line = (r[0] for r in plain[ECMP_PREFIX])
+    assert n80.protocol_name in bgp_line and " ! (100/0) [i]" in bgp_line, plain[ECMP_PREFIX]
+    assert kernel_line.startswith("dev eth0 [kernel1 "), plain[ECMP_PREFIX]
     (blocked_all,) = [r for r in verbose[ECMP_PREFIX] if n80.protocol_name in r[0]]
-    assert "Kernel: not installed" in blocked_all, blocked_all
-    kernel_lines = [line for routes in plain.values() for r in routes for line in r
-                    if "Kernel:" in line]
-    assert kernel_lines == []
-    assert "\tKernel:" not in speaker_cli(mesh, "show", "route")
+    assert blocked_all[1:3] == ["Type: BGP unicast univ", "Kernel: not installed"], blocked_all
+    assert "Kernel:" not in speaker_cli(mesh, "show", "route")
+    # BIRD's own client takes the extra line like any other 1008 line.
+    via_birdc = route_blocks(mesh.birdc(sp, "show route all"))
+    assert via_birdc == verbose, (via_birdc, verbose)
 
     # The alien goes: our route is written at once (monitor) or at the next scan.
     sh(mesh, sp, "ip", "route", "del", ECMP_PREFIX, "proto", "static")

@@ -12,7 +12,8 @@ Graceful restart (RFC 4724), restarting side: the daemon is *restarting* when st
 planned restart, or ``kill -9``: the forwarding state survived).  It then sends OPENs with the
 Restart State and Forwarding flags, defers its own announcements and the kernel sweep until
 every graceful-restart-capable peer has sent End-of-RIB (or ``graceful_restart_wait`` passes,
-BIRD's ``graceful restart wait``), then sends its routes and End-of-RIB.
+BIRD's ``graceful restart wait``), then sends its routes and End-of-RIB.  From then on OPENs
+carry neither flag (as BIRD): a later session flap is not a restart.  See docs/graceful-restart.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -615,6 +617,10 @@ def run_daemon(
     except OSError as exc:
         print(f"speaker: cannot read {config_path}: {exc.strerror}", file=sys.stderr)
         return 2
+    # A 100,000-route feed keeps many small objects alive; the default GC threshold (700)
+    # rescans them over and over.  Measured on the 100k distinct capture, decode + RIB:
+    # 2.9 s with the default, 2.1 s with 20,000.
+    gc.set_threshold(20_000, 20, 20)
     bus = EventBus()
     bus.subscribe(LogSink())
     if json_events:
