@@ -182,6 +182,25 @@ def test_adoption_no_churn_and_no_delete_before_convergence() -> None:
     assert N("10.244.3.0/26") not in rec.snapshot().by_prefix()
 
 
+def test_adopted_multipath_does_not_shrink_before_convergence() -> None:
+    """After our restart the RIB refills peer by peer: an adopted ECMP route must not be
+    replaced by the paths of the first peer back; after convergence the wanted set goes in."""
+    both = fib_route("10.244.250.0/26", ("192.168.0.80", OIF), ("192.168.0.82", OIF))
+    fib = FakeFib([CONNECTED, both])
+    rec = start(fib)
+    want(rec, "10.244.250.0/26", "192.168.0.82")  # only .82 has sent its routes so far
+    assert run(rec, fib) == []
+    assert fib.get("10.244.250.0/26") == [both]
+    want(rec, "10.244.250.0/26", "192.168.0.80", "192.168.0.82")  # .80 is back too
+    assert run(rec, fib) == []
+    assert rec.installed(N("10.244.250.0/26"))
+    want(rec, "10.244.250.0/26", "192.168.0.82")  # .80 really withdrew it
+    rec.converge("test")
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix)) for o in ops] == [(OpKind.REPLACE, "10.244.250.0/26")]
+    assert fib.get("10.244.250.0/26") == [fib_route("10.244.250.0/26", ("192.168.0.82", OIF))]
+
+
 def test_coalescing_latest_wins() -> None:
     fib = FakeFib()
     rec = start(fib)
