@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (expected tables are wider than 100 columns)
+
 """The `speaker` command line: delegation, check-config, and the socket clients."""
 
 from __future__ import annotations
