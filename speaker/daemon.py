@@ -52,7 +52,7 @@ from speaker.session import (
 from speaker.sinks import CounterSink, JsonSink, LogSink, setup_logging
 from speaker.transport import BgpConnection, PeerTransport
 from speaker.wire.context import IPV4_UNICAST
-from speaker.wire.enums import CeaseSubcode, RouteRefreshSubtype
+from speaker.wire.enums import CeaseSubcode, MessageType, RouteRefreshSubtype
 from speaker.wire.nlri import Prefix
 
 log = logging.getLogger(__name__)
@@ -436,8 +436,14 @@ class Speaker:
         name = state.config.name
         if event.subtype == RouteRefreshSubtype.NORMAL:
             if state.feed_sent:
+                session = state.transport.session
                 for message in self.rib.route_refresh(name, event.family):
-                    state.transport.session.send_update(message)
+                    if message[18] == MessageType.ROUTE_REFRESH:
+                        # BoRR/EoRR around the re-sent routes (RFC 7313 4)
+                        subtype = RouteRefreshSubtype(message[21])
+                        session.send_route_refresh(event.family, subtype)
+                    else:
+                        session.send_update(message)
                 state.transport.pump()
         elif event.subtype == RouteRefreshSubtype.BORR:
             self.rib.begin_refresh(name, event.family)
