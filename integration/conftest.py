@@ -124,8 +124,10 @@ def docker_engine(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The Docker engine for the session (``integration.lab.docker.Engine``), found or started.
 
     At the end: fail if a container, image or namespace of this session's runs is left, then
-    stop dockerd if this session started it.
+    stop dockerd if this session started it.  Skips the test on the netns backend.
     """
+    if lab_backend(request.config) != "docker":
+        pytest.skip("needs the Docker backend: run with --lab-backend docker")
     from integration.lab import docker as lab_docker
 
     notes = request.config.stash[_DOCKER_NOTES]
@@ -160,10 +162,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
         labs.append(new)
         request.config.stash[_PREFIXES].append(new.prefix)
         new.up()
-        if backend == "docker":
+        source = getattr(new, "image_source", None)  # None: no BIRD node, no image
+        if source is not None:
             request.config.stash[_DOCKER_NOTES].append(
-                f"image: built by {getattr(new, 'image_source', '?')}: "
-                f"{getattr(new, 'image_note', '')}"
+                f"image: built by {source}: {getattr(new, 'image_note', '')}"
             )
         return new
 

@@ -51,7 +51,7 @@ GR_RESTART_TIME = 120
 @pytest.fixture(autouse=True)
 def _docker_backend_only(request: pytest.FixtureRequest) -> None:
     if lab_backend(request.config) != "docker":
-        pytest.skip("Docker backend tests: run with --lab-backend docker")
+        pytest.skip("needs the Docker backend: run with --lab-backend docker")
 
 
 def lab_docker() -> Any:

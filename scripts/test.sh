@@ -34,6 +34,9 @@ python3 -m pytest -q tests
 if [ "$(id -u)" -eq 0 ]; then
     echo "== integration tests (network namespaces, BIRD 1.6.8)"
     python3 -m pytest -q integration
+    echo "== integration tests, BIRD nodes as Docker containers (--lab-backend docker)"
+    python3 -m pytest -q integration --lab-backend docker \
+        -k "test_lab_bird or test_docker_lab or test_seed_mix_joins_the_mesh"
 else
     echo "== integration tests skipped: they need root"
 fi

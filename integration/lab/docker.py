@@ -202,7 +202,7 @@ class Engine:
         """One line: which engine, and whether the lab started it."""
         if self.dockerd_pid is None:
             return f"the machine's Docker daemon at {self.base_url} (Docker {self.version})"
-        who = "started by this process" if self.started_here else "started by an earlier lab"
+        who = "started by this process" if self.started_here else "started by another lab process"
         return (
             f"dockerd {self.version} pid {self.dockerd_pid} at {self.base_url}, {who} "
             f"(--iptables=false --bridge=none; log {self.paths.log})"
@@ -326,6 +326,9 @@ def _start_dockerd(log: Callable[[str], None], paths: EnginePaths) -> Engine:
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.data_root.mkdir(mode=0o711, parents=True, exist_ok=True)
     paths.socket.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        if paths.log.stat().st_size > 5_000_000:  # keep one previous log, not an ever-growing one
+            paths.log.replace(paths.log.with_suffix(".log.1"))
     argv = paths.dockerd_argv()
     log(f"starting {' '.join(argv)} (log {paths.log})")
     with paths.log.open("ab") as out:
