@@ -2,7 +2,7 @@
 
     speaker run --config FILE [--json] [--log-level LEVEL] [--graceful-restart]
                 [--metrics-listen ADDR:PORT]
-    speaker decode FILE [--json] [--hex]
+    speaker decode FILE [--json] [--hex] [--bytes]
     speaker check-config --config FILE [--json]
     speaker status                           (calicoctl node status, exactly)
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
@@ -63,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--hex", action="store_true", help="read the file as hex text")
+    p.add_argument("--bytes", action="store_true",
+                   help="also dump each message's octets with the field boundaries marked")
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
@@ -144,7 +146,8 @@ def _decode(args: argparse.Namespace) -> int:
     decode_main = _lazy("speaker.decode", "decode_main")
     if decode_main is None:
         return EXIT_ERROR
-    return int(decode_main(args.file, as_json=args.json, force_hex=args.hex))
+    return int(decode_main(args.file, as_json=args.json, force_hex=args.hex,
+                           show_bytes=args.bytes))
 
 
 # --------------------------------------------------------------------------- check-config

@@ -102,10 +102,10 @@ def test_run_without_a_daemon_module_is_a_clear_error(
 def test_decode_delegates(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen: list[tuple[str, bool, bool]] = []
+    seen: list[tuple[str, bool, bool, bool]] = []
 
-    def decode_main(path: str, *, as_json: bool, force_hex: bool) -> int:
-        seen.append((path, as_json, force_hex))
+    def decode_main(path: str, *, as_json: bool, force_hex: bool, show_bytes: bool) -> int:
+        seen.append((path, as_json, force_hex, show_bytes))
         return 0
 
     monkeypatch.setitem(
@@ -113,7 +113,12 @@ def test_decode_delegates(
     )
     assert run_cli(capsys, "decode", "cap.pcap")[0] == 0
     assert run_cli(capsys, "decode", "msg.hex", "--json", "--hex")[0] == 0
-    assert seen == [("cap.pcap", False, False), ("msg.hex", True, True)]
+    assert run_cli(capsys, "decode", "cap.pcap", "--bytes")[0] == 0
+    assert seen == [
+        ("cap.pcap", False, False, False),
+        ("msg.hex", True, True, False),
+        ("cap.pcap", False, False, True),
+    ]
     monkeypatch.setitem(sys.modules, "speaker.decode", types.SimpleNamespace())
     code, _, err = run_cli(capsys, "decode", "cap.pcap")
     assert code == 2 and "speaker.decode.decode_main is not available" in err
