@@ -1,0 +1,634 @@
+"""Convergence on a large feed from a real BIRD 1.6.8: a BIRD 1.6.8 receiver vs our speaker.
+
+Run as root: ``python3 -m integration.bench.convergence [--routes 100000] [--repeat 1]
+[--feed packed|distinct|both] [--receivers bird,speaker] [--py-spy DIR]``.
+
+Each run builds a fresh two-node lab (integration/lab, namespaces only, torn down afterwards):
+
+* ``node80`` (192.168.0.80): the sender, BIRD 1.6.8 with a bench config (written here) holding
+  ``protocol static feed`` with N blackhole routes ``10.x.y.z/26`` (10.0.0.0 upwards) and a
+  passive BGP session toward .81 (add-path, graceful restart, multihop, like Calico's template)
+  whose export filter accepts 10.0.0.0/8.  ``packed``: every route has the same attributes, so
+  BIRD packs several hundred prefixes per UPDATE.  ``distinct``: the export filter gives each
+  prefix its own MED (``case net.ip { 10.0.0.0: bgp_med = 1; ... }``, one arm per prefix, as
+  BIRD 1.6 has no way to turn an address into a number), so BIRD sends one UPDATE per prefix.
+* ``node81`` (192.168.0.81): the receiver, with the lab's own config (Calico's bird.cfg for
+  BIRD, the lab's TOML for the speaker) for a pool of 10.0.0.0/8.  It dials .80 after its
+  connect delay (2 s for both).
+
+The sender is started and loaded first; then the receiver daemon is started and watched:
+
+* ``session``: from starting the receiver to its TCP connection to .80 being ESTABLISHED;
+  the times below count from that moment (the OPEN/KEEPALIVE exchange is included in them);
+* ``rib full``: all N routes in the receiver's RIB.  BIRD: ``show route count protocol
+  Mesh_192_168_0_80`` on its control socket, asked again 0.05 s after each answer (BIRD answers
+  in milliseconds, but only between its own tasks, so the figure is an upper bound).  Speaker:
+  the timestamp (ms) of its log line for the sender's End-of-RIB, which it handles only after
+  every UPDATE before it is in the RIB; its ``show route count`` walks all routes in Python
+  (about 3 s at 100,000) and polling it would stall the daemon being measured;
+* ``kernel full``: all N routes in the receiver's kernel table.  Polled every 0.05 s by
+  reading ``/proc/<pid>/net/fib_triestat`` (a route count kept by the kernel, read through an
+  idle ``sleep`` process inside the receiver's namespace) instead of dumping 100,000 routes with
+  ``ip route`` each time, which would steal a core from the daemons on a small machine.  The
+  final count is checked exactly once with ``ip route show proto P via 192.168.0.80``;
+* ``cpu``: receiver CPU time (utime+stime from /proc/PID/stat) from session up to kernel full,
+  during the withdrawal, and in total (daemon start to kernel empty, without the exact checks
+  made between the phases); the sender's CPU during the feed is shown too;
+* ``rss``: VmRSS when the session comes up and at kernel full, and the peak (VmHWM) over the
+  feed and the withdrawal (reset with ``clear_refs`` after the exact checks between them);
+* ``kernel empty``: ``disable feed`` on the sender (BIRD withdraws all N routes), then the time
+  until the receiver's kernel holds none of them.
+
+``--py-spy DIR`` samples the speaker with py-spy (``pip install py-spy``) during the feed and
+during the withdrawal, writes collapsed stacks to DIR and prints the top functions.
+
+Both receivers run on the same machine as the sender, one after the other, so figures share
+the same conditions; the table prints medians of ``--repeat`` runs and the speaker/BIRD ratios.
+Asserts nothing about time: a run that does not converge within ``--timeout`` is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from integration.lab import Lab, make_node, unavailable_reason
+from integration.lab.configs import KERNEL_PROTOCOL
+from integration.lab.netns import netns_exec_argv
+
+SENDER = "192.168.0.80"
+RECEIVER = "192.168.0.81"
+POOL = "10.0.0.0/8"
+SENDER_BLOCK = "10.255.255.128/26"
+RECEIVER_BLOCK = "10.255.255.192/26"
+MAX_ROUTES = (1 << 18) - 2
+"""/26 prefixes of 10.0.0.0/8 below the two nodes' own blocks at its top."""
+ASN = 64512
+FEED_PROTOCOL = "feed"
+SESSION_NAME = "Mesh_" + SENDER.replace(".", "_")
+BIRD_KERNEL_PROTOCOL = "bird"  # rtm_protocol 12
+KERNEL_POLL = 0.05
+RIB_POLL = 0.05
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------------- the sender
+
+
+def feed_prefixes(count: int) -> list[str]:
+    """The ``count`` /26 network addresses of the feed, from 10.0.0.0 up."""
+    return [str(ipaddress.IPv4Address(0x0A000000 + i * 64)) for i in range(count)]
+
+
+def sender_config(count: int, distinct: bool, log_file: Path) -> str:
+    """bird.cfg of the sender: N static blackholes, one passive iBGP session toward .81."""
+    nets = feed_prefixes(count)
+    lines = [
+        "# convergence bench sender, written by integration/bench/convergence.py",
+        f'log "{log_file}" all;',
+        f"router id {SENDER};",
+        "protocol device { scan time 2; }",
+        f"protocol static {FEED_PROTOCOL} {{",
+        *(f"  route {net}/26 blackhole;" for net in nets),
+        "}",
+        "filter feed_out {",
+        f"  if ! (net ~ {POOL}) then reject;",
+    ]
+    if distinct:
+        # One MED per prefix: no two routes share attributes, so one UPDATE each.
+        lines.append("  case net.ip {")
+        lines += [f"    {net}: bgp_med = {i + 1};" for i, net in enumerate(nets)]
+        lines.append("  }")
+    lines += [
+        "  accept;",
+        "}",
+        f"protocol bgp Mesh_{RECEIVER.replace('.', '_')} {{",
+        f"  local as {ASN};",
+        f"  neighbor {RECEIVER} as {ASN};",
+        f"  source address {SENDER};",
+        "  multihop;",
+        "  passive on;",
+        "  add paths on;",
+        "  graceful restart;",
+        "  import all;",
+        "  export filter feed_out;",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ reading a process
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def status_kb(pid: int, key: str) -> int:
+    """A ``kB`` line of /proc/PID/status (VmHWM, VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+class NamespaceProbe:
+    """An idle ``sleep`` inside a namespace: its /proc/PID/net shows that namespace's tables."""
+
+    def __init__(self, netns: str) -> None:
+        self.proc = subprocess.Popen(
+            netns_exec_argv(netns, ["sleep", "3600"]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.pid = self.proc.pid  # `ip netns exec` execs in place: this is sleep's PID
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{self.pid}/comm").read_text().strip() != "sleep":
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"probe in {netns} did not start")
+            time.sleep(0.01)
+        self._fib = f"/proc/{self.pid}/net/fib_triestat"
+        self._tcp = f"/proc/{self.pid}/net/tcp"
+
+    def fib_prefixes(self) -> int:
+        """Prefixes in the main (and merged local) FIB trie: the kernel keeps this count."""
+        with open(self._fib) as fh:
+            text = fh.read()
+        main = text.index("Main:")
+        start = text.index("Prefixes:", main) + len("Prefixes:")
+        return int(text[start : text.index("\n", start)])
+
+    def bgp_established(self, peer: str) -> bool:
+        """A TCP connection to ``peer`` port 179 is ESTABLISHED in the namespace."""
+        want = f"{int(ipaddress.IPv4Address(peer).packed[::-1].hex(), 16):08X}:00B3"
+        with open(self._tcp) as fh:
+            next(fh)
+            for line in fh:
+                parts = line.split(None, 4)
+                if parts[2] == want and parts[3] == "01":
+                    return True
+        return False
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+
+
+class ControlClient:
+    """BIRD's control protocol on a Unix socket, one connection kept open (BIRD or speaker)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(str(path))
+        self.buf = b""
+        self._reply()  # greeting: 0001 BIRD 1.6.8 ready.
+
+    def _line(self) -> bytes:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("control socket closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def _reply(self) -> list[str]:
+        lines = []
+        while True:
+            line = self._line().decode()
+            lines.append(line)
+            if len(line) >= 5 and line[:4].isdigit() and line[4] == " ":
+                return lines
+
+    def command(self, text: str) -> list[str]:
+        self.sock.sendall(text.encode() + b"\n")
+        return self._reply()
+
+    def route_count(self, protocol: str) -> int:
+        """First number of ``show route count protocol P``: routes from that protocol."""
+        lines = self.command(f"show route count protocol {protocol}")
+        final = lines[-1]
+        if not final.startswith("0014 "):
+            raise RuntimeError(f"show route count: {' | '.join(lines)}")
+        return int(final[5:].split()[0])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# ------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Result:
+    """Figures of one receiver run (seconds unless said otherwise)."""
+
+    receiver: str
+    feed: str
+    session: float = float("nan")
+    rib_full: float = float("nan")
+    kernel_full: float = float("nan")
+    cpu_feed: float = float("nan")
+    sender_cpu_feed: float = float("nan")
+    kernel_empty: float = float("nan")
+    cpu_withdraw: float = float("nan")
+    cpu_total: float = float("nan")
+    rss_start_mb: float = float("nan")
+    rss_full_mb: float = float("nan")
+    peak_rss_mb: float = float("nan")
+    rib_polls: int = 0
+    rib_poll_s: float = 0.0
+    rib_checked: int = -1
+    routes_checked: int = -1
+    profiles: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("session", "session up (s, from daemon start)", "{:.2f}"),
+    ("rib_full", "RIB full (s, from session up)", "{:.2f}"),
+    ("kernel_full", "kernel full (s, from session up)", "{:.2f}"),
+    ("cpu_feed", "CPU, session up to kernel full (s)", "{:.2f}"),
+    ("sender_cpu_feed", "  sender BIRD's CPU meanwhile (s)", "{:.2f}"),
+    ("kernel_empty", "kernel empty (s, from disable)", "{:.2f}"),
+    ("cpu_withdraw", "CPU during withdrawal (s)", "{:.2f}"),
+    ("cpu_total", "CPU total (s, start, feed, withdrawal)", "{:.2f}"),
+    ("rss_start_mb", "RSS at session up (MiB)", "{:.1f}"),
+    ("rss_full_mb", "RSS at kernel full (MiB)", "{:.1f}"),
+    ("peak_rss_mb", "peak RSS, VmHWM (MiB)", "{:.1f}"),
+)
+
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def speaker_eor_time(log: Path, peer: str) -> float | None:
+    """Wall-clock time of the speaker's log line for the peer's End-of-RIB, if any.
+
+    The daemon applies every UPDATE to the RIB before it handles the End-of-RIB that follows
+    them, so this line marks "all routes in the RIB"; its timestamp has millisecond resolution.
+    """
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if f"{peer}: End-of-RIB" in line:
+            m = _LOG_TIME.match(line)
+            if m:
+                stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                return stamp.timestamp()
+    return None
+
+
+def _open_control(path: Path, deadline: float) -> ControlClient | None:
+    while time.monotonic() < deadline:
+        if path.exists():
+            with contextlib.suppress(OSError, ConnectionError):
+                return ControlClient(path)
+        time.sleep(0.05)
+    return None
+
+
+def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path | None) -> Result:
+    """Build a lab, feed ``count`` routes to a ``kind`` receiver, withdraw them, measure."""
+    feed = "distinct" if distinct else "packed"
+    result = Result(kind, feed)
+    nodes = [
+        make_node(SENDER, "bird", SENDER_BLOCK),
+        make_node(RECEIVER, kind, RECEIVER_BLOCK),
+    ]
+    spy: Profiler | None = None
+    with Lab(nodes, pool=POOL, start_daemons=False) as lab:
+        sender, receiver = lab.nodes
+        lab.config_path(sender).write_text(
+            sender_config(count, distinct, lab.bird_log_path(sender))
+        )
+        sender_pid = lab.start_bird(sender)
+        sender_ctl = ControlClient(lab.control_socket(sender))
+        deadline = time.monotonic() + 60
+        while sender_ctl.route_count(FEED_PROTOCOL) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sender did not load {count} static routes in 60 s")
+            time.sleep(0.1)
+        probe = NamespaceProbe(lab.netns(receiver))
+        control: ControlClient | None = None
+        try:
+            baseline = probe.fib_prefixes()
+            t_start = time.monotonic()
+            pid = lab.start_node(receiver)
+            cpu_start = cpu_seconds(pid)
+            end = t_start + timeout
+            # 1. session: the TCP connection to the sender is ESTABLISHED.  Each sample reads
+            #    the FIB first, so the last sample before the session is free of feed routes
+            #    and holds the receiver's own routes (its blackhole).
+            before = baseline
+            while True:
+                fib = probe.fib_prefixes()
+                if probe.bgp_established(SENDER):
+                    t_up = time.monotonic()
+                    wall_up = time.time()
+                    break
+                before = fib
+                if time.monotonic() > end or lab.daemon_pid(receiver) is None:
+                    raise RuntimeError(f"{kind}: no session to {SENDER} ({lab.log_path(receiver)})")
+                time.sleep(0.01)
+            cpu_up = cpu_seconds(pid)
+            sender_cpu_up = cpu_seconds(sender_pid)
+            result.session = t_up - t_start
+            result.rss_start_mb = status_kb(pid, "VmRSS") / 1024
+            if py_spy is not None and kind == "speaker":
+                spy = Profiler.start(pid, py_spy / f"speaker-{feed}-{count}-feed.txt")
+            if kind == "bird":
+                # BIRD answers `show route count` in milliseconds: poll it.
+                control = _open_control(lab.control_socket(receiver), end)
+                if control is None:
+                    result.notes.append("control socket never answered: no RIB figure")
+            full_fib = before + count
+            cpu_full = float("nan")
+            # 2. feed: RIB full and kernel full.
+            rib_done = control is None
+            kernel_done = False
+            next_rib = 0.0
+            while not (rib_done and kernel_done):
+                now = time.monotonic()
+                if now > end:
+                    result.notes.append(f"feed not complete after {timeout:.0f} s")
+                    break
+                if not kernel_done and probe.fib_prefixes() >= full_fib:
+                    result.kernel_full = time.monotonic() - t_up
+                    cpu_full = cpu_seconds(pid)
+                    result.cpu_feed = cpu_full - cpu_up
+                    result.sender_cpu_feed = cpu_seconds(sender_pid) - sender_cpu_up
+                    result.rss_full_mb = status_kb(pid, "VmRSS") / 1024
+                    kernel_done = True
+                if not rib_done and control is not None and now >= next_rib:
+                    t0 = time.monotonic()
+                    rib = control.route_count(SESSION_NAME)
+                    t1 = time.monotonic()
+                    result.rib_polls += 1
+                    result.rib_poll_s += t1 - t0
+                    next_rib = t1 + RIB_POLL
+                    if rib >= count:
+                        result.rib_full = t1 - t_up
+                        rib_done = True
+                time.sleep(KERNEL_POLL)
+            if spy is not None:
+                spy.stop()
+                result.profiles.append(spy.out)
+                spy = None
+            if kind == "speaker":
+                # Its `show route count` walks every route in Python (seconds at 100,000):
+                # polling it would stall the daemon, so read its End-of-RIB log line instead.
+                eor = speaker_eor_time(lab.log_path(receiver), SENDER)
+                if eor is None:
+                    result.notes.append("no End-of-RIB line in the speaker's log: no RIB figure")
+                else:
+                    result.rib_full = eor - wall_up
+            # Exact checks, outside the measured phases: the speaker's `show route count`
+            # builds a view of every route, so the peak RSS is reset after it (clear_refs 5).
+            peak_feed = status_kb(pid, "VmHWM")
+            result.routes_checked = _count_kernel(lab, receiver.name, kind)
+            if control is None:
+                control = _open_control(lab.control_socket(receiver), time.monotonic() + 10)
+            if control is not None:
+                result.rib_checked = control.route_count(SESSION_NAME)
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            # 3. withdrawal: disable the static protocol on the sender.
+            if py_spy is not None and kind == "speaker":
+                spy = Profiler.start(pid, py_spy / f"speaker-{feed}-{count}-withdraw.txt")
+            cpu_w = cpu_seconds(pid)
+            reply = sender_ctl.command(f"disable {FEED_PROTOCOL}")
+            t_w = time.monotonic()
+            if not any(line.startswith("0009") for line in reply):
+                result.notes.append(f"disable {FEED_PROTOCOL}: {' | '.join(reply)}")
+            end = t_w + timeout
+            while probe.fib_prefixes() > before:
+                if time.monotonic() > end:
+                    result.notes.append(f"withdrawal not complete after {timeout:.0f} s")
+                    break
+                time.sleep(KERNEL_POLL)
+            else:
+                result.kernel_empty = time.monotonic() - t_w
+            cpu_end = cpu_seconds(pid)
+            if spy is not None:
+                spy.stop()
+                result.profiles.append(spy.out)
+                spy = None
+            result.cpu_withdraw = cpu_end - cpu_w
+            # start to empty, without the exact checks in between
+            result.cpu_total = cpu_full - cpu_start + result.cpu_withdraw
+            result.peak_rss_mb = max(peak_feed, status_kb(pid, "VmHWM")) / 1024
+        finally:
+            if spy is not None:
+                spy.stop()
+            if control is not None:
+                control.close()
+            sender_ctl.close()
+            probe.close()
+            with contextlib.suppress(Exception):
+                lab.stop_node(receiver)
+    return result
+
+
+def _count_kernel(lab: Lab, node: str, kind: str) -> int:
+    """Exact count of feed routes in the kernel: ``ip route show proto P via SENDER``."""
+    proto = BIRD_KERNEL_PROTOCOL if kind == "bird" else str(KERNEL_PROTOCOL)
+    out = lab.exec(node, ["ip", "-4", "route", "show", "proto", proto, "via", SENDER]).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("10."))
+
+
+@dataclass
+class Profiler:
+    """py-spy sampling the speaker (CPU only: idle samples are dropped) into collapsed stacks."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+
+    @classmethod
+    def start(cls, pid: int, out: Path) -> Profiler | None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
+        try:
+            proc = subprocess.Popen(
+                [*argv, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except FileNotFoundError:
+            print("py-spy not found (pip install py-spy): no profile", file=sys.stderr)
+            return None
+        time.sleep(0.05)  # let it attach
+        return cls(proc, out)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def profile_summary(path: Path, top: int = 12) -> list[str]:
+    """Top functions of a py-spy raw profile, by own samples and by samples under them."""
+    own: Counter[str] = Counter()
+    under: Counter[str] = Counter()
+    total = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        return [f"(no profile: {exc})"]
+    for line in lines:
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        count = int(n)
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            under[frame] += count
+    if not total:
+        return ["(empty profile)"]
+    out = [f"{path.name}: {total} samples"]
+    out.append("  own time:")
+    out += [f"    {100 * c / total:5.1f}%  {f}" for f, c in own.most_common(top)]
+    out.append("  inclusive (frames below the event loop):")
+    skip = ("<module>", "run (", "run_forever", "_run_once", "run_until_complete", "_run (")
+    rows = [(f, c) for f, c in under.most_common() if not f.startswith(skip)][:top]
+    out += [f"    {100 * c / total:5.1f}%  {f}" for f, c in rows]
+    return out
+
+
+# ------------------------------------------------------------------------- report
+
+
+def _median(values: list[float]) -> float:
+    clean = [v for v in values if v == v]  # drop NaN
+    return statistics.median(clean) if clean else float("nan")
+
+
+def report(results: list[Result], feed: str, count: int) -> None:
+    by_kind: dict[str, list[Result]] = {}
+    for r in results:
+        if r.feed == feed:
+            by_kind.setdefault(r.receiver, []).append(r)
+    if not by_kind:
+        return
+    kinds = list(by_kind)
+    runs = max(len(v) for v in by_kind.values())
+    print(f"\n{feed} feed: {count} x /26 from BIRD 1.6.8 at {SENDER}; median of {runs} run(s)")
+    head = f"{'figure':38}" + "".join(f"{k:>12}" for k in kinds)
+    if "bird" in by_kind and "speaker" in by_kind:
+        head += f"{'speaker/BIRD':>14}"
+    print(head)
+    medians: dict[str, dict[str, float]] = {
+        k: {attr: _median([float(getattr(r, attr)) for r in rs]) for attr, _, _ in FIGURES}
+        for k, rs in by_kind.items()
+    }
+    for attr, label, fmt in FIGURES:
+        line = f"{label:38}" + "".join(f"{fmt.format(medians[k][attr]):>12}" for k in kinds)
+        if "bird" in medians and "speaker" in medians:
+            b, s = medians["bird"][attr], medians["speaker"][attr]
+            ratio = s / b if b and b == b and s == s else float("nan")
+            line += f"{ratio:>13.1f}x"
+        print(line)
+    for k, rs in by_kind.items():
+        rate = _median([count / r.kernel_full for r in rs if r.kernel_full > 0])
+        polls = sum(r.rib_polls for r in rs)
+        poll_s = sum(r.rib_poll_s for r in rs)
+        kernel = ", ".join(str(n) for n in sorted({r.routes_checked for r in rs}))
+        rib = ", ".join(str(n) for n in sorted({r.rib_checked for r in rs}))
+        how = (
+            f"RIB polled {polls} times ({poll_s:.2f} s answering)"
+            if polls
+            else "RIB full from its End-of-RIB log line"
+        )
+        print(
+            f"  {k}: {rate:,.0f} routes/s into the kernel; {how}; after the feed "
+            f"`ip route` shows {kernel} feed routes, the RIB {rib}"
+        )
+        for r in rs:
+            for note in r.notes:
+                print(f"  {k}: NOTE {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--routes", type=int, default=100_000, help="prefixes in the feed")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per receiver and feed")
+    parser.add_argument(
+        "--feed", choices=("packed", "distinct", "both"), default="packed",
+        help="identical attributes (packed UPDATEs) or one MED per prefix (one UPDATE each)",
+    )  # fmt: skip
+    parser.add_argument("--distinct", action="store_true", help="same as --feed distinct")
+    parser.add_argument("--receivers", default="bird,speaker", help="comma list, in run order")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per phase, seconds")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR",
+        help="profile each speaker run with py-spy (feed and withdrawal) into DIR",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"convergence bench: {reason}", file=sys.stderr)
+        return 2
+    if not 1 <= args.routes <= MAX_ROUTES:
+        parser.error(f"--routes {args.routes}: want 1..{MAX_ROUTES} (/26s of {POOL})")
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: want at least 1")
+    kinds = [k.strip() for k in args.receivers.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("bird", "speaker")]
+    if bad or not kinds:
+        parser.error(f"--receivers {args.receivers!r}: want a comma list of bird, speaker")
+    feed = "distinct" if args.distinct else args.feed
+    feeds = ["packed", "distinct"] if feed == "both" else [feed]
+    print(
+        f"convergence benchmark: {args.routes} x /26, receivers {', '.join(kinds)}, "
+        f"feeds {', '.join(feeds)}, {args.repeat} run(s) each; {os.cpu_count()} CPUs; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    results: list[Result] = []
+    for f in feeds:
+        for i in range(args.repeat):
+            for kind in kinds:
+                t0 = time.monotonic()
+                r = one_run(kind, args.routes, f == "distinct", args.timeout, args.py_spy)
+                results.append(r)
+                print(
+                    f"  run {i + 1} {f:8} {kind:8} kernel full {r.kernel_full:6.2f} s, "
+                    f"kernel empty {r.kernel_empty:6.2f} s, peak RSS {r.peak_rss_mb:6.1f} MiB "
+                    f"({time.monotonic() - t0:.0f} s incl. lab)",
+                    flush=True,
+                )
+    for f in feeds:
+        report(results, f, args.routes)
+    for r in results:
+        for path in r.profiles:
+            print()
+            print("\n".join(profile_summary(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
