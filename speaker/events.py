@@ -50,6 +50,10 @@ class Event:
     KIND: ClassVar[str] = "event"
     LEVEL: ClassVar[int] = 20  # logging.INFO; chatty events override with DEBUG (10)
 
+    def level(self) -> int:
+        """The logging level of this event (``LEVEL`` unless an event kind varies it)."""
+        return self.LEVEL
+
     def describe(self) -> str:
         """One human-readable line (the log message)."""
         fields = ", ".join(

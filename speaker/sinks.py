@@ -24,8 +24,9 @@ class LogSink:
 
     def __call__(self, event: Event) -> None:
         logger = logging.getLogger(f"speaker.{event.KIND}")
-        if logger.isEnabledFor(event.LEVEL):
-            logger.log(event.LEVEL, event.describe())
+        level = event.level()
+        if logger.isEnabledFor(level):
+            logger.log(level, event.describe())
 
 
 class JsonSink:

@@ -320,6 +320,7 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
     ]
     spy: Profiler | None = None
     with Lab(nodes, pool=POOL, start_daemons=False) as lab:
+        lab.speaker_log_level = "info"  # as a daemon runs: no per-route log lines
         sender, receiver = lab.nodes
         lab.config_path(sender).write_text(
             sender_config(count, distinct, lab.bird_log_path(sender))

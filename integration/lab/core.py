@@ -147,6 +147,8 @@ class Lab:
         self.prefix = check_prefix(prefix) if prefix is not None else new_prefix()
         self.run_dir = run_dir_for(self.prefix)
         self._daemons: dict[str, _Daemon] = {}
+        self.speaker_log_level = "debug"
+        """Tests read per-route kernel and message lines from the log; benchmarks say info."""
         self._state: Literal["new", "up", "down"] = "new"
 
     # ------------------------------------------------------------------ construction
@@ -455,7 +457,16 @@ class Lab:
         """
         node = self._require(ref, "speaker")
         self._require_not_running(node)
-        argv = [sys.executable, "-m", "speaker", "run", "--config", str(self.config_path(node))]
+        argv = [
+            sys.executable,
+            "-m",
+            "speaker",
+            "run",
+            "--config",
+            str(self.config_path(node)),
+            "--log-level",
+            self.speaker_log_level,
+        ]
         return self._spawn(node, argv).pid
 
     def stop_speaker(

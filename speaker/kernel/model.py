@@ -8,6 +8,7 @@ Everything here is immutable so it can cross the event stream and the control so
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -203,11 +204,27 @@ class KernelEvent(Event):
     nexthops: tuple[IPAddress, ...] = ()
     error: int = 0  # errno for FAILED
 
+    def level(self) -> int:
+        """Routine per-route work is DEBUG (a 100,000-route feed would spend a third of its
+        time logging it, and BIRD logs none of it by default); what an operator must see
+        (a route restored after a hand change, a refused write, a resync, convergence) is
+        INFO or WARNING."""
+        return _KERNEL_EVENT_LEVEL.get(self.kind, logging.DEBUG)
+
     def describe(self) -> str:
         """``kernel installed 10.0.0.0/26 via 192.168.0.80: wanted``."""
         what = "" if self.prefix is None else f" {self.prefix}"
         via = f" via {', '.join(map(str, self.nexthops))}" if self.nexthops else ""
         return f"kernel {self.kind.value}{what}{via}: {self.reason}"
+
+
+_KERNEL_EVENT_LEVEL = {
+    KernelEventKind.REINSTALLED: logging.INFO,
+    KernelEventKind.FAILED: logging.WARNING,
+    KernelEventKind.BLOCKED: logging.WARNING,
+    KernelEventKind.RESYNC: logging.INFO,
+    KernelEventKind.CONVERGED: logging.INFO,
+}
 
 
 class RouteState(StrEnum):
