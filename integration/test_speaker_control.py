@@ -27,6 +27,12 @@ US_ON_BIRD = "Mesh_192_168_0_81"
 def test_disable_and_enable_a_peer_from_our_cli(lab: LabFactory) -> None:
     mesh = lab("seed")
     mesh.wait_established(timeout=CONVERGE)
+    # BIRD's route counters: .80 sent its block, we sent ours (add-path: one path)
+    assert wait_until(
+        lambda: "1 imported, 1 exported, 1 preferred"
+        in mesh.birdc("node81", f"show protocols all {PEER80}"),
+        ROUTES,
+    ), mesh.birdc("node81", f"show protocols all {PEER80}")
     offset = bird_log_size(mesh, "node82")
     done = speaker_cli(mesh, "node81", "disable", PEER80)
     assert done.returncode == 0, done.stderr

@@ -193,7 +193,8 @@ class SpeakerBackend:
             best = sum(
                 1 for e in sp.rib.loc if e.best is not None and e.best.peer.name == name
             )
-            routes = RouteCounts(imported=len(adj.paths), preferred=best)
+            exported = len(sp.rib.adj_out(name)) if name in sp.rib.out_peers() else 0
+            routes = RouteCounts(imported=len(adj.paths), exported=exported, preferred=best)
             # BIRD's gr_active: the peer's routes are stale until its End-of-RIB or timer
             gr_active = adj.gr_active
             deadline = session.restart_deadline
