@@ -574,12 +574,8 @@ class Speaker:
         prefix = Prefix.from_network(route.prefix)
         self._apply(self.rib.originate(prefix, kind=SourceKind.KERNEL, next_hop=hop))
 
-    def _kernel_unlearned(self, prefix: object) -> None:
-        if isinstance(prefix, (IPv4Network, IPv6Network)):
-            with contextlib.suppress(KeyError, ValueError):
-                self._apply(
-                    self.rib.withdraw_origin(Prefix.from_network(prefix), kind=SourceKind.KERNEL)
-                )
+    def _kernel_unlearned(self, prefix: IPv4Network | IPv6Network) -> None:
+        self._apply(self.rib.withdraw_origin(Prefix.from_network(prefix), kind=SourceKind.KERNEL))
 
     # -- incoming connections --------------------------------------------------------------------
 
