@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SPEAKER_SHARED", REPO.parent / "shared"))
-TESTDATA = SHARED / "testdata" / "bird-1.6.8"
+TESTDATA = REPO / "tests" / "data" / "captures"
+"""Real BIRD 1.6.8 captures and their tshark dissections (tests/data/captures/README.md)."""
 
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
-    """The directory of real BIRD 1.6.8 captures (../shared/testdata/bird-1.6.8)."""
+    """The directory of real BIRD 1.6.8 captures (tests/data/captures)."""
     if not TESTDATA.is_dir():
-        pytest.fail(f"test captures not found at {TESTDATA} (set SPEAKER_SHARED)")
+        pytest.fail(f"test captures not found at {TESTDATA}")
     return TESTDATA

@@ -1,12 +1,10 @@
-"""Real BIRD 1.6.8 traffic replayed into a session (captures in shared/testdata/bird-1.6.8)."""
+"""Real BIRD 1.6.8 traffic replayed into a session (captures in tests/data/captures)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
-
-import pytest
 
 from speaker.pcap import RawMessage, read_capture
 from speaker.session import (
@@ -27,11 +25,10 @@ from speaker.session.testing import drain, frames
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import RouteRefreshSubtype
 
-CAPTURES = Path("/work/shared/testdata/bird-1.6.8")
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
 MESH = CAPTURES / "mesh-restart.pcap"
 LIFECYCLE = CAPTURES / "lifecycle.pcap"
 
-pytestmark = pytest.mark.skipif(not MESH.exists(), reason="BIRD captures not available")
 
 
 def stream(path: Path, src: str, dst: str) -> list[RawMessage]:

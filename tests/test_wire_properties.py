@@ -5,7 +5,6 @@ decodes to a message or to a BgpError carrying a well-formed NOTIFICATION, never
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -387,15 +386,13 @@ def test_random_bodies_raise_only_bgp_errors(mtype: int, body: bytes, ctx: Negot
 
 @cache
 def real_messages() -> tuple[bytes, ...]:
-    here = Path(__file__).resolve().parent
-    shared = Path(os.environ.get("SPEAKER_SHARED", here.parent.parent / "shared"))
-    shared = shared / "testdata" / "bird-1.6.8"
+    data = Path(__file__).resolve().parent / "data"
     paths = [
-        shared / "lifecycle.pcap",
-        shared / "mesh-restart.pcap",
-        here / "data" / "synthetic.pcap",
+        data / "captures" / "lifecycle.pcap",
+        data / "captures" / "mesh-restart.pcap",
+        data / "synthetic.pcap",
     ]
-    return tuple(m.data for p in paths if p.exists() for m in read_capture(p))
+    return tuple(m.data for p in paths for m in read_capture(p))
 
 
 @st.composite

@@ -279,9 +279,7 @@ def _row(label: str, f: Figures) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_dir = Path(
-        os.environ.get("SPEAKER_SHARED", REPO.parent / "shared"), "testdata", "bird-1.6.8"
-    )
+    default_dir = REPO / "tests" / "data" / "captures"
     parser.add_argument("--captures", type=Path, default=default_dir, help="capture directory")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs, best one counts")
     parser.add_argument("--no-exabgp", action="store_true", help="skip the ExaBGP comparison")

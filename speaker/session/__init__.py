@@ -3,7 +3,7 @@
 One :class:`PeerSession` per neighbour.  It has no sockets, no clock and no asyncio: the
 transport layer feeds it inputs, each carrying ``now`` (seconds, a float from the event
 loop's monotonic clock), and carries out what it asks for.  Modelled on aioquic's
-``QuicConnection`` and h11 (shared/design/style-anchors.md, Part 1 and 5.3).
+``QuicConnection`` and h11's ``Connection``: bytes and time in, events and bytes out.
 
 API::
 
