@@ -103,16 +103,20 @@ def down(all_runs: bool = False) -> int:
     return 0
 
 
-def report(lab: Lab, timeout: float) -> bool:
+def report(lab: Lab, timeout: float) -> list[str]:
     """Wait up to ``timeout`` s for the mesh, then print everything a human wants to see.
 
-    Returns True if every session is Established.
+    Returns what is wrong (daemons not running, sessions not Established, pods not answering),
+    empty when the mesh is all up.
     """
+    problems: list[str] = []
     _section("nodes")
     for node in lab.nodes:
         pid = lab.daemon_pid(node)
         code = lab.daemon_exit_code(node)
         state = f"pid {pid}" if pid else f"NOT RUNNING{'' if code is None else f' (exit {code})'}"
+        if not pid:
+            problems.append(f"{node.kind} on {node.name} not running")
         _say(
             f"  {node.name:8} {node.address:15} {node.kind:8} block {node.block:18} "
             f"pod {node.pod_address:15} netns {lab.netns(node)}  {node.kind} {state}"
@@ -134,6 +138,13 @@ def report(lab: Lab, timeout: float) -> bool:
         _say(f"all sessions Established after {took:.1f} s")
     else:
         _say(f"NOT all sessions Established after {took:.0f} s (shown above: what each node sees)")
+        down = sorted(
+            f"{node}->{peer}"
+            for node, peers in status.items()
+            for peer, state in peers.items()
+            if not state.startswith("up Established")
+        )
+        problems.append(f"sessions not Established: {', '.join(down)}")
 
     for node in lab.speaker_nodes():
         _section(f"speaker status on {node.name} ({node.address})")
@@ -164,15 +175,27 @@ def report(lab: Lab, timeout: float) -> bool:
         _section(f"kernel routes on {node.name} ({node.address}, {node.kind})")
         _say(lab.route_text(node).rstrip())
 
-    _section("pod to pod ping (1 echo each)")
+    _section("pod to pod ping (up to 3 echoes each)")
+    lost = []
     for src in lab.nodes:
         cells = []
         for dst in lab.nodes:
             if dst.name != src.name:
-                got = lab.ping(src, dst.pod_address, count=1, timeout=1.0)
+                got = lab.ping(src, dst.pod_address, count=3, timeout=1.0)
                 cells.append(f"{dst.pod_address} {'ok' if got.ok else 'LOST'}")
+                if not got.ok:
+                    lost.append(f"{src.pod_address}->{dst.pod_address}")
         _say(f"  from {src.pod_address:15} -> " + ", ".join(cells))
-    return established
+    if lost:
+        problems.append(f"pods not answering: {', '.join(lost)}")
+    return problems
+
+
+def verdict(problems: list[str], nodes: int) -> str:
+    """The report's last line: all up, or what is not."""
+    if not problems:
+        return f"VERDICT: all up: {nodes} nodes, every session Established, every pod answers"
+    return "VERDICT: NOT all up: " + "; ".join(problems)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -203,7 +226,7 @@ def up(mix: str, timeout: float, backend: str = "netns") -> int:
     describe = getattr(lab, "describe_backend", None)
     if describe is not None:
         _say(describe())
-    report(lab, timeout)
+    problems = report(lab, timeout)
     _section("how to use and tear down")
     first = lab.nodes[0]
     _say(f"  run files, configs, logs: {lab.run_dir}/")
@@ -216,8 +239,10 @@ def up(mix: str, timeout: float, backend: str = "netns") -> int:
     else:
         _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
     _say("  report again:             make lab-status")
-    _say("  tear down:                make lab-down   (python3 -m integration.lab_up down)")
-    return 0
+    _say("  tear down:                bash scripts/lab.sh down   (or make lab-down)")
+    _say()
+    _say(verdict(problems, len(lab.nodes)))
+    return 1 if problems else 0
 
 
 def status() -> int:
@@ -226,8 +251,11 @@ def status() -> int:
     if state is None:
         _say(f"no lab recorded in {STATE_FILE}")
         return 1
-    report(Lab.attach(str(state["prefix"])), 0.0)
-    return 0
+    lab = Lab.attach(str(state["prefix"]))
+    problems = report(lab, 0.0)
+    _say()
+    _say(verdict(problems, len(lab.nodes)))
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
