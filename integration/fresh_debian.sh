@@ -50,9 +50,9 @@ trap cleanup EXIT
 
 # The host's apt mirror (first deb URI of the sources), so the chroot uses what the host can reach.
 mirror=$(
-    { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
-      grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } \
-        | grep -v security | head -n 1
+    { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null || true;
+      grep -h '^deb ' /etc/apt/sources.list 2>/dev/null || true; } \
+        | awk '{print $2}' | grep -v security | head -n 1 || true
 )
 [ -n "$mirror" ] || { echo "error: no apt mirror found in the host's apt sources" >&2; exit 1; }
 
@@ -72,7 +72,7 @@ fi
 rm -f "$root/etc/apt/sources.list"
 mkdir -p "$root/etc/apt/sources.list.d"
 cp /etc/apt/sources.list.d/*.sources "$root/etc/apt/sources.list.d/" 2>/dev/null || true
-[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$root/etc/apt/sources.list"
+if [ -f /etc/apt/sources.list ]; then cp /etc/apt/sources.list "$root/etc/apt/sources.list"; fi
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 # The host's local CAs (a TLS-inspecting proxy's, for instance): ca-certificates in the chroot
 # adds them to its bundle, so pip reaches the package index as it does on the host.
@@ -94,6 +94,7 @@ set -euo pipefail
 mount -t proc proc /proc
 mount --rbind /sys /sys
 mount --rbind /dev /dev
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts 2>/dev/null || true
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
@@ -139,7 +140,9 @@ EOF
 
 say "inside the chroot (private mount namespace)"
 rc=0
-unshare --mount --propagation private chroot "$root" /bin/bash -c "$inner" 2>&1 \
+# The new root is made a mount point of its own (ip netns needs "/" to be one, as on a real system).
+unshare --mount --propagation private /bin/bash -c \
+    'mount --bind "$1" "$1" && exec chroot "$1" /bin/bash -c "$2"' _ "$root" "$inner" 2>&1 \
     | tee "$log_dir/inside.log" || rc=$?
 took=$(( $(date +%s) - start ))
 summary=$(grep -E '^(LAB EXIT|LAB NAMESPACES LEFT|LAB2 EXIT|TEST EXIT|WHEEL EXIT|VERDICT:)' \

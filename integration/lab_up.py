@@ -215,7 +215,12 @@ def up(mix: str, timeout: float, backend: str = "netns") -> int:
     nodes: list[NodeSpec] = nodes_for_mix(mix)
     lab = lab_class(backend)(nodes, persistent=True)
     _say(f"building lab {lab.prefix} (mix {mix!r}, backend {backend}) in {lab.run_dir}")
-    lab.up()
+    try:
+        lab.up()  # on failure it has torn down what it built
+    except LabError as exc:
+        _say()
+        _say(f"VERDICT: NOT all up: the lab could not be built: {exc}")
+        return 1
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(
         json.dumps(
