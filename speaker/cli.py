@@ -83,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print the effective config as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the errors, or the effective config, as JSON")
 
     sock = argparse.ArgumentParser(add_help=False)
     sock.add_argument("--socket", metavar="PATH",
@@ -170,16 +171,21 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Every error of the file (not just the first), each as FILE:LINE: KEY: PROBLEM."""
+    from speaker.configcheck import check_config, location
+
     out = out or sys.stdout
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        _err(str(exc))
-        return EXIT_ERROR
+    check = check_config(args.config)
     if args.json:
-        print(json.dumps(cfg.to_dict(), indent=2), file=out)
-        return EXIT_OK
-    print(explain_config(cfg), file=out, end="")
+        print(json.dumps(check.to_dict(), indent=2), file=out)
+        return EXIT_OK if check.ok else EXIT_ERROR
+    if not check.ok or check.config is None:
+        for error in check.errors:
+            _err(location(error))
+        if len(check.errors) > 1:
+            _err(f"{args.config}: {len(check.errors)} errors")
+        return EXIT_ERROR
+    print(explain_config(check.config), file=out, end="")
     return EXIT_OK
 
 
