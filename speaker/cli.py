@@ -1,7 +1,8 @@
 """The ``speaker`` command: run the daemon, decode captures, check a config, talk to the socket.
 
-    speaker run --config FILE [--json] [--log-level LEVEL] [--graceful-restart]
-                [--metrics-listen ADDR:PORT]
+    speaker run --config FILE [--json] [--log-level LEVEL] [--log-format text|json]
+                [--graceful-restart] [--metrics-listen ADDR:PORT]
+    speaker --version
     speaker decode FILE [--json] [--hex] [--bytes]
     speaker check-config --config FILE [--json]
     speaker status                           (calicoctl node status, exactly)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -39,18 +41,31 @@ EXIT_ERROR = 2
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+def package_version() -> str:
+    """The installed distribution's version (what pip installed), else the source tree's."""
+    try:
+        return importlib.metadata.version("speaker")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speaker",
         description="A pure-Python BGP-4 speaker for a Calico-style mesh (BIRD-compatible).",
     )
-    parser.add_argument("--version", action="version", version=f"speaker {__version__}")
+    parser.add_argument("--version", action="version", version=f"speaker {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration")
-    p.add_argument("--json", action="store_true", help="log the event stream as JSON lines")
+    p.add_argument("--json", action="store_true",
+                   help="also write the event stream as JSON lines on stdout")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="stderr log: text (default; without timestamps, with syslog "
+                        "priorities, when stderr is the systemd journal) or json (one object "
+                        "per line)")
     p.add_argument("--log-level", default="info", type=str.lower, choices=_LOG_LEVELS,
                    metavar="LEVEL", help="debug, info (default), warning, error, critical")
     p.add_argument("--graceful-restart", action="store_true",
@@ -68,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print the effective config as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the errors, or the effective config, as JSON")
 
     sock = argparse.ArgumentParser(add_help=False)
     sock.add_argument("--socket", metavar="PATH",
@@ -139,7 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     if run_daemon is None:
         return EXIT_ERROR
     return int(run_daemon(args.config, json_events=args.json, log_level=args.log_level,
-                          restarting=args.graceful_restart, metrics_listen=args.metrics_listen))
+                          restarting=args.graceful_restart, metrics_listen=args.metrics_listen,
+                          log_format=args.log_format))
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -154,16 +171,21 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Every error of the file (not just the first), each as FILE:LINE: KEY: PROBLEM."""
+    from speaker.configcheck import check_config, location
+
     out = out or sys.stdout
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        _err(str(exc))
-        return EXIT_ERROR
+    check = check_config(args.config)
     if args.json:
-        print(json.dumps(cfg.to_dict(), indent=2), file=out)
-        return EXIT_OK
-    print(explain_config(cfg), file=out, end="")
+        print(json.dumps(check.to_dict(), indent=2), file=out)
+        return EXIT_OK if check.ok else EXIT_ERROR
+    if not check.ok or check.config is None:
+        for error in check.errors:
+            _err(location(error))
+        if len(check.errors) > 1:
+            _err(f"{args.config}: {len(check.errors)} errors")
+        return EXIT_ERROR
+    print(explain_config(check.config), file=out, end="")
     return EXIT_OK
 
 

@@ -16,27 +16,32 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
     "AddPaths",
     "Config",
     "ConfigError",
+    "ConfigErrors",
     "KernelConfig",
     "OriginateConfig",
     "PeerConfig",
     "PoolsConfig",
     "calico_passive",
+    "check_config_text",
     "default_peer_name",
     "load_config",
     "parse_config",
+    "read_config_text",
 ]
+
+_T = TypeVar("_T")
 
 DEFAULT_CONTROL_SOCKET = "/run/speaker/speaker.ctl"
 BGP_PORT = 179
@@ -55,14 +60,29 @@ RTPROT_BIRD = 12
 
 
 class ConfigError(ValueError):
-    """A configuration mistake; the message names the file, the key and the problem."""
+    """A configuration mistake; the message names the file, the key and the problem.
 
-    def __init__(self, source: str, key: str, problem: str) -> None:
+    ``line`` is the 1-based line in the file when known (TOML syntax errors; the key's line
+    found by :mod:`speaker.configcheck`), else None."""
+
+    def __init__(self, source: str, key: str, problem: str, line: int | None = None) -> None:
         self.source = source
         self.key = key
         self.problem = problem
+        self.line = line
         where = f"{source}: {key}: " if key else f"{source}: "
         super().__init__(where + problem)
+
+
+class ConfigErrors(ConfigError):
+    """Every mistake of one file (``errors``); as a ConfigError it is the first of them, and
+    its message lists them all, one per line, so the daemon's refusal shows everything."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.source, first.key, first.problem, first.line)
+        self.errors = tuple(errors)
+        self.args = ("\n".join(str(e) for e in errors),)
 
 
 class AddPaths(StrEnum):
@@ -243,25 +263,48 @@ def default_peer_name(address: IPv4Address) -> str:
     return "Mesh_" + str(address).replace(".", "_")
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate the TOML file at ``path``."""
+def read_config_text(path: str | Path) -> str:
+    """The file's text; ConfigError if it cannot be read."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(p), "", "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), "", f"cannot read: {exc}") from None
-    return parse_config(text, str(p))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the TOML file at ``path``; a ConfigErrors lists every mistake."""
+    return parse_config(read_config_text(path), str(Path(path)))
 
 
 def parse_config(text: str, source_name: str = "<config>") -> Config:
     """Validate TOML ``text``; ``source_name`` is the file name used in error messages."""
+    config, errors = check_config_text(text, source_name)
+    if errors:
+        raise ConfigErrors(list(errors))
+    assert config is not None
+    return config
+
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def check_config_text(text: str, source_name: str = "<config>"
+                      ) -> tuple[Config | None, tuple[ConfigError, ...]]:
+    """Validate TOML ``text`` collecting every mistake: (config, ()) or (None, errors).
+
+    A TOML syntax error stops the reading (there is no table to check) and carries its line."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source_name, "", f"TOML syntax error: {exc}") from None
-    return _Parser(source_name).config(data)
+        found = _TOML_POSITION.search(str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        return None, (ConfigError(source_name, "", f"TOML syntax error: {exc}", line),)
+    parser = _Parser(source_name)
+    config = parser.config(data)
+    return config, tuple(parser.errors)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -290,12 +333,12 @@ class _Table:
         return self.data[name]
 
     def finish(self, known: frozenset[str]) -> None:
-        """Refuse unknown keys (most often typos), naming the keys that exist."""
-        allowed = known
+        """Refuse unknown keys (most often typos), naming the keys that exist; each one is
+        recorded, none stops the reading."""
         for name in self.data:
-            if name not in allowed:
-                choices = ", ".join(sorted(allowed))
-                raise self.fail(name, f"unknown key (known keys here: {choices})")
+            if name not in known:
+                choices = ", ".join(sorted(known))
+                self.p.errors.append(self.fail(name, f"unknown key (known keys here: {choices})"))
 
     def get_int(self, name: str, default: int, lo: int, hi: int, what: str = "") -> int:
         if not self.has(name):
@@ -421,11 +464,23 @@ _KERNEL_KEYS = frozenset({
 
 
 class _Parser:
+    """Reads the whole file, collecting every mistake (``errors``) instead of stopping at the
+    first: each independent key is read in :meth:`attempt`, with a stand-in value on error."""
+
     def __init__(self, source: str) -> None:
         self.source = source
+        self.errors: list[ConfigError] = []
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.source, key, problem)
+
+    def attempt(self, get: Callable[[], _T], fallback: _T) -> _T:
+        """``get()``, or ``fallback`` with its ConfigError recorded."""
+        try:
+            return get()
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return fallback
 
     def sub_table(self, top: _Table, name: str) -> _Table:
         if not top.has(name):
@@ -436,36 +491,49 @@ class _Parser:
             raise top.fail(name, f"must be a table, not {_describe(value)}{hint}")
         return _Table(self, value, name)
 
-    def config(self, data: Mapping[str, Any]) -> Config:
+    def config(self, data: Mapping[str, Any]) -> Config | None:
+        """The validated Config, or None when ``errors`` holds at least one mistake."""
         top = _Table(self, data, "")
         top.finish(_TOP_KEYS)
+        a = self.attempt
 
+        router_id = a(lambda: self.router_id(top), None)
+        asn = a(lambda: self.asn(top, "asn", required=True), None)
+        listen = a(lambda: top.ipv4("listen", required=False), None) or ANY_ADDRESS
+        port = a(lambda: top.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
+        control_socket = a(lambda: self.control_socket(top), DEFAULT_CONTROL_SOCKET)
+        gr_wait = a(lambda: top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds"), 240)
+
+        pools = a(lambda: self.pools(self.sub_table(top, "pools")), PoolsConfig())
+        originate = a(lambda: self.originate(self.sub_table(top, "originate"), pools),
+                      OriginateConfig())
+        kernel = a(lambda: self.kernel(self.sub_table(top, "kernel")), KernelConfig())
+        peers = self.peers(top, router_id or ANY_ADDRESS, asn or 0)
+
+        if self.errors or router_id is None or asn is None:
+            return None
+        return Config(
+            source=self.source, router_id=router_id, asn=asn, listen=listen, port=port,
+            control_socket=control_socket, graceful_restart_wait=gr_wait, peers=peers,
+            originate=originate, pools=pools, kernel=kernel,
+        )
+
+    def router_id(self, top: _Table) -> IPv4Address:
         router_id = top.ipv4("router_id", required=True)
         assert router_id is not None
         if router_id.is_unspecified:
             raise top.fail("router_id", "0.0.0.0 is not a valid BGP identifier (RFC 6286: "
                                         "it must be non-zero)")
-        asn = self.asn(top, "asn", required=True)
-        listen = top.ipv4("listen", required=False) or ANY_ADDRESS
-        port = top.get_int("port", BGP_PORT, 1, 65535)
+        return router_id
+
+    def control_socket(self, top: _Table) -> str:
         control_socket = top.get_str("control_socket", DEFAULT_CONTROL_SOCKET)
         if not control_socket:
             raise top.fail("control_socket", "must not be empty")
         if len(control_socket.encode()) > UNIX_PATH_MAX:
             raise top.fail("control_socket", f"path is {len(control_socket.encode())} bytes; "
                                              f"a Unix socket path holds at most {UNIX_PATH_MAX}")
-        gr_wait = top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds")
-
-        pools = self.pools(self.sub_table(top, "pools"))
-        originate = self.originate(self.sub_table(top, "originate"), pools)
-        kernel = self.kernel(self.sub_table(top, "kernel"))
-        peers = self.peers(top, router_id, asn)
-
-        return Config(
-            source=self.source, router_id=router_id, asn=asn, listen=listen, port=port,
-            control_socket=control_socket, graceful_restart_wait=gr_wait, peers=peers,
-            originate=originate, pools=pools, kernel=kernel,
-        )
+        return control_socket
 
     def asn(self, t: _Table, name: str, *, required: bool, default: int = 0) -> int:
         if not t.has(name) and not required:
@@ -487,6 +555,7 @@ class _Parser:
 
     def originate(self, t: _Table, pools: PoolsConfig) -> OriginateConfig:
         t.finish(_ORIGINATE_KEYS)
+        blackhole = self.attempt(lambda: t.get_bool("blackhole", True), True)
         blocks = t.cidr_list("blocks")
         for i, b in enumerate(blocks):
             for j in range(i):
@@ -497,10 +566,25 @@ class _Parser:
                 raise t.fail(f"blocks[{i}]", f"{b} is outside every pool in [pools] cidrs "
                                              f"({known}); Calico only announces blocks of "
                                              f"its IP pools")
-        return OriginateConfig(blocks=blocks, blackhole=t.get_bool("blackhole", True))
+        return OriginateConfig(blocks=blocks, blackhole=blackhole)
 
     def kernel(self, t: _Table) -> KernelConfig:
         t.finish(_KERNEL_KEYS)
+        a = self.attempt
+        return KernelConfig(
+            protocol=a(lambda: self.kernel_protocol(t), 186),
+            table=a(lambda: self.kernel_table(t), 254),
+            learn=a(lambda: t.get_bool("learn", True), True),
+            persist=a(lambda: t.get_bool("persist", True), True),
+            scan_time=a(lambda: t.get_seconds("scan_time", 2.0, 0.1, 3600), 2.0),
+            merge_paths=a(lambda: t.get_bool("merge_paths", True), True),
+            merge_limit=a(lambda: t.get_int("merge_limit", 16, 1, 255), 16),
+            reject_cidrs=a(lambda: t.cidr_list("reject_cidrs"), ()),
+            convergence_wait=a(lambda: t.get_seconds("convergence_wait", 240.0, 0, 86400),
+                               240.0),
+        )
+
+    def kernel_protocol(self, t: _Table) -> int:
         protocol = t.get_int("protocol", 186, 0, 255)
         if protocol in _KERNEL_OWN_PROTOCOLS:
             raise t.fail("protocol", f"{protocol} ({_KERNEL_OWN_PROTOCOLS[protocol]}) is used by "
@@ -508,42 +592,80 @@ class _Parser:
         if protocol == RTPROT_BIRD:
             raise t.fail("protocol", "12 is BIRD's (proto bird): a BIRD on this host would take "
                                      "our routes for its own and delete them; use e.g. 186")
+        return protocol
+
+    def kernel_table(self, t: _Table) -> int:
         table = t.get_int("table", 254, 1, 2**32 - 1)
         if table == 255:
             raise t.fail("table", "255 is the kernel's local table")
-        return KernelConfig(
-            protocol=protocol,
-            table=table,
-            learn=t.get_bool("learn", True),
-            persist=t.get_bool("persist", True),
-            scan_time=t.get_seconds("scan_time", 2.0, 0.1, 3600),
-            merge_paths=t.get_bool("merge_paths", True),
-            merge_limit=t.get_int("merge_limit", 16, 1, 255),
-            reject_cidrs=t.cidr_list("reject_cidrs"),
-            convergence_wait=t.get_seconds("convergence_wait", 240.0, 0, 86400),
-        )
+        return table
 
     def peers(self, top: _Table, router_id: IPv4Address, asn: int) -> tuple[PeerConfig, ...]:
         if not top.has("peer"):
             return ()
         raw = top.raw("peer")
         if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
-            raise top.fail("peer", "must be written as [[peer]] tables (an array of tables)")
-        peers: list[PeerConfig] = []
+            self.errors.append(
+                top.fail("peer", "must be written as [[peer]] tables (an array of tables)")
+            )
+            return ()
+        peers: list[tuple[int, PeerConfig]] = []
         for i, item in enumerate(raw):
             peer = self.peer(_Table(self, item, f"peer[{i}]"), router_id, asn)
-            for j, other in enumerate(peers):
+            if peer is None:
+                continue
+            duplicate = False
+            for j, other in peers:
                 if other.address == peer.address:
-                    raise self.fail(f"peer[{i}].address",
-                                    f"{peer.address} is already peer[{j}] ({other.name})")
+                    duplicate = True
+                    self.errors.append(self.fail(
+                        f"peer[{i}].address", f"{peer.address} is already peer[{j}] ({other.name})"
+                    ))
                 if other.name == peer.name:
-                    raise self.fail(f"peer[{i}].name",
-                                    f"{peer.name!r} is already the name of peer[{j}]")
-            peers.append(peer)
-        return tuple(peers)
+                    duplicate = True
+                    self.errors.append(self.fail(
+                        f"peer[{i}].name", f"{peer.name!r} is already the name of peer[{j}]"
+                    ))
+            if not duplicate:
+                peers.append((i, peer))
+        return tuple(p for _, p in peers)
 
-    def peer(self, t: _Table, router_id: IPv4Address, our_asn: int) -> PeerConfig:
+    def peer(self, t: _Table, router_id: IPv4Address, our_asn: int) -> PeerConfig | None:
+        """One ``[[peer]]``, every key checked; None if any is wrong (``errors`` say which)."""
+        before = len(self.errors)
         t.finish(_PEER_KEYS)
+        a = self.attempt
+        address = a(lambda: self.peer_address(t, router_id), None)
+        asn = a(lambda: self.asn(t, "asn", required=False, default=our_asn), our_asn)
+        source = a(lambda: self.source_address(t, address), None)
+        local = source if source is not None else router_id
+        port = a(lambda: t.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
+        passive, reason = a(lambda: self.passive(t, local, address, source), (False, ""))
+        name = a(lambda: self.peer_name(t, address), "")
+        hold = a(lambda: self.hold_time(t), 240)
+        keepalive = a(lambda: self.keepalive_time(t, hold), None)
+        add_paths = a(lambda: self.add_paths(t), AddPaths.BOTH)
+        ew_min = a(lambda: t.get_int("error_wait_min", 5, 1, 86400, " seconds"), 5)
+        ew_max = a(lambda: self.error_wait_max(t, ew_min), 30)
+        description = a(lambda: t.get_str("description", "Connection to BGP peer"), "")
+        graceful_restart = a(lambda: t.get_bool("graceful_restart", True), True)
+        restart_time = a(lambda: t.get_int("restart_time", 120, 0, 4095,
+                                           " seconds (a 12-bit field, RFC 4724)"), 120)
+        multihop = a(lambda: t.get_bool("multihop", True), True)
+        connect_delay = a(lambda: t.get_int("connect_delay", 2, 0, 86400, " seconds"), 2)
+        connect_retry = a(lambda: t.get_int("connect_retry", 5, 1, 86400, " seconds"), 5)
+        if len(self.errors) > before or address is None:
+            return None
+        return PeerConfig(
+            name=name, address=address, asn=asn, local_address=local, passive=passive,
+            passive_reason=reason, source_address=source, port=port, description=description,
+            hold_time=hold, keepalive_time=keepalive, graceful_restart=graceful_restart,
+            restart_time=restart_time, add_paths=add_paths, multihop=multihop,
+            connect_delay=connect_delay, connect_retry=connect_retry,
+            error_wait_min=ew_min, error_wait_max=ew_max, internal=(asn == our_asn),
+        )
+
+    def peer_address(self, t: _Table, router_id: IPv4Address) -> IPv4Address:
         address = t.ipv4("address", required=True)
         assert address is not None
         if address.is_unspecified or address.is_multicast or address == IPv4Address(
@@ -553,77 +675,73 @@ class _Parser:
         if address == router_id:
             raise t.fail("address", f"{address} is our own router_id; a node does not peer "
                                     f"with itself")
-        asn = self.asn(t, "asn", required=False, default=our_asn)
+        return address
+
+    def source_address(self, t: _Table, address: IPv4Address | None) -> IPv4Address | None:
         source = t.ipv4("source_address", required=False)
         if source is not None:
             if source.is_unspecified or source.is_multicast:
                 raise t.fail("source_address", f"{source} cannot be a source address")
             if source == address:
                 raise t.fail("source_address", f"{source} is the peer's own address")
-        local = source if source is not None else router_id
-        port = t.get_int("port", BGP_PORT, 1, 65535)
+        return source
 
+    def passive(self, t: _Table, local: IPv4Address, address: IPv4Address | None,
+                source: IPv4Address | None) -> tuple[bool, str]:
+        """Calico's rule unless ``passive`` is set; with the reason in words."""
         if t.has("passive"):
             passive = t.get_bool("passive", False)
-            reason = (f"passive = {str(passive).lower()} is set in the configuration "
-                      f"(overrides Calico's text rule)")
-        else:
-            passive = calico_passive(local, address)
-            own_kind = "source_address" if source is not None else "router_id"
-            if passive:
-                reason = (f"passive: peer \"{address}\" > own \"{local}\" ({own_kind}) compared "
+            return passive, (f"passive = {str(passive).lower()} is set in the configuration "
+                             f"(overrides Calico's text rule)")
+        if address is None:
+            return False, ""
+        passive = calico_passive(local, address)
+        own_kind = "source_address" if source is not None else "router_id"
+        if passive:
+            return True, (f"passive: peer \"{address}\" > own \"{local}\" ({own_kind}) compared "
                           f"as text, so we wait and the peer dials (Calico rule)")
-            else:
-                reason = (f"active: peer \"{address}\" < own \"{local}\" ({own_kind}) compared "
-                          f"as text, so we dial (Calico rule)")
+        return False, (f"active: peer \"{address}\" < own \"{local}\" ({own_kind}) compared "
+                       f"as text, so we dial (Calico rule)")
 
-        name = t.get_str("name", default_peer_name(address))
+    def peer_name(self, t: _Table, address: IPv4Address | None) -> str:
+        name = t.get_str("name", default_peer_name(address) if address is not None else "")
+        if not t.has("name"):
+            return name
         if not _NAME_RE.match(name):
             raise t.fail("name", f"{name!r} is not a valid protocol name (a letter or _, then "
                                  f"letters, digits or _, at most 64 characters)")
         if name in _RESERVED_NAMES:
             raise t.fail("name", f"{name!r} is a keyword of the control commands")
+        return name
 
+    def hold_time(self, t: _Table) -> int:
         hold = t.get_int("hold_time", 240, 0, 65535, " seconds")
         if 0 < hold < 3:
             raise t.fail("hold_time", f"{hold} is not allowed: the hold time must be 0 (no "
                                       f"keepalives) or at least 3 seconds (RFC 4271 4.2)")
-        keepalive: int | None
-        if t.has("keepalive_time"):
-            keepalive = t.get_int_required("keepalive_time", 0, 65535)
-            if hold == 0 and keepalive != 0:
-                raise t.fail("keepalive_time", "must be 0 when hold_time is 0 (no keepalives)")
-            if hold > 0 and not 1 <= keepalive < hold:
-                raise t.fail("keepalive_time", f"{keepalive} must be at least 1 and below "
-                                               f"hold_time ({hold}); usually hold_time / 3")
-        else:
-            keepalive = None
+        return hold
 
+    def keepalive_time(self, t: _Table, hold: int) -> int | None:
+        if not t.has("keepalive_time"):
+            return None
+        keepalive = t.get_int_required("keepalive_time", 0, 65535)
+        if hold == 0 and keepalive != 0:
+            raise t.fail("keepalive_time", "must be 0 when hold_time is 0 (no keepalives)")
+        if hold > 0 and not 1 <= keepalive < hold:
+            raise t.fail("keepalive_time", f"{keepalive} must be at least 1 and below "
+                                           f"hold_time ({hold}); usually hold_time / 3")
+        return keepalive
+
+    def add_paths(self, t: _Table) -> AddPaths:
         add_paths_text = t.get_str("add_paths", AddPaths.BOTH.value)
         try:
-            add_paths = AddPaths(add_paths_text)
+            return AddPaths(add_paths_text)
         except ValueError:
             choices = ", ".join(f'"{a.value}"' for a in AddPaths)
             raise t.fail("add_paths", f"{add_paths_text!r} is not one of {choices}") from None
 
-        ew_min = t.get_int("error_wait_min", 5, 1, 86400, " seconds")
+    def error_wait_max(self, t: _Table, ew_min: int) -> int:
         ew_max = t.get_int("error_wait_max", 30, 1, 86400, " seconds")
         if ew_max < ew_min:
             raise t.fail("error_wait_max", f"{ew_max} is below error_wait_min ({ew_min})")
-
-        peer = PeerConfig(
-            name=name, address=address, asn=asn, local_address=local, passive=passive,
-            passive_reason=reason, source_address=source, port=port,
-            description=t.get_str("description", "Connection to BGP peer"),
-            hold_time=hold, keepalive_time=keepalive,
-            graceful_restart=t.get_bool("graceful_restart", True),
-            restart_time=t.get_int("restart_time", 120, 0, 4095,
-                                   " seconds (a 12-bit field, RFC 4724)"),
-            add_paths=add_paths,
-            multihop=t.get_bool("multihop", True),
-            connect_delay=t.get_int("connect_delay", 2, 0, 86400, " seconds"),
-            connect_retry=t.get_int("connect_retry", 5, 1, 86400, " seconds"),
-            error_wait_min=ew_min, error_wait_max=ew_max,
-            internal=(asn == our_asn),
-        )
-        return peer
+        return ew_max

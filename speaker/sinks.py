@@ -30,15 +30,23 @@ class LogSink:
 
 
 class JsonSink:
-    """Write every event as one JSON object per line, with time and a running counter."""
+    """Write every event as one JSON object per line, with time and a running counter.
 
-    def __init__(self, out: TextIO) -> None:
+    With ``min_level`` (``--log-format json``, the log itself) events below that logging level
+    are skipped and each object also names its ``level``."""
+
+    def __init__(self, out: TextIO, min_level: int | None = None) -> None:
         self._out = out
         self._counter = 0
+        self._min_level = min_level
 
     def __call__(self, event: Event) -> None:
+        if self._min_level is not None and event.level() < self._min_level:
+            return
         self._counter += 1
         record: dict[str, Any] = {"time": round(time.time(), 6), "counter": self._counter}
+        if self._min_level is not None:
+            record["level"] = logging.getLevelName(event.level()).lower()
         record.update(event.to_dict())
         self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._out.flush()

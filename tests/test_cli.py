@@ -75,6 +75,8 @@ def test_run_delegates_to_the_daemon(
         "--graceful-restart",
         "--metrics-listen",
         "127.0.0.1:9179",
+        "--log-format",
+        "json",
     )
     assert code == 7
     assert seen == {
@@ -83,11 +85,12 @@ def test_run_delegates_to_the_daemon(
         "log_level": "debug",
         "restarting": True,
         "metrics_listen": "127.0.0.1:9179",
+        "log_format": "json",
     }
     code, _, _ = run_cli(capsys, "run", "--config", "x.toml")
     assert code == 7
     assert seen["json_events"] is False and seen["restarting"] is False
-    assert seen["log_level"] == "info"
+    assert seen["log_level"] == "info" and seen["log_format"] == "text"
 
 
 def test_run_without_a_daemon_module_is_a_clear_error(
@@ -125,14 +128,39 @@ def test_decode_delegates(
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["run"], ["frobnicate"], ["run", "--config", "x", "--log-level", "loud"]):
+    for argv in ([], ["run"], ["frobnicate"], ["run", "--config", "x", "--log-level", "loud"],
+                 ["run", "--config", "x", "--log-format", "xml"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
+    capsys.readouterr()
+
+
+def test_version_comes_from_the_installed_distribution(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+
+    asked: list[str] = []
+
+    def installed(name: str) -> str:
+        asked.append(name)
+        return "9.8.7"
+
+    monkeypatch.setattr(importlib.metadata, "version", installed)
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and asked == ["speaker"]
+    assert capsys.readouterr().out == "speaker 9.8.7\n"
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"speaker {__version__}"
+    assert capsys.readouterr().out == f"speaker {__version__}\n"
 
 
 # --------------------------------------------------------------------------- check-config
@@ -170,7 +198,8 @@ def test_check_config_refuses_with_file_and_key(
     bad.write_text('router_id = "10.0.0.1"\nasn = 64512\n[[peer]]\naddress = "10.0.0.300"\n')
     code, out, err = run_cli(capsys, "check-config", "--config", str(bad))
     assert code == 2 and out == ""
-    assert err == (f"speaker: {bad}: peer[0].address: '10.0.0.300' is not a valid IPv4 address\n")
+    assert err == (f"speaker: {bad}:4: peer[0].address: '10.0.0.300' is not a valid IPv4 "
+                   f"address\n")
     code, _, err = run_cli(capsys, "check-config", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "no such file" in err
 
