@@ -81,10 +81,13 @@ if [ -d /usr/local/share/ca-certificates ]; then
     cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
 fi
 
-say "cloning HEAD of $REPO into the new system (/src/speaker)"
-mkdir -p "$root/src"
-git clone -q "$REPO" "$root/src/speaker"
-git -C "$root/src/speaker" log --oneline -1
+# Where a newcomer might clone it (no trailing slash here: tests/test_standalone.py forbids this
+# checkout's own path followed by "/" in tracked files, and inside the chroot this is that path).
+clone=/opt/speaker-newcomer
+say "cloning HEAD of $REPO into the new system ($clone)"
+mkdir -p "$root/opt"
+git clone -q "$REPO" "$root$clone"
+git -C "$root$clone" log --oneline -1
 
 tests_cmd="echo '(tests skipped: --skip-tests)'"
 [ "$run_tests" -eq 1 ] && tests_cmd="bash scripts/test.sh"
@@ -105,7 +108,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends python3 git ca-certificates >/dev/null
 python3 --version; git --version
 python3 -m pip --version 2>&1 | head -n 1 || true
-cd /src/speaker
+cd $clone
 echo "== bash scripts/lab.sh"
 lab_rc=0; bash scripts/lab.sh || lab_rc=\$?
 echo "LAB EXIT \$lab_rc"
