@@ -23,6 +23,8 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from pathlib import Path
 from typing import Any, TypeVar
 
+from speaker.tcp_security import TCP_MD5SIG_MAXKEYLEN, Secret
+
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
     "AddPaths",
@@ -128,6 +130,10 @@ class PeerConfig:
     connect_retry: int = 5
     error_wait_min: int = 5
     error_wait_max: int = 30
+    password: Secret | None = None
+    """TCP MD5 key (RFC 2385, BIRD ``password``, Calico BGPPeer ``password``); never shown."""
+    ttl_security: bool = False
+    """GTSM (RFC 5082, BIRD ``ttl security``): send TTL 255, accept only TTL 255."""
 
     internal: bool = True
     """True when the peer is in our AS (iBGP)."""
@@ -245,6 +251,8 @@ def _peer_dict(p: PeerConfig) -> dict[str, Any]:
         "connect_retry": p.connect_retry,
         "error_wait_min": p.error_wait_min,
         "error_wait_max": p.error_wait_max,
+        "password": None if p.password is None else f"(set, from {p.password.origin})",
+        "ttl_security": p.ttl_security,
     }
 
 
@@ -454,6 +462,7 @@ _PEER_KEYS = frozenset({
     "address", "asn", "source_address", "port", "passive", "name", "description",
     "hold_time", "keepalive_time", "graceful_restart", "restart_time", "add_paths",
     "multihop", "connect_delay", "connect_retry", "error_wait_min", "error_wait_max",
+    "password", "password_file", "ttl_security",
 })
 _ORIGINATE_KEYS = frozenset({"blocks", "blackhole"})
 _POOLS_KEYS = frozenset({"cidrs"})
@@ -654,6 +663,8 @@ class _Parser:
         multihop = a(lambda: t.get_bool("multihop", True), True)
         connect_delay = a(lambda: t.get_int("connect_delay", 2, 0, 86400, " seconds"), 2)
         connect_retry = a(lambda: t.get_int("connect_retry", 5, 1, 86400, " seconds"), 5)
+        password = a(lambda: self.password(t), None)
+        ttl_security = a(lambda: t.get_bool("ttl_security", False), False)
         if len(self.errors) > before or address is None:
             return None
         return PeerConfig(
@@ -662,8 +673,41 @@ class _Parser:
             hold_time=hold, keepalive_time=keepalive, graceful_restart=graceful_restart,
             restart_time=restart_time, add_paths=add_paths, multihop=multihop,
             connect_delay=connect_delay, connect_retry=connect_retry,
-            error_wait_min=ew_min, error_wait_max=ew_max, internal=(asn == our_asn),
+            error_wait_min=ew_min, error_wait_max=ew_max, password=password,
+            ttl_security=ttl_security, internal=(asn == our_asn),
         )
+
+    def password(self, t: _Table) -> Secret | None:
+        """The MD5 key, inline (``password``) or from a file (``password_file``), not both.
+
+        A file keeps the key out of the configuration (as a Kubernetes secret is mounted);
+        relative paths are relative to the configuration file; one trailing newline is not
+        part of the key."""
+        if t.has("password") and t.has("password_file"):
+            raise t.fail("password_file", "set password or password_file, not both")
+        if t.has("password"):
+            key, origin = t.get_str("password", "").encode(), "inline"
+            where = "password"
+        elif t.has("password_file"):
+            where = "password_file"
+            name = t.get_str("password_file", "")
+            path = Path(name)
+            if not path.is_absolute():
+                path = Path(self.source).resolve().parent / path
+            try:
+                key = path.read_bytes()
+            except OSError as exc:
+                raise t.fail(where, f"cannot read {path}: {exc.strerror}") from None
+            key = key[:-1] if key.endswith(b"\n") else key
+            origin = str(path)
+        else:
+            return None
+        if not key:
+            raise t.fail(where, "the MD5 key is empty")
+        if len(key) > TCP_MD5SIG_MAXKEYLEN:
+            raise t.fail(where, f"the MD5 key has {len(key)} octets; the kernel takes at most "
+                                f"{TCP_MD5SIG_MAXKEYLEN} (TCP_MD5SIG)")
+        return Secret(key, origin)
 
     def peer_address(self, t: _Table, router_id: IPv4Address) -> IPv4Address:
         address = t.ipv4("address", required=True)

@@ -1,0 +1,98 @@
+"""Session protection in the kernel's TCP: MD5 signatures (RFC 2385) and GTSM (RFC 5082).
+
+Both are socket options, so they live with the sockets, in the asyncio adapter's reach; the
+sans-IO layers never see them.  As in BIRD (``password "..."``, ``ttl security``), and as
+Calico's BGPPeer ``password`` turns on:
+
+* **TCP MD5** (``TCP_MD5SIG``): the kernel signs every segment to the peer's address and drops
+  unsigned or wrongly signed segments from it.  The key is set on the *listening* socket (for
+  incoming connections from that address) and on each *connecting* socket before
+  ``connect()``.  A wrong or missing key never gets a SYN/ACK: the peer's session stays in
+  Connect/Active, and the kernel counts the drops (``TCPMD5Failure``/``TCPMD5NotFound``
+  in ``nstat``), which is what BIRD reports as "Kernel MD5 auth failed".
+* **GTSM** (RFC 5082): send with TTL 255 (``IP_TTL``/``IPV6_UNICAST_HOPS``) and have the
+  kernel drop anything that arrives with a smaller TTL (``IP_MINTTL``/``IPV6_MINHOPCOUNT``), so
+  that a forged packet from further than one hop away cannot reach the BGP socket.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+TCP_MD5SIG = 14
+"""linux/tcp.h: set or (with an empty key) remove the key for one peer address."""
+TCP_MD5SIG_MAXKEYLEN = 80
+"""The longest key the kernel takes (linux/tcp.h)."""
+IP_MINTTL = 21
+"""linux/in.h: drop IPv4 packets with a smaller TTL (not in Python's socket module)."""
+IPV6_MINHOPCOUNT = 73
+"""linux/in6.h: the same for IPv6's hop limit."""
+GTSM_TTL = 255
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A key that must never be shown: not in logs, ``show``, ``--json`` or metrics.
+
+    ``repr``/``str`` say only that it is set, so a config or event that holds one can be
+    printed safely; equality compares the value (a changed key is a changed configuration).
+    """
+
+    value: bytes = field(repr=False)
+    origin: str = "inline"
+    """Where it came from (``inline`` or the file's path): safe to show."""
+
+    def __repr__(self) -> str:
+        return f"Secret(<{len(self.value)} octets from {self.origin}>)"
+
+    __str__ = __repr__
+
+
+def md5sig_option(address: IPv4Address | IPv6Address, key: bytes) -> bytes:
+    """The ``struct tcp_md5sig`` for ``address`` (an empty ``key`` removes the peer's key).
+
+    Layout (linux/tcp.h): a ``sockaddr_storage`` (128 octets) with the peer's address, flags
+    and prefix length (unused: one address), the key length (u16), ifindex (u32), the key.
+    """
+    if len(key) > TCP_MD5SIG_MAXKEYLEN:
+        raise ValueError(f"an MD5 key has at most {TCP_MD5SIG_MAXKEYLEN} octets, not {len(key)}")
+    if address.version == 4:
+        sockaddr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + address.packed
+    else:
+        sockaddr = (
+            struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", 0, 0) + address.packed
+            + struct.pack("=I", 0)
+        )
+    return (
+        sockaddr.ljust(128, b"\0")
+        + struct.pack("=BBHI", 0, 0, len(key), 0)
+        + key.ljust(TCP_MD5SIG_MAXKEYLEN, b"\0")
+    )
+
+
+def set_md5_key(sock: socket.socket, address: IPv4Address | IPv6Address, key: bytes) -> None:
+    """Sign segments to/from ``address`` with ``key`` (``b""``: stop signing).
+
+    Raises OSError when the kernel refuses (``ENOENT`` removing a key that is not set is
+    ignored: removal is idempotent).
+    """
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, md5sig_option(address, key))
+    except FileNotFoundError:
+        if key:
+            raise
+
+
+def set_ttl_security(sock: socket.socket, hops: int = 1) -> None:
+    """GTSM on ``sock``: send with TTL 255, accept only TTL >= 256 - ``hops`` (RFC 5082 3)."""
+    if not 1 <= hops <= 255:
+        raise ValueError(f"GTSM hop count must be 1..255, not {hops}")
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, GTSM_TTL)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MINHOPCOUNT, 256 - hops)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 256 - hops)

@@ -1,0 +1,96 @@
+"""TCP MD5 (RFC 2385) and GTSM (RFC 5082) on real loopback sockets: the kernel does the work,
+so the tests check what the kernel then lets through, not only that setsockopt was called."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+import pytest
+
+from speaker.tcp_security import (
+    IP_MINTTL,
+    TCP_MD5SIG_MAXKEYLEN,
+    Secret,
+    md5sig_option,
+    set_md5_key,
+    set_ttl_security,
+)
+
+LOOPBACK = IPv4Address("127.0.0.1")
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def try_connect(listener: socket.socket, *, key: bytes = b"", gtsm: bool = False) -> bool:
+    """Connect to ``listener``: True when the handshake completes within 1 s."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(1.0)
+    try:
+        if key:
+            set_md5_key(client, LOOPBACK, key)
+        if gtsm:
+            set_ttl_security(client)
+        client.connect(listener.getsockname())
+        return True
+    except (TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def test_matching_keys_connect(listener: socket.socket) -> None:
+    set_md5_key(listener, LOOPBACK, b"calico-secret")
+    assert try_connect(listener, key=b"calico-secret")
+
+
+def test_a_wrong_or_missing_key_never_completes_the_handshake(listener: socket.socket) -> None:
+    set_md5_key(listener, LOOPBACK, b"calico-secret")
+    assert not try_connect(listener, key=b"other-secret")
+    assert not try_connect(listener)
+
+
+def test_removing_the_key_lets_plain_connections_in_again(listener: socket.socket) -> None:
+    set_md5_key(listener, LOOPBACK, b"calico-secret")
+    assert not try_connect(listener)
+    set_md5_key(listener, LOOPBACK, b"")
+    assert try_connect(listener)
+    set_md5_key(listener, LOOPBACK, b"")  # removing again is not an error
+
+
+def test_gtsm_drops_a_sender_that_does_not_use_ttl_255(listener: socket.socket) -> None:
+    set_ttl_security(listener)
+    assert listener.getsockopt(socket.IPPROTO_IP, IP_MINTTL) == 255
+    assert listener.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255
+    assert not try_connect(listener)  # default TTL 64
+    assert try_connect(listener, gtsm=True)
+
+
+def test_option_layout_and_limits() -> None:
+    option = md5sig_option(IPv4Address("192.168.0.80"), b"k")
+    assert len(option) == 128 + 8 + TCP_MD5SIG_MAXKEYLEN
+    assert option[4:8] == bytes([192, 168, 0, 80])
+    assert option[130:132] == (1).to_bytes(2, "little")  # key length, host order
+    with pytest.raises(ValueError, match="at most 80"):
+        md5sig_option(LOOPBACK, b"x" * 81)
+    with pytest.raises(ValueError):
+        set_ttl_security(socket.socket(), hops=0)
+
+
+def test_a_secret_never_shows_its_value() -> None:
+    secret = Secret(b"calico-secret", "/etc/speaker/peer80.key")
+    for text in (repr(secret), str(secret), f"{secret}", repr({"password": secret})):
+        assert "calico-secret" not in text
+    assert "13 octets" in repr(secret)
+    assert secret == Secret(b"calico-secret", "/etc/speaker/peer80.key")
+    assert secret != Secret(b"changed", "/etc/speaker/peer80.key")
