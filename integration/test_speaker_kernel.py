@@ -673,3 +673,60 @@ def test_protocol_12_is_refused(tmp_path: Path) -> None:
         assert proc.returncode == 2, (command, proc.returncode, proc.stdout, proc.stderr)
         assert "kernel.protocol: 12 is BIRD's" in proc.stderr, proc.stderr
     assert not (tmp_path / "x.ctl").exists()  # never got as far as the control socket
+
+
+QUICK = "10.244.251.0/26"
+"""Inside the pool, outside every block: announced and withdrawn by .80 in the quick test."""
+WITHDRAW_LIMIT = 2.0
+"""Seconds a withdrawn route may stay in our kernel (BIRD removes it at once)."""
+
+
+def session_up(mesh: Lab, bird: NodeSpec, speaker: NodeSpec) -> bool:
+    """BIRD's session toward the speaker is Established."""
+    row = mesh.protocols(bird).get(speaker.protocol_name)
+    return row is not None and row.info.startswith("Established")
+
+
+def test_quick_withdraw_after_start_leaves_kernel(lab: LabFactory) -> None:
+    """Hardening #1: a route .80 announces and withdraws right after our start leaves our
+    kernel at once, not after the convergence wait.  .82 is never started, so no End-of-RIB
+    comes from it and the bridge stays unconverged (``convergence_wait`` is 240 s): before the
+    fix every delete waited for that."""
+    mesh = lab("seed", start_daemons=False)
+    sp, n80 = mesh.node(SPEAKER_NODE), mesh.node("node80")
+    path = mesh.config_path(n80)
+    path.write_text(
+        path.read_text() + f"\nprotocol static st_q {{ disabled; route {QUICK} blackhole; }}\n"
+    )
+    mesh.start_bird(n80)
+    mesh.start_speaker(sp)
+    wait_until(lambda: session_up(mesh, n80, sp), CONVERGE, interval=0.2)
+    assert session_up(mesh, n80, sp), mesh.protocols(n80)
+    n80_block = {n80.block: frozenset({n80.address})}
+    wait_until(lambda: not problems(mesh, sp, n80_block), KERNEL_SYNC, interval=0.2)
+    assert problems(mesh, sp, n80_block) == []
+    header = speaker_cli(mesh, "show", "kernel").splitlines()
+    assert any("waiting before first sync" in line for line in header), header
+
+    # Announced and withdrawn 0.25 s later, right after the start.
+    mesh.birdc(n80, "enable st_q")
+    time.sleep(0.25)
+    mesh.birdc(n80, "disable st_q")
+    wait_until(lambda: QUICK not in table(mesh, sp), WITHDRAW_LIMIT, interval=0.05)
+    assert QUICK not in table(mesh, sp), table(mesh, sp).get(QUICK)
+
+    # Announced until it is surely in our kernel, then withdrawn: gone within the limit.
+    mesh.birdc(n80, "enable st_q")
+    wait_until(lambda: QUICK in table(mesh, sp), KERNEL_SYNC, interval=0.05)
+    assert problems(mesh, sp, {QUICK: frozenset({n80.address})}) == []
+    mesh.birdc(n80, "disable st_q")
+    started = time.monotonic()
+    wait_until(lambda: QUICK not in table(mesh, sp), WITHDRAW_LIMIT, interval=0.05)
+    took = time.monotonic() - started
+    assert QUICK not in table(mesh, sp), f"withdrawn route still in the kernel: {took:.1f} s"
+    header = speaker_cli(mesh, "show", "kernel").splitlines()
+    assert any("waiting before first sync" in line for line in header), header
+    log = log_lines(mesh, sp)
+    assert any(f"kernel deleted {QUICK}" in line and "withdrawn" in line for line in log)
+    assert not any("kernel converged" in line for line in log)
+    assert problems(mesh, sp, n80_block) == []  # the rest is untouched

@@ -327,6 +327,8 @@ class Speaker:
         await asyncio.sleep(0.2)
         if self._recovery_timer is not None:
             self._recovery_timer.cancel()
+        # connections closed with a NOTIFICATION drain until the peer has read it (bounded)
+        await asyncio.gather(*(s.transport.wait_closed() for s in self.peers.values()))
         for state in self.peers.values():
             state.transport.abort()
         if self._server is not None:

@@ -6,6 +6,13 @@ two that are actions (:class:`ConnectRequest`, :class:`CloseConnection`), hands 
 the daemon through a callback, writes what the session wants sent and re-arms the one timer.
 KEEPALIVE/NOTIFICATION are written before UPDATEs and UPDATEs only while the socket is not
 backed up, so a long feed never delays a KEEPALIVE by more than one socket buffer.
+
+A connection the session closes is not simply closed: its last data (the NOTIFICATION) is
+written, then it is half-closed (FIN after that data) and whatever the peer still sends is read
+and dropped until the peer closes too or :data:`CLOSE_LINGER` passes.  Closing a socket whose
+receive queue holds unread data, or that receives data after the close, makes the kernel send
+a RST, and a RST makes the peer's kernel discard what its application has not read yet: our
+NOTIFICATION.  BIRD likewise keeps a connection open until its NOTIFICATION has gone.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ log = logging.getLogger(__name__)
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
 
+CLOSE_LINGER = 2.0
+"""Seconds a closed connection keeps draining the peer's data after our half-close, waiting
+for the peer's own close, before it is dropped (bounds what a silent peer can hold)."""
+
 
 class BgpConnection(asyncio.Protocol):
     """One TCP connection of a peer; forwards everything to its :class:`PeerTransport`."""
@@ -36,6 +47,9 @@ class BgpConnection(asyncio.Protocol):
         self.outgoing = outgoing
         self.transport: asyncio.Transport | None = None
         self.paused = False
+        self.closed: asyncio.Future[None] | None = None  # set by close_gracefully()
+        self.lost = False
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -54,8 +68,39 @@ class BgpConnection(asyncio.Protocol):
             self.owner.data_received(self.conn_id, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
         if self.owner is not None:
             self.owner.connection_lost(self.conn_id, exc)
+
+    def close_gracefully(self, linger: float = CLOSE_LINGER) -> asyncio.Future[None]:
+        """Detach from the owner, half-close after what was written, drain the peer's data
+        until it closes too (or ``linger`` seconds), then drop the connection.
+
+        Why not ``close()``: it stops reading, so data the peer sends meanwhile stays unread,
+        and closing a socket with unread data sends a RST that can destroy our NOTIFICATION
+        in the peer's receive queue before the peer has read it."""
+        self.owner = None  # from now on data_received() drops what arrives
+        loop = asyncio.get_running_loop()
+        if self.closed is None:
+            self.closed = loop.create_future()
+        transport = self.transport
+        if transport is None or self.lost:
+            if not self.closed.done():
+                self.closed.set_result(None)
+            return self.closed
+        if transport.is_closing():
+            return self.closed  # already closing: connection_lost() follows
+        self._linger = loop.call_later(linger, transport.abort)
+        if transport.can_write_eof():
+            transport.write_eof()  # FIN once the buffered data (the NOTIFICATION) is out
+        else:
+            transport.close()
+        return self.closed
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -91,6 +136,7 @@ class PeerTransport:
         self._pumping = False
         self._again = False
         self.closed = False
+        self._closing: set[BgpConnection] = set()  # closed by the session, still draining
 
     @property
     def now(self) -> float:
@@ -230,11 +276,22 @@ class PeerTransport:
         data = self.session.data_to_send(conn_id)
         if data and not conn.transport.is_closing():
             conn.transport.write(data)  # the NOTIFICATION, if one was sent
-        conn.owner = None
-        conn.transport.close()  # flushes buffered data first
+        done = conn.close_gracefully(CLOSE_LINGER)  # the module's value, read now
+        if not done.done():
+            self._closing.add(conn)
+            done.add_done_callback(lambda _: self._closing.discard(conn))
+
+    async def wait_closed(self) -> None:
+        """Until every connection the session closed has finished closing (each is bounded
+        by :data:`CLOSE_LINGER`): lets a NOTIFICATION reach the peer before process exit."""
+        waiting = [c.closed for c in self._closing if c.closed is not None]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     def abort(self) -> None:
-        """Drop every connection and the timer without a word (process exit)."""
+        """Drop every connection and the timer without a word (process exit).
+
+        Connections the session already closed keep draining (see :meth:`wait_closed`)."""
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()

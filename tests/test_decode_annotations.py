@@ -190,3 +190,26 @@ def test_header_errors_and_unknown_subtypes(tmp_path: Path) -> None:
     assert re.search(
         r"NOTIFICATION it causes +1/1 Message Header Error / Connection Not Synchronized", text
     )
+
+
+def test_mp_reach_of_a_family_not_decoded_reads_not_negotiated_not_malformed() -> None:
+    """Hardening #3: VPNv4 (AFI 1 SAFI 128) MP_REACH_NLRI is valid BGP: no MALFORMED, no
+    session reset, but "not negotiated / not decoded here"."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    attrs = bytes.fromhex("800e0900018004c0a8005000" + "40010100" + "400200")
+    body = (0).to_bytes(2, "big") + len(attrs).to_bytes(2, "big") + attrs
+    message = b"\xff" * 16 + (19 + len(body)).to_bytes(2, "big") + b"\x02" + body
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "speaker", "decode", "--hex", "/dev/stdin"],
+        input=message.hex(),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    ).stdout
+    assert "not negotiated / not decoded here" in out, out
+    assert "MALFORMED" not in out and "session reset" not in out, out

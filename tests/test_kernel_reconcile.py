@@ -215,20 +215,110 @@ def test_coalescing_latest_wins() -> None:
     assert ops[0].route.nexthops == (NextHop(A("192.168.0.83"), OIF),)
 
 
-def test_withdraw_after_convergence_deletes_before_it_keeps() -> None:
+def test_withdraw_of_a_route_installed_in_this_run_deletes_at_once() -> None:
+    """Hardening #1: a route we installed and a peer withdrew leaves the kernel at once, long
+    before convergence (End-of-RIB may never come); BIRD removes it at once too."""
     fib = FakeFib()
     rec = start(fib)
+    assert not rec.converged
     want(rec, "10.1.0.0/24", "192.168.0.80")
     run(rec, fib)
     rec.unwant(N("10.1.0.0/24"))
-    assert run(rec, fib) == []  # not converged: graceful restart keeps it
-    assert fib.get("10.1.0.0/24")
-    rec.converge("eor")
     ops = run(rec, fib)
     assert [(o.kind, o.cause, o.reason) for o in ops] == [
         (OpKind.DELETE, KernelEventKind.DELETED, "withdrawn")
     ]
     assert fib.get("10.1.0.0/24") == []
+    assert N("10.1.0.0/24") not in rec.snapshot().by_prefix()
+
+
+def test_withdraw_while_the_add_is_in_flight_deletes_after_it() -> None:
+    fib = FakeFib()
+    rec = start(fib)
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    ops = rec.plan(10)  # the ADD is on its way to the kernel
+    rec.unwant(N("10.1.0.0/24"))
+    rec.apply(fib.execute(ops), 0.0)
+    assert [(o.kind, o.reason) for o in run(rec, fib)] == [(OpKind.DELETE, "withdrawn")]
+    assert fib.get("10.1.0.0/24") == []
+
+
+def test_adopted_route_confirmed_then_withdrawn_is_deleted_at_once() -> None:
+    """The start-up protection is for adopted routes no peer has confirmed yet.  Once a peer
+    announced the prefix (even with the identical route: nothing rewritten) and withdrew it,
+    the route goes at once, as BIRD's ``krt_rt_notify`` deletes what it exported."""
+    adopted = fib_route("10.244.1.0/26", ("192.168.0.80", OIF))
+    unconfirmed = fib_route("10.244.3.0/26", ("192.168.0.82", OIF))
+    fib = FakeFib([CONNECTED, adopted, unconfirmed])
+    rec = start(fib)
+    want(rec, "10.244.1.0/26", "192.168.0.80")
+    assert run(rec, fib) == []  # identical: not rewritten
+    rec.unwant(N("10.244.1.0/26"))
+    ops = run(rec, fib)
+    assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
+        (OpKind.DELETE, "10.244.1.0/26", "withdrawn")
+    ]
+    assert fib.get("10.244.3.0/26") == [unconfirmed]  # never confirmed: kept
+    rec.load(fib.dump(), 2.0)
+    assert run(rec, fib, 2.0) == []
+    entry = rec.snapshot().by_prefix()[N("10.244.3.0/26")]
+    assert entry.state is RouteState.PENDING and "start-up" in entry.reason
+
+
+def test_adopted_route_wanted_but_unresolvable_is_kept_until_convergence() -> None:
+    """Confirmation needs a programmable route: an adopted route whose next hop does not
+    resolve yet is not deleted before convergence."""
+    adopted = fib_route("10.244.1.0/26", ("192.168.0.80", OIF))
+    fib = FakeFib([CONNECTED, adopted])
+    rec = start(fib)
+    want(rec, "10.244.1.0/26", "172.16.9.9")
+    assert run(rec, fib) == []
+    assert fib.get("10.244.1.0/26") == [adopted]
+    rec.converge("t")
+    assert [o.kind for o in run(rec, fib)] == [OpKind.DELETE]
+
+
+def test_scan_is_the_safety_net_before_convergence() -> None:
+    """A failed delete is retried by the next scan, and a route of ours that appears behind
+    our back (not found at start-up, not wanted) is deleted: after one scan the kernel holds
+    exactly what the RIB wants, adopted-and-unconfirmed routes aside."""
+    adopted = fib_route("10.244.3.0/26", ("192.168.0.82", OIF))
+    adopted_extra = fib_route("10.244.3.0/26", ("192.168.0.82", OIF), metric=9)
+    fib = FakeFib([CONNECTED, adopted, adopted_extra])
+    rec = start(fib)
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    run(rec, fib)
+    fib.fail["10.1.0.0/24"] = errno.EBUSY
+    rec.unwant(N("10.1.0.0/24"))
+    run(rec, fib)
+    assert fib.get("10.1.0.0/24")  # the delete failed
+    assert rec.snapshot().by_prefix()[N("10.1.0.0/24")].state is RouteState.DIFFERS
+    stray = fib_route("10.9.0.0/24", ("192.168.0.80", OIF))
+    stray_extra = fib_route("10.1.0.0/24", ("192.168.0.80", OIF), metric=5)
+    fib.put(stray)
+    fib.put(stray_extra)
+    rec.load(fib.dump(), 2.0)
+    ops = run(rec, fib, 2.0)
+    assert sorted((str(o.route.prefix), o.route.priority) for o in ops) == [
+        ("10.1.0.0/24", 0),
+        ("10.1.0.0/24", 5),
+        ("10.9.0.0/24", 0),
+    ]
+    assert {o.kind for o in ops} == {OpKind.DELETE}
+    assert sorted((str(r.prefix), r.priority) for r in fib.table.values() if r.proto == OURS) == [
+        ("10.244.3.0/26", 0),
+        ("10.244.3.0/26", 9),
+    ]
+
+
+def test_route_of_ours_added_behind_our_back_is_deleted_by_the_monitor() -> None:
+    fib = FakeFib()
+    rec = start(fib)
+    stray = fib_route("10.9.0.0/24", ("192.168.0.80", OIF))
+    fib.put(stray)
+    rec.observe(stray, False, 1.0)
+    assert [(o.kind, o.cause) for o in run(rec, fib)] == [(OpKind.DELETE, KernelEventKind.SWEPT)]
+    assert fib.get("10.9.0.0/24") == []
 
 
 class TestMultipath:
@@ -291,10 +381,9 @@ class TestGatewayRecursive:
         ops = run(rec, fib)
         assert [o.kind for o in ops] == [OpKind.ADD]
         assert rec.installed(N("10.2.0.0/24"))
-        # the covering route goes: the route of ours is deleted (once converged)
+        # the covering route goes: the route of ours is deleted (at once: not adopted)
         fib.remove("172.16.0.0/16")
         rec.observe(covering, True, 2.0)
-        rec.converge("t")
         ops = run(rec, fib)
         assert [(o.kind, o.cause) for o in ops] == [(OpKind.DELETE, KernelEventKind.DELETED)]
 
@@ -606,3 +695,61 @@ def test_property_aliens_untouched_and_converges(
         else:
             assert ours[prefix] == target
             assert rec.installed(N(prefix))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    initial=st.lists(st.sampled_from(PREFIXES), unique=True),
+    actions=st.lists(action.filter(lambda a: a[0] != "converge"), max_size=25),
+)
+def test_property_one_scan_before_convergence_leaves_only_unconfirmed_adopted_extra(
+    initial: list[str], actions: list[tuple[str, str, list[str]]]
+) -> None:
+    """Hardening #1: without convergence, after one scan every route of ours in the kernel is
+    wanted or is an adopted route exactly as found at start-up, and every programmable wanted
+    route is installed (an adopted multipath route held whole aside)."""
+    found = {p: fib_route(p, ("192.168.0.80", OIF)) for p in initial}
+    fib = FakeFib([CONNECTED, *found.values()])
+    rec = start(fib)
+    now = 0.0
+    for name, prefix, hops in actions:
+        now += 0.5
+        if name == "want":
+            if hops:
+                want(rec, prefix, *hops)
+            else:
+                rec.want(KernelRoute(N(prefix), blackhole=True))
+        elif name == "unwant":
+            rec.unwant(N(prefix))
+        elif name == "alien":
+            if not fib.get(prefix):
+                alien = fib_route(prefix, ("192.168.0.1", OIF), proto=4)
+                fib.put(alien)
+                rec.observe(alien, False, now)
+        elif name == "unalien":
+            for r in fib.get(prefix):
+                if r.proto == 4:
+                    fib.remove(prefix, 4)
+                    rec.observe(r, True, now)
+        elif name == "manual_delete":
+            fib.remove(prefix, OURS)
+        elif name == "flush":
+            run(rec, fib, now)
+        elif name == "scan":
+            rec.load(fib.dump(), now)
+    run(rec, fib, now)
+    now += 5.0
+    rec.load(fib.dump(), now)
+    run(rec, fib, now)
+    assert not rec.converged
+    ours = {str(r.prefix): r for r in fib.table.values() if r.proto == OURS}
+    for prefix in PREFIXES:
+        target = rec.desired(N(prefix))
+        blocked = any(r.proto != OURS and r.priority == 0 for r in fib.get(prefix))
+        have = ours.get(prefix)
+        if target is None or blocked:
+            assert have is None or have == found.get(prefix), (prefix, have)
+        elif have != target:
+            assert have is not None and prefix in found, (prefix, have, target)
+            held = {(h.gateway, h.oif) for h in target.nexthops}
+            assert held < {(h.gateway, h.oif) for h in have.nexthops}, (prefix, have, target)

@@ -30,6 +30,7 @@ from speaker.wire import (
     Update,
     decode_message,
 )
+from speaker.wire.attributes import UndecodedMpAttr
 from speaker.wire.enums import CeaseSubcode, Origin
 from speaker.wire.messages import MAX_NOTIFICATION_DATA, CapabilitiesParameter
 
@@ -348,11 +349,6 @@ CASES = [
         update(attrs="80 0f 05 0002 01 0000"),
         "001d 03 03 09 800f05 0002010000",
         ctx=ADDPATH,
-    ),
-    Case(
-        "3/9 MP_REACH_NLRI of an unknown family: reset",
-        update(attrs="80 0e 09 4001 01 04 c0a80050 00" + ORIGIN + AS_PATH),
-        "0021 03 03 09 800e09 400101 04 c0a80050 00",
     ),
     Case(
         "3/10 NLRI prefix length 33",
@@ -677,3 +673,25 @@ def test_cached_errors_are_fresh_each_time() -> None:
             decode_message(bad, DEFAULT_CONTEXT)
         errors.append(caught.value)
     assert len({id(e) for e in errors}) == 3
+
+
+@pytest.mark.parametrize(
+    ("attr", "mp_type", "family"),
+    [
+        ("80 0e 09 0001 80 04 c0a80050 00", 14, (1, 128)),  # VPNv4 MP_REACH
+        ("80 0e 09 4001 01 04 c0a80050 00", 14, (0x4001, 1)),  # an AFI nobody assigned
+        ("80 0f 03 0001 80", 15, (1, 128)),  # VPNv4 MP_UNREACH (its End-of-RIB)
+    ],
+)
+def test_mp_attribute_of_a_family_we_do_not_decode_is_valid(
+    attr: str, mp_type: int, family: tuple[int, int]
+) -> None:
+    """Hardening #3: valid BGP (RFC 4760), not a 3/9: kept undecoded, no error."""
+    message = decode_message(update(attrs=attr + ORIGIN + AS_PATH), DEFAULT_CONTEXT)
+    assert isinstance(message, Update)
+    assert message.errors == ()
+    (mp,) = [a for a in message.attributes if a.type_code == mp_type]
+    assert isinstance(mp, UndecodedMpAttr)
+    assert (mp.afi, mp.safi) == family
+    assert mp.encode(DEFAULT_CONTEXT) == h(attr)  # kept as received
+    assert message.end_of_rib() is None

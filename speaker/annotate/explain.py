@@ -56,6 +56,7 @@ from speaker.wire.attributes import (
     OriginatorIdAttr,
     OriginAttr,
     PathAttribute,
+    UndecodedMpAttr,
     UnknownAttr,
 )
 from speaker.wire.capabilities import (
@@ -510,17 +511,37 @@ def _(attr: ClusterListAttr, ctx: Negotiated) -> tuple[str, str]:
     return " ".join(str(a) for a in attr.ids), ""
 
 
+_NOT_NEGOTIATED = (
+    "family not negotiated: its routes are ignored and the session is kept (RFC 4760 7)"
+)
+
+
+def _negotiation_note(family: tuple[int, int], ctx: Negotiated) -> str:
+    return "" if family in ctx.families else _NOT_NEGOTIATED
+
+
 @attribute_value.register
 def _(attr: MpReachAttr, ctx: Negotiated) -> tuple[str, str]:
     hops = ", ".join(str(a) for a in attr.next_hops)
     count = _count(len(attr.nlri), "prefix", "prefixes")
-    return f"{family_name(attr.afi, attr.safi)}, next hop {hops}, {count}", ""
+    text = f"{family_name(attr.afi, attr.safi)}, next hop {hops}, {count}"
+    return text, _negotiation_note((attr.afi, attr.safi), ctx)
 
 
 @attribute_value.register
 def _(attr: MpUnreachAttr, ctx: Negotiated) -> tuple[str, str]:
     count = _count(len(attr.withdrawn), "prefix", "prefixes")
-    return f"{family_name(attr.afi, attr.safi)}, {count} withdrawn", ""
+    text = f"{family_name(attr.afi, attr.safi)}, {count} withdrawn"
+    return text, _negotiation_note((attr.afi, attr.safi), ctx)
+
+
+@attribute_value.register
+def _(attr: UndecodedMpAttr, ctx: Negotiated) -> tuple[str, str]:
+    return (
+        f"{family_name(attr.afi, attr.safi)}: {attr.value[3:].hex() or '(empty)'}",
+        "not negotiated / not decoded here: a valid attribute of a family this decoder does "
+        "not read; its routes are ignored and the session is kept (RFC 4760 7)",
+    )
 
 
 @attribute_value.register

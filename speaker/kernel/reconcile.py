@@ -8,9 +8,15 @@ kernel`` can be unit-tested against a fake FIB.  The rules (``sysdep/unix/krt.c`
   protocols are "alien": learned (when ``learn``), never touched, and if one holds the very
   key we would write (same prefix, tos 0, default metric) we do not overwrite it (BLOCKED);
 * ``proto kernel`` and ``proto redirect`` routes are never learned;
-* at start-up our routes found in the kernel are adopted; nothing of ours is deleted before
+* at start-up our routes found in the kernel are adopted; an adopted route that no peer has
+  confirmed yet (the RIB has not wanted it in this run) is not deleted before
   :meth:`Reconciler.converge` (BIRD's graceful-restart wait for the RIB to fill), after
   which routes of ours that are not wanted are swept;
+* every other route of ours that is not wanted is deleted at once, before convergence too: a
+  route we installed in this run and a peer then withdrew, an adopted route a peer confirmed
+  and then withdrew (BIRD 1.6.8 does the same: ``krt_rt_notify`` deletes whatever it has
+  exported, ``KRF_INSTALLED``, at once; only never-exported routes wait for ``krt_prune``),
+  and a route of ours that appeared after start-up without being asked for;
 * a wanted route already identical in the kernel is not rewritten (no churn on restart);
 * before convergence an adopted route is not replaced by one with a strict subset of its
   next hops: while the RIB refills, a multipath route must not shrink to the paths of the
@@ -128,6 +134,10 @@ class Reconciler:
         self._lost: dict[int, str] = {}
         self._withdrawn: set[int] = set()
         self._adopted: set[int] = set()  # found at start-up, not yet written by us
+        # found at start-up and not yet confirmed (wanted, programmable) by the RIB in this
+        # run: the only routes of ours kept, though unwanted, until convergence
+        self._unconfirmed: set[int] = set()
+        self._unconfirmed_extra: set[tuple[int, int, int]] = set()  # (key, tos, metric)
         self._event_fix: dict[int, float] = {}
         self._resolver = Resolver()
         self._nh_users: dict[int, set[int]] = {}  # BGP next hop -> prefixes using it
@@ -178,7 +188,8 @@ class Reconciler:
         self._dirty[key] = None
 
     def unwant(self, prefix: IPNetwork) -> None:
-        """No route wanted for ``prefix`` any more (deleted once converged)."""
+        """No route wanted for ``prefix`` any more: deleted at once, unless it is an adopted
+        route no peer has confirmed yet (then it waits for convergence)."""
         if not isinstance(prefix, (IPv4Network, IPv6Network)):
             raise TypeError(f"unwant() takes an ipaddress network, got {prefix!r}")
         key = net_key(prefix)
@@ -191,7 +202,7 @@ class Reconciler:
         self._lost.pop(key, None)
         self._blocked.pop(key, None)
         self._errors.pop(key, None)
-        if key in self._ours:
+        if key in self._ours or key in self._inflight:
             self._withdrawn.add(key)
         self._dirty[key] = None
 
@@ -209,11 +220,25 @@ class Reconciler:
         for key in self._adopted:  # replacements held until now
             self._dirty[key] = None
         self._adopted.clear()
+        self._unconfirmed.clear()
+        self._unconfirmed_extra.clear()
 
     @property
     def converged(self) -> bool:
         """Whether unwanted routes of ours are being swept."""
         return self.phase is Phase.CONVERGED
+
+    def _keeps(self, key: int) -> bool:
+        """An unwanted route of ours at the primary key is kept: only an adopted route that
+        no peer has confirmed yet, and only until convergence."""
+        return key in self._unconfirmed and self.phase is not Phase.CONVERGED
+
+    def _keeps_extra(self, route: FibRoute) -> bool:
+        """Same rule for a route of ours at another (tos, metric)."""
+        return (
+            self.phase is not Phase.CONVERGED
+            and (route.key, route.tos, route.priority) in self._unconfirmed_extra
+        )
 
     def _track_nexthops(
         self,
@@ -338,6 +363,10 @@ class Reconciler:
             self._extra = new_extra
             if self.phase is Phase.ADOPTING:
                 self._adopted = set(new_ours)
+                self._unconfirmed = set(new_ours)
+                self._unconfirmed_extra = {
+                    (r.key, r.tos, r.priority) for rs in new_extra.values() for r in rs
+                }
             for route in new_ours.values():
                 self._emit(
                     KernelEventKind.ADOPTED,
@@ -373,6 +402,8 @@ class Reconciler:
                     self._lost[key] = "deleted outside the speaker"
                 dirty[key] = None
         self._ours = new_ours
+        if self._unconfirmed:  # an adopted route gone from the kernel is adopted no more
+            self._unconfirmed.intersection_update(new_ours)
         if new_extra != self._extra:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
@@ -380,10 +411,14 @@ class Reconciler:
         for key, want in desired.items():  # retry what failed or is still off
             if want is not None and new_ours.get(key) != want:
                 dirty[key] = None
-        if self.phase is Phase.CONVERGED:
-            for key in new_ours:
-                if desired.get(key) is None:
-                    dirty[key] = None
+        # the safety net: every unwanted route of ours that may go is (re)tried at each scan
+        keeps = self._keeps
+        for key in new_ours:
+            if desired.get(key) is None and not keeps(key):
+                dirty[key] = None
+        for key, extras in new_extra.items():
+            if not all(self._keeps_extra(r) for r in extras):
+                dirty[key] = None
 
     def observe(self, route: FibRoute, deleted: bool, now: float) -> None:
         """One RTM_NEWROUTE/RTM_DELROUTE notification from the monitor socket.
@@ -424,7 +459,7 @@ class Reconciler:
                 self._extra[key] = extras
             else:
                 self._extra.pop(key, None)
-            if self.phase is Phase.CONVERGED:
+            if not self._keeps_extra(route):
                 self._dirty[key] = None
             return
         current = self._ours.get(key)
@@ -432,6 +467,7 @@ class Reconciler:
             if current is None:
                 return
             del self._ours[key]
+            self._unconfirmed.discard(key)
         else:
             if current == route:
                 return
@@ -541,6 +577,7 @@ class Reconciler:
         current = self._ours.get(key)
         converged = self.phase is Phase.CONVERGED
         if want is not None:
+            self._unconfirmed.discard(key)  # a peer wants this prefix: confirmed
             blocker = self._blocker(key, want.priority)
             if blocker is not None:
                 text = (
@@ -568,16 +605,20 @@ class Reconciler:
                 else:
                     self._lost.pop(key, None)
                     self._errors.pop(key, None)
-        elif current is not None and converged:
+        elif current is not None and not self._keeps(key):
             if key in self._wanted:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
             elif key in self._withdrawn:
                 cause, reason = KernelEventKind.DELETED, "withdrawn"
-            else:
+            elif converged:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
+            else:
+                cause, reason = KernelEventKind.SWEPT, "not wanted, not found at start-up"
             self._start(Op(OpKind.DELETE, current, cause, reason), ops)
-        if converged and key in self._extra:
+        if key in self._extra:
             for route in self._extra[key]:
+                if self._keeps_extra(route):
+                    continue
                 reason = (
                     f"route of ours at metric {route.priority}, tos {route.tos}: "
                     "not a key we program"
@@ -618,12 +659,14 @@ class Reconciler:
                         self._ours.pop(key, None)
                         self._withdrawn.discard(key)
                         self._adopted.discard(key)
+                        self._unconfirmed.discard(key)
                     else:
                         self._drop_extra(route)
                 else:
                     self._ours[key] = route
                     self._lost.pop(key, None)
                     self._adopted.discard(key)
+                    self._unconfirmed.discard(key)
                 self._errors.pop(key, None)
                 self._emit(op.cause, route.prefix, op.reason, _gateways(route))
             else:
@@ -752,9 +795,11 @@ class Reconciler:
             state = RouteState.MISSING if current is None else RouteState.DIFFERS
             reason = problem or self._lost.get(key, "") or "retried at next scan"
         elif current is not None or extras:
-            if not self.converged:
+            if (current is not None and self._keeps(key)) or (
+                extras and any(self._keeps_extra(r) for r in extras)
+            ):
                 state = RouteState.PENDING
-                reason = "kept until convergence, then deleted unless wanted"
+                reason = "found at start-up: kept until convergence, then deleted unless wanted"
             else:
                 state, reason = RouteState.DIFFERS, problem or "delete retried at next scan"
             if wanted is not None:

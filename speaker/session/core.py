@@ -89,6 +89,8 @@ class SessionCore:
         """BIRD-style last error ("BGP Error: ...", "Received: ...", "Socket: ...")."""
         self.established_since: float | None = None
         """``now`` of the transition to Established; None when not Established."""
+        self.unnegotiated_family_updates = 0
+        """UPDATEs whose MP_REACH/MP_UNREACH_NLRI named a family not negotiated (ignored)."""
 
     @property
     def state(self) -> State:

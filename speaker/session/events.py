@@ -195,6 +195,27 @@ class MalformedUpdateReceived(UpdateReceived):
 
 
 @dataclass(frozen=True, slots=True)
+class UnnegotiatedFamilyIgnored(SessionEvent):
+    """MP_REACH_NLRI/MP_UNREACH_NLRI of a family not negotiated on this session: its routes
+    are ignored and the session stays up (RFC 4760 7; BIRD and GoBGP do the same).  Ending
+    the session is only a "may" in the RFC, and would drop every good route of the peer."""
+
+    KIND = "unnegotiated-family"
+    LEVEL = WARNING
+    conn_id: int
+    families: tuple[tuple[int, int], ...]
+    count: int
+    """How many UPDATEs of this session had such attributes so far (this one included)."""
+
+    def describe(self) -> str:
+        names = ", ".join(family_name(f) for f in self.families)
+        return (
+            f"{self.peer}: UPDATE with MP_REACH/MP_UNREACH_NLRI of {names}, not negotiated: "
+            f"those routes ignored, session kept (RFC 4760 7); {self.count} such so far"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EndOfRib(SessionEvent):
     """The peer finished its initial routes of a family (RFC 4724 2): sweep stale routes."""
 

@@ -11,6 +11,8 @@ dispatcher move the connection to the table's next state.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from speaker.session.connection import Connection
 from speaker.session.core import Cause, SessionCore
 from speaker.session.events import (
@@ -18,6 +20,7 @@ from speaker.session.events import (
     MalformedUpdateReceived,
     RouteRefreshReceived,
     SessionUp,
+    UnnegotiatedFamilyIgnored,
     UpdateReceived,
 )
 from speaker.session.negotiated import negotiate_session, validate_open, we_are_dominant
@@ -33,6 +36,8 @@ from speaker.session.state import (
     Transition,
 )
 from speaker.session.summary import summarize
+from speaker.wire.attributes import MpReachAttr, MpUnreachAttr, UndecodedMpAttr
+from speaker.wire.context import Family
 from speaker.wire.enums import (
     CeaseSubcode,
     ErrorCode,
@@ -351,6 +356,19 @@ class Handlers(SessionCore):
         _expect(payload, Update)
         assert isinstance(payload, Update)
         self._restart_hold(conn, now)
+        kept, dropped = _negotiated_only(payload, conn.ctx.families)
+        if dropped:
+            self.unnegotiated_family_updates += 1
+            ignored = tuple(dict.fromkeys((int(a.afi), int(a.safi)) for a in dropped))
+            self._emit(
+                UnnegotiatedFamilyIgnored(
+                    self.peer, conn.conn_id, ignored, self.unnegotiated_family_updates
+                )
+            )
+            has_mp = any(isinstance(a, (MpReachAttr, MpUnreachAttr)) for a in kept.attributes)
+            if not kept.nlri and not kept.withdrawn and not has_mp:
+                return True  # nothing of ours left (and not an End-of-RIB either)
+            payload = kept
         if payload.errors:
             action = max(e.action for e in payload.errors)
             details = tuple(e.describe() for e in payload.errors)
@@ -443,3 +461,20 @@ class Handlers(SessionCore):
             announce=False,
         )
         return False
+
+
+def _negotiated_only(
+    update: Update, families: frozenset[Family]
+) -> tuple[Update, tuple[MpReachAttr | MpUnreachAttr | UndecodedMpAttr, ...]]:
+    """The UPDATE without its MP_REACH/MP_UNREACH_NLRI of families not negotiated (RFC 4760
+    7: their routes are ignored), and those attributes; the same UPDATE when there is none."""
+    drop = tuple(
+        a
+        for a in update.attributes
+        if isinstance(a, UndecodedMpAttr)
+        or (isinstance(a, (MpReachAttr, MpUnreachAttr)) and (a.afi, a.safi) not in families)
+    )
+    if not drop:
+        return update, ()
+    rest = tuple(a for a in update.attributes if not any(a is d for d in drop))
+    return replace(update, attributes=rest), drop

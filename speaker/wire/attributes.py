@@ -565,13 +565,17 @@ class LargeCommunitiesAttr(PathAttribute):
         )
 
 
-def _family(afi: int, safi: int) -> tuple[Afi, Safi]:
+def _known_family(afi: int, safi: int) -> tuple[Afi, Safi] | None:
+    """The family as enums, or None for one this codec does not decode (VPNv4, flowspec...):
+    valid BGP all the same (RFC 4760), so not an error."""
     try:
         return Afi(afi), Safi(safi)
     except ValueError:
-        raise AttributeValueError(
-            UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"unsupported AFI/SAFI {afi}/{safi}"
-        ) from None
+        return None
+
+
+def _raw_family(value: bytes) -> tuple[int, int]:
+    return int.from_bytes(value[:2], "big"), value[2]
 
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -621,7 +625,10 @@ class MpReachAttr(PathAttribute):
             raise AttributeValueError(
                 UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "MP_REACH_NLRI shorter than 5 octets"
             )
-        afi, safi = _family(int.from_bytes(value[:2], "big"), value[2])
+        family = _known_family(int.from_bytes(value[:2], "big"), value[2])
+        if family is None:
+            return UndecodedMpAttr(AttrType.MP_REACH_NLRI, *_raw_family(value), value)
+        afi, safi = family
         nh_len = value[3]
         if 4 + nh_len + 1 > len(value):
             raise AttributeValueError(
@@ -688,7 +695,10 @@ class MpUnreachAttr(PathAttribute):
             raise AttributeValueError(
                 UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "MP_UNREACH_NLRI shorter than 3 octets"
             )
-        afi, safi = _family(int.from_bytes(value[:2], "big"), value[2])
+        family = _known_family(int.from_bytes(value[:2], "big"), value[2])
+        if family is None:
+            return UndecodedMpAttr(AttrType.MP_UNREACH_NLRI, *_raw_family(value), value)
+        afi, safi = family
         try:
             withdrawn = decode_prefixes(value[3:], afi, (afi, safi) in ctx.addpath_receive)
         except BgpError as exc:
@@ -704,6 +714,36 @@ class MpUnreachAttr(PathAttribute):
             + bytes((self.safi,))
             + encode_prefixes(self.withdrawn, addpath)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodedMpAttr(PathAttribute):
+    """MP_REACH_NLRI or MP_UNREACH_NLRI of an address family this codec does not decode
+    (e.g. VPNv4, AFI 1 SAFI 128), kept as received.
+
+    Such an attribute is valid BGP (RFC 4760); it can only arrive for a family that was not
+    negotiated (we announce only families we decode), and RFC 4760 section 7 says to ignore
+    its routes.  Decoding it into an error would reset the session over routes we would
+    ignore anyway; the session ignores it and counts it instead."""
+
+    FLAGS = OPTIONAL_NON_TRANSITIVE
+    RFC = "RFC 4760 section 7"
+    INTERN = False
+    mp_type: int = AttrType.MP_REACH_NLRI
+    afi: int = 0
+    safi: int = 0
+    value: bytes = b""
+
+    @property
+    def type_code(self) -> int:
+        return self.mp_type
+
+    def encode_value(self, ctx: Negotiated) -> bytes:
+        return self.value
+
+    def for_propagation(self) -> PathAttribute | None:
+        """Never passed on: it is non-transitive and its routes are ignored."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
