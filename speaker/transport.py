@@ -173,7 +173,7 @@ class SessionTransport:
                 key = (action.peer, action.conn_id)
                 self._connecting[key] = self._loop.create_task(self._dial(action))
             elif isinstance(action, Close):
-                self._close((action.peer, action.conn_id))
+                self._close((action.peer, action.conn_id), action.data)
             elif isinstance(action, Forget):
                 keys = {*self.connections, *self._connecting}
                 for key in [k for k in keys if k[0] == action.peer]:
@@ -232,14 +232,13 @@ class SessionTransport:
             if protocol.transport is not None:
                 protocol.transport.close()
 
-    def _close(self, key: Key) -> None:
+    def _close(self, key: Key, data: bytes = b"") -> None:
         task = self._connecting.pop(key, None)
         if task is not None:
             task.cancel()
         conn = self.connections.pop(key, None)
         if conn is None or conn.transport is None:
             return
-        data = self.core.data_to_send(*key)
         if data and not conn.transport.is_closing():
             conn.transport.write(data)  # the NOTIFICATION, if one was sent
         conn.owner = None

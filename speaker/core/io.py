@@ -39,11 +39,12 @@ class Dial:
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Write what ``data_to_send(peer, conn_id)`` still holds (a NOTIFICATION), then close;
+    """Write ``data`` (what the connection still had to send: a NOTIFICATION), then close;
     abandon the attempt if the connection is still being made."""
 
     peer: str
     conn_id: int
+    data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,7 +376,8 @@ class SpeakerCore:
                          event.source_address, timeout)
                 )
             elif isinstance(event, CloseConnection):
-                self._actions.append(Close(record.name, event.conn_id))
+                data = session.data_to_send(event.conn_id)
+                self._actions.append(Close(record.name, event.conn_id, data))
             self._publish(event)
             if live:
                 self._session_event(record, event, now)
