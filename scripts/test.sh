@@ -10,6 +10,8 @@ echo "== ruff"
 "$PY" -m ruff check speaker tests integration
 echo "== mypy --strict"
 "$PY" -m mypy
+echo "== import-linter (layers, no I/O below the adapters, no cycles: pyproject.toml)"
+"$(dirname "$PY")/lint-imports"
 
 echo "== unit tests"
 "$PY" -m pytest -q tests
