@@ -9,7 +9,7 @@ wait``), then sends its routes and End-of-RIB.  From then on OPENs carry neither
 BIRD): a later session flap is not a restart.
 
 The helper side (keeping a restarting *peer's* routes stale) is the session's restart timer
-(:mod:`speaker.session.handlers`) and the RIB's ``mark_stale``/``sweep_stale``.  See
+(:mod:`speaker.session.core`) and the RIB's ``mark_stale``/``sweep_stale``.  See
 docs/graceful-restart.md.
 """
 
