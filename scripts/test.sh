@@ -4,12 +4,14 @@
 # type checks, unit tests and (as root) the BIRD lab tests.  Any failure stops it non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="bird iproute2 nftables procps" source scripts/bootstrap.sh
+APT_PACKAGES="bird iproute2 nftables procps tcpdump" source scripts/bootstrap.sh
 
 echo "== ruff"
 "$PY" -m ruff check speaker tests integration
 echo "== mypy --strict"
 "$PY" -m mypy
+echo "== import-linter (layers, no I/O below the adapters, no cycles: pyproject.toml)"
+"$(dirname "$PY")/lint-imports"
 
 echo "== unit tests"
 "$PY" -m pytest -q tests

@@ -23,7 +23,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from pathlib import Path
 from typing import Any, TypeVar
 
-from speaker.tcp_security import TCP_MD5SIG_MAXKEYLEN, Secret
+from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",

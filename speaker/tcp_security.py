@@ -19,36 +19,19 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
+
+from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
+
+__all__ = ["Secret", "md5sig_option", "set_md5_key", "set_ttl_security"]
 
 TCP_MD5SIG = 14
 """linux/tcp.h: set or (with an empty key) remove the key for one peer address."""
-TCP_MD5SIG_MAXKEYLEN = 80
-"""The longest key the kernel takes (linux/tcp.h)."""
 IP_MINTTL = 21
 """linux/in.h: drop IPv4 packets with a smaller TTL (not in Python's socket module)."""
 IPV6_MINHOPCOUNT = 73
 """linux/in6.h: the same for IPv6's hop limit."""
 GTSM_TTL = 255
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A key that must never be shown: not in logs, ``show``, ``--json`` or metrics.
-
-    ``repr``/``str`` say only that it is set, so a config or event that holds one can be
-    printed safely; equality compares the value (a changed key is a changed configuration).
-    """
-
-    value: bytes = field(repr=False)
-    origin: str = "inline"
-    """Where it came from (``inline`` or the file's path): safe to show."""
-
-    def __repr__(self) -> str:
-        return f"Secret(<{len(self.value)} octets from {self.origin}>)"
-
-    __str__ = __repr__
 
 
 def md5sig_option(address: IPv4Address | IPv6Address, key: bytes) -> bytes:

@@ -1,11 +1,12 @@
-"""The asyncio side of one BGP peer: sockets and a timer around a sans-IO PeerSession.
+"""The asyncio side of the sessions: sockets and one timer around the :class:`SpeakerCore`.
 
-Like aioquic's protocol adapter, this module only moves bytes and time: after every input
-(bytes, a connection made or lost, the timer) it drains the session's events, carries out the
-two that are actions (:class:`ConnectRequest`, :class:`CloseConnection`), hands the rest to
-the daemon through a callback, writes what the session wants sent and re-arms the one timer.
-KEEPALIVE/NOTIFICATION are written before UPDATEs and UPDATEs only while the socket is not
-backed up, so a long feed never delays a KEEPALIVE by more than one socket buffer.
+Like aioquic's protocol adapter, this module only moves bytes and time: every socket event and
+the timer become a core input; then :meth:`SessionTransport.service` carries out the core's
+actions (dial, close, forget), writes what the core wants sent and re-arms the one timer.  The
+core calls :meth:`SessionTransport.wake` when output waits outside a socket event (a command,
+a kernel input, UPDATEs due to be flushed); the flush of the peers' Adj-RIB-Out runs once per
+loop iteration.  KEEPALIVE/NOTIFICATION are written before UPDATEs and UPDATEs only while the
+socket is not backed up, so a long feed never delays a KEEPALIVE by more than one buffer.
 
 A connection the session closes is not simply closed: its last data (the NOTIFICATION) is
 written, then it is half-closed (FIN after that data) and whatever the peer still sends is read
@@ -18,15 +19,10 @@ NOTIFICATION.  BIRD likewise keeps a connection open until its NOTIFICATION has 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from speaker.events import Event
-from speaker.session import CloseConnection, ConnectRequest, PeerSession, SessionConfig
-
-log = logging.getLogger(__name__)
+from speaker.core import Close, Dial, Forget, SpeakerCore
 
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
@@ -35,15 +31,18 @@ CLOSE_LINGER = 2.0
 """Seconds a closed connection keeps draining the peer's data after our half-close, waiting
 for the peer's own close, before it is dropped (bounds what a silent peer can hold)."""
 
+Key = tuple[str, int]
+"""(peer name, connection id)."""
+
 
 class BgpConnection(asyncio.Protocol):
-    """One TCP connection of a peer; forwards everything to its :class:`PeerTransport`."""
+    """One TCP connection; forwards everything to its :class:`SessionTransport`."""
 
     def __init__(
-        self, owner: PeerTransport | None, conn_id: int = -1, *, outgoing: bool = False
+        self, owner: SessionTransport | None, key: Key = ("", -1), *, outgoing: bool = False
     ) -> None:
         self.owner = owner
-        self.conn_id = conn_id
+        self.key = key
         self.outgoing = outgoing
         self.transport: asyncio.Transport | None = None
         self.paused = False
@@ -58,14 +57,14 @@ class BgpConnection(asyncio.Protocol):
         if sock is not None:
             # BGP messages are small and latency matters more than packet count.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.outgoing and self.owner is not None:
-            # Tell the session now: the peer's OPEN may arrive in the very next callback,
+        if self.owner is not None:
+            # Tell the core now: the peer's OPEN may arrive in the very next callback,
             # before create_connection() returns to the dialling task.
-            self.owner.outgoing_made(self)
+            self.owner.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
         if self.owner is not None:
-            self.owner.data_received(self.conn_id, data)
+            self.owner.data_received(self, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -75,7 +74,7 @@ class BgpConnection(asyncio.Protocol):
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
         if self.owner is not None:
-            self.owner.connection_lost(self.conn_id, exc)
+            self.owner.connection_lost(self, exc)
 
     def close_gracefully(self, linger: float = CLOSE_LINGER) -> asyncio.Future[None]:
         """Detach from the owner, half-close after what was written, drain the peer's data
@@ -108,7 +107,7 @@ class BgpConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         if self.owner is not None:
-            self.owner.pump()
+            self.owner.service()
 
     @property
     def local_address(self) -> IPv4Address | None:
@@ -119,112 +118,129 @@ class BgpConnection(asyncio.Protocol):
         return IPv4Address(name[0]) if name else None
 
 
-EventHandler = Callable[["PeerTransport", Event], None]
+class SessionTransport:
+    """Owns every peer connection and the core's one timer."""
 
-
-class PeerTransport:
-    """Owns a peer's session, its connections and its timer."""
-
-    def __init__(self, config: SessionConfig, on_event: EventHandler) -> None:
-        self.config = config
-        self.session = PeerSession(config)
-        self._on_event = on_event
+    def __init__(self, core: SpeakerCore) -> None:
+        self.core = core
         self._loop = asyncio.get_running_loop()
-        self.connections: dict[int, BgpConnection] = {}
-        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self.connections: dict[Key, BgpConnection] = {}
+        self._connecting: dict[Key, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._pumping = False
+        self._servicing = False
         self._again = False
+        self._woken = False
         self.closed = False
         self._closing: set[BgpConnection] = set()  # closed by the session, still draining
 
     @property
     def now(self) -> float:
-        """The session's clock: the event loop's monotonic time."""
+        """The core's clock: the event loop's monotonic time."""
         return self._loop.time()
+
+    def incoming(self) -> BgpConnection:
+        """Protocol factory of the port-179 listener."""
+        return BgpConnection(self)
+
+    def wake(self) -> None:
+        """The core has output outside a socket event: service it on the next iteration."""
+        if not self._woken and not self.closed:
+            self._woken = True
+            self._loop.call_soon(self._woken_service)
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin: dial or listen as configured."""
-        self.session.start(self.now)
-        self.pump()
+    def connection_made(self, conn: BgpConnection) -> None:
+        assert conn.transport is not None
+        if conn.outgoing:
+            self._connecting.pop(conn.key, None)
+        else:  # accepted by the listener: match it to a peer, or refuse it
+            peer = conn.transport.get_extra_info("peername")
+            address, port = (peer[0], peer[1]) if peer else ("?", 0)
+            key = self.core.accept(address, port)
+            if key is None:
+                conn.owner = None
+                conn.transport.abort()
+                return
+            conn.key = key
+        self.connections[conn.key] = conn
+        peer_name, conn_id = conn.key
+        self.core.connection_made(
+            peer_name, conn_id, self.now, outgoing=conn.outgoing, local_address=conn.local_address
+        )
+        self.service()
 
-    def accept(self, connection: BgpConnection) -> None:
-        """An incoming TCP connection from this peer was accepted by the listener."""
-        conn_id = self.session.next_conn_id()
-        connection.owner = self
-        connection.conn_id = conn_id
-        self.connections[conn_id] = connection
-        self.session.connection_made(conn_id, self.now, outgoing=False)
-        self.pump()
+    def data_received(self, conn: BgpConnection, data: bytes) -> None:
+        self.core.receive_data(*conn.key, data, self.now)
+        self.service()
 
-    def outgoing_made(self, connection: BgpConnection) -> None:
-        """Our TCP connection to the peer is up."""
-        self._connecting.pop(connection.conn_id, None)
-        self.connections[connection.conn_id] = connection
-        self.session.connection_made(connection.conn_id, self.now, outgoing=True)
-        self.pump()
-
-    def data_received(self, conn_id: int, data: bytes) -> None:
-        self.session.receive_data(conn_id, data, self.now)
-        self.pump()
-
-    def connection_lost(self, conn_id: int, exc: Exception | None) -> None:
-        if self.connections.pop(conn_id, None) is None:
+    def connection_lost(self, conn: BgpConnection, exc: Exception | None) -> None:
+        if self.connections.pop(conn.key, None) is None:
             return
         reason = str(exc) if exc else "connection closed by peer"
-        self.session.connection_lost(conn_id, self.now, reason)
-        self.pump()
+        self.core.connection_lost(*conn.key, self.now, reason)
+        self.service()
 
     def _timer_fired(self) -> None:
         self._timer = None
-        self.session.handle_timer(self.now)
-        self.pump()
+        self.core.handle_timer(self.now)
+        self.service()
+
+    def _woken_service(self) -> None:
+        self._woken = False
+        if self.closed:
+            return
+        if self.core.flush_due:
+            self.core.flush()
+        self.service()
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def pump(self) -> None:
-        """Drain events, carry out actions, write data, re-arm the timer (re-entrant safe)."""
-        if self._pumping:
+    def service(self) -> None:
+        """Carry out actions, write data, re-arm the timer (re-entrant safe)."""
+        if self._servicing:
             self._again = True
             return
-        self._pumping = True
+        self._servicing = True
         try:
             while True:
                 self._again = False
-                self._drain_events()
+                self._act()
                 self._write()
                 if not self._again:
                     break
         finally:
-            self._pumping = False
+            self._servicing = False
         self._arm_timer()
 
-    def _drain_events(self) -> None:
-        while (event := self.session.next_event()) is not None:
-            if isinstance(event, ConnectRequest):
-                self._connect(event)
-            elif isinstance(event, CloseConnection):
-                self._close(event.conn_id)
-            self._on_event(self, event)
+    def _act(self) -> None:
+        while (action := self.core.next_action()) is not None:
+            if isinstance(action, Dial):
+                key = (action.peer, action.conn_id)
+                self._connecting[key] = self._loop.create_task(self._dial(action))
+            elif isinstance(action, Close):
+                self._close((action.peer, action.conn_id), action.data)
+            elif isinstance(action, Forget):
+                keys = {*self.connections, *self._connecting}
+                for key in [k for k in keys if k[0] == action.peer]:
+                    self._close(key)
 
     def _write(self) -> None:
-        for conn_id in self.session.pending_connections():
-            conn = self.connections.get(conn_id)
+        for key in self.core.pending_connections():
+            conn = self.connections.get(key)
             if conn is None or conn.transport is None or conn.transport.is_closing():
                 continue
             if conn.paused:
-                # The socket is backed up; resume_writing() pumps again, and then the
+                # The socket is backed up; resume_writing() services again, and then the
                 # session hands out its KEEPALIVE/NOTIFICATION before any further UPDATE.
                 continue
-            data = self.session.data_to_send(conn_id, WRITE_CHUNK)
+            data = self.core.data_to_send(*key, WRITE_CHUNK)
             if data:
                 conn.transport.write(data)
                 self._again = True
 
     def _arm_timer(self) -> None:
-        deadline = self.session.get_timer()
+        deadline = self.core.get_timer()
         if self._timer is not None:
             if deadline is not None and abs(self._timer.when() - deadline) < 1e-6:
                 return
@@ -233,47 +249,42 @@ class PeerTransport:
         if deadline is not None and not self.closed:
             self._timer = self._loop.call_at(deadline, self._timer_fired)
 
-    def _connect(self, request: ConnectRequest) -> None:
-        task = self._loop.create_task(self._dial(request))
-        self._connecting[request.conn_id] = task
-
-    async def _dial(self, request: ConnectRequest) -> None:
-        conn_id = request.conn_id
-        local = (str(request.source_address), 0) if request.source_address else None
+    async def _dial(self, action: Dial) -> None:
+        key = (action.peer, action.conn_id)
+        local = (str(action.source_address), 0) if action.source_address else None
         try:
             _, protocol = await asyncio.wait_for(
                 self._loop.create_connection(
-                    lambda: BgpConnection(self, conn_id, outgoing=True),
-                    str(request.address),
-                    request.port,
+                    lambda: BgpConnection(self, key, outgoing=True),
+                    str(action.address),
+                    action.port,
                     local_addr=local,
                 ),
-                timeout=max(self.config.connect_retry, 1.0),
+                timeout=action.timeout,
             )
         except (OSError, TimeoutError) as exc:
-            self._connecting.pop(conn_id, None)
+            self._connecting.pop(key, None)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.session.connection_failed(conn_id, self.now, reason or type(exc).__name__)
-            self.pump()
+            self.core.connection_failed(*key, self.now, reason or type(exc).__name__)
+            self.service()
             return
         except asyncio.CancelledError:
-            self._connecting.pop(conn_id, None)
+            self._connecting.pop(key, None)
             raise
-        if self.closed or conn_id not in self.connections:
+        if self.closed or key not in self.connections:
             # the session gave up on this attempt meanwhile (collision, stop)
             assert isinstance(protocol, BgpConnection)
             protocol.owner = None
             if protocol.transport is not None:
                 protocol.transport.close()
 
-    def _close(self, conn_id: int) -> None:
-        task = self._connecting.pop(conn_id, None)
+    def _close(self, key: Key, data: bytes = b"") -> None:
+        task = self._connecting.pop(key, None)
         if task is not None:
             task.cancel()
-        conn = self.connections.pop(conn_id, None)
+        conn = self.connections.pop(key, None)
         if conn is None or conn.transport is None:
             return
-        data = self.session.data_to_send(conn_id)
         if data and not conn.transport.is_closing():
             conn.transport.write(data)  # the NOTIFICATION, if one was sent
         done = conn.close_gracefully(CLOSE_LINGER)  # the module's value, read now
@@ -304,8 +315,3 @@ class PeerTransport:
             if conn.transport is not None:
                 conn.transport.abort()
         self.connections.clear()
-
-    def local_address(self, conn_id: int) -> IPv4Address | None:
-        """Our address on a connection, if it is open."""
-        conn = self.connections.get(conn_id)
-        return conn.local_address if conn is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -246,7 +247,9 @@ async def test_many_commands_on_one_connection_crlf_and_too_long(
 
 
 async def test_backend_failure_becomes_an_error_line_and_socket_survives(
-    served: tuple[ControlServer, StaticBackend], monkeypatch: pytest.MonkeyPatch
+    served: tuple[ControlServer, StaticBackend],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server, backend = served
 
@@ -258,6 +261,9 @@ async def test_backend_failure_becomes_an_error_line_and_socket_survives(
     assert not first.ok and first.code == ReplyCode.COMMAND_FAILED
     assert "boom" in first.error
     assert second.ok and second.code == ReplyCode.ROUTE_COUNT
+    # the bug is visible: logged at ERROR with its traceback, not swallowed
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.exc_info is not None and "boom" in str(record.exc_info[1])
 
 
 # --------------------------------------------------------------------------- client

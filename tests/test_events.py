@@ -9,9 +9,9 @@ from ipaddress import IPv4Address
 from speaker.events import Event, EventBus
 from speaker.rib import PeerInfo, Rib
 from speaker.session import SessionConfig, SessionDown, SessionUp, StateChange
-from speaker.session.testing import SessionPair, mirror
 from speaker.sinks import CounterSink, JsonSink
 from speaker.wire import IPV4_UNICAST
+from tests.sessiontesting import SessionPair, mirror
 
 
 def _pair() -> SessionPair:

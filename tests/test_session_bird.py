@@ -21,9 +21,9 @@ from speaker.session import (
     UpdateReceived,
     build_open,
 )
-from speaker.session.testing import drain, frames
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import RouteRefreshSubtype
+from tests.sessiontesting import drain, frames
 
 CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
 MESH = CAPTURES / "mesh-restart.pcap"

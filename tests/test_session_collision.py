@@ -15,8 +15,8 @@ from speaker.session import (
     build_open,
     we_are_dominant,
 )
-from speaker.session.testing import SessionPair, drain, frames, handshake, mirror, wire
 from speaker.wire.messages import Keepalive, Notification
+from tests.sessiontesting import SessionPair, drain, frames, handshake, mirror, wire
 
 A80 = IPv4Address("192.168.0.80")
 A81 = IPv4Address("192.168.0.81")

@@ -30,13 +30,13 @@ from speaker.session import (
     UpdateReceived,
     build_open,
 )
-from speaker.session.testing import SessionPair, drain, frames, handshake, mirror, wire
 from speaker.wire.attributes import AsPathAttr, LocalPrefAttr, NextHopAttr, OriginAttr
 from speaker.wire.context import IPV4_UNICAST, IPV6_UNICAST
 from speaker.wire.enums import CeaseSubcode, MessageType, RouteRefreshSubtype
 from speaker.wire.errors import ErrorAction, LocalProtocolError
 from speaker.wire.messages import Keepalive, Notification, RouteRefresh, Update, pack_updates
 from speaker.wire.nlri import Nlri, Prefix
+from tests.sessiontesting import SessionPair, drain, frames, handshake, mirror, wire
 
 A80 = IPv4Address("192.168.0.80")
 A81 = IPv4Address("192.168.0.81")

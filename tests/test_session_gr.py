@@ -21,10 +21,10 @@ from speaker.session import (
     State,
     build_open,
 )
-from speaker.session.testing import SessionPair, drain, frames, handshake, mirror, wire
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import CeaseSubcode
 from speaker.wire.messages import Keepalive, Notification, Update
+from tests.sessiontesting import SessionPair, drain, frames, handshake, mirror, wire
 
 A80 = IPv4Address("192.168.0.80")
 A81 = IPv4Address("192.168.0.81")

@@ -17,7 +17,6 @@ from speaker.session import (
     State,
     build_open,
 )
-from speaker.session.testing import drain, frames, handshake, mirror, wire
 from speaker.wire.capabilities import (
     FourOctetAsCapability,
     GracefulRestartCapability,
@@ -26,6 +25,7 @@ from speaker.wire.capabilities import (
 )
 from speaker.wire.enums import Afi, Safi
 from speaker.wire.messages import Open
+from tests.sessiontesting import drain, frames, handshake, mirror, wire
 
 A80 = IPv4Address("192.168.0.80")
 A81 = IPv4Address("192.168.0.81")

@@ -19,11 +19,11 @@ from speaker.session import (
     TimerFired,
     TimerKind,
 )
-from speaker.session.testing import SessionPair, drain, frames, handshake, mirror, wire
 from speaker.wire.capabilities import FourOctetAsCapability
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import CeaseSubcode
 from speaker.wire.messages import Keepalive, Notification, Open
+from tests.sessiontesting import SessionPair, drain, frames, handshake, mirror, wire
 
 A80 = IPv4Address("192.168.0.80")
 A81 = IPv4Address("192.168.0.81")

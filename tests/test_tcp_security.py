@@ -9,10 +9,9 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 from speaker.tcp_security import (
     IP_MINTTL,
-    TCP_MD5SIG_MAXKEYLEN,
-    Secret,
     md5sig_option,
     set_md5_key,
     set_ttl_security,

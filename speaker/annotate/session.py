@@ -25,7 +25,7 @@ from speaker.wire.capabilities import (
 from speaker.wire.context import DEFAULT_CONTEXT, IPV4_UNICAST, Negotiated
 from speaker.wire.enums import CapabilityCode
 from speaker.wire.messages import Open
-from speaker.wire.negotiate import negotiate
+from speaker.wire.negotiate import negotiate, negotiate_hold
 
 JsonValue = object
 """Anything ``json.dumps`` accepts (kept loose on purpose: records are built by hand)."""
@@ -280,14 +280,14 @@ def summarise(a: str, open_a: Open, b: str, open_b: Open) -> Negotiation:
         )
     )
 
-    hold = min(open_a.hold_time, open_b.hold_time)
+    hold, keepalive = negotiate_hold(open_a.hold_time, open_b.hold_time)
     invalid = [h for h in (open_a.hold_time, open_b.hold_time) if h in (1, 2)]
     if hold == 0:
         hold_text = f"min({open_a.hold_time}, {open_b.hold_time}) = 0: no hold timer, no KEEPALIVEs"
     else:
         hold_text = (
             f"min({open_a.hold_time}, {open_b.hold_time}) = {hold} s; "
-            f"KEEPALIVE every {hold // 3} s (one third of it)"
+            f"KEEPALIVE every {keepalive} s (one third of it)"
         )
     if invalid:
         hold_text += "; INVALID: 1 or 2 s is refused with NOTIFICATION 2/6"

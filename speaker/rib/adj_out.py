@@ -75,6 +75,17 @@ def _nlri_size(prefix: Prefix, addpath: bool) -> int:
     return (5 if addpath else 1) + ((prefix.length + 7) >> 3)
 
 
+class RefreshAnswer(NamedTuple):
+    """What a ROUTE-REFRESH is answered with (RFC 2918, RFC 7313)."""
+
+    pending: list[bytes]
+    """UPDATEs of changes not yet flushed, sent before the refresh."""
+    routes: list[bytes]
+    """The family's advertised routes again."""
+    demarcate: bool
+    """Enhanced route refresh: the routes go between BoRR and EoRR."""
+
+
 class AdjRibOut:
     """The routes advertised to one peer in one session, and the pending changes."""
 
@@ -417,23 +428,30 @@ class AdjRibOut:
         self.feed_done = True
         return out
 
-    def route_refresh(
+    def refresh(
         self, entries: Mapping[Prefix, LocEntry], family: Family = IPV4_UNICAST
-    ) -> list[bytes]:
-        """The answer to a ROUTE-REFRESH (RFC 2918): the family's routes again, between
-        BoRR and EoRR when enhanced route refresh was negotiated (RFC 7313)."""
+    ) -> RefreshAnswer:
+        """The answer to a ROUTE-REFRESH (RFC 2918): pending changes first, then the family's
+        routes again; ``demarcate`` says to put them between BoRR and EoRR (RFC 7313)."""
         afi = Afi(family[0])
-        out = self._flush(entries, ordered=False) if self.pending else []
-        if self.enhanced_refresh:
-            out.append(RouteRefresh(afi, Safi.UNICAST, RouteRefreshSubtype.BORR).encode(self.ctx))
+        pending = self._flush(entries, ordered=False) if self.pending else []
         announce: dict[tuple[Afi, AttributeSet], list[Nlri]] = {}
         for route in self.advertised(afi):
             announce.setdefault((afi, route.attrs), []).append(Nlri(route.prefix, route.path_id))
-        out += self._encode({}, announce)
-        if self.enhanced_refresh:
-            out.append(RouteRefresh(afi, Safi.UNICAST, RouteRefreshSubtype.EORR).encode(self.ctx))
         self.feed_done = True
-        return out
+        return RefreshAnswer(pending, self._encode({}, announce), self.enhanced_refresh)
+
+    def route_refresh(
+        self, entries: Mapping[Prefix, LocEntry], family: Family = IPV4_UNICAST
+    ) -> list[bytes]:
+        """:meth:`refresh` as encoded messages, BoRR/EoRR included."""
+        answer = self.refresh(entries, family)
+        if not answer.demarcate:
+            return answer.pending + answer.routes
+        afi = Afi(family[0])
+        borr = RouteRefresh(afi, Safi.UNICAST, RouteRefreshSubtype.BORR).encode(self.ctx)
+        eorr = RouteRefresh(afi, Safi.UNICAST, RouteRefreshSubtype.EORR).encode(self.ctx)
+        return [*answer.pending, borr, *answer.routes, eorr]
 
     # ------------------------------------------------------------------ queries
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from speaker.rib.adj_in import AdjRibIn
-from speaker.rib.adj_out import AdjRibOut
+from speaker.rib.adj_out import AdjRibOut, RefreshAnswer
 from speaker.rib.attrs import AttributeSet, IpAddress
 from speaker.rib.decision import (
     DEFAULT_MERGE_LIMIT,
@@ -442,6 +442,10 @@ class Rib:
         """Answer the peer's ROUTE-REFRESH: the family's routes again (BoRR/EoRR around them
         when enhanced route refresh was negotiated)."""
         return self.adj_out(peer).route_refresh(self.loc.entries, family)
+
+    def refresh(self, peer: PeerRef, family: Family = IPV4_UNICAST) -> RefreshAnswer:
+        """:meth:`route_refresh` in parts: pending UPDATEs, the routes, whether to demarcate."""
+        return self.adj_out(peer).refresh(self.loc.entries, family)
 
     def explain_export(
         self, peer: PeerRef, prefix: Prefix | str

@@ -33,6 +33,7 @@ from speaker.session.negotiated import SessionInfo
 from speaker.session.state import (
     STATE_RANK,
     TRANSITIONS,
+    Closing,
     DownReason,
     GracefulRestartOutcome,
     Input,
@@ -42,7 +43,7 @@ from speaker.session.state import (
 )
 from speaker.session.summary import summarize
 from speaker.wire.context import DEFAULT_CONTEXT, Family
-from speaker.wire.enums import ErrorCode, MessageType, bird_error_text
+from speaker.wire.enums import MessageType, bird_error_text
 from speaker.wire.errors import BgpError, LocalProtocolError
 from speaker.wire.messages import Keepalive, Message, Notification
 
@@ -255,49 +256,26 @@ class SessionCore:
         self.last_error = f"BGP Error: {bird_error_text(note.code, note.subcode)}"
         text = f"{inp}: {exc.reason or 'error'}; NOTIFICATION {note.describe()} sent"
         self._cause = Cause(text, rfc, inp, conn.conn_id)
-        self._close(
-            conn,
-            now,
-            note,
-            sent=True,
-            error=note.code != ErrorCode.CEASE,
-            graceful=False,
-            reason=reason,
-            cause=text,
-        )
+        self._close(conn, now, Closing.notification_sent(note, text, reason))
 
-    def _close(
-        self,
-        conn: Connection,
-        now: float,
-        note: Notification | None,
-        *,
-        sent: bool,
-        error: bool,
-        graceful: bool,
-        reason: DownReason,
-        cause: str,
-        announce: bool = True,
-    ) -> None:
-        """Close one connection; if it carried the session, the session goes down.
-
-        ``note`` is the NOTIFICATION sent (``sent``) or received; ``error`` says whether
-        it counts for the error wait (BIRD: any NOTIFICATION but Cease, and hold timer
-        expiry); ``graceful`` is the RFC 4724 classification of a session that ends.
-        """
+    def _close(self, conn: Connection, now: float, how: Closing) -> None:
+        """Close one connection; if it carried the session, the session goes down."""
         was_established = conn.state is State.ESTABLISHED
+        note, sent = how.note, how.sent
         if note is not None and sent:
             self._queue(conn, note, control=True)
         conn.close()
-        if announce:
-            self._emit(CloseConnection(self.peer, conn.conn_id, cause, note if sent else None))
+        if how.announce:
+            self._emit(CloseConnection(self.peer, conn.conn_id, how.cause, note if sent else None))
         if not conn.pending():
             self._conns.pop(conn.conn_id, None)
-        if error:
+        if how.error:
             self._error_wait.record_error(now)
-        self._after_loss(now, error=error, ended=was_established, graceful=graceful)
+        self._after_loss(now, error=how.error, ended=was_established, graceful=how.graceful)
         if was_established and conn.info is not None:
-            self._session_down(conn, conn.info, now, reason, graceful, note, sent, cause)
+            self._session_down(
+                conn, conn.info, now, how.reason, how.graceful, note, sent, how.cause
+            )
 
     def _after_loss(self, now: float, *, error: bool, ended: bool, graceful: bool) -> None:
         """What comes after a connection went: keep handshaking, wait out an error, or dial."""

@@ -28,6 +28,7 @@ from speaker.session.state import (
     FSM_ERROR_SUBCODES,
     MESSAGE_INPUTS,
     TRANSITIONS,
+    Closing,
     DownReason,
     GracefulRestartOutcome,
     Input,
@@ -124,16 +125,7 @@ class Handlers(SessionCore):
             text = f"malformed NOTIFICATION received ({exc.reason}); not answered (RFC 4271 6.4)"
             self.last_error = f"Received: {text}"
             self._cause = Cause(text, "RFC 4271 6.4", Input.NOTIF_MSG, conn.conn_id)
-            self._close(
-                conn,
-                now,
-                None,
-                sent=False,
-                error=True,
-                graceful=False,
-                reason=DownReason.NOTIFICATION_RECEIVED,
-                cause=text,
-            )
+            self._close(conn, now, Closing.notification_received(None, text))
             return
         self._send_error(conn, now, exc, inp, _ERROR_RFC.get(inp, "RFC 4271 6"))
 
@@ -197,16 +189,7 @@ class Handlers(SessionCore):
         _expect(payload, Notification)
         assert isinstance(payload, Notification)
         text = f"{Input.MANUAL_STOP}: NOTIFICATION {payload.describe()} sent"
-        self._close(
-            conn,
-            now,
-            payload,
-            sent=True,
-            error=False,
-            graceful=False,
-            reason=DownReason.ADMIN_STOP,
-            cause=text,
-        )
+        self._close(conn, now, Closing.notification_sent(payload, text, DownReason.ADMIN_STOP))
         return False
 
     # ------------------------------------------------------------------ OPEN and collision
@@ -278,16 +261,7 @@ class Handlers(SessionCore):
             self._cause = Cause(
                 f"{why} (RFC 4271 6.8)", "RFC 4271 6.8", Input.OPEN_COLLISION_DUMP, loser.conn_id
             )
-            self._close(
-                loser,
-                now,
-                note,
-                sent=True,
-                error=False,
-                graceful=False,
-                reason=DownReason.NOTIFICATION_SENT,
-                cause=f"{why} (RFC 4271 6.8)",
-            )
+            self._close(loser, now, Closing.notification_sent(note, f"{why} (RFC 4271 6.8)"))
             if loser is conn:
                 return False
         return True
@@ -417,16 +391,7 @@ class Handlers(SessionCore):
             self.last_error += f' "{payload.shutdown_message}"'
         text = f"NOTIFICATION {payload.describe()} received, not answered (RFC 4271 6.4)"
         self._cause = Cause(text, t.rfc, Input.NOTIF_MSG, conn.conn_id)
-        self._close(
-            conn,
-            now,
-            payload,
-            sent=False,
-            error=payload.code != ErrorCode.CEASE,
-            graceful=False,
-            reason=DownReason.NOTIFICATION_RECEIVED,
-            cause=text,
-        )
+        self._close(conn, now, Closing.notification_received(payload, text))
         return False
 
     def _on_hold_expired(
@@ -449,17 +414,10 @@ class Handlers(SessionCore):
         if graceful:
             text += ": the peer may be restarting (RFC 4724 4.2)"
         self._cause = Cause(text, t.rfc, Input.TCP_FAILS, conn.conn_id)
-        self._close(
-            conn,
-            now,
-            None,
-            sent=False,
-            error=False,
-            graceful=graceful,
-            reason=DownReason.CONNECTION_LOST,
-            cause=text,
-            announce=False,
+        closing = Closing.silent(
+            DownReason.CONNECTION_LOST, text, graceful=graceful, announce=False
         )
+        self._close(conn, now, closing)
         return False
 
 

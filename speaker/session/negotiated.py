@@ -30,7 +30,7 @@ from speaker.wire.context import IPV4_UNICAST, Family, Negotiated
 from speaker.wire.enums import Afi, OpenSubcode, Safi
 from speaker.wire.errors import open_error
 from speaker.wire.messages import Open
-from speaker.wire.negotiate import negotiate
+from speaker.wire.negotiate import negotiate, negotiate_hold
 
 __all__ = [
     "PeerGracefulRestart",
@@ -193,12 +193,7 @@ def negotiate_session(
     config: SessionConfig, local: Open, remote: Open, *, conn_id: int, outgoing: bool
 ) -> SessionInfo:
     """Combine our OPEN and the (validated) peer OPEN into a :class:`SessionInfo`."""
-    hold = min(config.hold_time, remote.hold_time)
-    if hold == 0:
-        keepalive = 0
-    else:
-        cap = max(1, hold // 3)  # RFC 4271 10: a third of the hold time
-        keepalive = min(config.keepalive_time, cap) if config.keepalive_time else cap
+    hold, keepalive = negotiate_hold(config.hold_time, remote.hold_time, config.keepalive_time)
     peer_mp = _mp_families(remote)
     # RFC 4760 8: a speaker that sends no MP capability supports IPv4 unicast only
     offered = peer_mp or {IPV4_UNICAST}

@@ -17,7 +17,14 @@ from speaker.session.connection import Connection
 from speaker.session.core import Cause
 from speaker.session.events import CloseConnection, RoutineMessageOut, TimerFired
 from speaker.session.handlers import Handlers
-from speaker.session.state import DownReason, GracefulRestartOutcome, Input, State, TimerKind
+from speaker.session.state import (
+    Closing,
+    DownReason,
+    GracefulRestartOutcome,
+    Input,
+    State,
+    TimerKind,
+)
 from speaker.session.summary import summarize
 from speaker.wire.context import Family
 from speaker.wire.enums import CeaseSubcode, MessageType, RouteRefreshSubtype
@@ -111,16 +118,10 @@ class PeerSession(Handlers):
         self._cause = Cause(text, "RFC 4724 4.1", Input.MANUAL_STOP)
         for conn in self._live():
             graceful = conn.state is State.ESTABLISHED and self._gr_ready(conn)
-            self._close(
-                conn,
-                now,
-                None,
-                sent=False,
-                error=False,
-                graceful=graceful,
-                reason=DownReason.LOCAL_GRACEFUL_SHUTDOWN,
-                cause=text,
+            closing = Closing.silent(
+                DownReason.LOCAL_GRACEFUL_SHUTDOWN, text, graceful=graceful
             )
+            self._close(conn, now, closing)
         self._update_state()
 
     # ------------------------------------------------------------------ transport inputs
@@ -333,16 +334,7 @@ class PeerSession(Handlers):
                 "(RFC 4724 4.2, as BIRD)"
             )
             self._cause = Cause(text, "RFC 4724 4.2", Input.TCP_CONFIRMED, est.conn_id)
-            self._close(
-                est,
-                now,
-                None,
-                sent=False,
-                error=False,
-                graceful=True,
-                reason=DownReason.PEER_RESTARTED,
-                cause=text,
-            )
+            self._close(est, now, Closing.silent(DownReason.PEER_RESTARTED, text, graceful=True))
             est = None
         refuse: tuple[CeaseSubcode, str] | None = None
         if not self._started:

@@ -14,10 +14,12 @@ from its connections and its connect/error-wait timers, as BIRD does (``bgp_stat
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from speaker.wire.enums import FsmSubcode, MessageType
+from speaker.wire.enums import ErrorCode, FsmSubcode, MessageType
+from speaker.wire.messages import Notification
 
 __all__ = [
     "FSM_ERROR_SUBCODES",
@@ -203,3 +205,40 @@ class GracefulRestartOutcome(enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """Why and how a connection closes: one value for ``_close``.
+
+    ``note`` is the NOTIFICATION sent (``sent``) or received; ``error`` says whether it counts
+    for the error wait (BIRD: any NOTIFICATION but Cease, and hold timer expiry);
+    ``graceful`` is the RFC 4724 classification of a session that ends; ``announce`` False
+    when the transport already knows (the TCP connection is gone).
+    """
+
+    reason: DownReason
+    cause: str
+    note: Notification | None = None
+    sent: bool = False
+    error: bool = False
+    graceful: bool = False
+    announce: bool = True
+
+    @classmethod
+    def notification_sent(
+        cls, note: Notification, cause: str, reason: DownReason = DownReason.NOTIFICATION_SENT
+    ) -> Closing:
+        return cls(reason, cause, note, sent=True, error=note.code != ErrorCode.CEASE)
+
+    @classmethod
+    def notification_received(cls, note: Notification | None, cause: str) -> Closing:
+        error = note is None or note.code != ErrorCode.CEASE  # a malformed one is an error
+        return cls(DownReason.NOTIFICATION_RECEIVED, cause, note, error=error)
+
+    @classmethod
+    def silent(
+        cls, reason: DownReason, cause: str, *, graceful: bool, announce: bool = True
+    ) -> Closing:
+        """No NOTIFICATION either way (TCP lost, our graceful shutdown, the peer restarted)."""
+        return cls(reason, cause, graceful=graceful, announce=announce)

@@ -80,3 +80,16 @@ def negotiate(local: Open, remote: Open) -> Negotiated:
         enhanced_route_refresh=_has(local, EnhancedRouteRefreshCapability)
         and _has(remote, EnhancedRouteRefreshCapability),
     )
+
+
+def negotiate_hold(
+    ours: int, theirs: int, keepalive: int | None = None
+) -> tuple[int, int]:
+    """(hold time, keepalive time) of a session: the smaller hold time (RFC 4271 4.2), and a
+    KEEPALIVE every third of it unless ``keepalive`` asks for less (RFC 4271 10); 0 means no
+    hold timer and no KEEPALIVEs."""
+    hold = min(ours, theirs)
+    if hold == 0:
+        return 0, 0
+    cap = max(1, hold // 3)
+    return hold, min(keepalive, cap) if keepalive else cap

@@ -1,0 +1,49 @@
+"""Events of the speaker core itself, outside any one session."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
+
+from speaker.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonEvent(Event):
+    """Something the speaker did or saw, outside any one session."""
+
+    KIND: ClassVar[str] = "daemon"
+    what: str
+
+    def describe(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRefused(Event):
+    """A TCP connection to port 179 from an address that is not a configured peer."""
+
+    KIND: ClassVar[str] = "refused"
+    LEVEL: ClassVar[int] = logging.WARNING
+    address: str
+    port: int
+
+    def describe(self) -> str:
+        return (
+            f"connection from {self.address}:{self.port} refused: not a configured peer "
+            "(closed at once, no state created)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryEvent(Event):
+    """Graceful-restart recovery of our own restart began or ended (RFC 4724 4.1)."""
+
+    KIND: ClassVar[str] = "recovery"
+    active: bool
+    cause: str
+
+    def describe(self) -> str:
+        state = "started" if self.active else "ended"
+        return f"graceful restart recovery {state}: {self.cause} (RFC 4724 4.1)"
