@@ -16,7 +16,7 @@ from speaker.session.events import (
     UpdateReceived,
 )
 from speaker.session.state import State
-from speaker.session.testing import drain, frames, handshake
+from tests.sessiontesting import drain, frames, handshake
 
 
 def h(text: str) -> bytes:

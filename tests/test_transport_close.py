@@ -14,14 +14,15 @@ import asyncio
 import contextlib
 import socket
 import struct
-from ipaddress import IPv4Address
 
 import pytest
 
 import speaker.transport as transport_module
+from speaker.config import parse_config
+from speaker.core import SpeakerCore
 from speaker.events import Event
-from speaker.session import SessionConfig
-from speaker.transport import BgpConnection, PeerTransport
+from speaker.transport import BgpConnection, SessionTransport
+from tests.corenet import FakeKernel
 
 LOCAL = "127.0.0.1"
 BAD_MARKER = b"\x00" * 16 + struct.pack("!HB", 19, 4)  # KEEPALIVE with a broken marker
@@ -31,22 +32,46 @@ JUNK = b"\xff" * 4096  # more of the peer's stream, never parsed by us
 KEEPALIVE = b"\xff" * 16 + struct.pack("!HB", 19, 4)
 
 
-class _Accept(BgpConnection):
-    """The listener side: hand the accepted connection to the peer's transport, after
-    ``backlog`` KEEPALIVEs written straight to the socket (stand-ins for an UPDATE feed the
-    peer has not read yet: they keep our kernel's send queue full)."""
+CONFIG = f"""
+router_id = "192.0.2.1"
+asn = 64512
+listen = "{LOCAL}"
+port = 1179
+control_socket = "/nonexistent/speaker.ctl"
 
-    def __init__(self, owner: PeerTransport, backlog: int = 0) -> None:
-        super().__init__(None)
-        self._target = owner
+[[peer]]
+address = "{LOCAL}"
+passive = true
+"""
+
+
+class _Accept(BgpConnection):
+    """The listener side: ``backlog`` KEEPALIVEs written straight to the socket (stand-ins
+    for an UPDATE feed the peer has not read yet: they keep our kernel's send queue full),
+    then the connection goes to the transport as any accepted one does."""
+
+    def __init__(self, owner: SessionTransport, backlog: int = 0) -> None:
+        super().__init__(owner)
         self._backlog = backlog
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
         if self._backlog:
             assert isinstance(transport, asyncio.Transport)
             transport.write(KEEPALIVE * self._backlog)
-        self._target.accept(self)
+        super().connection_made(transport)
+
+
+def passive_speaker(events: list[Event]) -> SessionTransport:
+    """A core with one passive peer at 127.0.0.1 and the asyncio transport around it."""
+    holder: list[SessionTransport] = []
+    core = SpeakerCore(
+        parse_config(CONFIG), FakeKernel(), events.append, wake=lambda: holder[0].wake()
+    )
+    transport = SessionTransport(core)
+    holder.append(transport)
+    core.start(transport.now)
+    transport.service()
+    return transport
 
 
 def notifications(stream: bytes) -> list[tuple[int, int]]:
@@ -69,15 +94,7 @@ async def one_connection(
     ``read_after`` seconds until EOF.  Returns what it read and how the stream ended."""
     loop = asyncio.get_running_loop()
     events: list[Event] = []
-    config = SessionConfig(
-        local_as=64512,
-        router_id=IPv4Address("192.0.2.1"),
-        peer_as=64512,
-        peer_address=IPv4Address(LOCAL),
-        passive=True,
-    )
-    peer = PeerTransport(config, lambda _t, e: events.append(e))
-    peer.start()
+    peer = passive_speaker(events)
     server = await loop.create_server(lambda: _Accept(peer, backlog), LOCAL, 0)
     port = server.sockets[0].getsockname()[1]
     try:
@@ -132,16 +149,8 @@ async def test_close_is_bounded_when_the_peer_never_closes(
     """A peer that never reads nor closes holds the connection only for the linger time."""
     monkeypatch.setattr(transport_module, "CLOSE_LINGER", 0.1)
     loop = asyncio.get_running_loop()
-    config = SessionConfig(
-        local_as=64512,
-        router_id=IPv4Address("192.0.2.1"),
-        peer_as=64512,
-        peer_address=IPv4Address(LOCAL),
-        passive=True,
-    )
     made: list[BgpConnection] = []
-    peer = PeerTransport(config, lambda _t, _e: None)
-    peer.start()
+    peer = passive_speaker([])
 
     def accept() -> _Accept:
         conn = _Accept(peer)
