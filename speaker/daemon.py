@@ -31,7 +31,7 @@ from speaker.kernel import KernelConfig as BridgeConfig
 from speaker.logs import LogFormat, configure_logging, event_log
 from speaker.sinks import CounterSink, JsonSink
 from speaker.systemd import Notifier
-from speaker.transport import SessionTransport
+from speaker.transport import ListenerKeys, SessionTransport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Speaker:
         )
         self.transport: SessionTransport | None = None
         self._server: asyncio.Server | None = None
+        self._listener_keys: ListenerKeys | None = None
         self._control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self.exit_code = 0
@@ -97,6 +98,8 @@ class Speaker:
             transport.incoming, host=str(self.config.listen), port=self.config.port,
             reuse_address=True,
         )
+        self._listener_keys = ListenerKeys(self._server.sockets)
+        self._listener_keys.apply(self.config.peers)
         backend = SpeakerBackend(self.core, self.bridge, loop.time, self.graceful_restart)
         self._control = ControlServer(backend, self.config.control_socket)
         await self._control.start()
@@ -165,8 +168,13 @@ class Speaker:
         except (ConfigError, OSError) as exc:
             self.bus.publish(DaemonEvent(f"reload refused, keeping the running config: {exc}"))
             return
+        if self._listener_keys is not None:
+            # keys first: a peer whose key changed reconnects under the new one
+            self._listener_keys.apply(new.peers)
         if self.core.reconfigure(new, self._now):
             self.config = new
+        elif self._listener_keys is not None:
+            self._listener_keys.apply(self.config.peers)
 
 
 def run_daemon(

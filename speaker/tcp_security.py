@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
+from typing import Protocol
 
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 
@@ -32,6 +33,16 @@ IP_MINTTL = 21
 IPV6_MINHOPCOUNT = 73
 """linux/in6.h: the same for IPv6's hop limit."""
 GTSM_TTL = 255
+
+
+class SocketOptions(Protocol):
+    """What these functions need of a socket: a plain one, or asyncio's ``TransportSocket``
+    (a server's listening sockets)."""
+
+    @property
+    def family(self) -> int: ...
+
+    def setsockopt(self, level: int, option: int, value: int | bytes, /) -> None: ...
 
 
 def md5sig_option(address: IPv4Address | IPv6Address, key: bytes) -> bytes:
@@ -56,7 +67,7 @@ def md5sig_option(address: IPv4Address | IPv6Address, key: bytes) -> bytes:
     )
 
 
-def set_md5_key(sock: socket.socket, address: IPv4Address | IPv6Address, key: bytes) -> None:
+def set_md5_key(sock: SocketOptions, address: IPv4Address | IPv6Address, key: bytes) -> None:
     """Sign segments to/from ``address`` with ``key`` (``b""``: stop signing).
 
     Raises OSError when the kernel refuses (``ENOENT`` removing a key that is not set is
@@ -69,7 +80,7 @@ def set_md5_key(sock: socket.socket, address: IPv4Address | IPv6Address, key: by
             raise
 
 
-def set_ttl_security(sock: socket.socket, hops: int = 1) -> None:
+def set_ttl_security(sock: SocketOptions, hops: int = 1) -> None:
     """GTSM on ``sock``: send with TTL 255, accept only TTL >= 256 - ``hops`` (RFC 5082 3)."""
     if not 1 <= hops <= 255:
         raise ValueError(f"GTSM hop count must be 1..255, not {hops}")

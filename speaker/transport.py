@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 
+from speaker.config import PeerConfig
 from speaker.core import Close, Dial, Forget, SpeakerCore
+from speaker.tcp_security import SocketOptions, set_md5_key, set_ttl_security
 
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
@@ -163,6 +166,10 @@ class SessionTransport:
                 conn.transport.abort()
                 return
             conn.key = key
+            peer = self._peer_config(key[0])
+            sock = conn.transport.get_extra_info("socket")
+            if peer is not None and peer.ttl_security and sock is not None:
+                set_ttl_security(sock)  # GTSM from the next segment on (RFC 5082 3)
         self.connections[conn.key] = conn
         peer_name, conn_id = conn.key
         self.core.connection_made(
@@ -249,20 +256,35 @@ class SessionTransport:
         if deadline is not None and not self.closed:
             self._timer = self._loop.call_at(deadline, self._timer_fired)
 
+    def _peer_config(self, name: str) -> PeerConfig | None:
+        try:
+            return self.core.config.peer(name)
+        except KeyError:
+            return None
+
     async def _dial(self, action: Dial) -> None:
         key = (action.peer, action.conn_id)
-        local = (str(action.source_address), 0) if action.source_address else None
+        peer = self._peer_config(action.peer)
+        sock: socket.socket | None = None
         try:
-            _, protocol = await asyncio.wait_for(
-                self._loop.create_connection(
-                    lambda: BgpConnection(self, key, outgoing=True),
-                    str(action.address),
-                    action.port,
-                    local_addr=local,
-                ),
+            # Our own socket, so that the MD5 key and GTSM are set before the SYN leaves.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            if peer is not None:
+                secure_socket(sock, peer)
+            if action.source_address is not None:
+                sock.bind((str(action.source_address), 0))
+            await asyncio.wait_for(
+                self._loop.sock_connect(sock, (str(action.address), action.port)),
                 timeout=action.timeout,
             )
+            _, protocol = await self._loop.create_connection(
+                lambda: BgpConnection(self, key, outgoing=True), sock=sock
+            )
+            sock = None  # the transport owns it now
         except (OSError, TimeoutError) as exc:
+            if sock is not None:
+                sock.close()
             self._connecting.pop(key, None)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.core.connection_failed(*key, self.now, reason or type(exc).__name__)
@@ -270,6 +292,8 @@ class SessionTransport:
             return
         except asyncio.CancelledError:
             self._connecting.pop(key, None)
+            if sock is not None:
+                sock.close()
             raise
         if self.closed or key not in self.connections:
             # the session gave up on this attempt meanwhile (collision, stop)
@@ -315,3 +339,35 @@ class SessionTransport:
             if conn.transport is not None:
                 conn.transport.abort()
         self.connections.clear()
+
+
+def secure_socket(sock: socket.socket, peer: PeerConfig) -> None:
+    """The peer's TCP MD5 key and GTSM on a socket that will connect to it."""
+    if peer.password is not None:
+        set_md5_key(sock, peer.address, peer.password.value)
+    if peer.ttl_security:
+        set_ttl_security(sock)
+
+
+class ListenerKeys:
+    """The MD5 keys on the port-179 listening sockets: one per peer with a password.
+
+    Set at start and updated on reload (a new, changed or removed key), without touching the
+    sessions of peers whose key did not change (RFC 2385; BIRD sets them the same way)."""
+
+    def __init__(self, sockets: Sequence[SocketOptions]) -> None:
+        self.sockets = sockets
+        self.keys: dict[IPv4Address, bytes] = {}
+
+    def apply(self, peers: tuple[PeerConfig, ...]) -> None:
+        """Make the listeners' keys those of ``peers``."""
+        wanted = {p.address: p.password.value for p in peers if p.password is not None}
+        for address in [a for a in self.keys if a not in wanted]:
+            for sock in self.sockets:
+                set_md5_key(sock, address, b"")
+            del self.keys[address]
+        for address, key in wanted.items():
+            if self.keys.get(address) != key:
+                for sock in self.sockets:
+                    set_md5_key(sock, address, key)
+                self.keys[address] = key

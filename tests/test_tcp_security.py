@@ -6,9 +6,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
+from speaker.config import ConfigError, PeerConfig, parse_config
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 from speaker.tcp_security import (
     IP_MINTTL,
@@ -16,6 +18,7 @@ from speaker.tcp_security import (
     set_md5_key,
     set_ttl_security,
 )
+from speaker.transport import ListenerKeys, secure_socket
 
 LOOPBACK = IPv4Address("127.0.0.1")
 
@@ -93,3 +96,50 @@ def test_a_secret_never_shows_its_value() -> None:
     assert "13 octets" in repr(secret)
     assert secret == Secret(b"calico-secret", "/etc/speaker/peer80.key")
     assert secret != Secret(b"changed", "/etc/speaker/peer80.key")
+
+
+def _peers(text: str) -> tuple[PeerConfig, ...]:
+    config = parse_config(
+        'router_id = "192.0.2.1"\nasn = 64512\nlisten = "127.0.0.1"\n'
+        'control_socket = "/nonexistent/s.ctl"\n' + text
+    )
+    return config.peers
+
+
+def test_listener_keys_follow_the_configuration(listener: socket.socket) -> None:
+    """What the daemon does at start and on SIGHUP: keys added, changed and removed."""
+    keys = ListenerKeys([listener])
+    keys.apply(_peers('[[peer]]\naddress = "127.0.0.1"\npassword = "one"\n'))
+    assert not try_connect(listener) and try_connect(listener, key=b"one")
+    keys.apply(_peers('[[peer]]\naddress = "127.0.0.1"\npassword = "two"\n'))
+    assert not try_connect(listener, key=b"one") and try_connect(listener, key=b"two")
+    keys.apply(_peers('[[peer]]\naddress = "127.0.0.1"\n'))
+    assert try_connect(listener) and keys.keys == {}
+
+
+def test_a_dialing_socket_gets_the_peers_key_and_gtsm(listener: socket.socket) -> None:
+    set_md5_key(listener, LOOPBACK, b"k")
+    set_ttl_security(listener)
+    (peer,) = _peers('[[peer]]\naddress = "127.0.0.1"\npassword = "k"\nttl_security = true\n')
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(1.0)
+    with client:
+        secure_socket(client, peer)
+        client.connect(listener.getsockname())  # would time out without the key or TTL 255
+        assert client.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255
+
+
+def test_password_keys_in_the_configuration(tmp_path: Path) -> None:
+    keyfile = tmp_path / "peer.key"
+    keyfile.write_bytes(b"from-a-file\n")
+    (peer,) = _peers(f'[[peer]]\naddress = "10.0.0.1"\npassword_file = "{keyfile}"\n')
+    assert peer.password == Secret(b"from-a-file", str(keyfile))
+    assert "from-a-file" not in repr(peer)
+    for bad, problem in [
+        ('password = "a"\npassword_file = "/x"', "not both"),
+        ('password = ""', "empty"),
+        (f'password = "{"x" * 81}"', "at most 80"),
+        ('password_file = "/nonexistent/key"', "cannot read"),
+    ]:
+        with pytest.raises(ConfigError, match=problem):
+            _peers(f'[[peer]]\naddress = "10.0.0.1"\n{bad}\n')

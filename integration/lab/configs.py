@@ -134,6 +134,11 @@ def render_bird_config(
         ]
         if passive_toward(node.address, peer.address):
             lines.append("  passive on; # Mesh is unidirectional, peer will connect to us.")
+        if node.password is not None:
+            lines.append(f"  password {_bird_str(node.password)};  # TCP MD5 (RFC 2385)")
+        if node.ttl_security:
+            # GTSM (RFC 5082): TTL 255 out, at least 255 in, so a direct neighbour only
+            lines += ["  direct;", "  ttl security on;"]
         lines += ["}", ""]
     lines += [
         "# ------------- Global peers -------------",
@@ -144,6 +149,13 @@ def render_bird_config(
         "",
     ]
     return "\n".join(lines)
+
+
+def _bird_str(value: str) -> str:
+    """A string in bird.cfg (the lab's keys are plain text; refuse what BIRD would misread)."""
+    if '"' in value or "\\" in value or "\n" in value:
+        raise ValueError(f"lab password {value!r}: no quotes, backslashes or newlines")
+    return f'"{value}"'
 
 
 def _toml_str(value: str) -> str:
@@ -179,8 +191,12 @@ def render_speaker_config(
             f"asn = {peer.asn}",
             f"source_address = {_toml_str(node.address)}",
             "# passive omitted: the daemon applies the text rule itself",
-            "",
         ]
+        if node.password is not None:
+            lines.append(f"password = {_toml_str(node.password)}")
+        if node.ttl_security:
+            lines.append("ttl_security = true")
+        lines.append("")
     lines += [
         "[originate]",
         f"blocks = [{_toml_str(node.block)}]",

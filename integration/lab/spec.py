@@ -43,6 +43,9 @@ class NodeSpec:
     block: the node's IPAM block, announced by BGP and blackholed locally (``10.244.42.64/26``).
     pod_address: the single pod's address, inside ``block``.
     asn: the node's AS number (iBGP mesh: all equal by default).
+    password: the TCP MD5 key (RFC 2385) this node uses on all its sessions (Calico's BGPPeer
+        ``password``; BIRD ``password``, our ``password``), or None.
+    ttl_security: GTSM (RFC 5082) on all its sessions (BIRD ``ttl security on``).
     """
 
     name: str
@@ -51,6 +54,8 @@ class NodeSpec:
     block: str
     pod_address: str
     asn: int = DEFAULT_ASN
+    password: str | None = None
+    ttl_security: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name) or self.name in _RESERVED_NAMES:
