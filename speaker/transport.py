@@ -160,7 +160,7 @@ class SessionTransport:
         else:  # accepted by the listener: match it to a peer, or refuse it
             peer = conn.transport.get_extra_info("peername")
             address, port = (peer[0], peer[1]) if peer else ("?", 0)
-            key = self.core.accept(address, port)
+            key = self.core.accept(address, port, self.now)
             if key is None:
                 conn.owner = None
                 conn.transport.abort()

@@ -194,7 +194,9 @@ class CoreNet:
     def _remote_dial(self, name: str, rcid: int) -> None:
         remote = self.remotes[name]
         peer = self.core.config.peer(name) if name in {p.name for p in self.core.peers()} else None
-        accepted = None if peer is None else self.core.accept(str(peer.address), 40000 + rcid)
+        accepted = (
+            None if peer is None else self.core.accept(str(peer.address), 40000 + rcid, self.now)
+        )
         if accepted is None:
             remote.connection_failed(rcid, self.now, "refused")
             return

@@ -13,6 +13,7 @@ import pytest
 
 from speaker.config import parse_config
 from speaker.core import CoreError, DaemonEvent, RecoveryEvent
+from speaker.core.events import ConnectionRefused, RefusalsSuppressed
 from speaker.rib import RouteChange
 from speaker.session import (
     EndOfRib,
@@ -323,7 +324,7 @@ def test_stop_sends_cease_and_leaves_the_kernel_alone() -> None:
     assert cease[-1].notification.subcode == CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
     assert net.of(RouteChange)  # the RIB let the routes go...
     assert len(net.kernel.log) == log_len  # ...but the kernel keeps them (persist)
-    assert net.core.accept(A, 1234) is None  # no new connections while shutting down
+    assert net.core.accept(A, 1234, net.now) is None  # no new connections while shutting down
 
 
 def test_planned_graceful_restart_closes_silently_and_keeps_kernel_routes() -> None:
@@ -341,5 +342,20 @@ def test_planned_graceful_restart_closes_silently_and_keeps_kernel_routes() -> N
 def test_unknown_address_is_refused() -> None:
     net = make_net(A)
     net.start()
-    assert net.core.accept("192.168.0.99", 5555) is None
-    assert net.core.accept("not-an-address", 1) is None
+    assert net.core.accept("192.168.0.99", 5555, net.now) is None
+    assert net.core.accept("not-an-address", 1, net.now) is None
+    refused = [e for e in net.events if isinstance(e, ConnectionRefused)]
+    assert [e.address for e in refused] == ["192.168.0.99", "not-an-address"]
+
+
+def test_a_flood_of_refusals_is_logged_in_bursts_and_summaries() -> None:
+    net = make_net(A)
+    net.start()
+    for i in range(5000):  # 5,000 attempts in 20 s from 50 sources
+        assert net.core.accept(f"10.9.0.{i % 50}", 30000 + i, net.now + i * 0.004) is None
+    refused = [e for e in net.events if isinstance(e, ConnectionRefused)]
+    summaries = [e for e in net.events if isinstance(e, RefusalsSuppressed)]
+    assert len(refused) == 20  # 10 per 10 s window, two windows
+    assert [s.count for s in summaries] == [2490]  # the first window's rest, told at the 2nd
+    assert summaries[0].sources == 50
+    assert net.core.refusals.total == 5000

@@ -37,6 +37,23 @@ class ConnectionRefused(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RefusalsSuppressed(Event):
+    """How many refusals were not logged one by one (a flood of connection attempts)."""
+
+    KIND: ClassVar[str] = "refused-summary"
+    LEVEL: ClassVar[int] = logging.WARNING
+    count: int
+    sources: int
+    seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.count} more connections from {self.sources} unconfigured sources refused "
+            f"in the last {self.seconds:.0f} s (not logged one by one)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RecoveryEvent(Event):
     """Graceful-restart recovery of our own restart began or ended (RFC 4724 4.1)."""
 

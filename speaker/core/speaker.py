@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from speaker.config import Config, PeerConfig
-from speaker.core.events import ConnectionRefused, DaemonEvent, RecoveryEvent
+from speaker.core.events import DaemonEvent, RecoveryEvent
 from speaker.core.io import Action, Close, Dial, Forget, KernelPort
 from speaker.core.peers import PeerRecord, session_config
+from speaker.core.refusals import RefusalLog
 from speaker.core.restart import Recovery, restart_cause
 from speaker.core.routes import KernelIntents
 from speaker.events import Event
@@ -86,6 +87,7 @@ class SpeakerCore:
     ) -> None:
         self.config = config
         self._publish = publish
+        self.refusals = RefusalLog()
         self._wake = wake or (lambda: None)
         self.restart_requested = restarting
         self.recovery = Recovery(float(config.graceful_restart_wait))
@@ -260,14 +262,15 @@ class SpeakerCore:
 
     # -- transport inputs --------------------------------------------------------------------
 
-    def accept(self, address: str, port: int) -> tuple[str, int] | None:
-        """An incoming connection: (peer, conn id) to give it, or None (refused)."""
+    def accept(self, address: str, port: int, now: float) -> tuple[str, int] | None:
+        """An incoming connection: (peer, conn id) to give it, or None (refused at once)."""
         try:
             name = self._by_address.get(IPv4Address(address))
         except ValueError:
             name = None
         if name is None or self.shutting_down:
-            self._publish(ConnectionRefused(address, port))
+            for event in self.refusals.refuse(address, port, now):
+                self._publish(event)
             return None
         return name, self._peers[name].session.next_conn_id()
 
