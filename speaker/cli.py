@@ -188,6 +188,8 @@ def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     check = check_config(args.config)
+    if check.ok and check.config is not None and check.config.datastore is not None:
+        return _check_datastore(check.config, args.json, out)
     if args.json:
         print(json.dumps(check.to_dict(), indent=2), file=out)
         return EXIT_OK if check.ok else EXIT_ERROR
@@ -197,8 +199,6 @@ def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if len(check.errors) > 1:
             _err(f"{args.config}: {len(check.errors)} errors")
         return EXIT_ERROR
-    if check.config.datastore is not None:
-        return _check_datastore(check.config, args.json, out)
     if args.datastore:
         _err(f"{args.config}: --datastore needs a [datastore] table in the file")
         return EXIT_ERROR
