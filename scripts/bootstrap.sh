@@ -52,8 +52,12 @@ fi
 if [ "${#need[@]}" -gt 0 ]; then
     _apt_install "${need[@]}"
 fi
-# BIRD's Debian package starts a system-wide daemon; the lab runs its own, so stop that one.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop bird bird6 >/dev/null 2>&1 || true; fi
+# BIRD's and etcd-server's Debian packages start system-wide daemons (etcd on 127.0.0.1:2379);
+# the lab runs its own, so stop and disable those.
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl stop bird bird6 >/dev/null 2>&1 || true
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
 
 VENV="${SPEAKER_VENV:-$PWD/.venv}"
 PY="$VENV/bin/python"

@@ -4,7 +4,7 @@
                 [--graceful-restart] [--metrics-listen ADDR:PORT]
     speaker --version
     speaker decode FILE [--json] [--hex] [--bytes]
-    speaker check-config --config FILE [--json]
+    speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
     speaker show status | kernel
@@ -85,6 +85,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true",
                    help="print the errors, or the effective config, as JSON")
+    p.add_argument("--datastore", action="store_true",
+                   help="with [datastore] in the file, read the datastore and print the "
+                        "configuration derived from it (the default when [datastore] is set; "
+                        "refused without it)")
 
     sock = argparse.ArgumentParser(add_help=False)
     sock.add_argument("--socket", metavar="PATH",
@@ -151,6 +155,14 @@ def _lazy(module: str, name: str) -> Callable[..., Any] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        if load_config(args.config).datastore is not None:
+            _err(f"{args.config}: [datastore] is set, but the daemon does not apply a "
+                 f"datastore yet (docs/datastore.md); use `speaker check-config` to see the "
+                 f"derived configuration")
+            return EXIT_ERROR
+    except ConfigError:
+        pass  # the daemon reports it, with every error
     run_daemon = _lazy("speaker.daemon", "run_daemon")
     if run_daemon is None:
         return EXIT_ERROR
@@ -176,6 +188,8 @@ def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     check = check_config(args.config)
+    if check.ok and check.config is not None and check.config.datastore is not None:
+        return _check_datastore(check.config, args.json, out)
     if args.json:
         print(json.dumps(check.to_dict(), indent=2), file=out)
         return EXIT_OK if check.ok else EXIT_ERROR
@@ -185,7 +199,44 @@ def _check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if len(check.errors) > 1:
             _err(f"{args.config}: {len(check.errors)} errors")
         return EXIT_ERROR
+    if args.datastore:
+        _err(f"{args.config}: --datastore needs a [datastore] table in the file")
+        return EXIT_ERROR
     print(explain_config(check.config), file=out, end="")
+    return EXIT_OK
+
+
+def _check_datastore(template: Config, as_json: bool, out: TextIO) -> int:
+    """Read the datastore once, derive this node's configuration and print it."""
+    import asyncio
+
+    from speaker.datastore.etcd import EtcdSource
+    from speaker.datastore.gateway import EtcdError
+
+    assert template.datastore is not None
+    source = EtcdSource(template.datastore, template)
+    try:
+        derivation = asyncio.run(source.read_once())
+    except EtcdError as exc:
+        _err(f"{template.source}: datastore: {exc}")
+        return EXIT_ERROR
+    problems = [str(p) for p in derivation.problems]
+    if as_json:
+        doc = {"ok": derivation.config is not None, "revision": source.status.revision,
+               "endpoint": source.status.endpoint, "problems": problems,
+               "config": None if derivation.config is None else derivation.config.to_dict()}
+        print(json.dumps(doc, indent=2), file=out)
+    else:
+        print(f"datastore {source.status.endpoint}: revision {source.status.revision}, "
+              f"node {template.datastore.node_name}", file=out)
+        for text in problems:
+            print(f"  problem: {text}", file=out)
+        if derivation.config is not None:
+            print(explain_config(derivation.config), file=out, end="")
+    if derivation.config is None:
+        _err(f"{template.source}: no configuration can be derived for node "
+             f"{template.datastore.node_name} (see the problems)")
+        return EXIT_ERROR
     return EXIT_OK
 
 

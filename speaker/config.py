@@ -31,6 +31,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigErrors",
+    "DatastoreConfig",
     "KernelConfig",
     "OriginateConfig",
     "PeerConfig",
@@ -176,9 +177,33 @@ class KernelConfig:
     ``graceful restart wait``."""
 
 
+DATASTORE_TYPES = ("etcdv3",)
+FROM_DATASTORE = frozenset({"router_id", "asn", "peer", "originate", "pools"})
+"""Top-level keys a ``[datastore]`` provides; the file may not also set them (one source)."""
+
+
+@dataclass(frozen=True)
+class DatastoreConfig:
+    """Where the mesh comes from when it is not written in the file: Calico's etcd.
+
+    Mirrors calico-node's ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE and
+    NODENAME; the derivation is speaker.datastore.derive (docs/datastore.md)."""
+
+    type: str
+    endpoints: tuple[str, ...]
+    node_name: str
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
-    """The whole validated configuration of one speaker."""
+    """The whole validated configuration of one speaker.
+
+    With ``datastore`` set, a file's Config is a template: ``router_id`` (0.0.0.0), ``asn``
+    (0), ``peers``, ``originate`` and ``pools`` are filled in by speaker.datastore.derive
+    from the datastore, the rest (control socket, kernel, ...) is the file's."""
 
     source: str
     router_id: IPv4Address
@@ -191,6 +216,7 @@ class Config:
     originate: OriginateConfig = OriginateConfig()
     pools: PoolsConfig = PoolsConfig()
     kernel: KernelConfig = KernelConfig()
+    datastore: DatastoreConfig | None = None
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called ``name``; KeyError if there is none."""
@@ -225,6 +251,14 @@ class Config:
                 "merge_limit": self.kernel.merge_limit,
                 "reject_cidrs": [str(c) for c in self.kernel.reject_cidrs],
                 "convergence_wait": self.kernel.convergence_wait,
+            },
+            "datastore": None if self.datastore is None else {
+                "type": self.datastore.type,
+                "endpoints": list(self.datastore.endpoints),
+                "node_name": self.datastore.node_name,
+                "ca_file": self.datastore.ca_file,
+                "cert_file": self.datastore.cert_file,
+                "key_file": self.datastore.key_file,
             },
         }
 
@@ -456,7 +490,7 @@ def _describe(value: Any) -> str:
 
 _TOP_KEYS = frozenset({
     "router_id", "asn", "listen", "port", "control_socket", "graceful_restart_wait",
-    "peer", "originate", "pools", "kernel",
+    "peer", "originate", "pools", "kernel", "datastore",
 })
 _PEER_KEYS = frozenset({
     "address", "asn", "source_address", "port", "passive", "name", "description",
@@ -466,6 +500,10 @@ _PEER_KEYS = frozenset({
 })
 _ORIGINATE_KEYS = frozenset({"blocks", "blackhole"})
 _POOLS_KEYS = frozenset({"cidrs"})
+_DATASTORE_KEYS = frozenset({
+    "type", "endpoints", "node_name", "ca_file", "cert_file", "key_file",
+})
+_ENDPOINT_RE = re.compile(r"^(https?)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})/?$")
 _KERNEL_KEYS = frozenset({
     "protocol", "table", "learn", "persist", "scan_time", "merge_paths", "merge_limit",
     "reject_cidrs", "convergence_wait",
@@ -506,6 +544,27 @@ class _Parser:
         top.finish(_TOP_KEYS)
         a = self.attempt
 
+        datastore = None
+        if top.has("datastore"):
+            datastore = a(lambda: self.datastore(self.sub_table(top, "datastore")), None)
+            for name in sorted(FROM_DATASTORE):
+                if top.has(name):
+                    self.errors.append(top.fail(name, "comes from the datastore when [datastore] "
+                                                      "is set; remove it from the file"))
+            listen = a(lambda: top.ipv4("listen", required=False), None) or ANY_ADDRESS
+            port = a(lambda: top.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
+            control_socket = a(lambda: self.control_socket(top), DEFAULT_CONTROL_SOCKET)
+            gr_wait = a(lambda: top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds"),
+                        240)
+            kernel = a(lambda: self.kernel(self.sub_table(top, "kernel")), KernelConfig())
+            if self.errors or datastore is None:
+                return None
+            return Config(
+                source=self.source, router_id=ANY_ADDRESS, asn=0, listen=listen, port=port,
+                control_socket=control_socket, graceful_restart_wait=gr_wait, kernel=kernel,
+                datastore=datastore,
+            )
+
         router_id = a(lambda: self.router_id(top), None)
         asn = a(lambda: self.asn(top, "asn", required=True), None)
         listen = a(lambda: top.ipv4("listen", required=False), None) or ANY_ADDRESS
@@ -526,6 +585,72 @@ class _Parser:
             control_socket=control_socket, graceful_restart_wait=gr_wait, peers=peers,
             originate=originate, pools=pools, kernel=kernel,
         )
+
+    def datastore(self, t: _Table) -> DatastoreConfig:
+        """``[datastore]``: where the mesh comes from (docs/datastore.md)."""
+        t.finish(_DATASTORE_KEYS)
+        a = self.attempt
+        kind = a(lambda: self.datastore_type(t), "etcdv3")
+        no_endpoints: tuple[str, ...] = ()
+        endpoints = a(lambda: self.endpoints(t), no_endpoints)
+        node_name = a(lambda: self.node_name(t), "")
+        ca_file = a(lambda: self.tls_file(t, "ca_file"), None)
+        cert_file = a(lambda: self.tls_file(t, "cert_file"), None)
+        key_file = a(lambda: self.tls_file(t, "key_file"), None)
+        if (cert_file is None) != (key_file is None):
+            missing = "key_file" if key_file is None else "cert_file"
+            self.errors.append(t.fail(missing, "cert_file and key_file go together (a client "
+                                               "certificate and its key); set both or neither"))
+        if any(e.startswith("http://") for e in endpoints) and (ca_file or cert_file):
+            self.errors.append(t.fail("endpoints", "TLS files are set but an endpoint is "
+                                                   "http://; use https:// endpoints"))
+        return DatastoreConfig(type=kind, endpoints=endpoints, node_name=node_name,
+                               ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+
+    def datastore_type(self, t: _Table) -> str:
+        if not t.has("type"):
+            raise t.fail("type", f"missing (required; one of {', '.join(DATASTORE_TYPES)})")
+        kind = t.get_str("type", "")
+        if kind not in DATASTORE_TYPES:
+            raise t.fail("type", f"{kind!r} is not supported; known: "
+                                 f"{', '.join(DATASTORE_TYPES)} (Calico's etcd v3 datastore)")
+        return kind
+
+    def endpoints(self, t: _Table) -> tuple[str, ...]:
+        if not t.has("endpoints"):
+            raise t.fail("endpoints", 'missing (required), e.g. ["https://10.0.0.1:2379"]')
+        value = t.raw("endpoints")
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]  # ETCD_ENDPOINTS's comma form
+        if not isinstance(value, list) or not value:
+            raise t.fail("endpoints", f"must be a non-empty list of URLs, not "
+                                      f"{_describe(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not _ENDPOINT_RE.match(item):
+                raise t.fail(f"endpoints[{i}]", f"{item!r} is not an etcd URL like "
+                                                f"\"https://10.0.0.1:2379\" (scheme, host, port)")
+        return tuple(str(v).rstrip("/") for v in value)
+
+    def node_name(self, t: _Table) -> str:
+        if not t.has("node_name"):
+            raise t.fail("node_name", "missing (required): this node's Calico name (NODENAME), "
+                                      "the <name> of /calico/resources/v3/projectcalico.org/"
+                                      "nodes/<name>")
+        name = t.get_str("node_name", "")
+        if not name or "/" in name:
+            raise t.fail("node_name", f"{name!r} is not a node name (non-empty, no '/')")
+        return name
+
+    def tls_file(self, t: _Table, name: str) -> str | None:
+        if not t.has(name):
+            return None
+        text = t.get_str(name, "")
+        path = Path(text)
+        if not path.is_absolute():
+            path = Path(self.source).resolve().parent / path
+        if not path.is_file():
+            raise t.fail(name, f"{path} is not a readable file")
+        return str(path)
 
     def router_id(self, top: _Table) -> IPv4Address:
         router_id = top.ipv4("router_id", required=True)

@@ -382,3 +382,43 @@ def test_default_socket_path(capsys: pytest.CaptureFixture[str]) -> None:
         pytest.skip("a speaker is running at the default path")
     code, _, err = run_cli(capsys, "status")
     assert code == 2 and f"cannot reach speaker at {default}" in err
+
+
+# --------------------------------------------------------------------------- datastore
+
+_DATASTORE_TOML = ('[datastore]\ntype = "etcdv3"\nendpoints = ["http://10.255.0.1:2379"]\n'
+                   'node_name = "node81"\n')
+
+
+def test_check_config_with_datastore_prints_the_derived_mesh(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from speaker.datastore import resources
+    from speaker.datastore.etcd import EtcdSource
+
+    async def fake_read(self: EtcdSource) -> Any:
+        self.snapshot = resources.seed_snapshot()
+        return self.derive()
+
+    monkeypatch.setattr(EtcdSource, "read_once", fake_read)
+    path = tmp_path / "ds.toml"
+    path.write_text(_DATASTORE_TOML)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "router id 192.168.0.81, AS 64512" in out
+    assert "Mesh_192_168_0_80: 192.168.0.80" in out and "10.244.42.64/26" in out
+    assert main(["check-config", "--config", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and len(doc["config"]["peers"]) == 2
+
+
+def test_check_config_datastore_flag_needs_the_table_and_run_refuses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain.toml"
+    plain.write_text('router_id = "10.0.0.1"\nasn = 64512\n')
+    assert main(["check-config", "--config", str(plain), "--datastore"]) == 2
+    assert "needs a [datastore] table" in capsys.readouterr().err
+    ds = tmp_path / "ds.toml"
+    ds.write_text(_DATASTORE_TOML)
+    assert main(["run", "--config", str(ds)]) == 2
+    assert "does not apply a datastore yet" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from speaker.config import (
     AddPaths,
     Config,
     ConfigError,
+    ConfigErrors,
     calico_passive,
     default_peer_name,
     load_config,
@@ -435,3 +436,45 @@ def test_load_config_names_the_path(tmp_path: Path) -> None:
     good.write_text(BRIEF_EXAMPLE)
     assert isinstance(load_config(good), Config)
     assert load_config(good).source == str(good)
+
+
+# --------------------------------------------------------------------------- [datastore]
+
+_DS = '[datastore]\ntype = "etcdv3"\nendpoints = ["https://10.0.0.1:2379"]\nnode_name = "n81"\n'
+
+
+def test_datastore_table_makes_a_template(tmp_path: Path) -> None:
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    text = (_DS + 'ca_file = "ca.pem"\ncert_file = "cert.pem"\nkey_file = "key.pem"\n'
+            + '[kernel]\nprotocol = 190\n')
+    path = tmp_path / "s.toml"
+    path.write_text('control_socket = "/run/s.ctl"\n' + text)
+    cfg = load_config(path)
+    assert cfg.datastore is not None and cfg.datastore.node_name == "n81"
+    assert cfg.datastore.endpoints == ("https://10.0.0.1:2379",)
+    assert cfg.datastore.ca_file == str(tmp_path / "ca.pem")
+    assert cfg.kernel.protocol == 190 and cfg.control_socket == "/run/s.ctl"
+    assert cfg.peers == () and cfg.to_dict()["datastore"]["type"] == "etcdv3"
+
+
+def test_datastore_errors_name_every_key() -> None:
+    text = ('router_id = "10.0.0.1"\n[[peer]]\naddress = "10.0.0.2"\n'
+            '[datastore]\ntype = "kubernetes"\nendpoints = ["10.0.0.1:2379"]\n'
+            'cert_file = "/nonexistent.pem"\nfoo = 1\n')
+    with pytest.raises(ConfigErrors) as info:
+        parse_config(text, "x.toml")
+    keys = [e.key for e in info.value.errors]
+    assert "datastore.type" in keys and "datastore.endpoints[0]" in keys
+    assert "datastore.node_name" in keys and "datastore.cert_file" in keys
+    assert "datastore.foo" in keys and "router_id" in keys and "peer" in keys
+    assert "comes from the datastore" in str(info.value)
+
+
+def test_datastore_endpoints_comma_form_and_tls_needs_https(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    cfg = parse_config(_DS.replace('["https://10.0.0.1:2379"]',
+                                   '"http://10.0.0.1:2379,http://10.0.0.2:2379"'), "x.toml")
+    assert cfg.datastore is not None and len(cfg.datastore.endpoints) == 2
+    with pytest.raises(ConfigErrors, match="use https:// endpoints"):
+        parse_config(_DS.replace("https", "http") + f'ca_file = "{tmp_path}/ca.pem"\n', "x")
