@@ -33,7 +33,6 @@ import functools
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -47,8 +46,8 @@ import pytest
 
 from integration.conftest import LabFactory
 from integration.lab import Lab, wait_until
+from integration.lab.capture import Capture
 from integration.lab.netns import netns_exec_argv
-from speaker.pcap import read_capture
 from speaker.wire.capabilities import FamilyFlags, GracefulRestartCapability
 from speaker.wire.context import DEFAULT_CONTEXT
 from speaker.wire.messages import Open, decode_message
@@ -327,39 +326,6 @@ def _report() -> Iterator[None]:
     target = os.environ.get("SPEAKER_GR_REPORT")
     if target and _RESULTS:
         Path(target).write_text(json.dumps(_RESULTS, indent=2) + "\n")
-
-
-class Capture:
-    """tcpdump of BGP on a node's eth0 (a process we started, ended by PID)."""
-
-    def __init__(self, mesh: Lab, node: str) -> None:
-        self.path = mesh.run_dir / f"{node}.bgp.pcap"
-        argv = ["tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-w", str(self.path)]
-        argv.append("tcp port 179")
-        self.proc = subprocess.Popen(
-            netns_exec_argv(mesh.netns(node), argv),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        assert "listening on" in line, f"tcpdump did not start: {line!r}"
-
-    def stop(self) -> list[tuple[float, str, str, bytes]]:
-        """End tcpdump; the BGP messages as (time, source address, destination address, bytes)."""
-        time.sleep(0.5)  # let the last packets reach the file
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return [
-            (m.timestamp, m.source.address, m.destination.address, m.data)
-            for m in read_capture(self.path)
-        ]
 
 
 def gr_capability(data: bytes) -> GracefulRestartCapability | None:
