@@ -93,7 +93,7 @@ class Speaker:
         loop = asyncio.get_running_loop()
         await self.bridge.start()
         adopted = sum(1 for e in self.bridge.snapshot().entries if e.installed is not None)
-        transport = self.transport = SessionTransport(self.core)
+        transport = self.transport = SessionTransport(self.core, self.bridge.backlog)
         self._server = await loop.create_server(
             transport.incoming, host=str(self.config.listen), port=self.config.port,
             reuse_address=True,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from speaker.config import PeerConfig
@@ -121,11 +121,31 @@ class BgpConnection(asyncio.Protocol):
         return IPv4Address(name[0]) if name else None
 
 
-class SessionTransport:
-    """Owns every peer connection and the core's one timer."""
+READ_PAUSE_HIGH = 20_000
+"""Kernel writes queued above which we stop reading from peers (back-pressure)."""
+READ_PAUSE_LOW = 5_000
+"""... and below which we read again."""
+READ_PAUSE_POLL = 0.02
+"""Seconds between looks at the backlog while reading is paused."""
 
-    def __init__(self, core: SpeakerCore) -> None:
+
+class SessionTransport:
+    """Owns every peer connection and the core's one timer.
+
+    Back-pressure: a peer can send UPDATEs faster than the kernel takes the routes.  Decoding
+    and the RIB keep up (they run in ``data_received``), so what would grow is the kernel
+    writer's queue.  When ``backlog()`` passes :data:`READ_PAUSE_HIGH` every connection
+    stops reading (``pause_reading``: the socket's receive window fills and TCP slows the
+    sender down, as BIRD's event loop does by not polling the socket) until the backlog is
+    under :data:`READ_PAUSE_LOW`.  The backlog drains at tens of thousands of routes a second,
+    so a pause is far shorter than any hold time."""
+
+    def __init__(self, core: SpeakerCore, backlog: Callable[[], int] | None = None) -> None:
         self.core = core
+        self._backlog = backlog
+        self.reading_paused = False
+        self.read_pauses = 0
+        """How many times reading was paused (for tests and ``show``)."""
         self._loop = asyncio.get_running_loop()
         self.connections: dict[Key, BgpConnection] = {}
         self._connecting: dict[Key, asyncio.Task[None]] = {}
@@ -171,6 +191,8 @@ class SessionTransport:
             if peer is not None and peer.ttl_security and sock is not None:
                 set_ttl_security(sock)  # GTSM from the next segment on (RFC 5082 3)
         self.connections[conn.key] = conn
+        if self.reading_paused:
+            conn.transport.pause_reading()
         peer_name, conn_id = conn.key
         self.core.connection_made(
             peer_name, conn_id, self.now, outgoing=conn.outgoing, local_address=conn.local_address
@@ -180,6 +202,32 @@ class SessionTransport:
     def data_received(self, conn: BgpConnection, data: bytes) -> None:
         self.core.receive_data(*conn.key, data, self.now)
         self.service()
+        if (
+            self._backlog is not None
+            and not self.reading_paused
+            and self._backlog() > READ_PAUSE_HIGH
+        ):
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        self.reading_paused = True
+        self.read_pauses += 1
+        for conn in self.connections.values():
+            if conn.transport is not None and conn.transport.is_reading():
+                conn.transport.pause_reading()
+        self._loop.call_later(READ_PAUSE_POLL, self._maybe_resume_reading)
+
+    def _maybe_resume_reading(self) -> None:
+        if self.closed:
+            return
+        assert self._backlog is not None
+        if self._backlog() > READ_PAUSE_LOW:
+            self._loop.call_later(READ_PAUSE_POLL, self._maybe_resume_reading)
+            return
+        self.reading_paused = False
+        for conn in self.connections.values():
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.resume_reading()
 
     def connection_lost(self, conn: BgpConnection, exc: Exception | None) -> None:
         if self.connections.pop(conn.key, None) is None:

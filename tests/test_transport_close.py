@@ -19,10 +19,12 @@ import pytest
 
 import speaker.transport as transport_module
 from speaker.config import parse_config
-from speaker.core import SpeakerCore
+from speaker.core import SpeakerCore, session_config
 from speaker.events import Event
+from speaker.session import build_open
 from speaker.transport import BgpConnection, SessionTransport
 from tests.corenet import FakeKernel
+from tests.sessiontesting import mirror, wire
 
 LOCAL = "127.0.0.1"
 BAD_MARKER = b"\x00" * 16 + struct.pack("!HB", 19, 4)  # KEEPALIVE with a broken marker
@@ -171,6 +173,55 @@ async def test_close_is_bounded_when_the_peer_never_closes(
         assert conn.closed is not None and not conn.lost  # draining, not dropped at once
         await asyncio.wait_for(peer.wait_closed(), 10.0)  # the linger timer ends it
         assert conn.lost
+        writer.close()
+    finally:
+        peer.abort()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_reading_pauses_while_the_kernel_backlog_is_high() -> None:
+    """Back-pressure: above READ_PAUSE_HIGH queued kernel writes no connection reads (TCP
+    then slows the sender); below READ_PAUSE_LOW they read again."""
+    loop = asyncio.get_running_loop()
+    backlog = [0]
+    holder: list[SessionTransport] = []
+    core = SpeakerCore(parse_config(CONFIG), FakeKernel(), [].append,
+                       wake=lambda: holder[0].wake())
+    peer = SessionTransport(core, lambda: backlog[0])
+    holder.append(peer)
+    core.start(peer.now)
+    peer.service()
+    made: list[BgpConnection] = []
+
+    def accept() -> BgpConnection:
+        conn = BgpConnection(peer)
+        made.append(conn)
+        return conn
+
+    server = await loop.create_server(accept, LOCAL, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        _reader, writer = await asyncio.open_connection(LOCAL, port)
+        backlog[0] = transport_module.READ_PAUSE_HIGH + 1
+        (peer_config,) = core.config.peers
+        their_open = build_open(mirror(session_config(core.config, peer_config, restarting=False)))
+        writer.write(wire(their_open))  # the peer's OPEN: the check runs after each read
+        await writer.drain()
+        for _ in range(200):
+            if peer.reading_paused:
+                break
+            await asyncio.sleep(0.01)
+        (conn,) = made
+        assert conn.transport is not None
+        assert peer.reading_paused and not conn.transport.is_reading()
+        backlog[0] = transport_module.READ_PAUSE_LOW + 1  # still too high to resume
+        await asyncio.sleep(transport_module.READ_PAUSE_POLL * 5)
+        assert not conn.transport.is_reading()
+        backlog[0] = 0
+        await asyncio.sleep(transport_module.READ_PAUSE_POLL * 5)
+        assert not peer.reading_paused and conn.transport.is_reading()
+        assert peer.read_pauses == 1
         writer.close()
     finally:
         peer.abort()

@@ -266,6 +266,10 @@ class KernelBridge:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
         return self._rec.installed(prefix)
 
+    def backlog(self) -> int:
+        """Kernel writes queued and not yet sent (the transport's back-pressure signal)."""
+        return self._rec.pending()
+
     def stats(self) -> dict[str, int]:
         """Counters (writes, errors, scans, events by kind) and table sizes; cheap."""
         return self._rec.stats()
