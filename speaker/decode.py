@@ -11,9 +11,11 @@ Hex input has no TCP stream and no direction: the file is one stream whose OPENs
 (the first OPEN is side A's, the second side B's, ...), and every other message is read as
 sent by A to B.  See docs/decode.md.
 
-Exit status: 0 when every message decoded, 1 when some message was malformed (it is
-reported with the NOTIFICATION it would cause, and decoding goes on), 2 when the file cannot
-be read.
+Exit status (see docs/decode.md): 0 every message decoded; 1 some message was malformed (it
+is reported with the NOTIFICATION it would cause, and decoding goes on); 2 the input cannot be
+read, or the capture is damaged or cut (the frame and byte offset are named); 3 octets are
+missing (a lost TCP segment, or a message cut by the end of the capture: each gap is a line of
+the output).  When several apply: 2, then 3, then 1.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import json
 import re
 import struct
 import sys
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import dpkt
 
+from speaker.annotate.brief import brief_line
 from speaker.annotate.explain import (
     Decoded,
     about,
@@ -36,11 +39,13 @@ from speaker.annotate.explain import (
     header_line,
     negotiation_block,
 )
+from speaker.annotate.filters import Filter, matches_all
+from speaker.annotate.gaps import Lost, gap_line, gap_record
 from speaker.annotate.layout import hexdump, spans
-from speaker.annotate.records import record
+from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.session import Tracker
-from speaker.annotate.tree import Node, render
-from speaker.pcap import CaptureError, read_capture, read_hex
+from speaker.annotate.tree import LINE_WIDTH, Node, render
+from speaker.pcap import BGP_PORT, CaptureError, Gap, read_hex, read_stream
 from speaker.wire import (
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -68,6 +73,8 @@ PCAP_MAGICS = frozenset(
 EXIT_OK = 0
 EXIT_MALFORMED = 1
 EXIT_UNREADABLE = 2
+EXIT_GAPS = 3
+"""Some octets are missing from the capture (a lost segment, a message cut by its end)."""
 
 MALFORMED_DUMP_LIMIT = 256
 """Octets of a malformed message dumped without ``--bytes``."""
@@ -121,9 +128,14 @@ def _endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def capture_messages(path: str) -> Iterator[Wire]:
-    """The BGP messages of a pcap/pcapng file, reassembled per TCP direction."""
-    for raw in read_capture(path):
+def capture_messages(
+    source: str | bytes, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[Wire | Gap]:
+    """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
+    for raw in read_stream(source, ports):
+        if isinstance(raw, Gap):
+            yield raw
+            continue
         src, dst = raw.source, raw.destination
         yield Wire(
             raw.data,
@@ -237,11 +249,24 @@ def guess(data: bytes, decoded: Message | None) -> str | None:
     return None
 
 
-def decode_all(wires: Iterable[Wire]) -> Iterator[Decoded]:
-    """Decode each message with its stream's negotiated context, following the OPENs."""
+def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
+    """Decode each message with its stream's negotiated context, following the OPENs; gaps
+    pass through (as :class:`Lost`) where they happened."""
     tracker = Tracker()
     first: float | None = None
-    for index, wire in enumerate(wires, start=1):
+    index = 0
+    for wire in wires:
+        if isinstance(wire, Gap):
+            if first is None:
+                first = wire.timestamp
+            yield Lost(
+                wire,
+                _endpoint_text(wire.source.address, wire.source.port),
+                _endpoint_text(wire.destination.address, wire.destination.port),
+                wire.timestamp - first,
+            )
+            continue
+        index += 1
         context = tracker.context(wire.stream, wire.source, wire.destination)
         message: Message | None = None
         error: BgpError | None = None
@@ -292,9 +317,10 @@ class TextWriter:
     stays), so a long capture reads as a lesson first and a trace after.
     """
 
-    def __init__(self, out: TextIO, show_bytes: bool) -> None:
+    def __init__(self, out: TextIO, show_bytes: bool, width: int = LINE_WIDTH) -> None:
         self.out = out
         self.show_bytes = show_bytes
+        self.width = width
         self.explained: set[int] = set()
         self.meanings: set[str] = set()
 
@@ -306,7 +332,10 @@ class TextWriter:
                 self.meanings.add(node.meaning)
             self._once(node.children)
 
-    def write(self, item: Decoded) -> None:
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Lost):
+            self.out.write(gap_line(item, self.width) + "\n\n")
+            return
         nodes: list[Node] = []
         code = item.type_code
         if code is not None and code not in self.explained and item.error is None:
@@ -316,11 +345,11 @@ class TextWriter:
                 nodes.append(reminder)
         nodes.extend(body(item))
         self._once(nodes)
-        lines = [header_line(item), *render(nodes, depth=2)]
+        lines = [header_line(item), *render(nodes, 2, self.width)]
         if item.negotiation is not None:
             block = [negotiation_block(item.negotiation)]
             self._once(block)
-            lines.extend(render(block, depth=1))
+            lines.extend(render(block, 1, self.width))
         if self.show_bytes or item.malformed:
             limit = None if self.show_bytes else MALFORMED_DUMP_LIMIT
             lines.append("    bytes (offset, octets, field):")
@@ -329,14 +358,36 @@ class TextWriter:
         self.out.write("\n".join(lines) + "\n\n")
 
 
-class JsonWriter:
-    """One JSON object per message, one per line."""
+class BriefWriter:
+    """One line per message (``--brief``)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def write(self, item: Decoded) -> None:
-        self.out.write(json.dumps(record(item), ensure_ascii=False) + "\n")
+    def write(self, item: Decoded | Lost) -> None:
+        self.out.write((gap_line(item) if isinstance(item, Lost) else brief_line(item)) + "\n")
+
+
+class JsonWriter:
+    """One JSON object per message (or gap), one per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Lost):
+            gap = item.gap
+            rec = gap_record(
+                item,
+                endpoint_json(None, (gap.source.address, gap.source.port)),
+                endpoint_json(None, (gap.destination.address, gap.destination.port)),
+            )
+        else:
+            rec = record(item)
+        self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+Writer = TextWriter | BriefWriter | JsonWriter
 
 
 def _fail(path: str, why: str) -> int:
@@ -344,13 +395,22 @@ def _fail(path: str, why: str) -> int:
     return EXIT_UNREADABLE
 
 
-def _open_input(path: str, force_hex: bool) -> Iterator[Wire]:
-    """Pick the reader by content; raise InputError/OSError when the file is unusable."""
-    raw = Path(path).read_bytes()
+def _read(path: str, stdin: BinaryIO | None) -> bytes:
+    """The input's octets: a file, or standard input for ``-``."""
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return stream.read()
+    return Path(path).read_bytes()
+
+
+def _open_input(
+    raw: bytes, force_hex: bool, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[Wire | Gap]:
+    """Pick the reader by content; raise InputError when the octets are unusable."""
     if not raw:
         raise InputError("the file is empty")
     if not force_hex and is_capture(raw):
-        return capture_messages(path)
+        return capture_messages(raw, ports)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -378,45 +438,79 @@ def decode_main(
     force_hex: bool,
     out: TextIO = sys.stdout,
     show_bytes: bool = False,
+    brief: bool = False,
+    filters: Sequence[Filter] = (),
+    ports: Collection[int] = (BGP_PORT,),
+    hex_text: str | None = None,
+    stdin: BinaryIO | None = None,
+    width: int = LINE_WIDTH,
 ) -> int:
-    """Decode every message of ``path`` to ``out``; return the exit status (0, 1 or 2).
+    """Decode every message of ``path`` to ``out``; return the exit status (0, 1, 2 or 3).
 
-    ``as_json``: one JSON object per line; ``force_hex``: read the file as hex text even if
-    it looks like a capture; ``show_bytes``: add a hex dump with field boundaries.
+    ``path``: a file, or ``-`` for standard input (a capture or hex); ``hex_text``: decode
+    these hex octets instead of a file (``--bytes-hex``; ``path`` then only names it in
+    errors).  ``as_json``: one JSON object per line; ``brief``: one line per message;
+    ``force_hex``: read the file as hex text even if it looks like a capture; ``show_bytes``:
+    add a hex dump with field boundaries; ``filters``: show only messages matching all of
+    them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
+    of the text output at this many characters (0: never).
     """
     try:
-        wires = _open_input(path, force_hex)
+        raw = hex_text.encode() if hex_text is not None else _read(path, stdin)
+        wires = _open_input(raw, force_hex or hex_text is not None, ports)
     except OSError as exc:
         return _fail(path, f"cannot read: {exc.strerror or exc}")
     except InputError as exc:
         return _fail(path, str(exc))
-    writer: TextWriter | JsonWriter = JsonWriter(out) if as_json else TextWriter(out, show_bytes)
-    count = 0
-    malformed = 0
+    writer: Writer
+    if as_json:
+        writer = JsonWriter(out)
+    elif brief:
+        writer = BriefWriter(out)
+    else:
+        writer = TextWriter(out, show_bytes, width)
+    count = shown = malformed = gaps = 0
     try:
         for item in decode_all(wires):
-            count += 1
-            malformed += item.malformed
-            writer.write(item)
+            if isinstance(item, Lost):
+                gaps += 1
+            else:
+                count += 1
+                malformed += item.malformed
+            if not filters or matches_all(filters, item):
+                shown += 1
+                writer.write(item)
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
-    except (CaptureError, dpkt.Error, struct.error, ValueError, OSError) as exc:
+    except CaptureError as exc:
+        out.flush()
+        if count == 0 and exc.frame is None:
+            return _fail(path, f"not a readable capture: {exc}")
+        return _fail(path, f"{exc}; decoding stops there ({count} messages decoded before it)")
+    except (dpkt.Error, struct.error, ValueError, OSError) as exc:
         out.flush()
         if count == 0:
             return _fail(path, f"not a readable capture: {exc}")
         return _fail(path, f"the file is damaged after message {count}: {exc}")
-    if count == 0:
+    if count == 0 and not gaps:
         where = "no hex messages" if force_hex else "no BGP messages found"
         print(f"speaker decode: {path}: {where}", file=sys.stderr)
-    elif malformed:
-        print(
-            f"speaker decode: {path}: {malformed} of {count} messages malformed",
-            file=sys.stderr,
-        )
+    problems = []
+    if gaps:
+        problems.append(f"{gaps} gap(s): octets missing from the capture")
+    if malformed:
+        problems.append(f"{malformed} of {count} messages malformed")
+    if filters:
+        problems.append(f"{shown} of {count + gaps} shown by --filter")
+    if problems:
+        print(f"speaker decode: {path}: {'; '.join(problems)}", file=sys.stderr)
+    if gaps:
+        return EXIT_GAPS
     return EXIT_MALFORMED if malformed else EXIT_OK
 
 
 __all__ = [
+    "EXIT_GAPS",
     "EXIT_MALFORMED",
     "EXIT_OK",
     "EXIT_UNREADABLE",

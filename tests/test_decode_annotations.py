@@ -106,7 +106,7 @@ def hex_run(tmp_path: Path, *messages: bytes, as_json: bool = False) -> tuple[in
     path = tmp_path / "m.hex"
     path.write_text("\n".join(m.hex() for m in messages) + "\n")
     out = io.StringIO()
-    status = decode_main(str(path), as_json=as_json, force_hex=False, out=out)
+    status = decode_main(str(path), as_json=as_json, force_hex=False, out=out, width=0)
     return status, out.getvalue()
 
 

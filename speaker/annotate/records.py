@@ -385,7 +385,7 @@ def negotiation_json(neg: Negotiation) -> dict[str, Json]:
     return out
 
 
-def _endpoint(label: str | None, endpoint: tuple[str, int] | None) -> Json:
+def endpoint_json(label: str | None, endpoint: tuple[str, int] | None) -> Json:
     if endpoint is not None:
         return {"address": endpoint[0], "port": endpoint[1]}
     return {"side": label} if label is not None else None
@@ -418,8 +418,8 @@ def record(item: Decoded) -> dict[str, Json]:
         "line": item.line,
         "timestamp": item.timestamp,
         "time": item.relative,
-        "source": _endpoint(item.source, item.source_endpoint),
-        "destination": _endpoint(item.destination, item.destination_endpoint),
+        "source": endpoint_json(item.source, item.source_endpoint),
+        "destination": endpoint_json(item.destination, item.destination_endpoint),
         "type": meaning.name if meaning else None,
         "type_code": code,
         "length": length,
