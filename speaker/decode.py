@@ -39,7 +39,7 @@ from speaker.annotate.explain import (
     header_line,
     negotiation_block,
 )
-from speaker.annotate.filters import Filter, matches_all
+from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
 from speaker.annotate.gaps import Lost, gap_line, gap_record
 from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
@@ -436,10 +436,10 @@ def decode_main(
     *,
     as_json: bool,
     force_hex: bool,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     show_bytes: bool = False,
     brief: bool = False,
-    filters: Sequence[Filter] = (),
+    filters: Sequence[Filter | str] = (),
     ports: Collection[int] = (BGP_PORT,),
     hex_text: str | None = None,
     stdin: BinaryIO | None = None,
@@ -455,6 +455,11 @@ def decode_main(
     them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
     of the text output at this many characters (0: never).
     """
+    out = out if out is not None else sys.stdout
+    try:
+        wanted = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
+    except FilterError as exc:
+        return _fail("--filter", str(exc))
     try:
         raw = hex_text.encode() if hex_text is not None else _read(path, stdin)
         wires = _open_input(raw, force_hex or hex_text is not None, ports)
@@ -477,7 +482,7 @@ def decode_main(
             else:
                 count += 1
                 malformed += item.malformed
-            if not filters or matches_all(filters, item):
+            if not wanted or matches_all(wanted, item):
                 shown += 1
                 writer.write(item)
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
@@ -500,7 +505,7 @@ def decode_main(
         problems.append(f"{gaps} gap(s): octets missing from the capture")
     if malformed:
         problems.append(f"{malformed} of {count} messages malformed")
-    if filters:
+    if wanted:
         problems.append(f"{shown} of {count + gaps} shown by --filter")
     if problems:
         print(f"speaker decode: {path}: {'; '.join(problems)}", file=sys.stderr)
