@@ -44,8 +44,9 @@ def without_frames(src: Path, dst: Path, drop: set[int]) -> Path:
 
 def run(path: Path, **kwargs: Any) -> tuple[int, str]:
     out = io.StringIO()
-    status = decode_main(str(path), as_json=kwargs.pop("as_json", False), force_hex=False,
-                         out=out, **kwargs)
+    status = decode_main(
+        str(path), as_json=kwargs.pop("as_json", False), force_hex=False, out=out, **kwargs
+    )
     return status, out.getvalue()
 
 
@@ -164,8 +165,9 @@ A = ("10.0.0.1", 40000)
 B = ("10.0.0.2", 179)
 
 
-def _frame(src: tuple[str, int], dst: tuple[str, int], seq: int, data: bytes, flags: int,
-           ack: int = 0) -> bytes:
+def _frame(
+    src: tuple[str, int], dst: tuple[str, int], seq: int, data: bytes, flags: int, ack: int = 0
+) -> bytes:
     tcp = dpkt.tcp.TCP(sport=src[1], dport=dst[1], seq=seq, ack=ack, flags=flags, data=data)
     ip = dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]), p=6, data=tcp)
     return bytes(dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_IP, data=ip))

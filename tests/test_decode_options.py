@@ -66,8 +66,16 @@ def test_filters_all_must_match(testdata: Path, capsys: pytest.CaptureFixture[st
     ]
     assert expected  # announcements and a withdrawal of 10.244.200.0/26
     code, out, err = cli(
-        capsys, "decode", "--brief", str(path), "--filter", "type=update",
-        "--filter", "prefix=10.244.200.0/24", "--filter", "peer=192.168.0.80",
+        capsys,
+        "decode",
+        "--brief",
+        str(path),
+        "--filter",
+        "type=update",
+        "--filter",
+        "prefix=10.244.200.0/24",
+        "--filter",
+        "peer=192.168.0.80",
     )
     assert code == 0
     assert [int(line.split()[2]) for line in out.splitlines()] == expected

@@ -78,6 +78,7 @@ class Context:
     negotiated: Negotiated
     from_opens: bool
     missing: tuple[str, ...]  # ends whose OPEN was not seen (when not from_opens)
+    receiver_as: int | None = None  # the receiving end's AS, from its OPEN (AS loops)
 
 
 class Tracker:
@@ -92,8 +93,8 @@ class Tracker:
         if state is not None and state.negotiation is not None:
             neg = state.negotiation
             if destination == neg.a:
-                return Context(neg.receive_a, True, ())
-            return Context(neg.receive_b, True, ())
+                return Context(neg.receive_a, True, (), neg.open_a.asn)
+            return Context(neg.receive_b, True, (), neg.open_b.asn)
         missing = tuple(
             name for name in (source, destination) if state is None or state.side(name).open is None
         )
