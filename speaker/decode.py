@@ -44,6 +44,7 @@ from speaker.annotate.gaps import Lost, gap_line, gap_record
 from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.session import Tracker
+from speaker.annotate.steady import SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
 from speaker.pcap import BGP_PORT, CaptureError, Gap, read_hex, read_stream
 from speaker.wire import (
@@ -132,20 +133,32 @@ def capture_messages(
     source: str | bytes, ports: Collection[int] = (BGP_PORT,)
 ) -> Iterator[Wire | Gap]:
     """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
+    # per direction: stream, endpoint texts and tuples (a capture has few, messages many)
+    directions: dict[object, tuple[Hashable, str, str, tuple[str, int], tuple[str, int]]] = {}
     for raw in read_stream(source, ports):
         if isinstance(raw, Gap):
             yield raw
             continue
         src, dst = raw.source, raw.destination
+        known = directions.get((src, dst))
+        if known is None:
+            known = directions[(src, dst)] = (
+                raw.stream,
+                _endpoint_text(src.address, src.port),
+                _endpoint_text(dst.address, dst.port),
+                (src.address, src.port),
+                (dst.address, dst.port),
+            )
+        stream, source_text, destination_text, source_endpoint, destination_endpoint = known
         yield Wire(
             raw.data,
-            raw.stream,
-            _endpoint_text(src.address, src.port),
-            _endpoint_text(dst.address, dst.port),
+            stream,
+            source_text,
+            destination_text,
             timestamp=raw.timestamp,
             frame=raw.frame,
-            source_endpoint=(src.address, src.port),
-            destination_endpoint=(dst.address, dst.port),
+            source_endpoint=source_endpoint,
+            destination_endpoint=destination_endpoint,
         )
 
 
@@ -323,6 +336,7 @@ class TextWriter:
         self.width = width
         self.explained: set[int] = set()
         self.meanings: set[str] = set()
+        self.steady = SteadyUpdates(self.meanings, width)
 
     def _once(self, nodes: list[Node]) -> None:
         for node in nodes:
@@ -336,8 +350,13 @@ class TextWriter:
         if isinstance(item, Lost):
             self.out.write(gap_line(item, self.width) + "\n\n")
             return
-        nodes: list[Node] = []
         code = item.type_code
+        if code in self.explained and not self.show_bytes:
+            fast = self.steady.lines(item)
+            if fast is not None:
+                self.out.write(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
+                return
+        nodes: list[Node] = []
         if code is not None and code not in self.explained and item.error is None:
             self.explained.add(code)
             reminder = about(code)

@@ -98,10 +98,15 @@ from speaker.wire.nlri import Nlri
 # ------------------------------------------------------------------------------ one message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
     """One message as the decode tool saw it: where it came from, how it was read, and what
-    it turned out to be (a message, or the error that makes it malformed)."""
+    it turned out to be (a message, or the error that makes it malformed).
+
+    Not frozen: one is built per message, and a frozen dataclass's ``__init__`` (every field
+    set through ``object.__setattr__``) was a tenth of the decode time of a route feed.
+    Treat it as read-only.
+    """
 
     index: int
     data: bytes
@@ -282,7 +287,7 @@ def malformed(item: Decoded, error: BgpError) -> list[Node]:
     nodes = [Node("MALFORMED", error.reason or "(no detail)")]
     nodes.extend(error_nodes(error)[1:])
     if item.type_code == MessageType.UPDATE:
-        nodes.append(_context_node(item))
+        nodes.append(context_node(item))
     if item.hint:
         nodes.append(Node("hint", item.hint, "a guess: the OPEN exchange was not seen"))
     return nodes
@@ -652,7 +657,7 @@ def prefixes_node(
     return node
 
 
-def _attr_label(attr_type: int, flags: int) -> str:
+def attr_label(attr_type: int, flags: int) -> str:
     info = ATTRIBUTES.get(attr_type)
     name = info.name if info else "unknown attribute"
     words = " ".join(w for w in flag_words(flags) if w != "complete")
@@ -668,7 +673,7 @@ def attribute_node(attr: PathAttribute, raw: RawAttribute | None, item: Decoded)
     meaning = info.text if info else "not known to this decoder"
     if extra:
         meaning += f"; {extra}"
-    node = Node(_attr_label(attr.type_code, flags), value, meaning, info.rfc if info else "")
+    node = Node(attr_label(attr.type_code, flags), value, meaning, info.rfc if info else "")
     if isinstance(attr, ExtendedCommunitiesAttr):
         node.children.extend(ext_community_node(c) for c in attr.communities)
     elif isinstance(attr, AsPathAttr):
@@ -696,7 +701,7 @@ def attribute_node(attr: PathAttribute, raw: RawAttribute | None, item: Decoded)
     return node
 
 
-def _context_node(item: Decoded) -> Node:
+def context_node(item: Decoded) -> Node:
     ctx = item.context
     if ctx.from_opens:
         return Node(
@@ -719,7 +724,7 @@ def explain_update(message: Update, item: Decoded) -> list[Node]:
     """Withdrawn routes, attributes (as sent), NLRI, End-of-RIB and RFC 7606 outcomes."""
     ctx = item.context.negotiated
     data = item.data
-    nodes = [_context_node(item)]
+    nodes = [context_node(item)]
     if item.hint:
         nodes.append(Node("hint", item.hint, "a guess: the OPEN exchange was not seen"))
     ipv4_addpath = IPV4_UNICAST in ctx.addpath_receive
@@ -766,7 +771,7 @@ def explain_update(message: Update, item: Decoded) -> list[Node]:
                 attrs.children.append(attribute_node(match, raw, item))
             else:
                 attrs.add(
-                    _attr_label(raw.type_code, raw.flags),
+                    attr_label(raw.type_code, raw.flags),
                     raw.value.hex() or "(empty)",
                     "NOT USED: discarded or malformed, see the RFC 7606 outcome below",
                     "RFC 7606",

@@ -66,6 +66,7 @@ class _Side:
 class _Stream:
     sides: dict[str, _Side] = field(default_factory=dict)
     negotiation: Negotiation | None = None
+    receiving: dict[str, Context] = field(default_factory=dict)  # per receiving end, once known
 
     def side(self, name: str) -> _Side:
         return self.sides.setdefault(name, _Side())
@@ -91,10 +92,17 @@ class Tracker:
         """How ``destination`` reads a message from ``source`` on this stream."""
         state = self._streams.get(stream)
         if state is not None and state.negotiation is not None:
+            # one Context per receiving end and negotiation: the hot path of a long capture
+            known = state.receiving.get(destination)
+            if known is not None:
+                return known
             neg = state.negotiation
             if destination == neg.a:
-                return Context(neg.receive_a, True, (), neg.open_a.asn)
-            return Context(neg.receive_b, True, (), neg.open_b.asn)
+                made = Context(neg.receive_a, True, (), neg.open_a.asn)
+            else:
+                made = Context(neg.receive_b, True, (), neg.open_b.asn)
+            state.receiving[destination] = made
+            return made
         missing = tuple(
             name for name in (source, destination) if state is None or state.side(name).open is None
         )
@@ -112,6 +120,7 @@ class Tracker:
         sender = state.side(source)
         sender.open = message
         sender.keepalives = 0
+        state.receiving.clear()
         if peer.open is None:
             state.negotiation = None
             return None

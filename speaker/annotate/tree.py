@@ -78,7 +78,8 @@ def fold(text: str, indent: str, width: int = LINE_WIDTH) -> list[str]:
     ) or [text]
 
 
-def _lines(node: Node, width: int, indent: str, line_width: int) -> list[str]:
+def node_lines(node: Node, width: int, indent: str, line_width: int = LINE_WIDTH) -> list[str]:
+    """One node's own lines (label padded to the sibling width ``width``), wrapped."""
     head = indent + node.label
     if node.value:
         head = f"{indent}{node.label.ljust(width)}  {node.value}"
@@ -100,7 +101,7 @@ def render(nodes: list[Node], depth: int = 0, line_width: int = LINE_WIDTH) -> l
     indent = INDENT * depth
     lines: list[str] = []
     for node in nodes:
-        lines.extend(_lines(node, width, indent, line_width))
+        lines.extend(node_lines(node, width, indent, line_width))
         if node.children:
             lines.extend(render(node.children, depth + 1, line_width))
     return lines
