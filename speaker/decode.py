@@ -510,7 +510,8 @@ def decode_main(
         out.flush()
         if count == 0 and exc.frame is None:
             return _fail(path, f"not a readable capture: {exc}")
-        return _fail(path, f"{exc}; decoding stops there ({count} messages decoded before it)")
+        decoded = f"{count} message{'' if count == 1 else 's'} decoded before it"
+        return _fail(path, f"{exc}; decoding stops there ({decoded})")
     except (dpkt.Error, struct.error, ValueError, OSError) as exc:
         out.flush()
         if count == 0:
