@@ -67,7 +67,8 @@ class SteadyUpdates:
         self.labels: dict[int, str] = {}  # (flags << 8 | type) -> attribute label
         self.tails: dict[tuple[str | None, str | None, int, int], str] = {}  # header lines
         self.distinct: dict[int, int] = {}  # (flags << 8 | type) -> values cached so far
-        self.contexts: dict[int, tuple[object, int]] = {}  # id -> (context kept alive, key)
+        # id -> (context kept alive, key, IPv4 path ids)
+        self.contexts: dict[int, tuple[object, int, bool]] = {}
 
     def _once(self, nodes: list[Node]) -> bool:
         """Blank meanings already shown, record new ones; True if none was new (cacheable)."""
@@ -131,12 +132,62 @@ class SteadyUpdates:
             tail = self.tails[key] = full[len(head) :]
         return f"#{item.index}  frame {item.frame}  {item.relative:.6f}  {tail}"
 
-    def _context_key(self, item: Decoded) -> int:
+    def _context_key(self, item: Decoded) -> tuple[int, bool]:
+        """A small number for the context (kept alive here, so its id is not reused), and
+        whether IPv4 unicast NLRI carry path ids under it."""
         ctx = item.context
         known = self.contexts.get(id(ctx))
         if known is None:
-            known = self.contexts[id(ctx)] = (ctx, len(self.contexts))
-        return known[1]
+            addpath = IPV4_UNICAST in ctx.negotiated.addpath_receive
+            known = self.contexts[id(ctx)] = (ctx, len(self.contexts), addpath)
+        return known[1], known[2]
+
+    def _top(self, item: Decoded, key: Hashable, ckey: int, alen: int, count: int) -> list[str]:
+        """The context, the two length fields and the attribute list's title."""
+        out: list[str] = []
+        pieces = self.pieces
+        parts: list[tuple[Hashable, Node, int]] = [
+            (("ctx", ckey), context_node(item), _TOP_WIDTH),
+            (
+                ("w", 0),
+                Node(
+                    "withdrawn routes length",
+                    "0",
+                    "octets of IPv4 prefixes withdrawn",
+                    "RFC 4271 4.3",
+                ),
+                _TOP_WIDTH,
+            ),
+            (
+                ("a", alen),
+                Node(
+                    "total path attribute length",
+                    str(alen),
+                    "octets of path attributes",
+                    "RFC 4271 4.3",
+                ),
+                _TOP_WIDTH,
+            ),
+            (
+                ("h", count),
+                Node(
+                    f"path attributes ({count})",
+                    meaning="shared by every prefix announced in this UPDATE",
+                    rfc="RFC 4271 4.3",
+                ),
+                0,
+            ),
+        ]
+        steady = True
+        for part_key, node, width in parts:
+            got = pieces.get(part_key)
+            if got is None:
+                got = self._piece(part_key, [node], width, _TOP)
+                steady = steady and part_key in pieces
+            out.extend(got)
+        if steady:
+            pieces[key] = out
+        return list(out)
 
     def lines(self, item: Decoded) -> list[str] | None:
         """The body lines of a common UPDATE, or None when it must go the general way."""
@@ -156,36 +207,11 @@ class SteadyUpdates:
             if isinstance(attr, _SKIP):
                 return None
         data = item.data
-        ckey = self._context_key(item)
-        pieces = self.pieces
-        out: list[str] = []
-        key: Hashable = ("ctx", ckey)
-        got = pieces.get(key)
-        out.extend(
-            got if got is not None else self._piece(key, [context_node(item)], _TOP_WIDTH, _TOP)
-        )
         if data[19] or data[20]:
             return None  # withdrawn routes present
+        ckey, addpath = self._context_key(item)
+        pieces = self.pieces
         alen = (data[21] << 8) | data[22]
-        key = ("w", 0)
-        got = pieces.get(key)
-        if got is None:
-            node = Node(
-                "withdrawn routes length", "0", "octets of IPv4 prefixes withdrawn", "RFC 4271 4.3"
-            )
-            got = self._piece(key, [node], _TOP_WIDTH, _TOP)
-        out.extend(got)
-        key = ("a", alen)
-        got = pieces.get(key)
-        if got is None:
-            node = Node(
-                "total path attribute length",
-                str(alen),
-                "octets of path attributes",
-                "RFC 4271 4.3",
-            )
-            got = self._piece(key, [node], _TOP_WIDTH, _TOP)
-        out.extend(got)
         # the attributes exactly as sent
         raws: list[tuple[int, int, bytes, int]] = []  # flags, type, octets, header size
         i, end = 23, 23 + alen
@@ -207,16 +233,9 @@ class SteadyUpdates:
         if len(raws) != len(attributes):
             return None
         width = min(width, LABEL_WIDTH_CAP)
-        key = ("h", len(raws))
-        got = pieces.get(key)
-        if got is None:
-            node = Node(
-                f"path attributes ({len(raws)})",
-                meaning="shared by every prefix announced in this UPDATE",
-                rfc="RFC 4271 4.3",
-            )
-            got = self._piece(key, [node], 0, _TOP)
-        out.extend(got)
+        key: Hashable = ("top", ckey, alen, len(raws))
+        top = pieces.get(key)
+        out = list(top) if top is not None else self._top(item, key, ckey, alen, len(raws))
         for flags, code, octets, head in raws:
             key = (octets, width, ckey)
             got = pieces.get(key)
@@ -241,7 +260,6 @@ class SteadyUpdates:
             out.extend(got)
         # the NLRI
         ctx = item.context
-        addpath = IPV4_UNICAST in ctx.negotiated.addpath_receive
         nlri = message.nlri
         key = ("n", len(nlri), addpath, ctx.from_opens)
         got = pieces.get(key)
