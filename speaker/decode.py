@@ -46,7 +46,7 @@ from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.session import Tracker
 from speaker.annotate.steady import SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
-from speaker.pcap import BGP_PORT, CaptureError, Gap, read_hex, read_stream
+from speaker.pcap import BGP_PORT, CaptureError, Endpoint, Gap, read_hex, read_stream
 from speaker.wire import (
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -101,9 +101,13 @@ class InputError(Exception):
     """The file cannot be read as a capture or as hex; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wire:
-    """One message's bytes and where they came from, before decoding."""
+    """One message's bytes and where they came from, before decoding.
+
+    Not frozen (one per message: a frozen ``__init__`` costs a tenth of a route feed's
+    decode); treat it as read-only.
+    """
 
     data: bytes
     stream: Hashable
@@ -129,27 +133,39 @@ def _endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
+_Direction = tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
+"""Per direction: stream key, endpoint texts, endpoint tuples, the endpoints themselves."""
+
+
 def capture_messages(
     source: str | bytes, ports: Collection[int] = (BGP_PORT,)
 ) -> Iterator[Wire | Gap]:
     """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
     # per direction: stream, endpoint texts and tuples (a capture has few, messages many)
-    directions: dict[object, tuple[Hashable, str, str, tuple[str, int], tuple[str, int]]] = {}
+    # keyed by the ids of the reader's Endpoint objects (one pair per direction; the value
+    # keeps them alive, so an id cannot be reused)
+    directions: dict[tuple[int, int], _Direction] = {}
     for raw in read_stream(source, ports):
         if isinstance(raw, Gap):
             yield raw
             continue
         src, dst = raw.source, raw.destination
-        known = directions.get((src, dst))
+        known = directions.get((id(src), id(dst)))
         if known is None:
-            known = directions[(src, dst)] = (
-                raw.stream,
-                _endpoint_text(src.address, src.port),
-                _endpoint_text(dst.address, dst.port),
+            source_text = _endpoint_text(src.address, src.port)
+            destination_text = _endpoint_text(dst.address, dst.port)
+            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
+            # is hashed in Python code at every lookup
+            low, high = (str(e) for e in raw.stream)
+            known = directions[(id(src), id(dst))] = (
+                f"{low} {high}",
+                source_text,
+                destination_text,
                 (src.address, src.port),
                 (dst.address, dst.port),
+                (src, dst),
             )
-        stream, source_text, destination_text, source_endpoint, destination_endpoint = known
+        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
         yield Wire(
             raw.data,
             stream,
@@ -266,6 +282,7 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
     """Decode each message with its stream's negotiated context, following the OPENs; gaps
     pass through (as :class:`Lost`) where they happened."""
     tracker = Tracker()
+    context_of = tracker.context
     first: float | None = None
     index = 0
     for wire in wires:
@@ -280,43 +297,47 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
             )
             continue
         index += 1
-        context = tracker.context(wire.stream, wire.source, wire.destination)
+        data = wire.data
+        context = context_of(wire.stream, wire.source, wire.destination)
         message: Message | None = None
         error: BgpError | None = None
         try:
-            message = decode_message(wire.data, context.negotiated)
+            message = decode_message(data, context.negotiated)
         except BgpError as exc:
             error = exc
         negotiation = None
         first_keepalive = False
-        if isinstance(message, Open):
-            negotiation = tracker.opened(wire.stream, wire.source, wire.destination, message)
-        elif isinstance(message, Keepalive):
-            first_keepalive = tracker.keepalive(wire.stream, wire.source)
         hint = None
+        if type(message) is not Update:  # the common case needs none of this
+            if isinstance(message, Open):
+                negotiation = tracker.opened(wire.stream, wire.source, wire.destination, message)
+            elif isinstance(message, Keepalive):
+                first_keepalive = tracker.keepalive(wire.stream, wire.source)
         if not context.from_opens and not isinstance(message, (Open, Keepalive)):
             soft = isinstance(message, Update) and bool(message.errors)
-            hint = guess(wire.data, None if soft else message)
-        if wire.timestamp is not None and first is None:
-            first = wire.timestamp
+            hint = guess(data, None if soft else message)
+        timestamp = wire.timestamp
+        if timestamp is not None and first is None:
+            first = timestamp
+        # positional: this runs once per message (see Decoded for the field order)
         yield Decoded(
-            index=index,
-            data=wire.data,
-            source=wire.source,
-            destination=wire.destination,
-            context=context,
-            message=message,
-            error=error,
-            negotiation=negotiation,
-            first_keepalive=first_keepalive,
-            hint=hint,
-            timestamp=wire.timestamp,
-            relative=None if wire.timestamp is None or first is None else wire.timestamp - first,
-            frame=wire.frame,
-            offset=wire.offset,
-            line=wire.line,
-            source_endpoint=wire.source_endpoint,
-            destination_endpoint=wire.destination_endpoint,
+            index,
+            data,
+            wire.source,
+            wire.destination,
+            context,
+            message,
+            error,
+            negotiation,
+            first_keepalive,
+            hint,
+            timestamp,
+            None if timestamp is None or first is None else timestamp - first,
+            wire.frame,
+            wire.offset,
+            wire.line,
+            wire.source_endpoint,
+            wire.destination_endpoint,
         )
 
 

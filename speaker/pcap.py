@@ -325,7 +325,9 @@ def read_stream(
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     wanted = frozenset(ports)
-    directions: dict[tuple[Endpoint, Endpoint], _Direction] = {}
+    # keyed by raw addresses and ports (cheap to hash); endpoints are made once per direction
+    directions: dict[tuple[bytes, int, bytes, int], _Direction] = {}
+    ends: dict[tuple[bytes, int, bytes, int], tuple[Endpoint, Endpoint]] = {}
     for rec in read_records(data):
         try:
             ip = _ip_layer(rec.data, rec.linktype)
@@ -336,16 +338,23 @@ def read_stream(
         tcp = ip.data
         if tcp.sport not in wanted and tcp.dport not in wanted:
             continue
-        src = Endpoint(str(ipaddress.ip_address(ip.src)), tcp.sport)
-        dst = Endpoint(str(ipaddress.ip_address(ip.dst)), tcp.dport)
-        state = directions.get((src, dst))
+        key = (ip.src, tcp.sport, ip.dst, tcp.dport)
+        pair = ends.get(key)
+        if pair is None:
+            src = Endpoint(str(ipaddress.ip_address(ip.src)), tcp.sport)
+            dst = Endpoint(str(ipaddress.ip_address(ip.dst)), tcp.dport)
+            pair = ends[key] = (src, dst)
+            ends[(ip.dst, tcp.dport, ip.src, tcp.sport)] = (dst, src)
+        src, dst = pair
+        state = directions.get(key)
         if state is None:
-            state = directions[(src, dst)] = _Direction()
+            state = directions[key] = _Direction()
         ts, frame = rec.timestamp, rec.frame
         if tcp.flags & dpkt.tcp.TH_ACK:
-            back = directions.get((dst, src))
+            back_key = (ip.dst, tcp.dport, ip.src, tcp.sport)
+            back = directions.get(back_key)
             if back is None:
-                back = directions[(dst, src)] = _Direction()
+                back = directions[back_key] = _Direction()
             if back.peer_ack is None or _before(back.peer_ack, tcp.ack):
                 back.peer_ack = tcp.ack
                 if back.pending:
@@ -369,8 +378,8 @@ def read_stream(
         if known is None or len(known[0]) < len(payload):
             state.pending[tcp.seq] = (payload, ts, frame)
         yield from _drain(state, src, dst, (frame, ts))
-    for (src, dst), state in directions.items():
-        yield from _finish(state, src, dst)
+    for key, state in directions.items():
+        yield from _finish(state, *ends[key])
 
 
 def _drain(
