@@ -3,7 +3,9 @@
     speaker run --config FILE [--json] [--log-level LEVEL] [--log-format text|json]
                 [--graceful-restart] [--metrics-listen ADDR:PORT]
     speaker --version
-    speaker decode FILE [--json] [--hex] [--bytes]
+    speaker decode FILE|- [--json|--brief] [--hex] [--bytes] [--filter K=V]... [--port N]...
+                [--width N]
+    speaker decode --bytes-hex HEX [same options]
     speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
@@ -74,12 +76,29 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-listen", metavar="ADDR:PORT", default=None,
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics")
 
-    p = sub.add_parser("decode", help="decode BGP messages from a pcap or hex file")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser(
+        "decode", help="decode BGP messages from a pcap or hex file",
+        description="Explain every BGP message of a capture (pcap/pcapng) or hex file. "
+                    "Exit status: 0 clean, 1 malformed messages, 2 unreadable or damaged "
+                    "input, 3 octets missing from the capture (gaps). See docs/decode.md.")
+    p.add_argument("file", metavar="FILE", nargs="?",
+                   help="capture or hex file; - reads standard input")
+    p.add_argument("--bytes-hex", metavar="HEX", default=None,
+                   help="decode these hex octets (one message or several back to back) "
+                        "instead of a file")
+    p.add_argument("--json", action="store_true", help="print JSON, one object per line")
+    p.add_argument("--brief", action="store_true", help="one line per message")
     p.add_argument("--hex", action="store_true", help="read the file as hex text")
     p.add_argument("--bytes", action="store_true",
                    help="also dump each message's octets with the field boundaries marked")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="show only matching messages: type=update, prefix=10.244.0.0/16 "
+                        "(announced or withdrawn prefixes it covers), peer=192.168.0.80; "
+                        "repeatable, all must match")
+    p.add_argument("--port", action="append", type=int, default=[], metavar="N",
+                   help="TCP port carrying BGP in a capture (default 179); repeatable")
+    p.add_argument("--width", type=int, default=120, metavar="N",
+                   help="wrap explanations at N characters (default 120, 0: never)")
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
@@ -172,11 +191,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.bytes_hex is None):
+        _err("decode: give a FILE (or - for standard input), or --bytes-hex HEX, not both")
+        return EXIT_ERROR
     decode_main = _lazy("speaker.decode", "decode_main")
     if decode_main is None:
         return EXIT_ERROR
-    return int(decode_main(args.file, as_json=args.json, force_hex=args.hex,
-                           show_bytes=args.bytes))
+    options: dict[str, Any] = {}
+    if args.brief:
+        options["brief"] = True
+    if args.filter:
+        options["filters"] = args.filter
+    if args.port:
+        options["ports"] = args.port
+    if args.bytes_hex is not None:
+        options["hex_text"] = args.bytes_hex
+    if args.width != 120:
+        options["width"] = args.width
+    path = args.file if args.file is not None else "--bytes-hex"
+    return int(decode_main(path, as_json=args.json, force_hex=args.hex,
+                           show_bytes=args.bytes, **options))
 
 
 # --------------------------------------------------------------------------- check-config

@@ -11,9 +11,11 @@ Hex input has no TCP stream and no direction: the file is one stream whose OPENs
 (the first OPEN is side A's, the second side B's, ...), and every other message is read as
 sent by A to B.  See docs/decode.md.
 
-Exit status: 0 when every message decoded, 1 when some message was malformed (it is
-reported with the NOTIFICATION it would cause, and decoding goes on), 2 when the file cannot
-be read.
+Exit status (see docs/decode.md): 0 every message decoded; 1 some message was malformed (it
+is reported with the NOTIFICATION it would cause, and decoding goes on); 2 the input cannot be
+read, or the capture is damaged or cut (the frame and byte offset are named); 3 octets are
+missing (a lost TCP segment, or a message cut by the end of the capture: each gap is a line of
+the output).  When several apply: 2, then 3, then 1.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import json
 import re
 import struct
 import sys
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import dpkt
 
+from speaker.annotate.brief import brief_line
 from speaker.annotate.explain import (
     Decoded,
     about,
@@ -36,11 +39,14 @@ from speaker.annotate.explain import (
     header_line,
     negotiation_block,
 )
+from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
+from speaker.annotate.gaps import Lost, gap_line, gap_record
 from speaker.annotate.layout import hexdump, spans
-from speaker.annotate.records import record
+from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.session import Tracker
-from speaker.annotate.tree import Node, render
-from speaker.pcap import CaptureError, read_capture, read_hex
+from speaker.annotate.steady import SteadyUpdates
+from speaker.annotate.tree import LINE_WIDTH, Node, render
+from speaker.pcap import BGP_PORT, CaptureError, Endpoint, Gap, read_hex, read_stream
 from speaker.wire import (
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -68,6 +74,8 @@ PCAP_MAGICS = frozenset(
 EXIT_OK = 0
 EXIT_MALFORMED = 1
 EXIT_UNREADABLE = 2
+EXIT_GAPS = 3
+"""Some octets are missing from the capture (a lost segment, a message cut by its end)."""
 
 MALFORMED_DUMP_LIMIT = 256
 """Octets of a malformed message dumped without ``--bytes``."""
@@ -93,9 +101,13 @@ class InputError(Exception):
     """The file cannot be read as a capture or as hex; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wire:
-    """One message's bytes and where they came from, before decoding."""
+    """One message's bytes and where they came from, before decoding.
+
+    Not frozen (one per message: a frozen ``__init__`` costs a tenth of a route feed's
+    decode); treat it as read-only.
+    """
 
     data: bytes
     stream: Hashable
@@ -121,19 +133,48 @@ def _endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def capture_messages(path: str) -> Iterator[Wire]:
-    """The BGP messages of a pcap/pcapng file, reassembled per TCP direction."""
-    for raw in read_capture(path):
+_Direction = tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
+"""Per direction: stream key, endpoint texts, endpoint tuples, the endpoints themselves."""
+
+
+def capture_messages(
+    source: str | bytes, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[Wire | Gap]:
+    """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
+    # per direction: stream, endpoint texts and tuples (a capture has few, messages many)
+    # keyed by the ids of the reader's Endpoint objects (one pair per direction; the value
+    # keeps them alive, so an id cannot be reused)
+    directions: dict[tuple[int, int], _Direction] = {}
+    for raw in read_stream(source, ports):
+        if isinstance(raw, Gap):
+            yield raw
+            continue
         src, dst = raw.source, raw.destination
+        known = directions.get((id(src), id(dst)))
+        if known is None:
+            source_text = _endpoint_text(src.address, src.port)
+            destination_text = _endpoint_text(dst.address, dst.port)
+            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
+            # is hashed in Python code at every lookup
+            low, high = (str(e) for e in raw.stream)
+            known = directions[(id(src), id(dst))] = (
+                f"{low} {high}",
+                source_text,
+                destination_text,
+                (src.address, src.port),
+                (dst.address, dst.port),
+                (src, dst),
+            )
+        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
         yield Wire(
             raw.data,
-            raw.stream,
-            _endpoint_text(src.address, src.port),
-            _endpoint_text(dst.address, dst.port),
+            stream,
+            source_text,
+            destination_text,
             timestamp=raw.timestamp,
             frame=raw.frame,
-            source_endpoint=(src.address, src.port),
-            destination_endpoint=(dst.address, dst.port),
+            source_endpoint=source_endpoint,
+            destination_endpoint=destination_endpoint,
         )
 
 
@@ -237,48 +278,66 @@ def guess(data: bytes, decoded: Message | None) -> str | None:
     return None
 
 
-def decode_all(wires: Iterable[Wire]) -> Iterator[Decoded]:
-    """Decode each message with its stream's negotiated context, following the OPENs."""
+def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
+    """Decode each message with its stream's negotiated context, following the OPENs; gaps
+    pass through (as :class:`Lost`) where they happened."""
     tracker = Tracker()
+    context_of = tracker.context
     first: float | None = None
-    for index, wire in enumerate(wires, start=1):
-        context = tracker.context(wire.stream, wire.source, wire.destination)
+    index = 0
+    for wire in wires:
+        if isinstance(wire, Gap):
+            if first is None:
+                first = wire.timestamp
+            yield Lost(
+                wire,
+                _endpoint_text(wire.source.address, wire.source.port),
+                _endpoint_text(wire.destination.address, wire.destination.port),
+                wire.timestamp - first,
+            )
+            continue
+        index += 1
+        data = wire.data
+        context = context_of(wire.stream, wire.source, wire.destination)
         message: Message | None = None
         error: BgpError | None = None
         try:
-            message = decode_message(wire.data, context.negotiated)
+            message = decode_message(data, context.negotiated)
         except BgpError as exc:
             error = exc
         negotiation = None
         first_keepalive = False
-        if isinstance(message, Open):
-            negotiation = tracker.opened(wire.stream, wire.source, wire.destination, message)
-        elif isinstance(message, Keepalive):
-            first_keepalive = tracker.keepalive(wire.stream, wire.source)
         hint = None
+        if type(message) is not Update:  # the common case needs none of this
+            if isinstance(message, Open):
+                negotiation = tracker.opened(wire.stream, wire.source, wire.destination, message)
+            elif isinstance(message, Keepalive):
+                first_keepalive = tracker.keepalive(wire.stream, wire.source)
         if not context.from_opens and not isinstance(message, (Open, Keepalive)):
             soft = isinstance(message, Update) and bool(message.errors)
-            hint = guess(wire.data, None if soft else message)
-        if wire.timestamp is not None and first is None:
-            first = wire.timestamp
+            hint = guess(data, None if soft else message)
+        timestamp = wire.timestamp
+        if timestamp is not None and first is None:
+            first = timestamp
+        # positional: this runs once per message (see Decoded for the field order)
         yield Decoded(
-            index=index,
-            data=wire.data,
-            source=wire.source,
-            destination=wire.destination,
-            context=context,
-            message=message,
-            error=error,
-            negotiation=negotiation,
-            first_keepalive=first_keepalive,
-            hint=hint,
-            timestamp=wire.timestamp,
-            relative=None if wire.timestamp is None or first is None else wire.timestamp - first,
-            frame=wire.frame,
-            offset=wire.offset,
-            line=wire.line,
-            source_endpoint=wire.source_endpoint,
-            destination_endpoint=wire.destination_endpoint,
+            index,
+            data,
+            wire.source,
+            wire.destination,
+            context,
+            message,
+            error,
+            negotiation,
+            first_keepalive,
+            hint,
+            timestamp,
+            None if timestamp is None or first is None else timestamp - first,
+            wire.frame,
+            wire.offset,
+            wire.line,
+            wire.source_endpoint,
+            wire.destination_endpoint,
         )
 
 
@@ -292,11 +351,13 @@ class TextWriter:
     stays), so a long capture reads as a lesson first and a trace after.
     """
 
-    def __init__(self, out: TextIO, show_bytes: bool) -> None:
+    def __init__(self, out: TextIO, show_bytes: bool, width: int = LINE_WIDTH) -> None:
         self.out = out
         self.show_bytes = show_bytes
+        self.width = width
         self.explained: set[int] = set()
         self.meanings: set[str] = set()
+        self.steady = SteadyUpdates(self.meanings, width)
 
     def _once(self, nodes: list[Node]) -> None:
         for node in nodes:
@@ -306,9 +367,17 @@ class TextWriter:
                 self.meanings.add(node.meaning)
             self._once(node.children)
 
-    def write(self, item: Decoded) -> None:
-        nodes: list[Node] = []
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Lost):
+            self.out.write(gap_line(item, self.width) + "\n\n")
+            return
         code = item.type_code
+        if code in self.explained and not self.show_bytes:
+            fast = self.steady.lines(item)
+            if fast is not None:
+                self.out.write(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
+                return
+        nodes: list[Node] = []
         if code is not None and code not in self.explained and item.error is None:
             self.explained.add(code)
             reminder = about(code)
@@ -316,11 +385,11 @@ class TextWriter:
                 nodes.append(reminder)
         nodes.extend(body(item))
         self._once(nodes)
-        lines = [header_line(item), *render(nodes, depth=2)]
+        lines = [header_line(item), *render(nodes, 2, self.width)]
         if item.negotiation is not None:
             block = [negotiation_block(item.negotiation)]
             self._once(block)
-            lines.extend(render(block, depth=1))
+            lines.extend(render(block, 1, self.width))
         if self.show_bytes or item.malformed:
             limit = None if self.show_bytes else MALFORMED_DUMP_LIMIT
             lines.append("    bytes (offset, octets, field):")
@@ -329,14 +398,36 @@ class TextWriter:
         self.out.write("\n".join(lines) + "\n\n")
 
 
-class JsonWriter:
-    """One JSON object per message, one per line."""
+class BriefWriter:
+    """One line per message (``--brief``)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def write(self, item: Decoded) -> None:
-        self.out.write(json.dumps(record(item), ensure_ascii=False) + "\n")
+    def write(self, item: Decoded | Lost) -> None:
+        self.out.write((gap_line(item) if isinstance(item, Lost) else brief_line(item)) + "\n")
+
+
+class JsonWriter:
+    """One JSON object per message (or gap), one per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Lost):
+            gap = item.gap
+            rec = gap_record(
+                item,
+                endpoint_json(None, (gap.source.address, gap.source.port)),
+                endpoint_json(None, (gap.destination.address, gap.destination.port)),
+            )
+        else:
+            rec = record(item)
+        self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+Writer = TextWriter | BriefWriter | JsonWriter
 
 
 def _fail(path: str, why: str) -> int:
@@ -344,13 +435,22 @@ def _fail(path: str, why: str) -> int:
     return EXIT_UNREADABLE
 
 
-def _open_input(path: str, force_hex: bool) -> Iterator[Wire]:
-    """Pick the reader by content; raise InputError/OSError when the file is unusable."""
-    raw = Path(path).read_bytes()
+def _read(path: str, stdin: BinaryIO | None) -> bytes:
+    """The input's octets: a file, or standard input for ``-``."""
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return stream.read()
+    return Path(path).read_bytes()
+
+
+def _open_input(
+    raw: bytes, force_hex: bool, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[Wire | Gap]:
+    """Pick the reader by content; raise InputError when the octets are unusable."""
     if not raw:
         raise InputError("the file is empty")
     if not force_hex and is_capture(raw):
-        return capture_messages(path)
+        return capture_messages(raw, ports)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -376,47 +476,87 @@ def decode_main(
     *,
     as_json: bool,
     force_hex: bool,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     show_bytes: bool = False,
+    brief: bool = False,
+    filters: Sequence[Filter | str] = (),
+    ports: Collection[int] = (BGP_PORT,),
+    hex_text: str | None = None,
+    stdin: BinaryIO | None = None,
+    width: int = LINE_WIDTH,
 ) -> int:
-    """Decode every message of ``path`` to ``out``; return the exit status (0, 1 or 2).
+    """Decode every message of ``path`` to ``out``; return the exit status (0, 1, 2 or 3).
 
-    ``as_json``: one JSON object per line; ``force_hex``: read the file as hex text even if
-    it looks like a capture; ``show_bytes``: add a hex dump with field boundaries.
+    ``path``: a file, or ``-`` for standard input (a capture or hex); ``hex_text``: decode
+    these hex octets instead of a file (``--bytes-hex``; ``path`` then only names it in
+    errors).  ``as_json``: one JSON object per line; ``brief``: one line per message;
+    ``force_hex``: read the file as hex text even if it looks like a capture; ``show_bytes``:
+    add a hex dump with field boundaries; ``filters``: show only messages matching all of
+    them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
+    of the text output at this many characters (0: never).
     """
+    out = out if out is not None else sys.stdout
     try:
-        wires = _open_input(path, force_hex)
+        wanted = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
+    except FilterError as exc:
+        return _fail("--filter", str(exc))
+    try:
+        raw = hex_text.encode() if hex_text is not None else _read(path, stdin)
+        wires = _open_input(raw, force_hex or hex_text is not None, ports)
     except OSError as exc:
         return _fail(path, f"cannot read: {exc.strerror or exc}")
     except InputError as exc:
         return _fail(path, str(exc))
-    writer: TextWriter | JsonWriter = JsonWriter(out) if as_json else TextWriter(out, show_bytes)
-    count = 0
-    malformed = 0
+    writer: Writer
+    if as_json:
+        writer = JsonWriter(out)
+    elif brief:
+        writer = BriefWriter(out)
+    else:
+        writer = TextWriter(out, show_bytes, width)
+    count = shown = malformed = gaps = 0
     try:
         for item in decode_all(wires):
-            count += 1
-            malformed += item.malformed
-            writer.write(item)
+            if isinstance(item, Lost):
+                gaps += 1
+            else:
+                count += 1
+                malformed += item.malformed
+            if not wanted or matches_all(wanted, item):
+                shown += 1
+                writer.write(item)
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
-    except (CaptureError, dpkt.Error, struct.error, ValueError, OSError) as exc:
+    except CaptureError as exc:
+        out.flush()
+        if count == 0 and exc.frame is None:
+            return _fail(path, f"not a readable capture: {exc}")
+        decoded = f"{count} message{'' if count == 1 else 's'} decoded before it"
+        return _fail(path, f"{exc}; decoding stops there ({decoded})")
+    except (dpkt.Error, struct.error, ValueError, OSError) as exc:
         out.flush()
         if count == 0:
             return _fail(path, f"not a readable capture: {exc}")
         return _fail(path, f"the file is damaged after message {count}: {exc}")
-    if count == 0:
+    if count == 0 and not gaps:
         where = "no hex messages" if force_hex else "no BGP messages found"
         print(f"speaker decode: {path}: {where}", file=sys.stderr)
-    elif malformed:
-        print(
-            f"speaker decode: {path}: {malformed} of {count} messages malformed",
-            file=sys.stderr,
-        )
+    problems = []
+    if gaps:
+        problems.append(f"{gaps} gap(s): octets missing from the capture")
+    if malformed:
+        problems.append(f"{malformed} of {count} messages malformed")
+    if wanted:
+        problems.append(f"{shown} of {count + gaps} shown by --filter")
+    if problems:
+        print(f"speaker decode: {path}: {'; '.join(problems)}", file=sys.stderr)
+    if gaps:
+        return EXIT_GAPS
     return EXIT_MALFORMED if malformed else EXIT_OK
 
 
 __all__ = [
+    "EXIT_GAPS",
     "EXIT_MALFORMED",
     "EXIT_OK",
     "EXIT_UNREADABLE",

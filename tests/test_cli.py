@@ -105,10 +105,12 @@ def test_run_without_a_daemon_module_is_a_clear_error(
 def test_decode_delegates(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen: list[tuple[str, bool, bool, bool]] = []
+    seen: list[tuple[str, bool, bool, bool, dict[str, Any]]] = []
 
-    def decode_main(path: str, *, as_json: bool, force_hex: bool, show_bytes: bool) -> int:
-        seen.append((path, as_json, force_hex, show_bytes))
+    def decode_main(
+        path: str, *, as_json: bool, force_hex: bool, show_bytes: bool, **options: Any
+    ) -> int:
+        seen.append((path, as_json, force_hex, show_bytes, options))
         return 0
 
     monkeypatch.setitem(
@@ -117,11 +119,22 @@ def test_decode_delegates(
     assert run_cli(capsys, "decode", "cap.pcap")[0] == 0
     assert run_cli(capsys, "decode", "msg.hex", "--json", "--hex")[0] == 0
     assert run_cli(capsys, "decode", "cap.pcap", "--bytes")[0] == 0
+    argv = ["decode", "-", "--brief", "--filter", "type=update", "--filter", "peer=10.0.0.1",
+            "--port", "1179", "--port", "179", "--width", "0"]
+    assert run_cli(capsys, *argv)[0] == 0
+    assert run_cli(capsys, "decode", "--bytes-hex", "ffff 0013 04")[0] == 0
     assert seen == [
-        ("cap.pcap", False, False, False),
-        ("msg.hex", True, True, False),
-        ("cap.pcap", False, False, True),
+        ("cap.pcap", False, False, False, {}),
+        ("msg.hex", True, True, False, {}),
+        ("cap.pcap", False, False, True, {}),
+        ("-", False, False, False, {"brief": True, "filters": ["type=update", "peer=10.0.0.1"],
+                                    "ports": [1179, 179], "width": 0}),
+        ("--bytes-hex", False, False, False, {"hex_text": "ffff 0013 04"}),
     ]
+    code, _, err = run_cli(capsys, "decode")
+    assert code == 2 and "give a FILE" in err
+    code, _, err = run_cli(capsys, "decode", "x.pcap", "--bytes-hex", "ff")
+    assert code == 2 and "not both" in err
     monkeypatch.setitem(sys.modules, "speaker.decode", types.SimpleNamespace())
     code, _, err = run_cli(capsys, "decode", "cap.pcap")
     assert code == 2 and "speaker.decode.decode_main is not available" in err

@@ -106,7 +106,7 @@ def hex_run(tmp_path: Path, *messages: bytes, as_json: bool = False) -> tuple[in
     path = tmp_path / "m.hex"
     path.write_text("\n".join(m.hex() for m in messages) + "\n")
     out = io.StringIO()
-    status = decode_main(str(path), as_json=as_json, force_hex=False, out=out)
+    status = decode_main(str(path), as_json=as_json, force_hex=False, out=out, width=0)
     return status, out.getvalue()
 
 
@@ -127,13 +127,21 @@ def test_unknown_capabilities_and_as_trans(tmp_path: Path) -> None:
         r"my AS +23456 \(AS_TRANS: the real AS is in the 4-octet AS capability\)", text
     )
     assert re.search(r"hold time +0 \(no hold timer, no KEEPALIVEs\)", text)
+    # host name length 2, "r1", domain name length 0 (draft-walton-bgp-hostname-capability 3)
     assert re.search(
-        r"FQDN \(73\) +value 02723100 .*\[draft-walton-bgp-hostname-capability\]", text
+        r'FQDN \(73\) +host name "r1" .*\[draft-walton-bgp-hostname-capability\]', text
     )
     assert re.search(r"unknown capability \(200\) +\(empty\) +— not known to this decoder", text)
     _, out = hex_run(tmp_path, message.encode(PLAIN), as_json=True)
     caps = json.loads(out)["capabilities"]
-    assert caps[1] == {"code": 73, "name": "FQDN", "length": 4, "value": "02723100"}
+    assert caps[1] == {
+        "code": 73,
+        "name": "FQDN",
+        "length": 4,
+        "value": "02723100",
+        "hostname": "r1",
+        "domain_name": "",
+    }
     assert caps[2] == {"code": 200, "name": None, "length": 0, "value": ""}
 
 

@@ -100,6 +100,7 @@ def decode_json(path: Path) -> tuple[int, list[dict[str, Any]]]:
 
 def decode_text(path: Path, **kwargs: Any) -> tuple[int, str]:
     out = io.StringIO()
+    kwargs.setdefault("width", 0)
     status = decode_main(str(path), as_json=False, force_hex=False, out=out, **kwargs)
     return status, out.getvalue()
 

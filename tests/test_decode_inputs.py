@@ -68,7 +68,7 @@ def make_update(prefix: str, path_id: int | None, asns: tuple[int, ...] = (65001
 
 def run(path: Path, *, as_json: bool = False, force_hex: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    status = decode_main(str(path), as_json=as_json, force_hex=force_hex, out=out)
+    status = decode_main(str(path), as_json=as_json, force_hex=force_hex, out=out, width=0)
     return status, out.getvalue()
 
 

@@ -164,7 +164,8 @@ def test_both_directions_and_a_capture_started_mid_stream(tmp_path: Path) -> Non
 
 def test_unsynchronised_bytes_reach_the_decoder_as_one_message(tmp_path: Path) -> None:
     garbage = b"\x00" * 25
-    messages = _capture(tmp_path, [_segment(A, B, 1, garbage + KEEPALIVE)])
+    segments = [_segment(A, B, 0, b"", syn=True), _segment(A, B, 1, garbage + KEEPALIVE)]
+    messages = _capture(tmp_path, segments)
     assert [m.data for m in messages] == [garbage + KEEPALIVE]
     with pytest.raises(BgpError) as caught:
         decode_message(messages[0].data, DEFAULT_CONTEXT)
@@ -184,12 +185,34 @@ def test_non_bgp_traffic_is_ignored(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- files
 
 
-def test_a_capture_cut_short_yields_what_is_complete(testdata: Path, tmp_path: Path) -> None:
+def test_a_capture_cut_short_yields_what_is_complete_then_names_the_cut(
+    testdata: Path, tmp_path: Path
+) -> None:
     cut = tmp_path / "cut.pcap"
     cut.write_bytes((testdata / "lifecycle.pcap").read_bytes()[:5000])
-    messages = list(read_capture(cut))
+    messages: list[RawMessage] = []
+    with pytest.raises(CaptureError) as caught:
+        messages.extend(read_capture(cut))
     assert 0 < len(messages) < 45
     assert messages == list(read_capture(testdata / "lifecycle.pcap"))[: len(messages)]
+    # the last record starts before offset 5000 and claims more than is left
+    assert caught.value.frame is not None and caught.value.offset is not None
+    assert caught.value.offset < 5000 and "the file is cut" in str(caught.value)
+
+
+def test_a_record_claiming_a_huge_length_is_damage(testdata: Path, tmp_path: Path) -> None:
+    data = bytearray((testdata / "mesh-restart.pcap").read_bytes())
+    # record 3: walk the record headers (24-octet file header, 16-octet record headers)
+    offset = 24
+    for _ in range(2):
+        offset += 16 + int.from_bytes(data[offset + 8 : offset + 12], "little")
+    data[offset + 8 : offset + 12] = (0x7FFFFFF0).to_bytes(4, "little")
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CaptureError) as caught:
+        list(read_capture(bad))
+    assert (caught.value.frame, caught.value.offset) == (3, offset)
+    assert "damaged" in str(caught.value) and str(0x7FFFFFF0) in str(caught.value)
 
 
 @pytest.mark.parametrize("content", [b"", b"\xd4\xc3\xb2", b"not a capture at all, really not"])

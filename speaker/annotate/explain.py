@@ -15,17 +15,22 @@ from speaker.annotate.tables import (
     ADDPATH_MODES,
     AFI_NAMES,
     ATTRIBUTES,
+    BGP_ROLES,
     CAPABILITIES,
     END_OF_RIB,
     ERROR_ACTIONS,
     ERROR_CODES,
     ERROR_DATA,
+    EXT_COMMUNITIES,
+    EXT_COMMUNITY_SPECIFIC,
+    EXT_COMMUNITY_TYPES,
     GR_FLAGS,
     GR_FORWARDING,
     MESSAGE_TYPES,
     OPEN_FIELDS,
     OPT_PARAMS,
     ORIGINS,
+    ROLE_PAIRS,
     ROUTE_REFRESH_SUBTYPES,
     SEGMENT_TYPES,
     SHUTDOWN_COMMUNICATION,
@@ -55,15 +60,20 @@ from speaker.wire.attributes import (
     NextHopAttr,
     OriginatorIdAttr,
     OriginAttr,
+    OtcAttr,
     PathAttribute,
     UndecodedMpAttr,
     UnknownAttr,
+    merge_as4_path,
 )
+from speaker.wire.capabilities import CAPABILITIES as CODEC_CAPABILITIES
 from speaker.wire.capabilities import (
     AddPathCapability,
+    BgpRoleCapability,
     Capability,
     ExtendedNextHopCapability,
     FourOctetAsCapability,
+    FqdnCapability,
     GracefulRestartCapability,
     GracefulRestartFlags,
     LongLivedGracefulRestartCapability,
@@ -73,6 +83,7 @@ from speaker.wire.capabilities import (
 from speaker.wire.context import IPV4_UNICAST, Negotiated
 from speaker.wire.enums import AttrFlag, CeaseSubcode, ErrorCode, MessageType
 from speaker.wire.errors import BgpError, ErrorAction
+from speaker.wire.extcommunities import ExtendedCommunity
 from speaker.wire.messages import (
     HEADER_SIZE,
     CapabilitiesParameter,
@@ -88,10 +99,15 @@ from speaker.wire.nlri import Nlri
 # ------------------------------------------------------------------------------ one message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
     """One message as the decode tool saw it: where it came from, how it was read, and what
-    it turned out to be (a message, or the error that makes it malformed)."""
+    it turned out to be (a message, or the error that makes it malformed).
+
+    Not frozen: one is built per message, and a frozen dataclass's ``__init__`` (every field
+    set through ``object.__setattr__``) was a tenth of the decode time of a route feed.
+    Treat it as read-only.
+    """
 
     index: int
     data: bytes
@@ -193,14 +209,17 @@ def notification_nodes(code: int, subcode: int, data: bytes) -> list[Node]:
         )
     )
     sub = subcode_meaning(code, subcode)
-    nodes.append(
-        Node(
-            "error subcode",
-            f"{subcode} {sub.name if sub else '(unknown)'}",
-            sub.text if sub else "not defined for this code",
-            sub.rfc if sub else "",
+    if sub is not None:
+        nodes.append(Node("error subcode", f"{subcode} {sub.name}", sub.text, sub.rfc))
+    else:
+        nodes.append(
+            Node(
+                "error subcode",
+                f"{subcode} (unknown)",
+                f"not defined for {info.name}" if info else "the error code is not known either",
+                info.rfc if info else "",
+            )
         )
-    )
     if code == ErrorCode.CEASE and subcode in (
         CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         CeaseSubcode.ADMINISTRATIVE_RESET,
@@ -269,7 +288,7 @@ def malformed(item: Decoded, error: BgpError) -> list[Node]:
     nodes = [Node("MALFORMED", error.reason or "(no detail)")]
     nodes.extend(error_nodes(error)[1:])
     if item.type_code == MessageType.UPDATE:
-        nodes.append(_context_node(item))
+        nodes.append(context_node(item))
     if item.hint:
         nodes.append(Node("hint", item.hint, "a guess: the OPEN exchange was not seen"))
     return nodes
@@ -333,14 +352,42 @@ def _(cap: LongLivedGracefulRestartCapability) -> str:
 
 @capability_value.register
 def _(cap: ExtendedNextHopCapability) -> str:
-    return "; ".join(
-        f"{family_name(afi, safi)} routes may use an {AFI_NAMES.get(nh, f'AFI {nh}')} next hop"
-        for afi, safi, nh in cap.entries
+    return (
+        "; ".join(
+            f"{family_name(afi, safi)} (AFI {int(afi)}, SAFI {int(safi)}) may use an "
+            f"{AFI_NAMES.get(nh, f'AFI {nh}')} next hop (next hop AFI {int(nh)})"
+            for afi, safi, nh in cap.entries
+        )
+        or "no families"
     )
 
 
 @capability_value.register
+def _(cap: BgpRoleCapability) -> str:
+    info = BGP_ROLES.get(cap.role)
+    if info is None:
+        return f"role {int(cap.role)} (undefined: a role-checking peer refuses the OPEN)"
+    pair = BGP_ROLES[ROLE_PAIRS[cap.role]].name
+    return f"{info.name} ({int(cap.role)}): {info.text}; the peer must announce {pair}"
+
+
+@capability_value.register
+def _(cap: FqdnCapability) -> str:
+    host = cap.hostname.decode("utf-8", "replace")
+    domain = cap.domain.decode("utf-8", "replace")
+    return f'host name "{host}", domain name "{domain}"' if domain else f'host name "{host}"'
+
+
+def _unparsed(cap: UnknownCapability) -> str:
+    """A known code whose value did not parse (kept as bytes)."""
+    value = cap.value.hex() or "(empty)"
+    return f"value {value}: does not parse as this capability (ignored)"
+
+
+@capability_value.register
 def _(cap: UnknownCapability) -> str:
+    if cap.code in CODEC_CAPABILITIES:
+        return _unparsed(cap)
     return f"value {cap.value.hex()}" if cap.value else "(empty)"
 
 
@@ -498,7 +545,63 @@ def _(attr: LargeCommunitiesAttr, ctx: Negotiated) -> tuple[str, str]:
 
 @attribute_value.register
 def _(attr: ExtendedCommunitiesAttr, ctx: Negotiated) -> tuple[str, str]:
-    return " ".join(f"0x{v:016x}" for v in attr.values), ""
+    return ", ".join(str(c) for c in attr.communities), ""
+
+
+@attribute_value.register
+def _(attr: OtcAttr, ctx: Negotiated) -> tuple[str, str]:
+    return f"AS {attr.asn}", ""
+
+
+def ext_community_node(community: ExtendedCommunity) -> Node:
+    """One extended community: name and value, type and subtype octets, meaning."""
+    info = EXT_COMMUNITY_SPECIFIC.get((community.type, community.subtype))
+    if info is None and community.known:
+        info = EXT_COMMUNITIES.get(community.subtype)
+    kind = f"{community.type_name} (type 0x{community.type:02x}, subtype 0x{community.subtype:02x})"
+    meaning = f"{info.text}; {kind}" if info else kind
+    rfc = info.rfc if info else EXT_COMMUNITY_TYPES.get(community.type, "RFC 4360 2")
+    return Node(community.name, community.text, meaning, rfc)
+
+
+def as_path_nodes(attr: AsPathAttr, item: Decoded) -> list[Node]:
+    """An AS loop: the receiver's own AS in the path (known once both OPENs were seen)."""
+    mine = item.context.receiver_as
+    if mine is None or not any(mine in seg.asns for seg in attr.segments):
+        return []
+    return [
+        Node(
+            "AS loop",
+            f"contains {mine}, the receiver's own AS",
+            "the route went through the receiver's AS already: the receiver drops it "
+            "(it is not a candidate for the decision process)",
+            "RFC 4271 9.1.2",
+        )
+    ]
+
+
+def merged_path_node(message: Update) -> Node | None:
+    """AS_PATH with AS_TRANS plus AS4_PATH: the path a 4-octet speaker reconstructs."""
+    as_path = next((a for a in message.attributes if isinstance(a, AsPathAttr)), None)
+    as4 = next((a for a in message.attributes if isinstance(a, As4PathAttr)), None)
+    if as_path is None or as4 is None:
+        return None
+    if not any(AS_TRANS in seg.asns for seg in as_path.segments):
+        return None
+    merged = merge_as4_path(as_path.segments, as4.segments)
+    if merged == as_path.segments:
+        why = "AS4_PATH counts more ASes than AS_PATH, so it is ignored"
+    else:
+        why = (
+            "the leading ASes of AS_PATH, then AS4_PATH, which holds the real ASes where "
+            "AS_PATH has AS_TRANS (23456)"
+        )
+    return Node(
+        "AS path (merged)",
+        _segments(merged),
+        f"what a 4-octet speaker takes as the path; {why}",
+        "RFC 6793 4.2.3",
+    )
 
 
 @attribute_value.register
@@ -575,7 +678,7 @@ def prefixes_node(
     return node
 
 
-def _attr_label(attr_type: int, flags: int) -> str:
+def attr_label(attr_type: int, flags: int) -> str:
     info = ATTRIBUTES.get(attr_type)
     name = info.name if info else "unknown attribute"
     words = " ".join(w for w in flag_words(flags) if w != "complete")
@@ -591,7 +694,11 @@ def attribute_node(attr: PathAttribute, raw: RawAttribute | None, item: Decoded)
     meaning = info.text if info else "not known to this decoder"
     if extra:
         meaning += f"; {extra}"
-    node = Node(_attr_label(attr.type_code, flags), value, meaning, info.rfc if info else "")
+    node = Node(attr_label(attr.type_code, flags), value, meaning, info.rfc if info else "")
+    if isinstance(attr, ExtendedCommunitiesAttr):
+        node.children.extend(ext_community_node(c) for c in attr.communities)
+    elif isinstance(attr, AsPathAttr):
+        node.children.extend(as_path_nodes(attr, item))
     fam = None
     if isinstance(attr, MpReachAttr):
         fam = (attr.afi, attr.safi)
@@ -615,7 +722,7 @@ def attribute_node(attr: PathAttribute, raw: RawAttribute | None, item: Decoded)
     return node
 
 
-def _context_node(item: Decoded) -> Node:
+def context_node(item: Decoded) -> Node:
     ctx = item.context
     if ctx.from_opens:
         return Node(
@@ -638,7 +745,7 @@ def explain_update(message: Update, item: Decoded) -> list[Node]:
     """Withdrawn routes, attributes (as sent), NLRI, End-of-RIB and RFC 7606 outcomes."""
     ctx = item.context.negotiated
     data = item.data
-    nodes = [_context_node(item)]
+    nodes = [context_node(item)]
     if item.hint:
         nodes.append(Node("hint", item.hint, "a guess: the OPEN exchange was not seen"))
     ipv4_addpath = IPV4_UNICAST in ctx.addpath_receive
@@ -685,12 +792,15 @@ def explain_update(message: Update, item: Decoded) -> list[Node]:
                 attrs.children.append(attribute_node(match, raw, item))
             else:
                 attrs.add(
-                    _attr_label(raw.type_code, raw.flags),
+                    attr_label(raw.type_code, raw.flags),
                     raw.value.hex() or "(empty)",
                     "NOT USED: discarded or malformed, see the RFC 7606 outcome below",
                     "RFC 7606",
                 )
         attrs.children.extend(attribute_node(a, None, item) for a in unused)
+        merged = merged_path_node(message)
+        if merged is not None:
+            attrs.children.append(merged)
         nodes.append(attrs)
     if message.nlri:
         nodes.append(

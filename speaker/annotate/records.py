@@ -18,6 +18,7 @@ from speaker.annotate.layout import raw_attributes
 from speaker.annotate.session import Negotiation
 from speaker.annotate.tables import (
     ATTRIBUTES,
+    BGP_ROLES,
     CAPABILITIES,
     ERROR_ACTIONS,
     ERROR_CODES,
@@ -28,6 +29,7 @@ from speaker.annotate.tables import (
     subcode_meaning,
 )
 from speaker.wire.attributes import (
+    AS_TRANS,
     As4PathAttr,
     AsPathAttr,
     AsPathSegment,
@@ -36,14 +38,18 @@ from speaker.wire.attributes import (
     LargeCommunitiesAttr,
     MpReachAttr,
     MpUnreachAttr,
+    OtcAttr,
     PathAttribute,
     UnknownAttr,
+    merge_as4_path,
 )
 from speaker.wire.capabilities import (
     AddPathCapability,
     AddPathMode,
+    BgpRoleCapability,
     Capability,
     ExtendedNextHopCapability,
+    FqdnCapability,
     GracefulRestartCapability,
     GracefulRestartFlags,
     LongLivedGracefulRestartCapability,
@@ -162,6 +168,20 @@ def _(cap: ExtendedNextHopCapability) -> dict[str, Json]:
 
 
 @capability_fields.register
+def _(cap: BgpRoleCapability) -> dict[str, Json]:
+    info = BGP_ROLES.get(cap.role)
+    return {"role": int(cap.role), "role_name": info.name if info else None}
+
+
+@capability_fields.register
+def _(cap: FqdnCapability) -> dict[str, Json]:
+    return {
+        "hostname": cap.hostname.decode("utf-8", "replace"),
+        "domain_name": cap.domain.decode("utf-8", "replace"),
+    }
+
+
+@capability_fields.register
 def _(cap: UnknownCapability) -> dict[str, Json]:
     return {}
 
@@ -243,7 +263,23 @@ def _(attr: LargeCommunitiesAttr) -> Json:
 
 @attribute_value.register
 def _(attr: ExtendedCommunitiesAttr) -> Json:
-    return [f"{v:016x}" for v in attr.values]
+    return [
+        {
+            "raw": f"{v:016x}",
+            "type": c.type,
+            "subtype": c.subtype,
+            "type_name": c.type_name,
+            "name": c.name,
+            "transitive": c.transitive,
+            "value": c.text,
+        }
+        for v, c in zip(attr.values, attr.communities, strict=True)
+    ]
+
+
+@attribute_value.register
+def _(attr: OtcAttr) -> Json:
+    return attr.asn
 
 
 @attribute_value.register
@@ -277,8 +313,9 @@ def _flags_json(flags: int) -> dict[str, Json]:
     }
 
 
-def update_json(message: Update, data: bytes) -> dict[str, Json]:
-    """Withdrawn routes, attributes as sent (with flags), NLRI, End-of-RIB, RFC 7606 errors."""
+def update_json(message: Update, data: bytes, receiver_as: int | None = None) -> dict[str, Json]:
+    """Withdrawn routes, attributes as sent (with flags), NLRI, End-of-RIB, RFC 7606 errors,
+    an AS loop (when the receiver's AS is known) and the RFC 6793 merged path."""
     attrs: list[Json] = []
     unused = list(message.attributes)
     for raw in raw_attributes(data):
@@ -306,9 +343,20 @@ def update_json(message: Update, data: bytes) -> dict[str, Json]:
             }
         )
     eor = message.end_of_rib()
+    as_path = next((a for a in message.attributes if isinstance(a, AsPathAttr)), None)
+    as4 = next((a for a in message.attributes if isinstance(a, As4PathAttr)), None)
+    merged = None
+    trans = as_path is not None and any(AS_TRANS in seg.asns for seg in as_path.segments)
+    if as_path is not None and as4 is not None and trans:
+        merged = _segments(merge_as4_path(as_path.segments, as4.segments))
+    loop = None
+    if receiver_as is not None and as_path is not None:
+        loop = any(receiver_as in seg.asns for seg in as_path.segments)
     return {
         "withdrawn": [nlri_json(n) for n in message.withdrawn],
         "attributes": attrs,
+        "as_loop": loop,
+        "merged_as_path": merged,
         "nlri": [nlri_json(n) for n in message.nlri],
         "end_of_rib": family_name(*eor).lower() if eor is not None else None,
         "treat_as_withdraw": message.treat_as_withdraw,
@@ -385,7 +433,7 @@ def negotiation_json(neg: Negotiation) -> dict[str, Json]:
     return out
 
 
-def _endpoint(label: str | None, endpoint: tuple[str, int] | None) -> Json:
+def endpoint_json(label: str | None, endpoint: tuple[str, int] | None) -> Json:
     if endpoint is not None:
         return {"address": endpoint[0], "port": endpoint[1]}
     return {"side": label} if label is not None else None
@@ -395,7 +443,7 @@ def _body(message: Message | None, item: Decoded) -> dict[str, Json]:
     if isinstance(message, Open):
         return open_json(message)
     if isinstance(message, Update):
-        return update_json(message, item.data)
+        return update_json(message, item.data, item.context.receiver_as)
     if isinstance(message, Notification):
         return notification_json(message)
     if isinstance(message, RouteRefresh):
@@ -418,8 +466,8 @@ def record(item: Decoded) -> dict[str, Json]:
         "line": item.line,
         "timestamp": item.timestamp,
         "time": item.relative,
-        "source": _endpoint(item.source, item.source_endpoint),
-        "destination": _endpoint(item.destination, item.destination_endpoint),
+        "source": endpoint_json(item.source, item.source_endpoint),
+        "destination": endpoint_json(item.destination, item.destination_endpoint),
         "type": meaning.name if meaning else None,
         "type_code": code,
         "length": length,

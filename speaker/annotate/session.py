@@ -66,6 +66,7 @@ class _Side:
 class _Stream:
     sides: dict[str, _Side] = field(default_factory=dict)
     negotiation: Negotiation | None = None
+    receiving: dict[str, Context] = field(default_factory=dict)  # per receiving end, once known
 
     def side(self, name: str) -> _Side:
         return self.sides.setdefault(name, _Side())
@@ -78,6 +79,7 @@ class Context:
     negotiated: Negotiated
     from_opens: bool
     missing: tuple[str, ...]  # ends whose OPEN was not seen (when not from_opens)
+    receiver_as: int | None = None  # the receiving end's AS, from its OPEN (AS loops)
 
 
 class Tracker:
@@ -90,10 +92,17 @@ class Tracker:
         """How ``destination`` reads a message from ``source`` on this stream."""
         state = self._streams.get(stream)
         if state is not None and state.negotiation is not None:
+            # one Context per receiving end and negotiation: the hot path of a long capture
+            known = state.receiving.get(destination)
+            if known is not None:
+                return known
             neg = state.negotiation
             if destination == neg.a:
-                return Context(neg.receive_a, True, ())
-            return Context(neg.receive_b, True, ())
+                made = Context(neg.receive_a, True, (), neg.open_a.asn)
+            else:
+                made = Context(neg.receive_b, True, (), neg.open_b.asn)
+            state.receiving[destination] = made
+            return made
         missing = tuple(
             name for name in (source, destination) if state is None or state.side(name).open is None
         )
@@ -111,6 +120,7 @@ class Tracker:
         sender = state.side(source)
         sender.open = message
         sender.keepalives = 0
+        state.receiving.clear()
         if peer.open is None:
             state.negotiation = None
             return None

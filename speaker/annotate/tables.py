@@ -20,11 +20,13 @@ from speaker.wire.enums import (
     AsPathSegmentType,
     AttrFlag,
     AttrType,
+    BgpRole,
     CapabilityCode,
     CeaseSubcode,
     ErrorCode,
     FsmSubcode,
     HeaderSubcode,
+    HoldTimerSubcode,
     MessageType,
     OpenSubcode,
     OptParamType,
@@ -35,6 +37,7 @@ from speaker.wire.enums import (
     UpdateSubcode,
 )
 from speaker.wire.errors import ErrorAction
+from speaker.wire.extcommunities import ExtCommunityType, ExtSubtype
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +196,16 @@ CAPABILITIES: Final[Mapping[int, Meaning]] = MappingProxyType(
         3: Meaning("outbound route filtering", "the sender accepts ORF entries", "RFC 5291"),
         7: Meaning("BGPsec", "the sender can send/receive BGPsec_PATH", "RFC 8205"),
         8: Meaning("multiple labels", "several MPLS labels per route", "RFC 8277"),
-        9: Meaning(
-            "BGP role", "the sender's role on this session (provider, customer...)", "RFC 9234"
+        CapabilityCode.BGP_ROLE: Meaning(
+            "BGP role",
+            "the sender's role on this session; the two roles must pair (provider with "
+            "customer, RS with RS-client, peer with peer) and set up route leak prevention",
+            "RFC 9234 4.1",
         ),
-        73: Meaning(
-            "FQDN", "the sender's host and domain name", "draft-walton-bgp-hostname-capability"
+        CapabilityCode.FQDN: Meaning(
+            "FQDN",
+            "the sender's host and domain name, for the operator's eyes only",
+            "draft-walton-bgp-hostname-capability",
         ),
         128: Meaning(
             "route refresh (pre-standard)", "Cisco's code for route refresh before RFC 2918", ""
@@ -292,8 +300,104 @@ ATTRIBUTES: Final[Mapping[int, Meaning]] = MappingProxyType(
         AttrType.LARGE_COMMUNITY: Meaning(
             "LARGE_COMMUNITY", "12-octet tags, written global:local1:local2", "RFC 8092"
         ),
+        AttrType.OTC: Meaning(
+            "OTC",
+            "Only to Customer: the AS that sent the route down to a customer, peer or RS "
+            "client; it must not be sent up to a provider or to another peer (a route leak)",
+            "RFC 9234 5",
+        ),
     }
 )
+
+BGP_ROLES: Final[Mapping[int, Meaning]] = MappingProxyType(
+    {
+        BgpRole.PROVIDER: Meaning(
+            "Provider", "the sender sells transit to the peer", "RFC 9234 4.1"
+        ),
+        BgpRole.RS: Meaning("RS", "the sender is a route server of an exchange", "RFC 9234 4.1"),
+        BgpRole.RS_CLIENT: Meaning(
+            "RS-Client", "the sender is a client of the peer route server", "RFC 9234 4.1"
+        ),
+        BgpRole.CUSTOMER: Meaning(
+            "Customer", "the sender buys transit from the peer", "RFC 9234 4.1"
+        ),
+        BgpRole.PEER: Meaning(
+            "Peer", "the sender and the peer exchange their customers' routes", "RFC 9234 4.1"
+        ),
+    }
+)
+"""BGP role capability values (RFC 9234 4.1, IANA "BGP Role" registry)."""
+
+ROLE_PAIRS: Final[Mapping[int, int]] = MappingProxyType(
+    {
+        BgpRole.PROVIDER: BgpRole.CUSTOMER,
+        BgpRole.CUSTOMER: BgpRole.PROVIDER,
+        BgpRole.RS: BgpRole.RS_CLIENT,
+        BgpRole.RS_CLIENT: BgpRole.RS,
+        BgpRole.PEER: BgpRole.PEER,
+    }
+)
+"""The role the other side must announce (RFC 9234 4.2, Table 2)."""
+
+EXT_COMMUNITY_TYPES: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        ExtCommunityType.TWO_OCTET_AS: "RFC 4360 3.1",
+        ExtCommunityType.NON_TRANSITIVE_TWO_OCTET_AS: "RFC 4360 3.1",
+        ExtCommunityType.IPV4_ADDRESS: "RFC 4360 3.2",
+        ExtCommunityType.NON_TRANSITIVE_IPV4_ADDRESS: "RFC 4360 3.2",
+        ExtCommunityType.FOUR_OCTET_AS: "RFC 5668 2",
+        ExtCommunityType.NON_TRANSITIVE_FOUR_OCTET_AS: "RFC 5668 2",
+        ExtCommunityType.OPAQUE: "RFC 4360 3.3",
+        ExtCommunityType.NON_TRANSITIVE_OPAQUE: "RFC 4360 3.3",
+        ExtCommunityType.EVPN: "RFC 7153",
+        ExtCommunityType.EXPERIMENTAL: "RFC 7153",
+        ExtCommunityType.EXPERIMENTAL_2: "RFC 7153",
+        ExtCommunityType.EXPERIMENTAL_3: "RFC 7153",
+    }
+)
+"""Where each extended community type's layout is defined."""
+
+EXT_COMMUNITIES: Final[Mapping[int, Meaning]] = MappingProxyType(
+    {
+        ExtSubtype.ROUTE_TARGET: Meaning(
+            "route target",
+            "which VRFs import the route: the VPN (or EVPN instance) it belongs to",
+            "RFC 4360 4",
+        ),
+        ExtSubtype.ROUTE_ORIGIN: Meaning(
+            "route origin",
+            "the site the route came from (avoids loops between sites)",
+            "RFC 4360 5",
+        ),
+    }
+)
+"""Meanings of the subtypes shared by the AS- and address-specific types."""
+
+EXT_COMMUNITY_SPECIFIC: Final[Mapping[tuple[int, int], Meaning]] = MappingProxyType(
+    {
+        (ExtCommunityType.OPAQUE, 0x0B): Meaning(
+            "color", "steers the route onto an SR policy of that color", "RFC 9012 4.3"
+        ),
+        (ExtCommunityType.OPAQUE, 0x0C): Meaning(
+            "encapsulation", "the tunnel type to reach the next hop", "RFC 9012 4.1"
+        ),
+        (ExtCommunityType.NON_TRANSITIVE_OPAQUE, 0x00): Meaning(
+            "origin validation state", "the RPKI validation result inside the AS", "RFC 8097 2"
+        ),
+        (ExtCommunityType.NON_TRANSITIVE_TWO_OCTET_AS, 0x04): Meaning(
+            "link bandwidth",
+            "bandwidth of the exit link, for unequal-cost multipath",
+            "draft-ietf-idr-link-bandwidth",
+        ),
+        (ExtCommunityType.EXPERIMENTAL, 0x06): Meaning(
+            "flow spec traffic-rate", "rate-limit the matching traffic (0: drop)", "RFC 8955 7.3"
+        ),
+        (ExtCommunityType.EXPERIMENTAL, 0x08): Meaning(
+            "flow spec redirect", "redirect the matching traffic to this VRF", "RFC 8955 7.4"
+        ),
+    }
+)
+"""Meanings of other (type, subtype) pairs; the rest are named by the codec only."""
 
 ATTR_FLAGS: Final[Mapping[int, tuple[str, str]]] = MappingProxyType(
     {
@@ -410,7 +514,12 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
     {
         ErrorCode.MESSAGE_HEADER: dict(
             [
-                _m(HeaderSubcode.UNSPECIFIC, "Unspecific", "no subcode given", "RFC 4271 4.5"),
+                _m(
+                    HeaderSubcode.UNSPECIFIC,
+                    "Unspecific",
+                    "no more specific subcode applies",
+                    "RFC 4271 4.5",
+                ),
                 _m(
                     HeaderSubcode.CONNECTION_NOT_SYNCHRONIZED,
                     "Connection Not Synchronized",
@@ -433,7 +542,12 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
         ),
         ErrorCode.OPEN_MESSAGE: dict(
             [
-                _m(OpenSubcode.UNSPECIFIC, "Unspecific", "no subcode given", "RFC 4271 6.2"),
+                _m(
+                    OpenSubcode.UNSPECIFIC,
+                    "Unspecific",
+                    "no more specific subcode applies (BIRD sends it for a malformed capability)",
+                    "RFC 4271 4.5",
+                ),
                 _m(
                     OpenSubcode.UNSUPPORTED_VERSION_NUMBER,
                     "Unsupported Version Number",
@@ -470,11 +584,23 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
                     "the receiver requires a capability the sender lacks",
                     "RFC 5492 3",
                 ),
+                _m(
+                    OpenSubcode.ROLE_MISMATCH,
+                    "Role Mismatch",
+                    "the two BGP roles do not pair (provider with customer, RS with RS-client, "
+                    "peer with peer), or a strict role was missing",
+                    "RFC 9234 4.2",
+                ),
             ]
         ),
         ErrorCode.UPDATE_MESSAGE: dict(
             [
-                _m(UpdateSubcode.UNSPECIFIC, "Unspecific", "no subcode given", "RFC 4271 6.3"),
+                _m(
+                    UpdateSubcode.UNSPECIFIC,
+                    "Unspecific",
+                    "no more specific subcode applies",
+                    "RFC 4271 4.5",
+                ),
                 _m(
                     UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
                     "Malformed Attribute List",
@@ -537,9 +663,24 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
                 ),
             ]
         ),
+        ErrorCode.HOLD_TIMER_EXPIRED: dict(
+            [
+                _m(
+                    HoldTimerSubcode.UNSPECIFIC,
+                    "Unspecific",
+                    "the normal value: Hold Timer Expired defines no subcodes",
+                    "RFC 4271 4.5, 6.5",
+                ),
+            ]
+        ),
         ErrorCode.FSM: dict(
             [
-                _m(FsmSubcode.UNSPECIFIED, "Unspecified Error", "no subcode given", "RFC 6608"),
+                _m(
+                    FsmSubcode.UNSPECIFIED,
+                    "Unspecified Error",
+                    "no more specific subcode applies (what a pre-RFC 6608 speaker sends)",
+                    "RFC 6608 4",
+                ),
                 _m(
                     FsmSubcode.UNEXPECTED_IN_OPENSENT,
                     "Receive Unexpected Message in OpenSent State",
@@ -562,7 +703,12 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
         ),
         ErrorCode.CEASE: dict(
             [
-                _m(CeaseSubcode.UNSPECIFIC, "Unspecific", "no reason given", "RFC 4271 6.7"),
+                _m(
+                    CeaseSubcode.UNSPECIFIC,
+                    "Unspecific",
+                    "no reason given (RFC 4486 lists the reasons; 0 is none of them)",
+                    "RFC 4271 4.5, 6.7",
+                ),
                 _m(
                     CeaseSubcode.MAXIMUM_PREFIXES_REACHED,
                     "Maximum Number of Prefixes Reached",
@@ -628,7 +774,13 @@ SUBCODES: Final[Mapping[int, dict[int, Meaning]]] = MappingProxyType(
         ),
         ErrorCode.ROUTE_REFRESH_MESSAGE: dict(
             [
-                _m(RouteRefreshSubcode.RESERVED, "Reserved", "no subcode given", "RFC 7313 5"),
+                _m(
+                    RouteRefreshSubcode.RESERVED,
+                    "Reserved",
+                    "reserved in the ROUTE-REFRESH Message Error subcode registry: a sender "
+                    "should use 1",
+                    "RFC 7313 5",
+                ),
                 _m(
                     RouteRefreshSubcode.INVALID_MESSAGE_LENGTH,
                     "Invalid Message Length",

@@ -26,6 +26,7 @@ from speaker.wire.enums import (
     UpdateSubcode,
 )
 from speaker.wire.errors import BgpError, ErrorAction, LocalProtocolError, update_error
+from speaker.wire.extcommunities import ExtendedCommunity
 from speaker.wire.nlri import Nlri, decode_prefixes, encode_prefixes
 
 AS_TRANS = 23456  # RFC 6793 9
@@ -307,6 +308,43 @@ class As4PathAttr(PathAttribute):
         return " ".join(str(seg) for seg in self.segments)
 
 
+def merge_as4_path(
+    as_path: tuple[AsPathSegment, ...], as4_path: tuple[AsPathSegment, ...]
+) -> tuple[AsPathSegment, ...]:
+    """The AS path a 4-octet speaker reconstructs from AS_PATH and AS4_PATH (RFC 6793 4.2.3).
+
+    If AS_PATH counts fewer ASes than AS4_PATH, AS4_PATH is ignored; otherwise the leading
+    ASes of AS_PATH (as many as it has more than AS4_PATH) are put in front of AS4_PATH.  ASes
+    are counted as for route selection: a set counts one, confederation segments none; a
+    confederation segment is kept when it leads or touches a kept segment.
+    """
+    extra = path_length(as_path) - path_length(as4_path)
+    if extra < 0:
+        return as_path
+    lead: list[AsPathSegment] = []
+    for seg in as_path:
+        if seg.type is AsPathSegmentType.AS_SEQUENCE:
+            if extra <= 0:
+                break
+            take = seg.asns[:extra]
+            lead.append(AsPathSegment(seg.type, take))
+            extra -= len(take)
+        elif seg.type is AsPathSegmentType.AS_SET:
+            if extra <= 0:
+                break
+            lead.append(seg)
+            extra -= 1
+        elif extra > 0 or not lead:
+            lead.append(seg)  # confederation segment: leading, or adjacent to a kept one
+        else:
+            break
+    if lead and as4_path and lead[-1].type is as4_path[0].type is AsPathSegmentType.AS_SEQUENCE:
+        # one sequence, as a speaker would print it (64512 4200000000, not two segments)
+        joined = AsPathSegment(AsPathSegmentType.AS_SEQUENCE, lead[-1].asns + as4_path[0].asns)
+        return (*lead[:-1], joined, *as4_path[1:])
+    return (*lead, *as4_path)
+
+
 def _ipv4(value: bytes) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(value)
 
@@ -532,6 +570,33 @@ class ExtendedCommunitiesAttr(PathAttribute):
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return b"".join(v.to_bytes(8, "big") for v in self.values)
+
+    @property
+    def communities(self) -> tuple[ExtendedCommunity, ...]:
+        """Each value split into type, subtype and value octets (RFC 4360 2)."""
+        return tuple(ExtendedCommunity.from_int(v) for v in self.values)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class OtcAttr(PathAttribute):
+    """OTC (Only to Customer): the AS that first sent the route to a customer, peer or RS
+    client; a route carrying it must not go up to a provider or across to a peer again
+    (RFC 9234 5)."""
+
+    TYPE = AttrType.OTC
+    FLAGS = OPTIONAL_TRANSITIVE
+    ON_ERROR = ErrorAction.TREAT_AS_WITHDRAW  # RFC 9234 5: a length other than 4
+    RFC = "RFC 9234 section 5"
+    asn: int = 0
+
+    @classmethod
+    def decode_value(cls, value: bytes, ctx: Negotiated) -> PathAttribute:
+        _fixed_length(value, 4, "OTC")
+        return cls(int.from_bytes(value, "big"))
+
+    def encode_value(self, ctx: Negotiated) -> bytes:
+        return self.asn.to_bytes(4, "big")
 
 
 @register

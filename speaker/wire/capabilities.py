@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
 from speaker.wire.context import Family
-from speaker.wire.enums import Afi, CapabilityCode, ErrorCode, OpenSubcode, Safi
+from speaker.wire.enums import Afi, BgpRole, CapabilityCode, ErrorCode, OpenSubcode, Safi
 from speaker.wire.errors import BgpError, LocalProtocolError
 
 
@@ -329,6 +329,58 @@ class LongLivedGracefulRestartCapability(Capability):
             int(a).to_bytes(2, "big") + bytes((int(s), f)) + t.to_bytes(3, "big")
             for a, s, f, t in self.entries
         )
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class BgpRoleCapability(Capability):
+    """BGP role: the sender's relationship to the peer, for route leak prevention (RFC 9234 4.1).
+
+    A value that is not one octet does not parse and is kept as an :class:`UnknownCapability`
+    (a speaker that does not check roles ignores it, as BIRD 1.6.8 does).
+    """
+
+    CODE = CapabilityCode.BGP_ROLE
+    RFC = "RFC 9234 section 4.1"
+    role: BgpRole | int
+
+    @classmethod
+    def decode(cls, value: bytes) -> Capability:
+        if len(value) != 1:
+            return UnknownCapability(cls.CODE, value)
+        try:
+            return cls(BgpRole(value[0]))
+        except ValueError:
+            return cls(value[0])
+
+    def encode_value(self) -> bytes:
+        return bytes((int(self.role),))
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class FqdnCapability(Capability):
+    """The sender's host and domain name (draft-walton-bgp-hostname-capability 3).
+
+    Each is a length octet and that many octets of text; a value whose lengths do not add up
+    is kept as an :class:`UnknownCapability` (the capability is informational only).
+    """
+
+    CODE = CapabilityCode.FQDN
+    RFC = "draft-walton-bgp-hostname-capability section 3"
+    hostname: bytes
+    domain: bytes
+
+    @classmethod
+    def decode(cls, value: bytes) -> Capability:
+        host_end = 1 + value[0] if value else 0
+        if not value or host_end >= len(value) or host_end + 1 + value[host_end] != len(value):
+            return UnknownCapability(cls.CODE, value)
+        return cls(value[1:host_end], value[host_end + 1 :])
+
+    def encode_value(self) -> bytes:
+        host, domain = self.hostname, self.domain
+        return bytes((len(host),)) + host + bytes((len(domain),)) + domain
 
 
 @dataclass(frozen=True, slots=True)

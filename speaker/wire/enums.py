@@ -49,11 +49,23 @@ class CapabilityCode(IntEnum):
     ROUTE_REFRESH = 2  # RFC 2918
     EXTENDED_NEXT_HOP = 5  # RFC 8950
     EXTENDED_MESSAGE = 6  # RFC 8654
+    BGP_ROLE = 9  # RFC 9234
     GRACEFUL_RESTART = 64  # RFC 4724
     FOUR_OCTET_AS = 65  # RFC 6793
     ADD_PATH = 69  # RFC 7911
     ENHANCED_ROUTE_REFRESH = 70  # RFC 7313
     LONG_LIVED_GRACEFUL_RESTART = 71  # RFC 9494
+    FQDN = 73  # draft-walton-bgp-hostname-capability
+
+
+class BgpRole(IntEnum):
+    """The BGP role capability's value: the sender's role on this session (RFC 9234 4.1)."""
+
+    PROVIDER = 0
+    RS = 1  # route server
+    RS_CLIENT = 2
+    CUSTOMER = 3
+    PEER = 4  # lateral peer
 
 
 class AttrFlag(IntFlag):
@@ -84,6 +96,7 @@ class AttrType(IntEnum):
     AS4_PATH = 17  # RFC 6793
     AS4_AGGREGATOR = 18  # RFC 6793
     LARGE_COMMUNITY = 32  # RFC 8092
+    OTC = 35  # Only to Customer, RFC 9234
 
 
 class Origin(IntEnum):
@@ -142,6 +155,7 @@ class OpenSubcode(IntEnum):
     UNSUPPORTED_OPTIONAL_PARAMETER = 4
     UNACCEPTABLE_HOLD_TIME = 6
     UNSUPPORTED_CAPABILITY = 7
+    ROLE_MISMATCH = 11  # RFC 9234 4.2
 
 
 class UpdateSubcode(IntEnum):
@@ -192,10 +206,17 @@ class RouteRefreshSubcode(IntEnum):
     INVALID_MESSAGE_LENGTH = 1
 
 
+class HoldTimerSubcode(IntEnum):
+    """Hold Timer Expired defines no subcodes: 0, Unspecific, is its normal value (RFC 4271 4.5)."""
+
+    UNSPECIFIC = 0
+
+
 SUBCODES: dict[int, type[IntEnum]] = {
     ErrorCode.MESSAGE_HEADER: HeaderSubcode,
     ErrorCode.OPEN_MESSAGE: OpenSubcode,
     ErrorCode.UPDATE_MESSAGE: UpdateSubcode,
+    ErrorCode.HOLD_TIMER_EXPIRED: HoldTimerSubcode,
     ErrorCode.FSM: FsmSubcode,
     ErrorCode.CEASE: CeaseSubcode,
     ErrorCode.ROUTE_REFRESH_MESSAGE: RouteRefreshSubcode,
