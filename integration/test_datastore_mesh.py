@@ -13,6 +13,7 @@ the speaker could not read etcd is applied on return.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -197,6 +198,12 @@ def test_seed_from_etcd_then_a_node_joins_a_block_moves_and_the_node_leaves(
                       in mesh.bird_log("node83")[offset83:], 10.0, interval=0.25), \
         mesh.bird_log("node83")[offset83:]
     lab.stop_bird("node83")
+
+    # -- SIGHUP: the file (local settings) read again, the mesh derived again, no reset
+    size = lab.log_path(mesh.speaker).stat().st_size
+    lab.kill_speaker(mesh.speaker, signal.SIGHUP)
+    assert wait_until(lambda: "reloaded etcdv3 (node node81): peers added -, removed -"
+                      in lab.log_path(mesh.speaker).read_text()[size:], 10.0, interval=0.2)
 
     # -- and nothing else flapped through all of it
     assert {k: v for k, v in mesh.since().items() if k in since} == since
