@@ -158,6 +158,7 @@ def test_seed_from_etcd_then_a_node_joins_a_block_moves_and_the_node_leaves(
     shown = mesh.cli("show", "datastore")
     assert "node node81, connected" in shown and "Problems: 0" in shown
     assert "Mesh_192_168_0_80" in shown and "blocks: 10.244.42.64/26" in shown
+    print(f"$ speaker status\n{status}\n$ speaker show datastore\n{shown}")  # docs transcript
     since = mesh.since()
     offsets = {n: len(mesh.bird_log(n)) for n in ("node80", "node82")}
 
