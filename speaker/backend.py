@@ -13,9 +13,18 @@ from datetime import datetime
 from ipaddress import IPv4Network
 
 from speaker.control.commands import CommandFailed
-from speaker.control.views import ActionOutcome, KernelView, ProtocolStatus, RouteView, StatusView
+from speaker.control.views import (
+    ActionOutcome,
+    DatastorePeerView,
+    DatastoreView,
+    KernelView,
+    ProtocolStatus,
+    RouteView,
+    StatusView,
+)
 from speaker.core import CoreError, SpeakerCore, status
 from speaker.core.status import KernelReader
+from speaker.datastore.feed import DatastoreFeed
 
 
 class SpeakerBackend:
@@ -27,8 +36,11 @@ class SpeakerBackend:
         kernel: KernelReader,
         clock: Callable[[], float],
         graceful_restart: Callable[[], Awaitable[str]],
+        *,
+        datastore: DatastoreFeed | None = None,
     ) -> None:
         self.core = core
+        self.feed = datastore
         self.kernel_reader = kernel
         self.clock = clock
         self._graceful_restart = graceful_restart
@@ -50,6 +62,9 @@ class SpeakerBackend:
 
     def kernel(self) -> KernelView:
         return status.kernel_view(self.core, self.kernel_reader)
+
+    def datastore(self) -> DatastoreView | None:
+        return None if self.feed is None else datastore_view(self.feed)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -76,3 +91,23 @@ class SpeakerBackend:
         except CoreError as exc:
             raise CommandFailed(str(exc)) from None
         return ActionOutcome.ALREADY if done is False else ActionOutcome.DONE
+
+
+def datastore_view(feed: DatastoreFeed) -> DatastoreView:
+    """``show datastore``: the source's status and the configuration in force."""
+    st = feed.source.status
+    settings = feed.source.settings
+    config = feed.applied
+    return DatastoreView(
+        type=settings.type, endpoint=st.endpoint, node_name=settings.node_name,
+        connected=st.connected, revision=st.revision, last_error=st.last_error,
+        last_change=datetime.fromtimestamp(st.last_change) if st.last_change else None,
+        reads=st.reads, keys=len(feed.source.snapshot), problems=st.problems,
+        router_id=None if config is None else config.router_id,
+        asn=0 if config is None else config.asn,
+        peers=() if config is None else tuple(
+            DatastorePeerView(p.name, p.address, p.asn, p.passive) for p in config.peers),
+        blocks=() if config is None else tuple(config.originate.blocks),
+        pools=() if config is None else tuple(config.pools.cidrs),
+        applied_revision=feed.applied_revision, feed_error=feed.feed_error,
+    )

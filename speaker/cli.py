@@ -9,7 +9,7 @@
     speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
-    speaker show status | kernel
+    speaker show status | kernel | datastore
     speaker enable|disable|restart|refresh PEER
     speaker restart --graceful               (planned graceful restart)
 
@@ -121,10 +121,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[sock],
                    help="BGP peer table, exactly like `calicoctl node status`")
 
-    p = sub.add_parser("show", parents=[sock], help="BIRD's show commands (and show kernel)",
+    p = sub.add_parser("show", parents=[sock],
+                       help="BIRD's show commands (and show kernel, show datastore)",
                        description="show protocols [all] [NAME] | show route [all] [for ADDR] "
-                                   "[count] [protocol NAME] | show status | show kernel")
-    p.add_argument("what", choices=["protocols", "route", "status", "kernel"])
+                                   "[count] [protocol NAME] | show status | show kernel | "
+                                   "show datastore")
+    p.add_argument("what", choices=["protocols", "route", "status", "kernel", "datastore"])
     p.add_argument("args", nargs="*", metavar="ARG",
                    help="BIRD's arguments: all, NAME, for ADDR, count, primary, protocol NAME")
 
@@ -174,14 +176,6 @@ def _lazy(module: str, name: str) -> Callable[..., Any] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        if load_config(args.config).datastore is not None:
-            _err(f"{args.config}: [datastore] is set, but the daemon does not apply a "
-                 f"datastore yet (docs/datastore.md); use `speaker check-config` to see the "
-                 f"derived configuration")
-            return EXIT_ERROR
-    except ConfigError:
-        pass  # the daemon reports it, with every error
     run_daemon = _lazy("speaker.daemon", "run_daemon")
     if run_daemon is None:
         return EXIT_ERROR
@@ -368,10 +362,13 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         return EXIT_ERROR
     line = "show protocols" if args.command == "status" else _command_line(parser, args)
     assert line is not None
+    datastore: dict[str, Any] | None = None
     try:
         with ControlClient(path, timeout=args.timeout) as client:
             as_json = args.json and args.command != "status"  # status parses the text
             reply: Reply = client.command(f"json {line}" if as_json else line)
+            if args.command == "status" and reply.ok:
+                datastore = _datastore_status(client.command("json show datastore"))
     except ControlUnreachable as exc:
         text = str(exc)
         _err(text if text.startswith("cannot reach") else f"cannot reach speaker at {path}: "
@@ -393,9 +390,14 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             _err(f"unexpected reply from {path}: {exc}")
             return EXIT_ERROR
         if args.json:
-            print(json.dumps({"ipv4": [_calico_json(p) for p in peers], "ipv6": []}, indent=2))
+            table: dict[str, Any] = {"ipv4": [_calico_json(p) for p in peers], "ipv6": []}
+            if datastore is not None:
+                table["datastore"] = datastore
+            print(json.dumps(table, indent=2))
         else:
             sys.stdout.write(render_node_status(peers))
+            if datastore is not None:
+                print(_datastore_line(datastore))
         return EXIT_OK
 
     if args.json:
@@ -406,6 +408,27 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for text in reply.texts():
         print(text)
     return EXIT_OK if reply.ok else EXIT_REFUSED
+
+
+def _datastore_status(reply: Any) -> dict[str, Any] | None:
+    """The ``data.datastore`` of ``json show datastore``; None when the speaker runs from its
+    file (or is too old to know the command)."""
+    from speaker.control.protocol import ReplyCode
+
+    texts = reply.data(ReplyCode.JSON)
+    if not reply.ok or not texts:
+        return None
+    found = json.loads(texts[0]).get("data", {}).get("datastore")
+    return found if isinstance(found, dict) else None
+
+
+def _datastore_line(d: dict[str, Any]) -> str:
+    """``Datastore: etcdv3 https://192.168.0.80:2379, connected, revision 57``."""
+    state = "connected" if d.get("connected") else "disconnected"
+    line = f"Datastore: {d.get('type')} {d.get('endpoint')}, {state}, revision {d.get('revision')}"
+    if not d.get("connected") and d.get("last_error"):
+        line += f" (last error: {d['last_error']})"
+    return line
 
 
 def _calico_json(p: CalicoPeer) -> dict[str, str]:

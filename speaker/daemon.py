@@ -20,11 +20,14 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from speaker.backend import SpeakerBackend
 from speaker.config import Config, ConfigError, load_config
 from speaker.control.server import ControlServer
 from speaker.core import DaemonEvent, SpeakerCore
+from speaker.datastore.etcd import EtcdSource
+from speaker.datastore.feed import DatastoreFeed
 from speaker.events import EventBus
 from speaker.kernel import KernelBridge
 from speaker.kernel import KernelConfig as BridgeConfig
@@ -32,6 +35,9 @@ from speaker.logs import LogFormat, configure_logging, event_log
 from speaker.sinks import CounterSink, JsonSink
 from speaker.systemd import Notifier
 from speaker.transport import ListenerKeys, SessionTransport
+
+if TYPE_CHECKING:
+    from speaker.metrics import MetricsSink
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +62,12 @@ class Speaker:
     """The running daemon: I/O around a :class:`SpeakerCore`."""
 
     def __init__(self, config: Config, bus: EventBus, *, restarting: bool = False,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, datastore: DatastoreFeed | None = None,
+                 config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path or config.source
+        self.datastore = datastore
+        """With ``[datastore]``: the feed of derived configurations (docs/datastore.md)."""
         self.notifier = notifier or Notifier()  # systemd sd_notify; a no-op outside systemd
         self.bus = bus
         self.counters = CounterSink()
@@ -100,10 +110,13 @@ class Speaker:
         )
         self._listener_keys = ListenerKeys(self._server.sockets)
         self._listener_keys.apply(self.config.peers)
-        backend = SpeakerBackend(self.core, self.bridge, loop.time, self.graceful_restart)
+        backend = SpeakerBackend(self.core, self.bridge, loop.time, self.graceful_restart,
+                                 datastore=self.datastore)
         self._control = ControlServer(backend, self.config.control_socket)
         await self._control.start()
         self.core.start(self._now, adopted=adopted)
+        if self.datastore is not None:
+            self.datastore.start(self.apply_config)
         self.bus.publish(
             DaemonEvent(
                 f"speaker {self.config.router_id} AS{self.config.asn} listening on "
@@ -147,6 +160,8 @@ class Speaker:
 
     async def shutdown(self) -> None:
         """Let the NOTIFICATIONs leave, close everything; the kernel keeps routes (persist)."""
+        if self.datastore is not None:
+            await self.datastore.close()
         await asyncio.sleep(0.2)
         if self.transport is not None:
             # connections closed with a NOTIFICATION drain until the peer has read it (bounded)
@@ -162,19 +177,73 @@ class Speaker:
         self.bus.publish(DaemonEvent("stopped"))
 
     async def reload(self) -> None:
-        """SIGHUP: read the config again and hand it to the core; a bad one is refused."""
+        """SIGHUP: read the config file again and apply it; a bad one is refused.  With a
+        datastore the file is the template (local settings): re-derive with it."""
         try:
-            new = load_config(self.config.source)
+            new = load_config(self.config_path)
         except (ConfigError, OSError) as exc:
             self.bus.publish(DaemonEvent(f"reload refused, keeping the running config: {exc}"))
             return
+        if self.datastore is None:
+            if new.datastore is not None:
+                self.bus.publish(DaemonEvent("reload refused: [datastore] was added; restart "
+                                             "the speaker to read the datastore"))
+                return
+            self.apply_config(new)
+            return
+        if new.datastore is None:
+            self.bus.publish(DaemonEvent("reload refused: [datastore] was removed; restart the "
+                                         "speaker to run from the file alone"))
+            return
+        derived = self.datastore.retemplate(new)
+        if derived is None:
+            self.bus.publish(DaemonEvent("reload refused: the datastore derives no "
+                                         "configuration for this node (see show datastore)"))
+            return
+        self.datastore.apply(self.apply_config, derived)
+
+    def apply_config(self, new: Config) -> bool:
+        """Hand a new configuration to the core (SIGHUP, or the datastore); listener MD5 keys
+        follow.  False when the core refused it (the running one stays)."""
         if self._listener_keys is not None:
             # keys first: a peer whose key changed reconnects under the new one
             self._listener_keys.apply(new.peers)
         if self.core.reconfigure(new, self._now):
             self.config = new
-        elif self._listener_keys is not None:
+            return True
+        if self._listener_keys is not None:
             self._listener_keys.apply(self.config.peers)
+        return False
+
+
+async def serve(config: Config, bus: EventBus, *, restarting: bool = False,
+                notifier: Notifier | None = None, metrics: MetricsSink | None = None) -> int:
+    """Run the speaker for ``config``; with ``[datastore]``, first wait for the datastore's
+    configuration (systemd hears READY only once the speaker has started)."""
+    notifier = notifier or Notifier()
+    feed: DatastoreFeed | None = None
+    path = config.source
+    if config.datastore is not None:
+        source = EtcdSource(config.datastore, template=config)
+        feed = DatastoreFeed(source)
+        if metrics is not None:
+            metrics.watch_datastore(lambda: source.status.connected,
+                                    lambda: source.status.revision)
+        notifier.status(f"waiting for the datastore {feed.description}")
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            config = await feed.first()
+        except asyncio.CancelledError:
+            log.info("stopped while waiting for the datastore")
+            await feed.close()
+            return 0
+    speaker = Speaker(config, bus, restarting=restarting, notifier=notifier, datastore=feed,
+                      config_path=path)
+    return await speaker.run()
 
 
 def run_daemon(
@@ -211,6 +280,7 @@ def run_daemon(
     bus.subscribe(event_log(style, log_level))
     if json_events:
         bus.subscribe(JsonSink(sys.stdout))
+    metrics = None
     if metrics_listen is not None:
         from speaker.metrics import MetricsSink
 
@@ -223,9 +293,9 @@ def run_daemon(
         bus.subscribe(metrics)
         metrics.serve(address.strip("[]"), int(port))
     os.makedirs(os.path.dirname(os.path.abspath(config.control_socket)), exist_ok=True)
-    speaker = Speaker(config, bus, restarting=restarting, notifier=Notifier.from_environ())
     try:
-        return asyncio.run(speaker.run())
+        return asyncio.run(serve(config, bus, restarting=restarting,
+                                 notifier=Notifier.from_environ(), metrics=metrics))
     except OSError as exc:
         log.error("speaker: %s", exc)
         return 1

@@ -9,6 +9,8 @@ the registry; the event loop alone writes it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, start_http_server
 
 from speaker.events import Event
@@ -63,6 +65,15 @@ class MetricsSink:
             self.kernel.labels(str(getattr(event, "kind", "?"))).inc()
         else:
             self.other.labels(event.KIND).inc()
+
+    def watch_datastore(self, connected: Callable[[], bool], revision: Callable[[], int]) -> None:
+        """Gauges read at scrape time: ``speaker_datastore_connected`` (0/1) and
+        ``speaker_datastore_revision`` (the store revision our snapshot reflects)."""
+        r = self.registry
+        Gauge("speaker_datastore_connected", "1 while the datastore (etcd) is read and watched",
+              registry=r).set_function(lambda: float(connected()))
+        Gauge("speaker_datastore_revision", "The datastore revision the configuration reflects",
+              registry=r).set_function(lambda: float(revision()))
 
     def serve(self, address: str, port: int) -> None:
         """Start the HTTP endpoint (``/metrics``) in prometheus-client's thread."""

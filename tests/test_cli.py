@@ -425,13 +425,30 @@ def test_check_config_with_datastore_prints_the_derived_mesh(
     assert doc["ok"] and len(doc["config"]["peers"]) == 2
 
 
-def test_check_config_datastore_flag_needs_the_table_and_run_refuses(
+def test_check_config_datastore_flag_needs_the_table(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plain = tmp_path / "plain.toml"
     plain.write_text('router_id = "10.0.0.1"\nasn = 64512\n')
     assert main(["check-config", "--config", str(plain), "--datastore"]) == 2
     assert "needs a [datastore] table" in capsys.readouterr().err
-    ds = tmp_path / "ds.toml"
-    ds.write_text(_DATASTORE_TOML)
-    assert main(["run", "--config", str(ds)]) == 2
-    assert "does not apply a datastore yet" in capsys.readouterr().err
+
+
+async def test_status_says_where_the_datastore_is(
+    sock_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from speaker.control.views import DatastoreView
+
+    b = backend()
+    b._datastore = DatastoreView(type="etcdv3", endpoint="https://192.168.0.80:2379",
+                                 node_name="node81", connected=True, revision=57)
+    path = sock_dir / "ctl"
+    async with ControlServer(b, path, clock=lambda: NOW):
+        code, out, err = await run_cli_async(capsys, "status", "--socket", str(path))
+        assert code == 0 and err == ""
+        assert out.endswith("No IPv6 peers found.\n\n"
+                            "Datastore: etcdv3 https://192.168.0.80:2379, connected, "
+                            "revision 57\n")
+        code, out, _ = await run_cli_async(capsys, "status", "--socket", str(path), "--json")
+        assert json.loads(out)["datastore"]["revision"] == 57
+        code, out, _ = await run_cli_async(capsys, "show", "datastore", "--socket", str(path))
+        assert code == 0 and "node node81, connected" in out

@@ -61,3 +61,18 @@ def test_session_down_is_labelled_graceful_or_not() -> None:
     )
     assert _value(sink, 'bgp_peer_session_down_total{graceful="false",peer="192.168.0.82"}') == 1
     assert _value(sink, 'bgp_peer_up{peer="192.168.0.82"}') == 0
+
+
+def test_datastore_gauges_read_at_scrape_time() -> None:
+    from prometheus_client import generate_latest
+
+    from speaker.metrics import MetricsSink
+
+    sink = MetricsSink()
+    state = {"connected": True, "revision": 57}
+    sink.watch_datastore(lambda: bool(state["connected"]), lambda: int(state["revision"]))
+    text = generate_latest(sink.registry).decode()
+    assert "speaker_datastore_connected 1.0" in text and "speaker_datastore_revision 57.0" in text
+    state.update(connected=False, revision=58)
+    text = generate_latest(sink.registry).decode()
+    assert "speaker_datastore_connected 0.0" in text and "speaker_datastore_revision 58.0" in text

@@ -12,11 +12,25 @@ The speaker TOML schema is shared with the daemon (speaker/), which parses it; k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from integration.lab.spec import NodeSpec, passive_toward
 
 KERNEL_PROTOCOL = 186
 """Route protocol number the speaker uses for kernel routes (not BIRD's 12, see facts e.17)."""
+
+
+@dataclass(frozen=True)
+class MeshPeer:
+    """A mesh peer known only by what the datastore says (name, address, AS)."""
+
+    name: str
+    address: str
+    asn: int
+
+    @property
+    def protocol_name(self) -> str:
+        return "Mesh_" + self.address.replace(".", "_")
 
 
 def _peers(node: NodeSpec, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
@@ -25,14 +39,21 @@ def _peers(node: NodeSpec, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
 
 def render_bird_config(
     node: NodeSpec,
-    nodes: Sequence[NodeSpec],
-    pool: str,
+    nodes: Sequence[NodeSpec | MeshPeer],
+    pool: str | Sequence[str],
     *,
     log_file: str | None = None,
+    blocks: Sequence[str] | None = None,
+    header: str = "integration/lab/configs.py",
 ) -> str:
-    """bird.cfg for ``node`` in a mesh of ``nodes`` (``node`` itself is skipped as a peer)."""
+    """bird.cfg for ``node`` in a mesh of ``nodes`` (``node`` itself is skipped as a peer).
+
+    ``blocks``: the node's confirmed blocks (default: its one ``block``); ``pool``: one CIDR
+    or several (integration/lab/etcd_bird.py renders from etcd's keys with both)."""
+    own_blocks = [node.block] if blocks is None else list(blocks)
+    pools = [pool] if isinstance(pool, str) else list(pool)
     lines: list[str] = [
-        f"# bird.cfg for {node.name} ({node.address}), rendered by integration/lab/configs.py",
+        f"# bird.cfg for {node.name} ({node.address}), rendered by {header}",
         "# after Calico's confd templates (bird.cfg, bird_aggr.cfg, bird_ipam.cfg inlined);",
         "# stock BIRD 1.6.8: the Calico-fork `krt_tunnel` statement is left out.",
     ]
@@ -46,15 +67,16 @@ def render_bird_config(
         "# ---- bird_aggr.cfg ----",
         "protocol static {",
         "   # IP blocks for this host.",
-        f"   route {node.block} blackhole;",
+        *[f"   route {block} blackhole;" for block in own_blocks],
         "}",
         "",
         "# Aggregation of routes on this host; export the block, nothing beneath it.",
         "function calico_aggr ()",
         "{",
-        f"      # Block {node.block} is confirmed",
-        f"      if ( net = {node.block} ) then {{ accept; }}",
-        f"      if ( net ~ {node.block} ) then {{ reject; }}",
+        *[line for block in own_blocks for line in (
+            f"      # Block {block} is confirmed",
+            f"      if ( net = {block} ) then {{ accept; }}",
+            f"      if ( net ~ {block} ) then {{ reject; }}")],
         "}",
         "",
         "# ---- bird_ipam.cfg ----",
@@ -64,16 +86,12 @@ def render_bird_config(
         "  apply_communities();",
         "  calico_aggr();",
         "",
-        f"  if ( net ~ {pool} ) then {{",
-        "    accept;",
-        "  }",
+        *[line for p in pools for line in (f"  if ( net ~ {p} ) then {{", "    accept;", "  }")],
         "  reject;",
         "}",
         "",
         "filter calico_kernel_programming {",
-        f"  if ( net ~ {pool} ) then {{",
-        "    accept;",
-        "  }",
+        *[line for p in pools for line in (f"  if ( net ~ {p} ) then {{", "    accept;", "  }")],
         "  accept;",
         "}",
         "",

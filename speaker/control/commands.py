@@ -10,6 +10,7 @@ Grammar (BIRD 1.6.8's words, case-sensitive like BIRD; ``NAME`` is a protocol na
     reload in  NAME | "PATTERN" | all        (= refresh: ROUTE-REFRESH toward the peer)
   extensions:
     show kernel
+    show datastore                           (Calico's datastore: what was read, what it became)
     refresh NAME | "PATTERN" | all
     graceful restart  (also: graceful-restart)
     json <any command above>                 (one JSON document, see jsonview.py)
@@ -45,6 +46,7 @@ __all__ = [
     "CommandFailed",
     "GracefulRestart",
     "Request",
+    "ShowDatastore",
     "ShowKernel",
     "ShowProtocols",
     "ShowRoute",
@@ -110,6 +112,11 @@ class ShowKernel:
 
 
 @dataclass(frozen=True)
+class ShowDatastore:
+    pass
+
+
+@dataclass(frozen=True)
 class Action:
     verb: str
     """``enable``, ``disable``, ``restart`` or ``refresh``."""
@@ -121,7 +128,8 @@ class GracefulRestart:
     pass
 
 
-Command = ShowProtocols | ShowRoute | ShowStatus | ShowKernel | Action | GracefulRestart
+Command = (ShowProtocols | ShowRoute | ShowStatus | ShowKernel | ShowDatastore | Action
+           | GracefulRestart)
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,8 @@ def _parse_show(rest: list[_Tok]) -> Command:
         return ShowStatus()
     if what == "kernel" and not args:
         return ShowKernel()
+    if what == "datastore" and not args:
+        return ShowDatastore()
     if what == "protocols":
         verbose = False
         if args and not args[0].quoted and args[0].text == "all":
@@ -392,6 +402,12 @@ class CommandExecutor:
         if isinstance(cmd, ShowKernel):
             kernel = self.backend.kernel()
             return [*r.kernel(kernel), _final()], {"kernel": kernel}
+        if isinstance(cmd, ShowDatastore):
+            datastore = self.backend.datastore()
+            if datastore is None:
+                raise CommandFailed("no datastore: this speaker's peers and blocks come from "
+                                    "its configuration file")
+            return [*r.datastore(datastore), _final()], {"datastore": datastore}
         if isinstance(cmd, Action):
             return await self._action(cmd)
         if isinstance(cmd, GracefulRestart):

@@ -59,6 +59,7 @@ class ReplyCode(IntEnum):
     ROUTE_ATTRS = 1012
     KERNEL_TABLE = 1100  # extension: `show kernel`
     JSON = 1101  # extension: the one-line JSON document of a `json ...` command
+    DATASTORE = 1102  # extension: `show datastore`
 
     TABLE_HEADING = 2002
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 from speaker.control.protocol import ReplyCode, ReplyLine
 from speaker.control.views import (
     BgpAttrs,
+    DatastoreView,
     KernelView,
     NextHop,
     ProtocolStatus,
@@ -229,6 +230,32 @@ class BirdRenderer:
             lines.append(f"{r.prefix!s:<18} {owner:<7} {r.protocol:>5}  {r.state:<10} "
                          f"{dest}{held}{err}")
         return [ReplyLine(ReplyCode.KERNEL_TABLE, t) for t in lines]
+
+    # ------------------------------------------------------------------ datastore (ours)
+
+    def datastore(self, d: DatastoreView) -> list[ReplyLine]:
+        state = "connected" if d.connected else "disconnected"
+        changed = "never" if d.last_change is None else self.long_time(d.last_change)
+        lines = [
+            f"Datastore: {d.type} {d.endpoint}, node {d.node_name}, {state}",
+            f"Read: revision {d.revision}, {d.keys} keys, {d.reads} full reads; configuration "
+            f"in force from revision {d.applied_revision}, changed {changed}",
+        ]
+        if d.last_error:
+            lines.append(f"Last error: {d.last_error}")
+        if d.feed_error:
+            lines.append(f"Feed error: {d.feed_error}")
+        lines.append(f"Problems: {len(d.problems)}")
+        lines += [f"  {p}" for p in d.problems]
+        router = "-" if d.router_id is None else str(d.router_id)
+        lines.append(f"Derived: router id {router}, AS {d.asn}")
+        lines.append("  blocks: " + (", ".join(str(b) for b in d.blocks) or "none"))
+        lines.append("  pools: " + (", ".join(str(p) for p in d.pools) or "none"))
+        lines.append(f"  peers: {len(d.peers)}")
+        for p in d.peers:
+            way = "passive" if p.passive else "active"
+            lines.append(f"    {p.name:<22} {p.address!s:<15} AS {p.asn:<10} {way}")
+        return [ReplyLine(ReplyCode.DATASTORE, t) for t in lines]
 
 
 def group_routes(routes: Sequence[RouteView]) -> list[RouteView]:

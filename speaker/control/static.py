@@ -17,6 +17,7 @@ from speaker.control.commands import CommandFailed
 from speaker.control.views import (
     ActionOutcome,
     BgpState,
+    DatastoreView,
     KernelView,
     ProtocolStatus,
     ProtoState,
@@ -38,6 +39,7 @@ class StaticBackend:
         status: StatusView | None = None,
         kernel: KernelView | None = None,
         clock: Callable[[], datetime] | None = None,
+        datastore: DatastoreView | None = None,
     ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._protocols = {p.name: p for p in protocols}
@@ -45,6 +47,7 @@ class StaticBackend:
         now = self.clock()
         self._status = status or StatusView(IPv4Address("192.0.2.1"), now, now, now)
         self._kernel = kernel or KernelView(protocol=186)
+        self._datastore = datastore
         self.calls: list[tuple[str, str]] = []
         self.graceful_restart_message = "Graceful restart initiated"
 
@@ -63,6 +66,9 @@ class StaticBackend:
 
     def kernel(self) -> KernelView:
         return self._kernel
+
+    def datastore(self) -> DatastoreView | None:
+        return self._datastore
 
     # actions
 

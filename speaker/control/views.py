@@ -22,6 +22,8 @@ __all__ = [
     "BgpState",
     "ChangeStats",
     "ControlBackend",
+    "DatastorePeerView",
+    "DatastoreView",
     "GracefulRestartStatus",
     "KernelRouteView",
     "KernelView",
@@ -287,6 +289,52 @@ class KernelView:
     """False while the bridge still waits (convergence_wait / graceful restart)."""
 
 
+@dataclass(frozen=True)
+class DatastorePeerView:
+    """One peer derived from the datastore."""
+
+    name: str
+    address: IPv4Address
+    asn: int
+    passive: bool
+
+
+@dataclass(frozen=True)
+class DatastoreView:
+    """``show datastore`` (our extension): what was read from Calico's datastore and what it
+    became.  ``peers``/``blocks``/``pools`` are the configuration in force."""
+
+    type: str
+    endpoint: str
+    node_name: str
+    connected: bool
+    revision: int
+    last_error: str = ""
+    last_change: datetime | None = None
+    reads: int = 0
+    keys: int = 0
+    problems: tuple[str, ...] = ()
+    router_id: IPv4Address | None = None
+    asn: int = 0
+    peers: tuple[DatastorePeerView, ...] = ()
+    blocks: tuple[IPv4Network, ...] = ()
+    pools: tuple[IPv4Network, ...] = ()
+    applied_revision: int = 0
+    """The store revision of the configuration in force."""
+    feed_error: str = ""
+    """The last unexpected failure of the task feeding the configurations (logged with its
+    traceback); empty when none."""
+
+    @property
+    def summary(self) -> str:
+        """The one line ``speaker status`` prints."""
+        state = "connected" if self.connected else "disconnected"
+        text = f"Datastore: {self.type} {self.endpoint}, {state}, revision {self.revision}"
+        if not self.connected and self.last_error:
+            text += f" (last error: {self.last_error})"
+        return text
+
+
 class ActionOutcome(StrEnum):
     """Result of enable/disable/restart/refresh; ALREADY maps to BIRD's "already ..."."""
 
@@ -318,6 +366,10 @@ class ControlBackend(Protocol):
     def status(self) -> StatusView: ...
 
     def kernel(self) -> KernelView: ...
+
+    def datastore(self) -> DatastoreView | None:
+        """The datastore's state, or None when the speaker runs from its file alone."""
+        ...
 
     async def enable(self, name: str) -> ActionOutcome: ...
 

@@ -8,7 +8,8 @@ made while we were away is never missed: the re-read sees the store as it is.  U
 the last good Config stays in force (nothing is yielded) and :attr:`EtcdSource.status` says
 disconnected, with the error.
 
-The daemon uses it as ``async for config in source.configs(): core.reconfigure(config)``.
+The daemon uses it through speaker.datastore.feed.DatastoreFeed (each Config to
+Speaker.apply_config, which calls the core's reconfigure).
 """
 
 from __future__ import annotations
