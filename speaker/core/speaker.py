@@ -325,6 +325,14 @@ class SpeakerCore:
             record.session.receive_data(conn_id, data, now)
             self._drain(record, now)
 
+    def report_send_backlog(self, peer: str, conn_id: int, octets: int, now: float) -> None:
+        """The transport's count of octets handed out on a connection and not yet on the wire
+        (RFC 9687 send hold timer, :meth:`PeerSession.report_send_backlog`)."""
+        record = self._peers.get(peer)
+        if record is not None:
+            record.session.report_send_backlog(conn_id, octets, now)
+            self._drain(record, now)
+
     def handle_timer(self, now: float) -> None:
         """Fire whatever is due: session timers, the end of our recovery wait."""
         for record in list(self._peers.values()):
