@@ -44,7 +44,10 @@ hold_time = 30
 send_hold_time = {SEND_HOLD}
 """
 OPEN = Open.build(
-    64512, 30, IPv4Address("192.0.2.2"), [MultiprotocolCapability(1, 1), FourOctetAsCapability(64512)]
+    64512,
+    30,
+    IPv4Address("192.0.2.2"),
+    [MultiprotocolCapability(1, 1), FourOctetAsCapability(64512)],
 ).encode(DEFAULT_CONTEXT)
 KEEPALIVE = Keepalive().encode(DEFAULT_CONTEXT)
 
