@@ -151,7 +151,7 @@ def test_treat_as_withdraw_removes_the_route_and_keeps_the_session(lab: LabFacto
         assert "closed by peer" not in peer.lines()
         assert re.search(rf"^{n80.protocol_name}\s+BGP\s+\S+\s+up\b.*Established",
                          speaker_cli(mesh, "show", "protocols"), re.M)
-        route = speaker_cli(mesh, "show", "route", "for", prefix)
+        route = speaker_cli(mesh, "show", "route")  # our Loc-RIB: the route is gone
         assert prefix not in route, route
     finally:
         peer.stop()

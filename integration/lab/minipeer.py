@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import select
 import socket
 import struct
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     established = False
     last_keepalive = time.monotonic()
     stdin_open = True
+    pending = b""
     while True:
         watch = [conn] + ([sys.stdin] if stdin_open and established else [])
         ready, _, _ = select.select(watch, [], [], 1.0)
@@ -127,19 +129,28 @@ def main(argv: list[str] | None = None) -> int:
                 elif kind == 3:
                     return 1
         if sys.stdin in ready:
-            line = sys.stdin.readline()
-            words = line.split()
-            if not words or words[0] == "quit":
-                conn.close()
-                say("quit")
-                return 0
-            if words[0] == "announce":
-                origin = int(words[3]) if len(words) > 3 else 0
-                conn.sendall(announce(words[1], words[2], origin))
-                say(f"announced {words[1]}" + (f" origin {origin}" if origin else ""))
-            elif words[0] == "withdraw":
-                conn.sendall(withdraw(words[1]))
-                say(f"withdrawn {words[1]}")
+            # os.read, not readline: readline buffers every line that arrived and select()
+            # would not wake for the ones after the first
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            if not chunk:
+                lines.append(b"quit")
+            for line in lines:
+                words = line.decode().split()
+                if not words:
+                    continue
+                if words[0] == "quit":
+                    conn.close()
+                    say("quit")
+                    return 0
+                if words[0] == "announce":
+                    origin = int(words[3]) if len(words) > 3 else 0
+                    conn.sendall(announce(words[1], words[2], origin))
+                    say(f"announced {words[1]}" + (f" origin {origin}" if origin else ""))
+                elif words[0] == "withdraw":
+                    conn.sendall(withdraw(words[1]))
+                    say(f"withdrawn {words[1]}")
         if established and time.monotonic() - last_keepalive > args.hold / 3:
             conn.sendall(KEEPALIVE)
             last_keepalive = time.monotonic()
