@@ -33,9 +33,11 @@ __all__ = [
     "ConfigErrors",
     "DatastoreConfig",
     "KernelConfig",
+    "LimitAction",
     "OriginateConfig",
     "PeerConfig",
     "PoolsConfig",
+    "RouteLimit",
     "calico_passive",
     "check_config_text",
     "default_peer_name",
@@ -105,6 +107,30 @@ class AddPaths(StrEnum):
         return self in (AddPaths.BOTH, AddPaths.SEND)
 
 
+class LimitAction(StrEnum):
+    """What a route limit does when it is hit (BIRD 1.6 ``action``; ``disable`` is BIRD's
+    default)."""
+
+    WARN = "warn"
+    """Log once; the routes are kept."""
+    BLOCK = "block"
+    """Ignore new routes beyond the limit until the session restarts; updates of routes
+    already held still pass."""
+    RESTART = "restart"
+    """Cease 6/1 (RFC 4486), then start again after the error wait."""
+    DISABLE = "disable"
+    """Cease 6/1 and stay down until ``speaker enable``."""
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A ``receive_limit`` or ``import_limit`` of one peer (BIRD 1.6 ``receive limit`` /
+    ``import limit``)."""
+
+    limit: int
+    action: LimitAction = LimitAction.DISABLE
+
+
 @dataclass(frozen=True)
 class PeerConfig:
     """One BGP neighbor (one ``[[peer]]`` table)."""
@@ -138,6 +164,12 @@ class PeerConfig:
 
     internal: bool = True
     """True when the peer is in our AS (iBGP)."""
+    receive_limit: RouteLimit | None = None
+    """At most this many routes received from the peer (BIRD ``receive limit``)."""
+    import_limit: RouteLimit | None = None
+    """At most this many routes accepted from the peer (BIRD ``import limit``)."""
+    send_hold_time: float = 480.0
+    """RFC 9687: close with NOTIFICATION 8/0 when nothing could be sent for this long (0 off)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +207,9 @@ class KernelConfig:
     """Seconds after start during which routes of ``protocol`` left from a previous run are
     kept while peers resend theirs (End-of-RIB); then leftovers are swept.  BIRD's
     ``graceful restart wait``."""
+    protect: tuple[IPv4Network, ...] = ()
+    """Networks no route from a peer may cover or lie in: the node's own subnet and the like
+    (the import guard; the node's own addresses are always protected as /32s)."""
 
 
 DATASTORE_TYPES = ("etcdv3",)
@@ -251,6 +286,7 @@ class Config:
                 "merge_limit": self.kernel.merge_limit,
                 "reject_cidrs": [str(c) for c in self.kernel.reject_cidrs],
                 "convergence_wait": self.kernel.convergence_wait,
+                "protect": [str(c) for c in self.kernel.protect],
             },
             "datastore": None if self.datastore is None else {
                 "type": self.datastore.type,
@@ -287,7 +323,14 @@ def _peer_dict(p: PeerConfig) -> dict[str, Any]:
         "error_wait_max": p.error_wait_max,
         "password": None if p.password is None else f"(set, from {p.password.origin})",
         "ttl_security": p.ttl_security,
+        "receive_limit": _limit_dict(p.receive_limit),
+        "import_limit": _limit_dict(p.import_limit),
+        "send_hold_time": p.send_hold_time,
     }
+
+
+def _limit_dict(limit: RouteLimit | None) -> dict[str, Any] | None:
+    return None if limit is None else {"limit": limit.limit, "action": limit.action.value}
 
 
 def calico_passive(own_address: IPv4Address | str, peer_address: IPv4Address | str) -> bool:
@@ -496,7 +539,8 @@ _PEER_KEYS = frozenset({
     "address", "asn", "source_address", "port", "passive", "name", "description",
     "hold_time", "keepalive_time", "graceful_restart", "restart_time", "add_paths",
     "multihop", "connect_delay", "connect_retry", "error_wait_min", "error_wait_max",
-    "password", "password_file", "ttl_security",
+    "password", "password_file", "ttl_security", "receive_limit", "receive_limit_action",
+    "import_limit", "import_limit_action", "send_hold_time",
 })
 _ORIGINATE_KEYS = frozenset({"blocks", "blackhole"})
 _POOLS_KEYS = frozenset({"cidrs"})
@@ -506,7 +550,7 @@ _DATASTORE_KEYS = frozenset({
 _ENDPOINT_RE = re.compile(r"^(https?)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})/?$")
 _KERNEL_KEYS = frozenset({
     "protocol", "table", "learn", "persist", "scan_time", "merge_paths", "merge_limit",
-    "reject_cidrs", "convergence_wait",
+    "reject_cidrs", "convergence_wait", "protect",
 })
 
 
@@ -716,6 +760,7 @@ class _Parser:
             reject_cidrs=a(lambda: t.cidr_list("reject_cidrs"), ()),
             convergence_wait=a(lambda: t.get_seconds("convergence_wait", 240.0, 0, 86400),
                                240.0),
+            protect=a(lambda: t.cidr_list("protect"), ()),
         )
 
     def kernel_protocol(self, t: _Table) -> int:
@@ -790,6 +835,9 @@ class _Parser:
         connect_retry = a(lambda: t.get_int("connect_retry", 5, 1, 86400, " seconds"), 5)
         password = a(lambda: self.password(t), None)
         ttl_security = a(lambda: t.get_bool("ttl_security", False), False)
+        receive_limit = a(lambda: self.route_limit(t, "receive_limit"), None)
+        import_limit = a(lambda: self.route_limit(t, "import_limit"), None)
+        send_hold = a(lambda: t.get_seconds("send_hold_time", 480.0, 0, 86400), 480.0)
         if len(self.errors) > before or address is None:
             return None
         return PeerConfig(
@@ -800,7 +848,26 @@ class _Parser:
             connect_delay=connect_delay, connect_retry=connect_retry,
             error_wait_min=ew_min, error_wait_max=ew_max, password=password,
             ttl_security=ttl_security, internal=(asn == our_asn),
+            receive_limit=receive_limit, import_limit=import_limit, send_hold_time=send_hold,
         )
+
+    def route_limit(self, t: _Table, name: str) -> RouteLimit | None:
+        """``<name> = N`` and ``<name>_action = "warn"|"block"|"restart"|"disable"``."""
+        action_key = f"{name}_action"
+        if not t.has(name):
+            if t.has(action_key):
+                t.raw(action_key)
+                raise t.fail(action_key, f"set {name} too: an action without a limit does nothing")
+            return None
+        limit = t.get_int_required(name, 1, 2**32 - 1, " routes (RFC 4486 carries 4 octets)")
+        text = t.get_str(action_key, LimitAction.DISABLE.value)
+        try:
+            action = LimitAction(text)
+        except ValueError:
+            choices = ", ".join(f'"{a.value}"' for a in LimitAction)
+            raise t.fail(action_key, f"{text!r} is not one of {choices}") from None
+        return RouteLimit(limit, action)
+
 
     def password(self, t: _Table) -> Secret | None:
         """The MD5 key, inline (``password``) or from a file (``password_file``), not both.

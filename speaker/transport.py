@@ -19,7 +19,10 @@ NOTIFICATION.  BIRD likewise keeps a connection open until its NOTIFICATION has 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
+import struct
+import termios
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
@@ -111,6 +114,23 @@ class BgpConnection(asyncio.Protocol):
         self.paused = False
         if self.owner is not None:
             self.owner.service()
+
+    def backlog(self) -> int:
+        """Octets written and not yet sent: the transport's buffer plus the socket's send
+        queue (``SIOCOUTQ``: unsent and unacknowledged).  A peer that stops reading closes
+        its TCP window, and this stops shrinking (RFC 9687)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        octets = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                octets += struct.unpack("i", raw)[0]
+            except OSError:
+                pass
+        return octets
 
     @property
     def local_address(self) -> IPv4Address | None:
@@ -238,7 +258,12 @@ class SessionTransport:
 
     def _timer_fired(self) -> None:
         self._timer = None
-        self.core.handle_timer(self.now)
+        now = self.now
+        if self.core.get_timer() is not None:
+            # the send hold timer (RFC 9687) judges by what actually left: tell it first
+            for key, conn in list(self.connections.items()):
+                self.core.report_send_backlog(*key, conn.backlog(), now)
+        self.core.handle_timer(now)
         self.service()
 
     def _woken_service(self) -> None:
@@ -292,6 +317,7 @@ class SessionTransport:
             data = self.core.data_to_send(*key, WRITE_CHUNK)
             if data:
                 conn.transport.write(data)
+                self.core.report_send_backlog(*key, conn.backlog(), self.now)
                 self._again = True
 
     def _arm_timer(self) -> None:

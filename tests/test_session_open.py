@@ -273,8 +273,9 @@ def test_hold_time_is_the_smaller_and_keepalive_a_third(
 
 def test_hold_time_zero_runs_no_timers() -> None:
     session = PeerSession(cfg())
-    handshake(session, peer_open(hold=0))
+    conn = handshake(session, peer_open(hold=0))
     assert session.state is State.ESTABLISHED
+    session.data_to_send(conn)  # queued data would run the send hold timer (RFC 9687)
     assert session.get_timer() is None  # no hold timer, no keepalive timer (RFC 4271 4.4)
 
 

@@ -6,8 +6,9 @@ it cannot play "a peer that never sends End-of-RIB".  This script can: it listen
 session, sends an OPEN with only the IPv4-unicast and 4-octet-AS capabilities, answers
 KEEPALIVEs, and then obeys one command per line on stdin:
 
-* ``announce PREFIX NEXTHOP``: an UPDATE with ORIGIN IGP, an empty AS_PATH (iBGP), NEXT_HOP,
-  LOCAL_PREF 100 and the prefix;
+* ``announce PREFIX NEXTHOP [ORIGIN]``: an UPDATE with ORIGIN (default 0, IGP), an empty
+  AS_PATH (iBGP), NEXT_HOP, LOCAL_PREF 100 and the prefix.  An ORIGIN above 2 is malformed on
+  purpose (RFC 7606 7.1: the receiver treats the UPDATE as a withdrawal);
 * ``withdraw PREFIX``: an UPDATE withdrawing it;
 * ``quit`` (or end of input): close.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import select
 import socket
 import struct
@@ -50,10 +52,10 @@ def nlri(prefix: str) -> bytes:
     return bytes([net.prefixlen]) + net.network_address.packed[: (net.prefixlen + 7) // 8]
 
 
-def announce(prefix: str, nexthop: str) -> bytes:
+def announce(prefix: str, nexthop: str, origin: int = 0) -> bytes:
     """UPDATE announcing ``prefix`` via ``nexthop`` (iBGP: empty AS_PATH, LOCAL_PREF 100)."""
     attrs = (
-        bytes([0x40, 1, 1, 0])  # ORIGIN IGP
+        bytes([0x40, 1, 1, origin])  # ORIGIN (0 IGP; 3..255 malformed)
         + bytes([0x40, 2, 0])  # AS_PATH, empty
         + bytes([0x40, 3, 4])
         + ipaddress.IPv4Address(nexthop).packed
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     established = False
     last_keepalive = time.monotonic()
     stdin_open = True
+    pending = b""
     while True:
         watch = [conn] + ([sys.stdin] if stdin_open and established else [])
         ready, _, _ = select.select(watch, [], [], 1.0)
@@ -126,18 +129,28 @@ def main(argv: list[str] | None = None) -> int:
                 elif kind == 3:
                     return 1
         if sys.stdin in ready:
-            line = sys.stdin.readline()
-            words = line.split()
-            if not words or words[0] == "quit":
-                conn.close()
-                say("quit")
-                return 0
-            if words[0] == "announce":
-                conn.sendall(announce(words[1], words[2]))
-                say(f"announced {words[1]}")
-            elif words[0] == "withdraw":
-                conn.sendall(withdraw(words[1]))
-                say(f"withdrawn {words[1]}")
+            # os.read, not readline: readline buffers every line that arrived and select()
+            # would not wake for the ones after the first
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            if not chunk:
+                lines.append(b"quit")
+            for line in lines:
+                words = line.decode().split()
+                if not words:
+                    continue
+                if words[0] == "quit":
+                    conn.close()
+                    say("quit")
+                    return 0
+                if words[0] == "announce":
+                    origin = int(words[3]) if len(words) > 3 else 0
+                    conn.sendall(announce(words[1], words[2], origin))
+                    say(f"announced {words[1]}" + (f" origin {origin}" if origin else ""))
+                elif words[0] == "withdraw":
+                    conn.sendall(withdraw(words[1]))
+                    say(f"withdrawn {words[1]}")
         if established and time.monotonic() - last_keepalive > args.hold / 3:
             conn.sendall(KEEPALIVE)
             last_keepalive = time.monotonic()

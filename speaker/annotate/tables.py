@@ -502,6 +502,11 @@ ERROR_CODES: Final[Mapping[int, Meaning]] = MappingProxyType(
         ErrorCode.ROUTE_REFRESH_MESSAGE: Meaning(
             "ROUTE-REFRESH Message Error", "a ROUTE-REFRESH was malformed", "RFC 7313 5"
         ),
+        ErrorCode.SEND_HOLD_TIMER_EXPIRED: Meaning(
+            "Send Hold Timer Expired",
+            "the sender could send nothing to the peer for its send hold time",
+            "RFC 9687 3",
+        ),
     }
 )
 

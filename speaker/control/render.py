@@ -89,6 +89,9 @@ class BirdRenderer:
         out.append(f"  Preference:     {p.preference}")
         out.append(f"  Input filter:   {p.input_filter}")
         out.append(f"  Output filter:  {p.output_filter}")
+        for lim in p.limits:  # BIRD 1.6 proto_show_limit: "  %-16s%d%s", then the action
+            out.append(f"  {lim.label:<16}{lim.limit}{' [HIT]' if lim.hit else ''}")
+            out.append(f"    Action:       {lim.action}")
         if p.gr_recovery:
             out.append("  GR recovery:   " + "".join(f" {w}" for w in p.gr_recovery))
         if p.state != ProtoState.DOWN:
@@ -168,6 +171,8 @@ class BirdRenderer:
                     # BIRD's one line, where a refused route is marked `!`): one more
                     # 1008 line, after BIRD's Type line, for routes the bridge programs.
                     word = "installed" if r.in_kernel else "not installed"
+                    if not r.in_kernel and r.kernel_reason:
+                        word += f" ({r.kernel_reason})"
                     out.append(ReplyLine(ReplyCode.ROUTE_DETAILS, f"\tKernel: {word}"))
                 if r.bgp is not None:
                     out.extend(ReplyLine(ReplyCode.ROUTE_ATTRS, f"\t{a}")

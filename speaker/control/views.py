@@ -132,6 +132,17 @@ class BgpDetails:
 
 
 @dataclass(frozen=True)
+class LimitView:
+    """A route limit of a protocol, as BIRD's ``proto_show_limit`` prints it."""
+
+    label: str
+    """``Receive limit:`` or ``Import limit:``."""
+    limit: int
+    action: str
+    hit: bool = False
+
+
+@dataclass(frozen=True)
 class ProtocolStatus:
     """One row of ``show protocols`` and its ``all`` details."""
 
@@ -155,6 +166,8 @@ class ProtocolStatus:
     gr_recovery: tuple[str, ...] = ()
     """While we recover from our own restart: ``pending`` and/or ``waiting``."""
     bgp: BgpDetails | None = None
+    limits: tuple[LimitView, ...] = ()
+    """Receive and import limits (shown after the filters, as BIRD does)."""
 
 
 class RouteKind(StrEnum):
@@ -222,6 +235,9 @@ class RouteView:
     """The BGP neighbor, shown as ``from X`` when it differs from the gateway."""
     path_id: int | None = None
     in_kernel: bool | None = None
+    kernel_reason: str | None = None
+    """Why a route the bridge would program is not in the kernel (Calico's kernel filter or
+    the import guard, in the policy's words)."""
     sync_error: bool = False
     """Primary but the kernel refused it: BIRD marks it ``!`` instead of ``*``."""
 

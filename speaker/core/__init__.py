@@ -6,7 +6,7 @@ daemon (:mod:`speaker.daemon`), the session transport (:mod:`speaker.transport`)
 bridge and the control backend are adapters around it.
 """
 
-from speaker.core.events import ConnectionRefused, DaemonEvent, RecoveryEvent
+from speaker.core.events import ConnectionRefused, DaemonEvent, ImportRefused, RecoveryEvent
 from speaker.core.io import Action, Close, Dial, Forget, KernelPort
 from speaker.core.peers import PeerRecord, session_config
 from speaker.core.restart import Recovery
@@ -21,6 +21,7 @@ __all__ = [
     "DaemonEvent",
     "Dial",
     "Forget",
+    "ImportRefused",
     "KernelIntents",
     "KernelPort",
     "PeerRecord",

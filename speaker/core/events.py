@@ -64,3 +64,21 @@ class RecoveryEvent(Event):
     def describe(self) -> str:
         state = "started" if self.active else "ended"
         return f"graceful restart recovery {state}: {self.cause} (RFC 4724 4.1)"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRefused(Event):
+    """The import guard kept a peer's route out of the kernel (docs/security.md).
+
+    The route stays in the RIB (``show route all`` shows it "not installed" with the rule),
+    the session stays up: a peer's mistake costs that route, not the node's connectivity."""
+
+    KIND: ClassVar[str] = "import-guard"
+    LEVEL: ClassVar[int] = logging.WARNING
+    prefix: str
+    peer: str
+    rule: str
+    """The guard's rule, as ``KernelDecision.describe()`` words it."""
+
+    def describe(self) -> str:
+        return f"{self.prefix} from {self.peer} not installed in the kernel: {self.rule}"

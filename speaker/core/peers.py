@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from speaker.config import Config, PeerConfig
+from speaker.core.limits import LimitState, limit_states
 from speaker.session import PeerSession, SessionConfig
 
 
@@ -29,6 +30,7 @@ def session_config(config: Config, peer: PeerConfig, *, restarting: bool) -> Ses
         add_paths=str(peer.add_paths),
         source_address=peer.source_address,
         port=peer.port,
+        send_hold_time=peer.send_hold_time,
     )
 
 
@@ -47,6 +49,12 @@ class PeerRecord:
     """Our initial feed went out: from then on changes flush to the peer."""
     local_addresses: dict[int, IPv4Address] = field(default_factory=dict)
     """Our address per open connection (the NEXT_HOP we announce), from the transport."""
+    limits: tuple[LimitState, ...] = ()
+    """The peer's route limits and their state (receive first), see :mod:`speaker.core.limits`."""
+
+    def __post_init__(self) -> None:
+        if not self.limits:
+            self.limits = limit_states(self.config)
 
     @property
     def name(self) -> str:

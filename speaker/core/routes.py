@@ -5,11 +5,19 @@ A :class:`~speaker.rib.RouteChange` (a new best path and ECMP set, or none) beco
 (``calico_kernel_programming``: the reject CIDRs, blackholes for our own blocks) is
 :class:`~speaker.rib.CalicoKernelPolicy`; the ECMP set is already capped at the merge limit by
 the Loc-RIB; this module turns the members into a deduplicated next-hop tuple.
+
+The import guard (the policy's ``GUARD_*`` steps) is part of the same filter, so one place
+owns "what goes into the kernel": each refusal is published as an :class:`ImportRefused`, and
+an ECMP member whose next hop is one of our own addresses is left out of the route.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from speaker.core.events import ImportRefused
 from speaker.core.io import KernelPort
+from speaker.events import Event
 from speaker.kernel.model import KernelRoute
 from speaker.rib import CalicoKernelPolicy, RouteChange
 from speaker.rib.attrs import IpAddress
@@ -20,9 +28,15 @@ _HOP_SETS_MAX = 4096
 class KernelIntents:
     """Follows RIB changes into a :class:`KernelPort`."""
 
-    def __init__(self, kernel: KernelPort, policy: CalicoKernelPolicy) -> None:
+    def __init__(
+        self,
+        kernel: KernelPort,
+        policy: CalicoKernelPolicy,
+        publish: Callable[[Event], None] | None = None,
+    ) -> None:
         self.kernel = kernel
         self.policy = policy
+        self._publish = publish or (lambda _: None)
         self.frozen = False
         """Shutting down: as BIRD's krt_rt_notify then, the kernel keeps what it has (with
         persist; without it the bridge removes our routes itself when it stops)."""
@@ -39,6 +53,8 @@ class KernelIntents:
             return
         decision = self.policy.explain(change.prefix, best)
         if not decision.accepted:
+            if decision.step.guard:
+                self._publish(ImportRefused(str(net), best.peer.name, decision.describe()))
             self.kernel.unwant(net)
             return
         if decision.blackhole:
@@ -60,6 +76,9 @@ class KernelIntents:
             hops = () if hop is None else (hop,)
         else:
             hops = tuple(dict.fromkeys(p.next_hop for p in members if p.next_hop is not None))
+        own = self.policy.own
+        if own and any(h in own for h in hops):  # the guard: never a hop to ourselves
+            hops = tuple(h for h in hops if h not in own)
         if not hops:
             return hops
         # A feed has a handful of next-hop sets: share one tuple per set

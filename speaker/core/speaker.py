@@ -22,9 +22,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from speaker.config import Config, PeerConfig
+from speaker.config import Config, LimitAction, PeerConfig
 from speaker.core.events import DaemonEvent, RecoveryEvent
 from speaker.core.io import Action, Close, Dial, Forget, KernelPort
+from speaker.core.limits import LimitState, check_update
 from speaker.core.peers import PeerRecord, session_config
 from speaker.core.refusals import RefusalLog
 from speaker.core.restart import Recovery, restart_cause
@@ -47,8 +48,9 @@ from speaker.session import (
     UpdateReceived,
 )
 from speaker.wire.context import IPV4_UNICAST
-from speaker.wire.enums import CeaseSubcode, RouteRefreshSubtype
+from speaker.wire.enums import Afi, CeaseSubcode, RouteRefreshSubtype, Safi
 from speaker.wire.errors import LocalProtocolError
+from speaker.wire.messages import Notification, Update
 from speaker.wire.nlri import Prefix
 
 #: Config keys a reload cannot change (they need a restart).
@@ -63,9 +65,24 @@ def _prefixes(nets: Iterable[IPv4Network | IPv6Network]) -> list[Prefix]:
     return [Prefix.from_network(n) for n in nets]
 
 
+def own_addresses(config: Config) -> tuple[IPv4Address, ...]:
+    """The node's own addresses the speaker knows: router_id, listen, source addresses."""
+    own = [config.router_id]
+    if not config.listen.is_unspecified:
+        own.append(config.listen)
+    own.extend(p.source_address for p in config.peers if p.source_address is not None)
+    return tuple(dict.fromkeys(own))
+
+
 def _kernel_policy(config: Config) -> CalicoKernelPolicy:
+    own = own_addresses(config)
+    protect = [*config.kernel.protect, *(IPv4Network(a) for a in own)]
     return CalicoKernelPolicy(
-        _prefixes(config.kernel.reject_cidrs), _prefixes(config.originate.blocks)
+        _prefixes(config.kernel.reject_cidrs),
+        _prefixes(config.originate.blocks),
+        pools=_prefixes(config.pools.cidrs),
+        protect=_prefixes(protect),
+        own=own,
     )
 
 
@@ -98,7 +115,7 @@ class SpeakerCore:
             merge_paths=config.kernel.merge_paths,
             merge_limit=config.kernel.merge_limit,
         )
-        self.intents = KernelIntents(kernel, _kernel_policy(config))
+        self.intents = KernelIntents(kernel, _kernel_policy(config), publish)
         self._kernel = kernel
         self._peers: dict[str, PeerRecord] = {}
         self._by_address: dict[IPv4Address, str] = {}
@@ -311,6 +328,14 @@ class SpeakerCore:
             record.session.receive_data(conn_id, data, now)
             self._drain(record, now)
 
+    def report_send_backlog(self, peer: str, conn_id: int, octets: int, now: float) -> None:
+        """The transport's count of octets handed out on a connection and not yet on the wire
+        (RFC 9687 send hold timer, :meth:`PeerSession.report_send_backlog`)."""
+        record = self._peers.get(peer)
+        if record is not None:
+            record.session.report_send_backlog(conn_id, octets, now)
+            self._drain(record, now)
+
     def handle_timer(self, now: float) -> None:
         """Fire whatever is due: session timers, the end of our recovery wait."""
         for record in list(self._peers.values()):
@@ -390,7 +415,7 @@ class SpeakerCore:
         if isinstance(event, StateChange):
             record.since = now
         elif isinstance(event, UpdateReceived):
-            self._apply(self.rib.apply_update(name, event.update))
+            self._update(record, event.update, now)
         elif isinstance(event, SessionUp):
             self._session_up(record, event)
         elif isinstance(event, EndOfRib):
@@ -405,9 +430,43 @@ class SpeakerCore:
             for family in event.families:  # only the families whose restart ended
                 self._apply(self.rib.sweep_stale(name, family))
 
+    def _update(self, record: PeerRecord, update: Update, now: float) -> None:
+        """An UPDATE into the RIB, through the peer's route limits if it has any."""
+        down: LimitState | None = None
+        if record.limits and not update.treat_as_withdraw:
+            outcome = check_update(
+                update, self.rib.adj_in(record.name), record.limits, record.name
+            )
+            update = outcome.update
+            for hit in outcome.hits:
+                self._publish(hit)
+            down = outcome.down
+        self._apply(self.rib.apply_update(record.name, update))
+        if down is not None:
+            self._limit_down(record, down, now)
+
+    def _limit_down(self, record: PeerRecord, state: LimitState, now: float) -> None:
+        """A limit's restart or disable: Cease 6/1 with AFI, SAFI and the limit (RFC 4486 4).
+
+        The session's events are handled by the ``_drain`` that is running."""
+        note = Notification.cease_max_prefixes(Afi.IPV4, Safi.UNICAST, state.limit)
+        session = record.session
+        why = f"route {state.direction} limit ({state.limit}) exceeded"
+        if state.action is LimitAction.DISABLE:
+            record.enabled = False
+            session.stop(now, notification=note)
+            self._progress(now)
+        else:
+            session.reset(now, note, why)
+        # BIRD: bgp_store_error(BE_AUTO_DOWN, BEA_ROUTE_LIMIT_EXCEEDED)
+        session.last_error = "Automatic shutdown: Route limit exceeded"
+        self._wake()
+
     def _session_up(self, record: PeerRecord, event: SessionUp) -> None:
         info = event.info
         name = record.name
+        for limit in record.limits:  # BIRD resets its limits when the protocol starts
+            limit.reset()
         record.eor_received = False
         record.feed_sent = False
         self.rib.add_peer(

@@ -9,6 +9,7 @@ through ``wall``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
@@ -20,6 +21,7 @@ from speaker.control.views import (
     GracefulRestartStatus,
     KernelRouteView,
     KernelView,
+    LimitView,
     NextHop,
     ProtocolStatus,
     ProtoState,
@@ -217,6 +219,10 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
         last_error=session.last_error or "",
         description=cfg.description,
         routes=routes,
+        limits=tuple(
+            LimitView(f"{s.direction.capitalize()} limit:", s.limit, s.action.value, s.hit)
+            for s in record.limits
+        ),
         bgp=BgpDetails(
             neighbor_address=cfg.address,
             neighbor_as=cfg.asn,
@@ -282,7 +288,13 @@ def routes(
             )
             sync_error = bool(programmed and pv.best and refused)
             shown = in_kernel if programmed else None
-            out.append(_route(kernel, learned, net, pv, shown, sync_error))
+            reason = None
+            if programmed and pv.best and not in_kernel:
+                decision = core.intents.policy.explain(view.prefix, pv.path)
+                if not decision.accepted:
+                    reason = decision.describe()
+            route = _route(kernel, learned, net, pv, shown, sync_error)
+            out.append(replace(route, kernel_reason=reason) if reason else route)
     return out
 
 

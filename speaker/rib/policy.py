@@ -168,9 +168,19 @@ class KernelStep(Enum):
 
     FROM_KERNEL = "learned from the kernel: never written back (BIRD krt_import_control)"
     DEVICE_ROUTE = "a connected network: BIRD writes device routes only with `device routes`"
+    GUARD_DEFAULT = "import guard: a default route from a peer is never programmed"
+    GUARD_OWN_BLOCK = "import guard: one of this node's own blocks, announced by a peer"
+    GUARD_PROTECTED = "import guard: overlaps a protected network ([kernel] protect, own addresses)"
+    GUARD_OUTSIDE_POOLS = "import guard: outside every IP pool"
+    GUARD_NEXT_HOP_SELF = "import guard: the next hop is one of this node's own addresses"
     REJECT_CIDR = "net ~ a reject CIDR: not programmed (service-IP blackholes)"
     OWN_BLOCK = "one of this node's blocks: programmed as a blackhole"
     ACCEPT = "final accept: programmed"
+
+    @property
+    def guard(self) -> bool:
+        """A step of the import guard (a refusal worth an event), not Calico's filter."""
+        return self.name.startswith("GUARD_")
 
 
 class KernelDecision(NamedTuple):
@@ -193,17 +203,34 @@ class KernelDecision(NamedTuple):
 
 
 class CalicoKernelPolicy:
-    """``calico_kernel_programming``: reject the reject CIDRs, accept everything else.
+    """``calico_kernel_programming``: reject the reject CIDRs, accept everything else; in
+    front of it, for routes learned from peers, the import guard.
 
     Our own blocks are accepted as blackholes (their best path is the local blackhole
     static); routes the kernel itself gave us are never written back.
+
+    The import guard holds whatever a peer sends (docs/security.md): a BGP route is never
+    programmed if it is a default route, one of our own blocks (a peer's /32 *inside* one is
+    a borrowed address and passes), overlaps a protected network (``protect``: the node's own
+    addresses as /32s and whatever the operator adds, e.g. the node's subnet), lies outside
+    every pool (when pools are known), or leads to one of our own addresses (``own``).
     """
 
     def __init__(
-        self, reject_cidrs: Iterable[Prefix | str] = (), blocks: Iterable[Prefix | str] = ()
+        self,
+        reject_cidrs: Iterable[Prefix | str] = (),
+        blocks: Iterable[Prefix | str] = (),
+        *,
+        pools: Iterable[Prefix | str] = (),
+        protect: Iterable[Prefix | str] = (),
+        own: Iterable[object] = (),
     ) -> None:
         self.reject_cidrs = _prefixes(reject_cidrs)
         self.blocks = frozenset(_prefixes(blocks))
+        self.pools = _prefixes(pools)
+        self.protect = _prefixes(protect)
+        self.own = frozenset(own)
+        """Our own addresses: a next hop among them is refused."""
 
     def explain(self, prefix: Prefix, best: Path | SourceKind) -> KernelDecision:
         """The verdict for ``prefix`` whose best path is ``best``."""
@@ -212,6 +239,10 @@ class CalicoKernelPolicy:
             return KernelDecision(Verdict.REJECT, KernelStep.FROM_KERNEL)
         if kind is SourceKind.DIRECT:
             return KernelDecision(Verdict.REJECT, KernelStep.DEVICE_ROUTE)
+        if kind is SourceKind.BGP:
+            refused = self.guard(prefix, best if isinstance(best, Path) else None)
+            if refused is not None:
+                return refused
         hit = _covering(prefix, self.reject_cidrs)
         if hit is not None:
             return KernelDecision(Verdict.REJECT, KernelStep.REJECT_CIDR, matched=hit)
@@ -219,3 +250,18 @@ class CalicoKernelPolicy:
         if prefix in self.blocks:
             return KernelDecision(Verdict.ACCEPT, KernelStep.OWN_BLOCK, blackhole, prefix)
         return KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, blackhole)
+
+    def guard(self, prefix: Prefix, path: Path | None) -> KernelDecision | None:
+        """The import guard's refusal of a route learned from a peer, or None (it passes)."""
+        if prefix.length == 0:
+            return KernelDecision(Verdict.REJECT, KernelStep.GUARD_DEFAULT)
+        if prefix in self.blocks:
+            return KernelDecision(Verdict.REJECT, KernelStep.GUARD_OWN_BLOCK, matched=prefix)
+        for net in self.protect:
+            if net.contains(prefix) or prefix.contains(net):
+                return KernelDecision(Verdict.REJECT, KernelStep.GUARD_PROTECTED, matched=net)
+        if self.pools and _covering(prefix, self.pools) is None:
+            return KernelDecision(Verdict.REJECT, KernelStep.GUARD_OUTSIDE_POOLS)
+        if path is not None and path.next_hop is not None and path.next_hop in self.own:
+            return KernelDecision(Verdict.REJECT, KernelStep.GUARD_NEXT_HOP_SELF)
+        return None

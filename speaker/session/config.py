@@ -106,6 +106,10 @@ class SessionConfig:
     source_address: IPv4Address | None = None
     """Local address outgoing connections are made from (None: the kernel chooses)."""
     port: int = BGP_PORT
+    send_hold_time: float = 480
+    """RFC 9687: a connection that has had data waiting and could not send any for this many
+    seconds is closed with NOTIFICATION 8/0 (0: off).  8 minutes is the RFC's suggestion (twice
+    the usual hold time)."""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -159,6 +163,8 @@ class SessionConfig:
                 raise ValueError(f"SessionConfig.families: {family!r} is not supported")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"SessionConfig.port: {self.port} is not a TCP port")
+        if self.send_hold_time < 0:
+            raise ValueError(f"SessionConfig.send_hold_time: {self.send_hold_time} is negative")
 
     @property
     def internal(self) -> bool:

@@ -46,6 +46,16 @@ class Connection:
     closing: bool = False
     """We have closed it (CloseConnection emitted); only queued control bytes remain."""
     last_received: float = 0.0
+    send_stalled_since: float | None = None
+    """RFC 9687: since when data has been waiting without any of it leaving (None: none
+    waits, or some left since the last look)."""
+    send_backlog: int = 0
+    """Octets the transport last reported as written by us but not yet sent on the wire."""
+    handed_out: int = 0
+    """Octets handed to the transport since its last report."""
+    backlog_reported: bool = False
+    """The transport reports its backlog; without reports, handed out counts as sent."""
+    send_hold_deadline: float | None = None
 
     @property
     def direction(self) -> str:
@@ -60,14 +70,33 @@ class Connection:
             out.append((self.hold_deadline, TimerKind.HOLD))
         if self.keepalive_deadline is not None:
             out.append((self.keepalive_deadline, TimerKind.KEEPALIVE))
+        if self.send_hold_deadline is not None:
+            out.append((self.send_hold_deadline, TimerKind.SEND_HOLD))
         return out
 
     def close(self) -> None:
         """Stop timers and drop what may no longer be sent (UPDATEs after a close)."""
         self.closing = True
         self.connect_deadline = self.hold_deadline = self.keepalive_deadline = None
+        self.send_hold_deadline = self.send_stalled_since = None
         self.routes.clear()
         self.inbuf.clear()
+
+    def send_stalled(self) -> bool:
+        """Something waits to be sent: in our queues, or (as reported) in the transport's."""
+        return bool(self.control or self.routes or self.send_backlog)
+
+    def note_sending(self, now: float, hold: float, *, progress: bool = False) -> None:
+        """RFC 9687: (re)start, keep or stop the send hold timer at ``now``.
+
+        ``progress``: some of the waiting data left since the last look, so the timer starts
+        again.  With nothing waiting it stops."""
+        if not hold or not self.send_stalled():
+            self.send_stalled_since = self.send_hold_deadline = None
+            return
+        if progress or self.send_stalled_since is None:
+            self.send_stalled_since = now
+            self.send_hold_deadline = now + hold
 
     def pending(self) -> bool:
         """Bytes are waiting to be written."""

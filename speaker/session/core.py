@@ -44,7 +44,7 @@ from speaker.session.state import (
 from speaker.session.summary import summarize
 from speaker.wire.context import DEFAULT_CONTEXT, Family
 from speaker.wire.enums import MessageType, bird_error_text
-from speaker.wire.errors import BgpError, LocalProtocolError
+from speaker.wire.errors import BgpError, ErrorAction, LocalProtocolError
 from speaker.wire.messages import Keepalive, Message, Notification
 
 __all__ = ["Cause", "SessionCore"]
@@ -92,6 +92,9 @@ class SessionCore:
         """``now`` of the transition to Established; None when not Established."""
         self.unnegotiated_family_updates = 0
         """UPDATEs whose MP_REACH/MP_UNREACH_NLRI named a family not negotiated (ignored)."""
+        self.malformed_updates: dict[ErrorAction, int] = {}
+        """UPDATEs with an RFC 7606 error the session survived, per outcome (the strongest
+        of the UPDATE's errors): treat-as-withdraw, attribute-discard."""
 
     @property
     def state(self) -> State:

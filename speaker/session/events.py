@@ -189,9 +189,22 @@ class UpdateReceived(SessionEvent):
 
 @dataclass(frozen=True, slots=True)
 class MalformedUpdateReceived(UpdateReceived):
-    """An UPDATE that RFC 7606 lets the session survive (treat-as-withdraw, discard)."""
+    """An UPDATE that RFC 7606 lets the session survive (treat-as-withdraw, discard).
+
+    It is still an :class:`UpdateReceived`: the RIB applies it (treat-as-withdraw as
+    withdrawals of every NLRI, attribute-discard without the attribute)."""
 
     LEVEL = WARNING
+    count: int = 0
+    """UPDATEs of this session with the same outcome so far (this one included)."""
+
+    def describe(self) -> str:
+        text = UpdateReceived.describe(self)
+        if self.action is ErrorAction.TREAT_AS_WITHDRAW:
+            text += "; its routes are withdrawn, the session stays up"
+        elif self.action is ErrorAction.ATTRIBUTE_DISCARD:
+            text += "; its routes are kept without the attribute, the session stays up"
+        return f"{text} ({self.count} such so far)"
 
 
 @dataclass(frozen=True, slots=True)

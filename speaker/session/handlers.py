@@ -344,9 +344,17 @@ class Handlers(SessionCore):
                 return True  # nothing of ours left (and not an End-of-RIB either)
             payload = kept
         if payload.errors:
+            # RFC 7606 2: treat-as-withdraw withdraws the UPDATE's NLRI (the RIB does it, from
+            # ``Update.treat_as_withdraw``), attribute-discard keeps the routes without the
+            # attribute (the codec left it out); the session stays up either way
             action = max(e.action for e in payload.errors)
             details = tuple(e.describe() for e in payload.errors)
-            self._emit(MalformedUpdateReceived(self.peer, conn.conn_id, payload, action, details))
+            count = self.malformed_updates[action] = self.malformed_updates.get(action, 0) + 1
+            self._emit(
+                MalformedUpdateReceived(
+                    self.peer, conn.conn_id, payload, action, details, count=count
+                )
+            )
             return True
         family = payload.end_of_rib()
         if family is not None:
@@ -404,6 +412,19 @@ class Handlers(SessionCore):
             conn, now, exc, Input.HOLD_TIMER, t.rfc, reason=DownReason.HOLD_TIMER_EXPIRED
         )
         return False
+
+    def _on_send_hold_expired(self, conn: Connection, now: float) -> None:
+        """Data waited and none could be sent for the send hold time: NOTIFICATION 8/0 and
+        close (RFC 9687 3).  A peer that stops reading but still sends KEEPALIVEs would
+        otherwise keep the session, and our growing backlog, forever."""
+        hold = self.config.send_hold_time
+        exc = BgpError(
+            ErrorCode.SEND_HOLD_TIMER_EXPIRED, 0, b"", f"nothing could be sent for {hold:g} s"
+        )
+        self._send_error(
+            conn, now, exc, Input.SEND_HOLD_TIMER, "RFC 9687 3",
+            reason=DownReason.SEND_HOLD_TIMER_EXPIRED,
+        )
 
     def _on_tcp_fails(self, conn: Connection, now: float, payload: object, t: Transition) -> bool:
         """The connection went without NOTIFICATION: a peer restart if it can restart."""

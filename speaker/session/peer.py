@@ -40,7 +40,9 @@ _TIMER_ORDER = {
     TimerKind.ERROR_WAIT: 3,
     TimerKind.CONNECT_DELAY: 4,
     TimerKind.RESTART: 5,
+    TimerKind.SEND_HOLD: 6,
 }
+_SENDING = (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED)
 _TIMER_INPUTS = {
     TimerKind.CONNECT_RETRY: Input.CONNECT_RETRY_TIMER,
     TimerKind.HOLD: Input.HOLD_TIMER,
@@ -92,9 +94,14 @@ class PeerSession(Handlers):
         now: float,
         subcode: CeaseSubcode = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         message: str = "",
+        *,
+        notification: Notification | None = None,
     ) -> None:
-        """ManualStop: Cease (RFC 4486; ``message`` per RFC 9003) on every connection; Idle."""
-        note = Notification.cease(subcode, message)
+        """ManualStop: Cease (RFC 4486; ``message`` per RFC 9003) on every connection; Idle.
+
+        ``notification`` replaces the Cease built from ``subcode`` (one with data, such as
+        Maximum Number of Prefixes Reached with its AFI, SAFI and limit)."""
+        note = notification if notification is not None else Notification.cease(subcode, message)
         self._started = False
         self._idle_until = self._connect_at = None
         self._error_wait.reset()  # BIRD bgp_shutdown: a manual stop forgets past errors
@@ -104,6 +111,24 @@ class PeerSession(Handlers):
         for conn in self._live():
             self._dispatch(conn, Input.MANUAL_STOP, now, note)
         self._end_graceful_restart(GracefulRestartOutcome.STOPPED, "the session was stopped")
+        self._update_state()
+
+    def reset(self, now: float, notification: Notification, why: str) -> None:
+        """Close every connection with ``notification`` and start again after the error wait.
+
+        BIRD's automatic restart of a protocol (a route limit's ``restart`` action): the
+        session stays started, the close counts as an error (``bgp_update_startup_delay``),
+        so the next connection waits out the error wait."""
+        text = f"{why}: NOTIFICATION {notification.describe()} sent"
+        self._cause = Cause(text, "RFC 4486 4", Input.MANUAL_STOP)
+        for conn in self._live():
+            if conn.state is State.CONNECT:
+                self._abandon(conn, why)
+                continue
+            closing = Closing(
+                DownReason.NOTIFICATION_SENT, text, notification, sent=True, error=True
+            )
+            self._close(conn, now, closing)
         self._update_state()
 
     def graceful_shutdown(self, now: float) -> None:
@@ -175,6 +200,7 @@ class PeerSession(Handlers):
             raise LocalProtocolError(f"conn {conn_id} is not connected yet")
         conn.inbuf += data
         self._process(conn, now)
+        self._check_sending(now)
         self._update_state()
 
     def data_to_send(self, conn_id: int, limit: int | None = None) -> bytes:
@@ -183,9 +209,40 @@ class PeerSession(Handlers):
         if conn is None:
             return b""
         data = conn.take(limit)
+        conn.handed_out += len(data)
+        if conn.send_hold_deadline is not None and not conn.send_stalled():
+            conn.send_stalled_since = conn.send_hold_deadline = None  # all gone: no timer
         if conn.closing and not conn.pending():
             del self._conns[conn_id]
         return data
+
+    def report_send_backlog(self, conn_id: int, octets: int, now: float) -> None:
+        """The transport's word on ``conn_id``: ``octets`` we handed it are not sent yet
+        (its own buffer and the socket's send queue).  Fewer than before plus what was handed
+        out since means the peer takes data: the send hold timer starts again (RFC 9687)."""
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.closing:
+            return
+        progress = octets < conn.send_backlog + conn.handed_out
+        conn.send_backlog = octets
+        conn.handed_out = 0
+        conn.backlog_reported = True
+        if conn.state in _SENDING:
+            conn.note_sending(now, self.config.send_hold_time, progress=progress)
+
+    def _check_sending(self, now: float) -> None:
+        """Look at every connection's output (RFC 9687).  A transport that never reports its
+        backlog is taken to send whatever it was handed: only our own queue can stall."""
+        hold = self.config.send_hold_time
+        for conn in self._live():
+            if conn.state not in _SENDING:
+                continue
+            if conn.backlog_reported:
+                conn.note_sending(now, hold)
+            else:
+                progress = conn.handed_out > 0
+                conn.handed_out = 0
+                conn.note_sending(now, hold, progress=progress)
 
     def pending_connections(self) -> tuple[int, ...]:
         """Connections with bytes waiting in :meth:`data_to_send`."""
@@ -213,12 +270,14 @@ class PeerSession(Handlers):
 
     def handle_timer(self, now: float) -> None:
         """Fire every deadline that has passed, earliest first."""
+        self._check_sending(now)
         for _ in range(10_000):  # each firing clears or moves its deadline
             due = [t for t in self._timers() if t[0] <= now]
             if not due:
                 break
             _, _, _, kind, conn = min(due, key=lambda t: t[:3])
             self._fire(kind, conn, now)
+        self._check_sending(now)  # a KEEPALIVE just queued starts the send hold timer now
         self._update_state()
 
     def _fire(self, kind: TimerKind, conn: Connection | None, now: float) -> None:
@@ -228,6 +287,13 @@ class PeerSession(Handlers):
                 conn.hold_deadline = None
             elif kind is TimerKind.KEEPALIVE:
                 conn.keepalive_deadline = None
+            elif kind is TimerKind.SEND_HOLD:
+                conn.send_hold_deadline = None
+                if conn.send_stalled() and conn.state in _SENDING:
+                    self._on_send_hold_expired(conn, now)
+                else:
+                    conn.send_stalled_since = None
+                return
             else:
                 conn.connect_deadline = None
             self._dispatch(conn, _TIMER_INPUTS[kind], now, None)

@@ -82,6 +82,7 @@ class Input(enum.Enum):
     UPDATE_MSG = "UpdateMsg (Event 27)"
     UPDATE_MSG_ERR = "UpdateMsgErr (Event 28)"
     ROUTE_REFRESH_MSG = "RouteRefreshMsg (RFC 2918)"
+    SEND_HOLD_TIMER = "SendHoldTimer_Expires (RFC 9687)"
 
     def __str__(self) -> str:
         return self.value
@@ -176,6 +177,7 @@ class TimerKind(enum.Enum):
     KEEPALIVE = "KeepaliveTimer"
     ERROR_WAIT = "error wait (IdleHoldTimer)"  # BIRD error wait, RFC 4271 8.1.1 IdleHoldTime
     RESTART = "graceful restart timer"  # the peer's Restart Time (RFC 4724 4.2)
+    SEND_HOLD = "SendHoldTimer"  # RFC 9687: nothing could be written for the send hold time
 
     def __str__(self) -> str:
         return self.value
@@ -189,6 +191,7 @@ class DownReason(enum.Enum):
     NOTIFICATION_RECEIVED = "NOTIFICATION received"
     NOTIFICATION_SENT = "NOTIFICATION sent"
     HOLD_TIMER_EXPIRED = "hold timer expired"
+    SEND_HOLD_TIMER_EXPIRED = "send hold timer expired"
     CONNECTION_LOST = "connection lost"
     PEER_RESTARTED = "new connection from the peer"
 

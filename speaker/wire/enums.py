@@ -2,7 +2,7 @@
 
 Sources: RFC 4271 (messages, attributes, errors), RFC 4760 (AFI/SAFI), RFC 2918/7313
 (route refresh), RFC 5492 and the IANA capability registry, RFC 4486/9003 (Cease subcodes),
-RFC 6608 (FSM error subcodes), RFC 7606 (error handling outcomes).
+RFC 6608 (FSM error subcodes), RFC 9687 (send hold timer), RFC 7606 (error handling outcomes).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class ErrorCode(IntEnum):
     FSM = 5
     CEASE = 6
     ROUTE_REFRESH_MESSAGE = 7
+    SEND_HOLD_TIMER_EXPIRED = 8  # RFC 9687
 
 
 class HeaderSubcode(IntEnum):
@@ -283,6 +284,9 @@ _BIRD_ERROR_TEXT: dict[tuple[int, int], str] = {
     (6, 8): "Out of Resources",
     (7, 0): "Invalid ROUTE-REFRESH message",
     (7, 1): "Invalid ROUTE-REFRESH message length",
+    # RFC 9687; BIRD 1.6 has no text for it (it would print "Unknown error 8/0"), this is
+    # the wording of BIRD 2.15, which sends it
+    (8, 0): "Send hold timer expired",
 }
 
 
