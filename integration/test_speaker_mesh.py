@@ -489,6 +489,11 @@ def test_reload_adds_peer_then_cease_and_enable(lab: LabFactory) -> None:
     for node in (b80, b82, sp):
         mesh.start_node(node)
     mesh.wait_established(CONVERGE, nodes=[b82])
+    # .82's initial exchange ends with its End-of-RIB: wait for it, so that nothing of .82's
+    # in the log after the reload can be the tail of that exchange (a race on a busy machine)
+    assert wait_until(
+        lambda: f"{b82.address}: received End-of-RIB" in log_text(mesh, sp, 0), ROUTES
+    ), log_text(mesh, sp, 0)
     rows = mesh.protocols(sp)
     assert b80.protocol_name not in rows, rows
     assert rows[b82.protocol_name].established, rows
