@@ -4,7 +4,7 @@
                 [--graceful-restart] [--metrics-listen ADDR:PORT]
     speaker --version
     speaker decode FILE|- [--json|--brief] [--hex] [--bytes] [--filter K=V]... [--port N]...
-                [--width N]
+                [--width N] [--rib]
     speaker decode --bytes-hex HEX [same options]
     speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
@@ -99,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="TCP port carrying BGP in a capture (default 179); repeatable")
     p.add_argument("--width", type=int, default=120, metavar="N",
                    help="wrap explanations at N characters (default 120, 0: never)")
+    p.add_argument("--rib", action="store_true",
+                   help="replay the capture into our RIB and print each receiver's table, "
+                        "with the best-path reason per prefix")
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
@@ -208,6 +211,9 @@ def _decode(args: argparse.Namespace) -> int:
         options["hex_text"] = args.bytes_hex
     if args.width != 120:
         options["width"] = args.width
+    if args.rib:
+        options["rib"] = True
+
     path = args.file if args.file is not None else "--bytes-hex"
     return int(decode_main(path, as_json=args.json, force_hex=args.hex,
                            show_bytes=args.bytes, **options))

@@ -43,10 +43,20 @@ from speaker.annotate.filters import Filter, FilterError, matches_all, parse_fil
 from speaker.annotate.gaps import Lost, gap_line, gap_record
 from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
+from speaker.annotate.replay import RibReplay, merge_events, table_lines
 from speaker.annotate.session import Tracker
 from speaker.annotate.steady import SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
-from speaker.pcap import BGP_PORT, CaptureError, Endpoint, Gap, read_hex, read_stream
+from speaker.pcap import (
+    BGP_PORT,
+    CaptureError,
+    Endpoint,
+    Gap,
+    TcpEvent,
+    read_hex,
+    read_stream,
+    tcp_events,
+)
 from speaker.wire import (
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -430,6 +440,27 @@ class JsonWriter:
 Writer = TextWriter | BriefWriter | JsonWriter
 
 
+class RibWriter:
+    """``--rib``: collects the messages, then replays them (with the capture's TCP opens and
+    closes) into one RIB per receiver and prints each table."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.items: list[Decoded | Lost] = []
+        self.events: Iterable[TcpEvent] = ()
+
+    def write(self, item: Decoded | Lost) -> None:
+        self.items.append(item)
+
+    def finish(self) -> None:
+        replay = RibReplay().replay(merge_events(self.items, self.events))
+        receivers = replay.receivers()
+        if not receivers:
+            self.out.write("no routing table: no BGP session with both OPENs in the capture\n")
+        for receiver in receivers:
+            self.out.write("\n".join(table_lines(receiver)) + "\n\n")
+
+
 def _fail(path: str, why: str) -> int:
     print(f"speaker decode: {path}: {why}", file=sys.stderr)
     return EXIT_UNREADABLE
@@ -484,6 +515,7 @@ def decode_main(
     hex_text: str | None = None,
     stdin: BinaryIO | None = None,
     width: int = LINE_WIDTH,
+    rib: bool = False,
 ) -> int:
     """Decode every message of ``path`` to ``out``; return the exit status (0, 1, 2 or 3).
 
@@ -493,7 +525,9 @@ def decode_main(
     ``force_hex``: read the file as hex text even if it looks like a capture; ``show_bytes``:
     add a hex dump with field boundaries; ``filters``: show only messages matching all of
     them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
-    of the text output at this many characters (0: never).
+    of the text output at this many characters (0: never); ``rib``: instead of the
+    messages, print each receiver's routing table after replaying the capture into our RIB
+    (:mod:`speaker.annotate.replay`).
     """
     out = out if out is not None else sys.stdout
     try:
@@ -507,8 +541,12 @@ def decode_main(
         return _fail(path, f"cannot read: {exc.strerror or exc}")
     except InputError as exc:
         return _fail(path, str(exc))
-    writer: Writer
-    if as_json:
+    writer: Writer | RibWriter
+    if rib:
+        writer = RibWriter(out)
+        if is_capture(raw) and not force_hex:
+            writer.events = tcp_events(raw, ports)
+    elif as_json:
         writer = JsonWriter(out)
     elif brief:
         writer = BriefWriter(out)
@@ -525,6 +563,8 @@ def decode_main(
             if not wanted or matches_all(wanted, item):
                 shown += 1
                 writer.write(item)
+        if isinstance(writer, RibWriter):
+            writer.finish()
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
     except CaptureError as exc:
