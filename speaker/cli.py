@@ -4,7 +4,7 @@
                 [--graceful-restart] [--metrics-listen ADDR:PORT]
     speaker --version
     speaker decode FILE|- [--json|--brief] [--hex] [--bytes] [--filter K=V]... [--port N]...
-                [--width N] [--rib]
+                [--width N] [--rib] [--html OUT]
     speaker decode --bytes-hex HEX [same options]
     speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
@@ -102,6 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rib", action="store_true",
                    help="replay the capture into our RIB and print each receiver's table, "
                         "with the best-path reason per prefix")
+    p.add_argument("--html", metavar="OUT", default=None,
+                   help="write a self-contained HTML page instead: a ladder diagram of the "
+                        "sessions, each message expandable to its annotated fields and bytes")
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
@@ -213,6 +216,8 @@ def _decode(args: argparse.Namespace) -> int:
         options["width"] = args.width
     if args.rib:
         options["rib"] = True
+    if args.html is not None:
+        options["html"] = args.html
 
     path = args.file if args.file is not None else "--bytes-hex"
     return int(decode_main(path, as_json=args.json, force_hex=args.hex,

@@ -41,6 +41,8 @@ from speaker.annotate.explain import (
 )
 from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
 from speaker.annotate.gaps import Lost, gap_line, gap_record
+from speaker.annotate.html import DEFAULT_LIMIT as HTML_LIMIT
+from speaker.annotate.html import OCTET_BUDGET, html_page
 from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.replay import RibReplay, merge_events, table_lines
@@ -440,6 +442,45 @@ class JsonWriter:
 Writer = TextWriter | BriefWriter | JsonWriter
 
 
+class HtmlWriter:
+    """``--html OUT``: keeps the first messages (the page draws at most
+    :data:`~speaker.annotate.html.DEFAULT_LIMIT` of them, and
+    :data:`~speaker.annotate.html.OCTET_BUDGET` octets), counts the rest, writes the page.
+    """
+
+    def __init__(self, out: TextIO, target: str, title: str) -> None:
+        self.out = out
+        self.target = target
+        self.title = title
+        self.items: list[Decoded | Lost] = []
+        self.messages = 0
+        self.kept = 0
+        self.octets = 0
+        self.full = False
+        self.events: Iterable[TcpEvent] = ()
+
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Decoded):
+            self.messages += 1
+            self.octets += len(item.data)
+            self.full = self.full or self.kept >= HTML_LIMIT or (
+                self.kept > 0 and self.octets > OCTET_BUDGET
+            )
+            if not self.full:
+                self.kept += 1
+        if not self.full:
+            self.items.append(item)
+
+    def finish(self) -> None:
+        title = f"speaker decode: {Path(self.title).name}"
+        text = html_page(merge_events(self.items, self.events), title, self.kept, self.messages)
+        Path(self.target).write_text(text, encoding="utf-8")
+        self.out.write(
+            f"wrote {self.target}: {self.kept} of {self.messages} messages drawn, "
+            f"{len(text.encode())} octets\n"
+        )
+
+
 class RibWriter:
     """``--rib``: collects the messages, then replays them (with the capture's TCP opens and
     closes) into one RIB per receiver and prints each table."""
@@ -516,6 +557,7 @@ def decode_main(
     stdin: BinaryIO | None = None,
     width: int = LINE_WIDTH,
     rib: bool = False,
+    html: str | None = None,
 ) -> int:
     """Decode every message of ``path`` to ``out``; return the exit status (0, 1, 2 or 3).
 
@@ -527,7 +569,8 @@ def decode_main(
     them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
     of the text output at this many characters (0: never); ``rib``: instead of the
     messages, print each receiver's routing table after replaying the capture into our RIB
-    (:mod:`speaker.annotate.replay`).
+    (:mod:`speaker.annotate.replay`); ``html``: instead of the messages, write a
+    self-contained HTML page (a ladder diagram, :mod:`speaker.annotate.html`) to this path.
     """
     out = out if out is not None else sys.stdout
     try:
@@ -541,8 +584,12 @@ def decode_main(
         return _fail(path, f"cannot read: {exc.strerror or exc}")
     except InputError as exc:
         return _fail(path, str(exc))
-    writer: Writer | RibWriter
-    if rib:
+    writer: Writer | RibWriter | HtmlWriter
+    if html is not None:
+        writer = HtmlWriter(out, html, path)
+        if is_capture(raw) and not force_hex:
+            writer.events = tcp_events(raw, ports)
+    elif rib:
         writer = RibWriter(out)
         if is_capture(raw) and not force_hex:
             writer.events = tcp_events(raw, ports)
@@ -563,10 +610,9 @@ def decode_main(
             if not wanted or matches_all(wanted, item):
                 shown += 1
                 writer.write(item)
-        if isinstance(writer, RibWriter):
-            writer.finish()
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
+
     except CaptureError as exc:
         out.flush()
         if count == 0 and exc.frame is None:
@@ -578,6 +624,13 @@ def decode_main(
         if count == 0:
             return _fail(path, f"not a readable capture: {exc}")
         return _fail(path, f"the file is damaged after message {count}: {exc}")
+    if isinstance(writer, RibWriter):
+        writer.finish()
+    elif isinstance(writer, HtmlWriter):
+        try:
+            writer.finish()
+        except OSError as exc:
+            return _fail(writer.target, f"cannot write: {exc.strerror or exc}")
     if count == 0 and not gaps:
         where = "no hex messages" if force_hex else "no BGP messages found"
         print(f"speaker decode: {path}: {where}", file=sys.stderr)
