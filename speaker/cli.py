@@ -4,7 +4,7 @@
                 [--graceful-restart] [--metrics-listen ADDR:PORT]
     speaker --version
     speaker decode FILE|- [--json|--brief] [--hex] [--bytes] [--filter K=V]... [--port N]...
-                [--width N]
+                [--width N] [--rib] [--html OUT]
     speaker decode --bytes-hex HEX [same options]
     speaker check-config --config FILE [--json] [--datastore]
     speaker status                           (calicoctl node status, exactly)
@@ -99,6 +99,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="TCP port carrying BGP in a capture (default 179); repeatable")
     p.add_argument("--width", type=int, default=120, metavar="N",
                    help="wrap explanations at N characters (default 120, 0: never)")
+    p.add_argument("--rib", action="store_true",
+                   help="replay the capture into our RIB and print each receiver's table, "
+                        "with the best-path reason per prefix")
+    p.add_argument("--html", metavar="OUT", default=None,
+                   help="write a self-contained HTML page instead: a ladder diagram of the "
+                        "sessions, each message expandable to its annotated fields and bytes")
 
     p = sub.add_parser("check-config", help="validate a configuration and explain the peers")
     p.add_argument("--config", required=True, metavar="FILE")
@@ -202,6 +208,11 @@ def _decode(args: argparse.Namespace) -> int:
         options["hex_text"] = args.bytes_hex
     if args.width != 120:
         options["width"] = args.width
+    if args.rib:
+        options["rib"] = True
+    if args.html is not None:
+        options["html"] = args.html
+
     path = args.file if args.file is not None else "--bytes-hex"
     return int(decode_main(path, as_json=args.json, force_hex=args.hex,
                            show_bytes=args.bytes, **options))

@@ -41,12 +41,24 @@ from speaker.annotate.explain import (
 )
 from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
 from speaker.annotate.gaps import Lost, gap_line, gap_record
+from speaker.annotate.html import DEFAULT_LIMIT as HTML_LIMIT
+from speaker.annotate.html import OCTET_BUDGET, html_page
 from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
+from speaker.annotate.replay import RibReplay, merge_events, table_lines
 from speaker.annotate.session import Tracker
 from speaker.annotate.steady import SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
-from speaker.pcap import BGP_PORT, CaptureError, Endpoint, Gap, read_hex, read_stream
+from speaker.pcap import (
+    BGP_PORT,
+    CaptureError,
+    Endpoint,
+    Gap,
+    TcpEvent,
+    read_hex,
+    read_stream,
+    tcp_events,
+)
 from speaker.wire import (
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -430,6 +442,66 @@ class JsonWriter:
 Writer = TextWriter | BriefWriter | JsonWriter
 
 
+class HtmlWriter:
+    """``--html OUT``: keeps the first messages (the page draws at most
+    :data:`~speaker.annotate.html.DEFAULT_LIMIT` of them, and
+    :data:`~speaker.annotate.html.OCTET_BUDGET` octets), counts the rest, writes the page.
+    """
+
+    def __init__(self, out: TextIO, target: str, title: str) -> None:
+        self.out = out
+        self.target = target
+        self.title = title
+        self.items: list[Decoded | Lost] = []
+        self.messages = 0
+        self.kept = 0
+        self.octets = 0
+        self.full = False
+        self.events: Iterable[TcpEvent] = ()
+
+    def write(self, item: Decoded | Lost) -> None:
+        if isinstance(item, Decoded):
+            self.messages += 1
+            self.octets += len(item.data)
+            self.full = self.full or self.kept >= HTML_LIMIT or (
+                self.kept > 0 and self.octets > OCTET_BUDGET
+            )
+            if not self.full:
+                self.kept += 1
+        if not self.full:
+            self.items.append(item)
+
+    def finish(self) -> None:
+        title = f"speaker decode: {Path(self.title).name}"
+        text = html_page(merge_events(self.items, self.events), title, self.kept, self.messages)
+        Path(self.target).write_text(text, encoding="utf-8")
+        self.out.write(
+            f"wrote {self.target}: {self.kept} of {self.messages} messages drawn, "
+            f"{len(text.encode())} octets\n"
+        )
+
+
+class RibWriter:
+    """``--rib``: collects the messages, then replays them (with the capture's TCP opens and
+    closes) into one RIB per receiver and prints each table."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.items: list[Decoded | Lost] = []
+        self.events: Iterable[TcpEvent] = ()
+
+    def write(self, item: Decoded | Lost) -> None:
+        self.items.append(item)
+
+    def finish(self) -> None:
+        replay = RibReplay().replay(merge_events(self.items, self.events))
+        receivers = replay.receivers()
+        if not receivers:
+            self.out.write("no routing table: no BGP session with both OPENs in the capture\n")
+        for receiver in receivers:
+            self.out.write("\n".join(table_lines(receiver)) + "\n\n")
+
+
 def _fail(path: str, why: str) -> int:
     print(f"speaker decode: {path}: {why}", file=sys.stderr)
     return EXIT_UNREADABLE
@@ -484,6 +556,8 @@ def decode_main(
     hex_text: str | None = None,
     stdin: BinaryIO | None = None,
     width: int = LINE_WIDTH,
+    rib: bool = False,
+    html: str | None = None,
 ) -> int:
     """Decode every message of ``path`` to ``out``; return the exit status (0, 1, 2 or 3).
 
@@ -493,7 +567,10 @@ def decode_main(
     ``force_hex``: read the file as hex text even if it looks like a capture; ``show_bytes``:
     add a hex dump with field boundaries; ``filters``: show only messages matching all of
     them; ``ports``: TCP ports that carry BGP in a capture; ``width``: wrap explanations
-    of the text output at this many characters (0: never).
+    of the text output at this many characters (0: never); ``rib``: instead of the
+    messages, print each receiver's routing table after replaying the capture into our RIB
+    (:mod:`speaker.annotate.replay`); ``html``: instead of the messages, write a
+    self-contained HTML page (a ladder diagram, :mod:`speaker.annotate.html`) to this path.
     """
     out = out if out is not None else sys.stdout
     try:
@@ -507,8 +584,16 @@ def decode_main(
         return _fail(path, f"cannot read: {exc.strerror or exc}")
     except InputError as exc:
         return _fail(path, str(exc))
-    writer: Writer
-    if as_json:
+    writer: Writer | RibWriter | HtmlWriter
+    if html is not None:
+        writer = HtmlWriter(out, html, path)
+        if is_capture(raw) and not force_hex:
+            writer.events = tcp_events(raw, ports)
+    elif rib:
+        writer = RibWriter(out)
+        if is_capture(raw) and not force_hex:
+            writer.events = tcp_events(raw, ports)
+    elif as_json:
         writer = JsonWriter(out)
     elif brief:
         writer = BriefWriter(out)
@@ -527,6 +612,7 @@ def decode_main(
                 writer.write(item)
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
+
     except CaptureError as exc:
         out.flush()
         if count == 0 and exc.frame is None:
@@ -538,6 +624,13 @@ def decode_main(
         if count == 0:
             return _fail(path, f"not a readable capture: {exc}")
         return _fail(path, f"the file is damaged after message {count}: {exc}")
+    if isinstance(writer, RibWriter):
+        writer.finish()
+    elif isinstance(writer, HtmlWriter):
+        try:
+            writer.finish()
+        except OSError as exc:
+            return _fail(writer.target, f"cannot write: {exc.strerror or exc}")
     if count == 0 and not gaps:
         where = "no hex messages" if force_hex else "no BGP messages found"
         print(f"speaker decode: {path}: {where}", file=sys.stderr)

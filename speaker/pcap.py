@@ -382,6 +382,62 @@ def read_stream(
         yield from _finish(state, *ends[key])
 
 
+@dataclass(frozen=True, slots=True)
+class TcpEvent:
+    """A TCP segment that opens or closes a BGP connection: ``kind`` is SYN, SYN-ACK, FIN or
+    RST (a segment with both FIN and RST counts as RST)."""
+
+    source: Endpoint
+    destination: Endpoint
+    timestamp: float
+    frame: int
+    kind: str
+
+    @property
+    def stream(self) -> tuple[Endpoint, Endpoint]:
+        """The connection, independent of direction (lower endpoint first)."""
+        return _stream_of(self.source, self.destination)
+
+
+def tcp_events(
+    source: str | Path | bytes, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[TcpEvent]:
+    """The SYN, SYN-ACK, FIN and RST segments of the BGP connections of a capture.
+
+    A separate pass, for the views that draw connections (``--html``) or need to know that
+    one ended without a NOTIFICATION (``--rib``: graceful restart); the message reader does
+    not pay for it.  Unreadable frames are skipped; a damaged file raises CaptureError.
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    wanted = frozenset(ports)
+    for rec in read_records(data):
+        try:
+            ip = _ip_layer(rec.data, rec.linktype)
+        except (dpkt.UnpackError, IndexError, ValueError, struct.error):
+            continue
+        if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
+            continue
+        tcp = ip.data
+        if tcp.sport not in wanted and tcp.dport not in wanted:
+            continue
+        flags = tcp.flags
+        if flags & dpkt.tcp.TH_RST:
+            kind = "RST"
+        elif flags & dpkt.tcp.TH_FIN:
+            kind = "FIN"
+        elif flags & dpkt.tcp.TH_SYN:
+            kind = "SYN-ACK" if flags & dpkt.tcp.TH_ACK else "SYN"
+        else:
+            continue
+        yield TcpEvent(
+            Endpoint(str(ipaddress.ip_address(ip.src)), tcp.sport),
+            Endpoint(str(ipaddress.ip_address(ip.dst)), tcp.dport),
+            rec.timestamp,
+            rec.frame,
+            kind,
+        )
+
+
 def _drain(
     state: _Direction, src: Endpoint, dst: Endpoint, now: tuple[int, float] = (0, 0.0)
 ) -> Iterator[RawMessage | Gap]:

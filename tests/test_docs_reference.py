@@ -16,7 +16,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def event_kinds() -> set[str]:
-    """The KIND of every Event subclass in the package (the abstract bases excluded)."""
+    """The KIND of every Event subclass in the package (the abstract bases excluded; test
+    modules' own subclasses, e.g. test_logs.py's, are not the package's)."""
     for info in pkgutil.walk_packages(speaker.__path__, "speaker."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)

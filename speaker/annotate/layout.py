@@ -12,12 +12,22 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from speaker.annotate.bits import (
+    ADD_PATH_MODE,
+    ATTRIBUTE_FLAGS,
+    EXTENDED_PARAMETERS_MARKER,
+    GRACEFUL_RESTART_FAMILY_FLAGS,
+    GRACEFUL_RESTART_FLAGS,
+    LAYOUTS,
+    bit_lines,
+)
 from speaker.annotate.tables import ATTRIBUTES, CAPABILITIES, MESSAGE_TYPES, family_name
 from speaker.wire.context import IPV4_UNICAST, Negotiated
 from speaker.wire.enums import (
     Afi,
     AttrFlag,
     AttrType,
+    CapabilityCode,
     CeaseSubcode,
     ErrorCode,
     MessageType,
@@ -30,12 +40,24 @@ _BITS = {int(Afi.IPV4): 32, int(Afi.IPV6): 128}
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Octets ``[start, end)`` of a message hold the field ``label`` (nested ``depth`` deep)."""
+    """Octets ``[start, end)`` of a message hold the field ``label`` (nested ``depth`` deep).
+
+    ``bits``: the kind of flag field that starts there (a key of
+    :data:`speaker.annotate.bits.LAYOUTS`), drawn bit by bit under the octets; "" for none.
+    """
 
     start: int
     end: int
     label: str
     depth: int = 0
+    bits: str = ""
+
+    def bit_value(self, data: bytes) -> int | None:
+        """The flag field's value, read from the message (None: no flag field here)."""
+        if not self.bits:
+            return None
+        size = LAYOUTS[self.bits].width // 8
+        return int.from_bytes(data[self.start : self.start + size], "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +90,9 @@ class _Walker:
     def left(self, end: int | None = None) -> int:
         return (len(self.data) if end is None else end) - self.pos
 
-    def take(self, size: int, label: str, depth: int, end: int | None = None) -> bytes:
+    def take(
+        self, size: int, label: str, depth: int, end: int | None = None, bits: str = ""
+    ) -> bytes:
         limit = len(self.data) if end is None else min(end, len(self.data))
         if self.pos + size > limit:
             if self.pos < limit:
@@ -84,7 +108,7 @@ class _Walker:
             raise _Stop
         chunk = self.data[self.pos : self.pos + size]
         if size:
-            self.spans.append(Span(self.pos, self.pos + size, label, depth))
+            self.spans.append(Span(self.pos, self.pos + size, label, depth, bits))
         self.pos += size
         return chunk
 
@@ -130,7 +154,7 @@ def _open(w: _Walker, depth: int) -> None:
     plen = w.take(1, "optional parameters length", depth)[0]
     head = 2
     if plen == 255 and w.left() >= 3 and w.data[w.pos] == OptParamType.EXTENDED_LENGTH:
-        w.take(1, "extended parameters marker (RFC 9072)", depth)
+        w.take(1, "extended parameters marker (RFC 9072)", depth, bits=EXTENDED_PARAMETERS_MARKER)
         plen = _u(w.take(2, "extended optional parameters length", depth))
         head = 3
     end = w.pos + plen
@@ -151,7 +175,35 @@ def _open(w: _Walker, depth: int) -> None:
                 Span(w.pos - 2, w.pos, f"capability {code} ({name}), length {clen}", depth + 2)
             )
             if clen:
-                w.take(clen, "capability value", depth + 3, pend)
+                cend = w.pos + clen
+                handler = _CAPABILITY_LAYOUT.get(code)
+                if handler is None or cend > pend:
+                    w.take(clen, "capability value", depth + 3, pend)
+                else:
+                    handler(w, cend, depth + 3)
+                    if w.pos < cend:
+                        w.take(cend - w.pos, "rest of value", depth + 3, cend)
+
+
+def _graceful_restart(w: _Walker, end: int, depth: int) -> None:
+    """Restart flags and time, then (AFI, SAFI, flags) per family (RFC 4724 3)."""
+    w.take(2, "restart flags and restart time", depth, end, bits=GRACEFUL_RESTART_FLAGS)
+    while end - w.pos >= 4:
+        _mp_family(w, end, depth)
+        w.take(1, "flags for address family", depth, end, bits=GRACEFUL_RESTART_FAMILY_FLAGS)
+
+
+def _add_path(w: _Walker, end: int, depth: int) -> None:
+    """(AFI, SAFI, Send/Receive) per family (RFC 7911 4)."""
+    while end - w.pos >= 4:
+        _mp_family(w, end, depth)
+        w.take(1, "send/receive", depth, end, bits=ADD_PATH_MODE)
+
+
+_CAPABILITY_LAYOUT: dict[int, Callable[[_Walker, int, int], None]] = {
+    CapabilityCode.GRACEFUL_RESTART: _graceful_restart,
+    CapabilityCode.ADD_PATH: _add_path,
+}
 
 
 def raw_attributes(data: bytes) -> list[RawAttribute]:
@@ -206,6 +258,7 @@ def _update(w: _Walker, ctx: Negotiated, depth: int) -> None:
                 w.pos,
                 f"{name}: flags 0x{flags:02x}, type {code}, length {length}",
                 depth + 1,
+                ATTRIBUTE_FLAGS,
             )
         )
         vend = w.pos + length
@@ -302,10 +355,19 @@ _BODY_LAYOUT: dict[int, Callable[[_Walker, Negotiated, int], None]] = {
 }
 
 
-def hexdump(data: bytes, fields: list[Span], limit: int | None = None) -> list[str]:
+BITS_COLUMN = "bits"
+"""What a bit-view line of :func:`hexdump` shows in the offset column: its bits stand under
+the octets they draw."""
+
+
+def hexdump(
+    data: bytes, fields: list[Span], limit: int | None = None, show_bits: bool = True
+) -> list[str]:
     """Hex lines, one field per line (long fields wrap at 16 octets), labelled.
 
-    ``limit`` stops after that many octets (the rest is summarised in one line).
+    ``limit`` stops after that many octets (the rest is summarised in one line);
+    ``show_bits`` draws each flag field bit by bit under its octets
+    (:mod:`speaker.annotate.bits`).
     """
     lines: list[str] = []
     for span in fields:
@@ -318,7 +380,10 @@ def hexdump(data: bytes, fields: list[Span], limit: int | None = None) -> list[s
             text = " ".join(f"{b:02x}" for b in chunk)
             lines.append(f"{offset:04x}  {text:<47}  {label}")
             label = ""
+        value = span.bit_value(data) if show_bits else None
+        if value is not None:
+            lines.extend(f"{BITS_COLUMN}  {b}" for b in bit_lines(span.bits, value))
     return lines
 
 
-__all__ = ["RawAttribute", "Span", "hexdump", "raw_attributes", "spans"]
+__all__ = ["BITS_COLUMN", "RawAttribute", "Span", "hexdump", "raw_attributes", "spans"]
