@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 from integration.conftest import LabFactory
 from integration.lab import wait_until
 from integration.test_speaker_mesh import (
     CONVERGE,
+    REPO_ROOT,
     ROUTES,
     bird_log_size,
     bird_state_changes,
@@ -105,3 +108,41 @@ def test_invalid_config_on_sighup_is_refused_and_the_running_one_kept(lab: LabFa
     assert mesh.daemon_running("node81")
     assert mesh.birdc("node81", "show protocols") == before
     config.write_text(good)
+
+
+def test_show_events_and_watch_tell_a_sessions_history(lab: LabFactory) -> None:
+    """BIRD disables and re-enables its session with us: ``show events`` tells it afterwards,
+    ``speaker watch`` tells it live, both in the speaker's own words with the causes."""
+    mesh = lab("seed")
+    mesh.wait_established(timeout=CONVERGE)
+    sock = str(mesh.control_socket("node81"))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "speaker", "watch", PEER80, "--socket", sock],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )
+    try:
+        assert watcher.stdout is not None
+        assert "Watching Mesh_192_168_0_80" in watcher.stdout.readline()
+        mesh.birdc("node80", f"disable {US_ON_BIRD}")
+        assert wait_until(
+            lambda: "received NOTIFICATION" in speaker_cli(
+                mesh, "node81", "show", "events", PEER80).stdout, ROUTES)
+        mesh.birdc("node80", f"enable {US_ON_BIRD}")
+        mesh.wait_established(timeout=CONVERGE)
+        done = speaker_cli(mesh, "node81", "show", "events", PEER80, "--since", "10m")
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        # the whole story, in order: established, Cease from BIRD, down, back up
+        story = ["session Established", "received NOTIFICATION CEASE/ADMINISTRATIVE_SHUTDOWN",
+                 "Established -> Active", "session down"]
+        positions = [text.find(s) for s in story]
+        assert all(p >= 0 for p in positions) and positions == sorted(positions), text
+        assert text.count("session Established") >= 2, text
+        assert "192.168.0.82" not in text and "Mesh_192_168_0_82" not in text  # only .80's
+        everything = speaker_cli(mesh, "node81", "show", "events").stdout
+        assert "(speaker)" in everything and "Mesh_192_168_0_82" in everything
+    finally:
+        watcher.terminate()
+        live, _ = watcher.communicate(timeout=10)
+    assert "received NOTIFICATION CEASE/ADMINISTRATIVE_SHUTDOWN (6/2)" in live, live
+    assert live.count("session Established") >= 1, live

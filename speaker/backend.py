@@ -7,6 +7,7 @@ actions are the core's commands.  Nothing here decides anything: a command the c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from speaker.control.views import (
     ActionOutcome,
     DatastorePeerView,
     DatastoreView,
+    EventView,
     KernelView,
     ProtocolStatus,
     RouteView,
@@ -25,6 +27,7 @@ from speaker.control.views import (
 from speaker.core import CoreError, SpeakerCore, status
 from speaker.core.status import KernelReader
 from speaker.datastore.feed import DatastoreFeed
+from speaker.history import EventHistory, HistoryEntry
 
 
 class SpeakerBackend:
@@ -38,9 +41,11 @@ class SpeakerBackend:
         graceful_restart: Callable[[], Awaitable[str]],
         *,
         datastore: DatastoreFeed | None = None,
+        history: EventHistory | None = None,
     ) -> None:
         self.core = core
         self.feed = datastore
+        self.history = history or EventHistory()
         self.kernel_reader = kernel
         self.clock = clock
         self._graceful_restart = graceful_restart
@@ -48,6 +53,45 @@ class SpeakerBackend:
     def _wall(self, t: float) -> datetime:
         """A time of the core's (monotonic) clock as wall-clock time."""
         return datetime.fromtimestamp(time.time() - (self.clock() - t))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _keys(self, name: str | None) -> set[str] | None:
+        """The history keys of protocol ``name``: its name and its address (session events
+        carry the neighbour's address)."""
+        if name is None:
+            return None
+        try:
+            return {name, str(self.core.config.peer(name).address)}
+        except KeyError:
+            return {name}
+
+    def _view(self, entry: HistoryEntry) -> EventView:
+        names = {str(p.address): p.name for p in self.core.config.peers}
+        text = entry.text
+        if entry.peer and text.startswith(f"{entry.peer}: "):
+            text = text[len(entry.peer) + 2:]  # the protocol column already says whose
+        return EventView(
+            time=datetime.fromtimestamp(entry.time).astimezone(),
+            peer=names.get(entry.peer, entry.peer),
+            kind=entry.kind,
+            level=logging.getLevelName(entry.level).lower(),
+            text=text,
+            fields=entry.fields,
+        )
+
+    def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:
+        start = None if since is None else since.timestamp()
+        return [self._view(e) for e in self.history.entries(self._keys(name), start)]
+
+    def watch(self, name: str | None, callback: Callable[[EventView], None]) -> Callable[[], None]:
+        keys = self._keys(name)
+
+        def deliver(entry: HistoryEntry) -> None:
+            if keys is None or entry.peer in keys:
+                callback(self._view(entry))
+
+        return self.history.watch(deliver)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
     speaker status                           (calicoctl node status, exactly)
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
     speaker show status | kernel | datastore
+    speaker show events [NAME] [--since T]    speaker watch [NAME]
     speaker enable|disable|restart|refresh PEER
     speaker restart --graceful               (planned graceful restart)
 
@@ -132,9 +133,18 @@ def _build_parser() -> argparse.ArgumentParser:
                        description="show protocols [all] [NAME] | show route [all] [for ADDR] "
                                    "[count] [protocol NAME] | show status | show kernel | "
                                    "show datastore")
-    p.add_argument("what", choices=["protocols", "route", "status", "kernel", "datastore"])
+    p.add_argument("what", choices=["protocols", "route", "status", "kernel", "datastore",
+                                    "events"])
     p.add_argument("args", nargs="*", metavar="ARG",
-                   help="BIRD's arguments: all, NAME, for ADDR, count, primary, protocol NAME")
+                   help="BIRD's arguments: all, NAME, for ADDR, count, primary, protocol NAME; "
+                        "for events: [NAME]")
+    p.add_argument("--since", metavar="T",
+                   help="show events: only since T (30s, 5m, 2h, 1d, HH:MM[:SS] or "
+                        "YYYY-MM-DDTHH:MM[:SS])")
+
+    p = sub.add_parser("watch", parents=[sock],
+                       help="stream the speaker's events as they happen (Ctrl-C to stop)")
+    p.add_argument("peer", nargs="?", metavar="PEER", help="only this protocol's events")
 
     for verb, text in (
         ("enable", "enable a protocol (peer)"),
@@ -162,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _decode(args)
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "watch":
+            return _watch(args)
         return _socket_command(parser, args)
     except KeyboardInterrupt:
         return 130
@@ -338,6 +350,10 @@ def _command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         words = list(args.args)
         if args.what == "protocols" and words:
             words[-1] = _quote_target(words[-1])
+        if args.since is not None:
+            if args.what != "events":
+                parser.error("--since is for show events")
+            words += ["since", args.since]
         return " ".join(["show", args.what, *words])
     if args.command == "restart":
         if args.graceful and args.peer:
@@ -350,6 +366,37 @@ def _command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.command in ("enable", "disable", "refresh"):
         return f"{args.command} {_quote_target(args.peer)}"
     return None
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """``speaker watch [PEER]``: print each event line the daemon streams, until Ctrl-C."""
+    import socket
+
+    path = _socket_path(args)
+    if path is None:
+        return EXIT_ERROR
+    line = ("json watch" if args.json else "watch") + (f" {args.peer}" if args.peer else "")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        _err(f"cannot reach speaker at {path}: {exc.strerror or exc}")
+        return EXIT_ERROR
+    with sock, sock.makefile("rb") as stream:
+        sock.sendall(line.encode() + b"\n")
+        try:
+            for raw in stream:
+                text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                code, sep, rest = text[:4], text[4:5], text[5:]
+                if code == "0001":
+                    continue  # the banner
+                if code.isdigit() and sep in "- " and int(code) >= 8000:
+                    _err(rest)
+                    return EXIT_REFUSED
+                print(rest if code.isdigit() else text[1:], flush=True)
+        except KeyboardInterrupt:
+            return EXIT_OK
+    return EXIT_OK
 
 
 def _quote_target(target: str) -> str:

@@ -29,6 +29,7 @@ from speaker.core import DaemonEvent, SpeakerCore
 from speaker.datastore.etcd import EtcdSource
 from speaker.datastore.feed import DatastoreFeed
 from speaker.events import EventBus
+from speaker.history import EventHistory
 from speaker.kernel import KernelBridge
 from speaker.kernel import KernelConfig as BridgeConfig
 from speaker.logs import LogFormat, configure_logging, event_log
@@ -72,6 +73,8 @@ class Speaker:
         self.bus = bus
         self.counters = CounterSink()
         bus.subscribe(self.counters)
+        self.history = EventHistory()  # `show events`, `watch`
+        bus.subscribe(self.history)
         self.bridge = KernelBridge(
             bridge_config(config),
             lambda route: self.core.kernel_learned(route),
@@ -111,7 +114,7 @@ class Speaker:
         self._listener_keys = ListenerKeys(self._server.sockets)
         self._listener_keys.apply(self.config.peers)
         backend = SpeakerBackend(self.core, self.bridge, loop.time, self.graceful_restart,
-                                 datastore=self.datastore)
+                                 datastore=self.datastore, history=self.history)
         self._control = ControlServer(backend, self.config.control_socket)
         await self._control.start()
         self.core.start(self._now, adopted=adopted)

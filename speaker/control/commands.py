@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 from typing import Any
 
@@ -47,12 +47,15 @@ __all__ = [
     "GracefulRestart",
     "Request",
     "ShowDatastore",
+    "ShowEvents",
     "ShowKernel",
     "ShowProtocols",
     "ShowRoute",
     "ShowStatus",
     "Target",
+    "Watch",
     "parse_command",
+    "parse_since",
 ]
 
 
@@ -117,6 +120,23 @@ class ShowDatastore:
 
 
 @dataclass(frozen=True)
+class ShowEvents:
+    """``show events [NAME] [since T]`` (our extension): the remembered events."""
+
+    name: str | None
+    since: str | None
+    """As typed: ``30s``, ``5m``, ``2h``, ``1d`` ago, or a time ``HH:MM[:SS]`` (today) or
+    ``YYYY-MM-DDTHH:MM[:SS]``; resolved against the server's clock when run."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """``watch [NAME]`` (our extension, as ``gobgp monitor``): stream events as they happen."""
+
+    name: str | None
+
+
+@dataclass(frozen=True)
 class Action:
     verb: str
     """``enable``, ``disable``, ``restart`` or ``refresh``."""
@@ -128,8 +148,8 @@ class GracefulRestart:
     pass
 
 
-Command = (ShowProtocols | ShowRoute | ShowStatus | ShowKernel | ShowDatastore | Action
-           | GracefulRestart)
+Command = (ShowProtocols | ShowRoute | ShowStatus | ShowKernel | ShowDatastore | ShowEvents
+           | Watch | Action | GracefulRestart)
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,11 @@ def parse_command(line: str) -> Request:
         cmd = Action("refresh", _parse_target(rest))
     elif _is_graceful_restart(head, rest):
         cmd = GracefulRestart()
+    elif head == "watch":
+        name, since = _name_and_since(rest)
+        if since is not None:
+            raise _syntax()
+        cmd = Watch(name)
     else:
         raise _syntax()
     return Request(cmd, as_json, " ".join(f'"{t.text}"' if t.quoted else t.text for t in toks))
@@ -225,6 +250,8 @@ def _parse_show(rest: list[_Tok]) -> Command:
         return ShowKernel()
     if what == "datastore" and not args:
         return ShowDatastore()
+    if what == "events":
+        return ShowEvents(*_name_and_since(args))
     if what == "protocols":
         verbose = False
         if args and not args[0].quoted and args[0].text == "all":
@@ -243,6 +270,49 @@ def _parse_show(rest: list[_Tok]) -> Command:
     if what == "route":
         return _parse_show_route(args)
     raise _syntax()
+
+
+def _name_and_since(args: list[_Tok]) -> tuple[str | None, str | None]:
+    """``[NAME] [since T]`` of ``show events`` and ``watch``."""
+    name = since = None
+    if args and not args[0].quoted and args[0].text != "since":
+        if not _NAME.match(args[0].text):
+            raise _syntax()
+        name, args = args[0].text, args[1:]
+    if args:
+        if len(args) != 2 or args[0].quoted or args[0].text != "since":
+            raise _syntax()
+        since = args[1].text
+        if parse_since(since, datetime.now(UTC), UTC) is None:
+            raise CommandError(ReplyCode.PARSE_ERROR,
+                               f"since {since!r}: want 30s, 5m, 2h, 1d, HH:MM[:SS] or "
+                               "YYYY-MM-DDTHH:MM[:SS]")
+    return name, since
+
+
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: datetime, tz: tzinfo | None) -> datetime | None:
+    """``30s``/``5m``/``2h``/``1d`` before ``now``, or a local time today, or a full
+    date-time (in ``tz``); None if ``text`` is none of these."""
+    m = _AGO.match(text)
+    if m:
+        return now - timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
+    local = now.astimezone(tz)
+    for fmt in ("%H:%M:%S", "%H:%M"):
+        try:
+            t = datetime.strptime(text, fmt).time()
+        except ValueError:
+            continue
+        return local.replace(hour=t.hour, minute=t.minute, second=t.second, microsecond=0)
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=local.tzinfo)
+        except ValueError:
+            continue
+    return None
 
 
 def _parse_show_route(args: list[_Tok]) -> ShowRoute:
@@ -408,6 +478,16 @@ class CommandExecutor:
                 raise CommandFailed("no datastore: this speaker's peers and blocks come from "
                                     "its configuration file")
             return [*r.datastore(datastore), _final()], {"datastore": datastore}
+        if isinstance(cmd, ShowEvents):
+            since = None
+            if cmd.since is not None:
+                since = parse_since(cmd.since, r.now, self.tz)
+            if cmd.name is not None and cmd.name not in {p.name for p in self.backend.protocols()}:
+                raise CommandError(ReplyCode.NO_PROTOCOLS_MATCH, "No protocols match")
+            events = list(self.backend.events(cmd.name, since))
+            return [*r.events(events), _final()], {"events": events}
+        if isinstance(cmd, Watch):
+            raise CommandFailed("watch streams: the server handles it")  # see ControlServer
         if isinstance(cmd, Action):
             return await self._action(cmd)
         if isinstance(cmd, GracefulRestart):

@@ -60,6 +60,7 @@ class ReplyCode(IntEnum):
     KERNEL_TABLE = 1100  # extension: `show kernel`
     JSON = 1101  # extension: the one-line JSON document of a `json ...` command
     DATASTORE = 1102  # extension: `show datastore`
+    EVENTS = 1103  # extension: `show events`, `watch`
 
     TABLE_HEADING = 2002
 
@@ -138,6 +139,13 @@ def encode_reply(lines: Sequence[ReplyLine]) -> bytes:
             out.append(f"{line.code:04d}-{line.text}\n")
             last = line.code
     return "".join(out).encode("utf-8", errors="replace")
+
+
+def encode_continuation(code: int, text: str) -> bytes:
+    """One not-final reply line, ``CODE-text``, for a reply that goes on (``watch``)."""
+    return "".join(f"{code:04d}-{part}\n" for part in text.split("\n")).encode(
+        "utf-8", errors="replace"
+    )
 
 
 class ReplyParser:

@@ -17,6 +17,7 @@ from speaker.control.protocol import ReplyCode, ReplyLine
 from speaker.control.views import (
     BgpAttrs,
     DatastoreView,
+    EventView,
     KernelView,
     NextHop,
     ProtocolStatus,
@@ -235,6 +236,18 @@ class BirdRenderer:
             lines.append(f"{r.prefix!s:<18} {owner:<7} {r.protocol:>5}  {r.state:<10} "
                          f"{dest}{held}{err}")
         return [ReplyLine(ReplyCode.KERNEL_TABLE, t) for t in lines]
+
+    # ------------------------------------------------------------------ events (ours)
+
+    def event_line(self, e: EventView) -> str:
+        """``2026-12-03 06:58:30.123  Mesh_192_168_0_80  state  Active -> Connect: ...``"""
+        when = self._local(e.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return f"{when}  {e.peer or '(speaker)':<20} {e.kind:<14} {e.text}"
+
+    def events(self, events: Sequence[EventView]) -> list[ReplyLine]:
+        if not events:
+            return [ReplyLine(ReplyCode.EVENTS, "No events")]
+        return [ReplyLine(ReplyCode.EVENTS, self.event_line(e)) for e in events]
 
     # ------------------------------------------------------------------ datastore (ours)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -18,9 +19,23 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from speaker.control.commands import CommandExecutor
-from speaker.control.protocol import MAX_COMMAND, ReplyCode, ReplyLine, encode_reply
-from speaker.control.views import ControlBackend
+from speaker.control.commands import (
+    CommandError,
+    CommandExecutor,
+    Request,
+    Watch,
+    parse_command,
+)
+from speaker.control.jsonview import to_jsonable
+from speaker.control.protocol import (
+    MAX_COMMAND,
+    ReplyCode,
+    ReplyLine,
+    encode_continuation,
+    encode_reply,
+)
+from speaker.control.render import BirdRenderer
+from speaker.control.views import ControlBackend, EventView
 
 __all__ = ["ControlServer", "ControlSocketError"]
 
@@ -121,9 +136,63 @@ class ControlServer:
                     lines = [ReplyLine(ReplyCode.COMMAND_TOO_LONG, "Command too long")]
                 else:
                     line = raw.replace(b"\r", b"").decode("utf-8", errors="replace")
+                    watch = _watch_request(line)
+                    if watch is not None:
+                        await self._stream(watch, reader, writer)
+                        return
                     lines = await self._run(line)
                 writer.write(encode_reply(lines))
                 await writer.drain()
+
+    async def _stream(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """``watch [NAME]``: one continuation line per event until the client goes away.
+
+        Events reach a bounded queue from the event loop's own callbacks; a client that reads
+        too slowly loses the oldest (and is told how many), it never makes the daemon wait."""
+        assert isinstance(request.command, Watch)
+        name = request.command.name
+        backend = self.executor.backend
+        if name is not None and name not in {p.name for p in backend.protocols()}:
+            writer.write(encode_reply([ReplyLine(ReplyCode.NO_PROTOCOLS_MATCH,
+                                                 "No protocols match")]))
+            await writer.drain()
+            return
+        queue: asyncio.Queue[EventView] = asyncio.Queue(WATCH_QUEUE)
+        dropped = 0
+
+        def push(event: EventView) -> None:
+            nonlocal dropped
+            if queue.full():
+                queue.get_nowait()
+                dropped += 1
+            queue.put_nowait(event)
+
+        renderer = BirdRenderer(datetime.now().astimezone(), self.executor.tz)
+        stop = backend.watch(name, push)
+        gone = asyncio.ensure_future(reader.read())  # EOF (or anything): the client left
+        try:
+            writer.write(encode_continuation(
+                ReplyCode.EVENTS, f"Watching {name or 'all protocols'}; Ctrl-C to stop"))
+            await writer.drain()
+            while not gone.done():
+                got = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({got, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if got not in done:
+                    got.cancel()
+                    break
+                event = got.result()
+                if dropped:
+                    text, dropped = f"({dropped} events not shown: the reader was slow)", 0
+                    writer.write(encode_continuation(ReplyCode.EVENTS, text))
+                text = (json.dumps(to_jsonable(event), separators=(",", ":"))
+                        if request.json else renderer.event_line(event))
+                writer.write(encode_continuation(ReplyCode.EVENTS, text))
+                await writer.drain()
+        finally:
+            stop()
+            gone.cancel()
 
     async def _run(self, line: str) -> list[ReplyLine]:
         try:
@@ -133,6 +202,19 @@ class ControlServer:
         except Exception as exc:  # a bug in the backend must not kill the socket
             log.exception("control command %r failed", line)
             return [ReplyLine(ReplyCode.COMMAND_FAILED, f"internal error: {exc}")]
+
+
+WATCH_QUEUE = 1000
+"""Events held for one ``watch`` client that reads slowly."""
+
+
+def _watch_request(line: str) -> Request | None:
+    """The parsed request if ``line`` is a ``watch`` (streamed), else None."""
+    try:
+        request = parse_command(line)
+    except CommandError:
+        return None
+    return request if isinstance(request.command, Watch) else None
 
 
 def _bind(path: Path) -> socket.socket:

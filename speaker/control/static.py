@@ -18,6 +18,7 @@ from speaker.control.views import (
     ActionOutcome,
     BgpState,
     DatastoreView,
+    EventView,
     KernelView,
     ProtocolStatus,
     ProtoState,
@@ -48,6 +49,8 @@ class StaticBackend:
         self._status = status or StatusView(IPv4Address("192.0.2.1"), now, now, now)
         self._kernel = kernel or KernelView(protocol=186)
         self._datastore = datastore
+        self._events: list[EventView] = []
+        self._watchers: list[tuple[str | None, Callable[[EventView], None]]] = []
         self.calls: list[tuple[str, str]] = []
         self.graceful_restart_message = "Graceful restart initiated"
 
@@ -69,6 +72,26 @@ class StaticBackend:
 
     def datastore(self) -> DatastoreView | None:
         return self._datastore
+
+    def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:
+        return [e for e in self._events
+                if (name is None or e.peer == name) and (since is None or e.time >= since)]
+
+    def watch(self, name: str | None, callback: Callable[[EventView], None]) -> Callable[[], None]:
+        entry = (name, callback)
+        self._watchers.append(entry)
+        return lambda: self._watchers.remove(entry)
+
+    def emit(self, event: EventView) -> None:
+        """Remember ``event`` and hand it to the watchers (what the daemon's history does)."""
+        self._events.append(event)
+        for name, callback in list(self._watchers):
+            if name is None or event.peer == name:
+                callback(event)
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
 
     # actions
 

@@ -8,12 +8,12 @@ so a field here is a line there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "ActionOutcome",
@@ -316,6 +316,19 @@ class DatastorePeerView:
 
 
 @dataclass(frozen=True)
+class EventView:
+    """One remembered event (``show events``, ``watch``): when, whose, what it said."""
+
+    time: datetime
+    peer: str
+    """The protocol name (``Mesh_192_168_0_80``), or "" for the speaker's own events."""
+    kind: str
+    level: str
+    text: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class DatastoreView:
     """``show datastore`` (our extension): what was read from Calico's datastore and what it
     became.  ``peers``/``blocks``/``pools`` are the configuration in force."""
@@ -385,6 +398,16 @@ class ControlBackend(Protocol):
 
     def datastore(self) -> DatastoreView | None:
         """The datastore's state, or None when the speaker runs from its file alone."""
+        ...
+
+    def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:
+        """Remembered events of protocol ``name`` (None: all, the speaker's own included)
+        at or after ``since``, oldest first."""
+        ...
+
+    def watch(self, name: str | None, callback: Callable[[EventView], None]) -> Callable[[], None]:
+        """Call ``callback`` with each new event (of ``name`` only, if given); returns the
+        function that stops it."""
         ...
 
     async def enable(self, name: str) -> ActionOutcome: ...
