@@ -5,6 +5,7 @@ configuration, which must be refused while the running one is kept.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,3 +147,26 @@ def test_show_events_and_watch_tell_a_sessions_history(lab: LabFactory) -> None:
         live, _ = watcher.communicate(timeout=10)
     assert "received NOTIFICATION CEASE/ADMINISTRATIVE_SHUTDOWN (6/2)" in live, live
     assert live.count("session Established") >= 1, live
+
+
+def test_explain_a_learned_prefix_our_block_and_an_unknown_one(lab: LabFactory) -> None:
+    mesh = lab("seed")
+    mesh.wait_established(timeout=CONVERGE)
+    assert wait_until(
+        lambda: any(r.get("dst") == "10.244.152.128/26" for r in mesh.routes("node81")), ROUTES
+    )
+    learned = speaker_cli(mesh, "node81", "explain", "10.244.152.129")
+    assert learned.returncode == 0, learned.stderr
+    text = learned.stdout
+    assert "10.244.152.128/26 (longest match of 10.244.152.129): 1 path" in text, text
+    assert "Mesh_192_168_0_80 (192.168.0.80)" in text and "via 192.168.0.80" in text, text
+    assert "Kernel: accept" in text and "now installed via 192.168.0.80 (as wanted)" in text, text
+    # learned over iBGP: not sent to the other iBGP peer (BIRD's and Calico's split horizon)
+    assert "Export to Mesh_192_168_0_82: reject" in text, text
+    own = speaker_cli(mesh, "node81", "explain", "10.244.42.64/26", "--json")
+    assert own.returncode == 0, own.stderr
+    doc = json.loads(own.stdout)["data"]["explain"]
+    assert doc["prefix"] == "10.244.42.64/26" and doc["paths"][0]["next_hop"] == "blackhole"
+    assert all(v.startswith("accept") for _, v in doc["exports"]), doc["exports"]
+    unknown = speaker_cli(mesh, "node81", "explain", "172.16.0.0/24")
+    assert "not in our table" in unknown.stdout and "if a peer sent it: reject" in unknown.stdout

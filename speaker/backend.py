@@ -19,15 +19,17 @@ from speaker.control.views import (
     DatastorePeerView,
     DatastoreView,
     EventView,
+    ExplainView,
     KernelView,
     ProtocolStatus,
     RouteView,
     StatusView,
 )
-from speaker.core import CoreError, SpeakerCore, status
+from speaker.core import CoreError, SpeakerCore, explain, status
 from speaker.core.status import KernelReader
 from speaker.datastore.feed import DatastoreFeed
 from speaker.history import EventHistory, HistoryEntry
+from speaker.kernel.model import KernelSnapshotEntry
 
 
 class SpeakerBackend:
@@ -53,6 +55,18 @@ class SpeakerBackend:
     def _wall(self, t: float) -> datetime:
         """A time of the core's (monotonic) clock as wall-clock time."""
         return datetime.fromtimestamp(time.time() - (self.clock() - t))
+
+    # -- explain ---------------------------------------------------------------------------
+
+    def explain(self, target: str, peer: str | None) -> ExplainView:
+        def kernel_entry(prefix: IPv4Network) -> KernelSnapshotEntry | None:
+            return self.kernel_reader.snapshot().by_prefix().get(prefix)
+
+        try:
+            # the RIB stamps paths with the wall clock (Rib's clock is time.time)
+            return explain.explain(self.core, target, peer, kernel_entry, datetime.fromtimestamp)
+        except explain.ExplainError as exc:
+            raise CommandFailed(str(exc)) from None
 
     # -- events ----------------------------------------------------------------------------
 

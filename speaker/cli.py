@@ -11,6 +11,7 @@
     speaker show protocols [all] [NAME]      speaker show route [all] [for ADDR] [count]
     speaker show status | kernel | datastore
     speaker show events [NAME] [--since T]    speaker watch [NAME]
+    speaker explain PREFIX|ADDRESS [--peer NAME]
     speaker enable|disable|restart|refresh PEER
     speaker restart --graceful               (planned graceful restart)
 
@@ -25,6 +26,7 @@ import argparse
 import importlib
 import importlib.metadata
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -142,6 +144,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="show events: only since T (30s, 5m, 2h, 1d, HH:MM[:SS] or "
                         "YYYY-MM-DDTHH:MM[:SS])")
 
+    p = sub.add_parser("explain", parents=[sock],
+                       help="why the speaker holds, installs and exports a prefix as it does")
+    p.add_argument("target", metavar="PREFIX|ADDRESS")
+    p.add_argument("--peer", metavar="NAME", help="only this peer's export (its paths marked)")
+
     p = sub.add_parser("watch", parents=[sock],
                        help="stream the speaker's events as they happen (Ctrl-C to stop)")
     p.add_argument("peer", nargs="?", metavar="PEER", help="only this protocol's events")
@@ -177,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _socket_command(parser, args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `speaker ... | head`: the reader left; say nothing more (and nothing at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 # --------------------------------------------------------------------------- delegates
@@ -363,6 +374,8 @@ def _command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if not args.peer:
             parser.error("restart: give a PEER (or --graceful for the whole speaker)")
         return f"restart {_quote_target(args.peer)}"
+    if args.command == "explain":
+        return f"explain {args.target}" + (f" peer {args.peer}" if args.peer else "")
     if args.command in ("enable", "disable", "refresh"):
         return f"{args.command} {_quote_target(args.peer)}"
     return None

@@ -44,6 +44,7 @@ __all__ = [
     "CommandError",
     "CommandExecutor",
     "CommandFailed",
+    "Explain",
     "GracefulRestart",
     "Request",
     "ShowDatastore",
@@ -130,6 +131,15 @@ class ShowEvents:
 
 
 @dataclass(frozen=True)
+class Explain:
+    """``explain TARGET [peer NAME]`` (our extension): why the speaker does what it does
+    with one prefix (or the longest match of an address)."""
+
+    target: str
+    peer: str | None
+
+
+@dataclass(frozen=True)
 class Watch:
     """``watch [NAME]`` (our extension, as ``gobgp monitor``): stream events as they happen."""
 
@@ -149,7 +159,7 @@ class GracefulRestart:
 
 
 Command = (ShowProtocols | ShowRoute | ShowStatus | ShowKernel | ShowDatastore | ShowEvents
-           | Watch | Action | GracefulRestart)
+           | Explain | Watch | Action | GracefulRestart)
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,15 @@ def parse_command(line: str) -> Request:
         cmd = Action("refresh", _parse_target(rest))
     elif _is_graceful_restart(head, rest):
         cmd = GracefulRestart()
+    elif head == "explain":
+        if len(rest) not in (1, 3) or any(t.quoted for t in rest):
+            raise _syntax()
+        peer = None
+        if len(rest) == 3:
+            if rest[1].text != "peer" or not _NAME.match(rest[2].text):
+                raise _syntax()
+            peer = rest[2].text
+        cmd = Explain(rest[0].text, peer)
     elif head == "watch":
         name, since = _name_and_since(rest)
         if since is not None:
@@ -486,6 +505,11 @@ class CommandExecutor:
                 raise CommandError(ReplyCode.NO_PROTOCOLS_MATCH, "No protocols match")
             events = list(self.backend.events(cmd.name, since))
             return [*r.events(events), _final()], {"events": events}
+        if isinstance(cmd, Explain):
+            if cmd.peer is not None and cmd.peer not in {p.name for p in self.backend.protocols()}:
+                raise CommandError(ReplyCode.NO_PROTOCOLS_MATCH, "No protocols match")
+            view = self.backend.explain(cmd.target, cmd.peer)
+            return [*r.explain(view, cmd.peer), _final()], {"explain": view}
         if isinstance(cmd, Watch):
             raise CommandFailed("watch streams: the server handles it")  # see ControlServer
         if isinstance(cmd, Action):

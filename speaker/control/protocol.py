@@ -61,6 +61,7 @@ class ReplyCode(IntEnum):
     JSON = 1101  # extension: the one-line JSON document of a `json ...` command
     DATASTORE = 1102  # extension: `show datastore`
     EVENTS = 1103  # extension: `show events`, `watch`
+    EXPLAIN = 1104  # extension: `explain PREFIX`
 
     TABLE_HEADING = 2002
 

@@ -18,6 +18,7 @@ from speaker.control.views import (
     BgpAttrs,
     DatastoreView,
     EventView,
+    ExplainView,
     KernelView,
     NextHop,
     ProtocolStatus,
@@ -236,6 +237,41 @@ class BirdRenderer:
             lines.append(f"{r.prefix!s:<18} {owner:<7} {r.protocol:>5}  {r.state:<10} "
                          f"{dest}{held}{err}")
         return [ReplyLine(ReplyCode.KERNEL_TABLE, t) for t in lines]
+
+    # ------------------------------------------------------------------ explain (ours)
+
+    def explain(self, x: ExplainView, peer: str | None) -> list[ReplyLine]:
+        lines: list[str] = []
+        if x.prefix is None:
+            lines += [f"{x.query}: {x.decision}", f"Kernel: {x.kernel_verdict}",
+                      f"Kernel now: {x.kernel_now}"]
+        else:
+            head = x.prefix if x.prefix == x.query else f"{x.prefix} (longest match of {x.query})"
+            lines.append(f"{head}: {len(x.paths)} path{'s' if len(x.paths) != 1 else ''}")
+            for i, p in enumerate(x.paths, 1):
+                marks = ("best" if p.best else "") + (" ecmp" if p.ecmp and not p.best else "")
+                pid = "" if p.path_id is None else f" path-id {p.path_id}"
+                stale = " STALE" if p.stale else ""
+                mine = "  <-" if peer is not None and p.peer == peer else ""
+                lines.append(f"  #{i} {p.peer} ({p.address or 'local'}){pid} via {p.next_hop}"
+                             f"{stale}  since {self.long_time(p.since)}  {marks.strip()}{mine}")
+                lines.append(f"     {p.attributes}")
+            if x.steps:
+                lines.append("Best path (RFC 4271 9.1.2.2, in BIRD's order):")
+                for st in x.steps:
+                    values = "  ".join(f"#{i}={v}" for i, v in enumerate(st.values, 1)
+                                       if v is not None)
+                    out = ", ".join(f"#{i + 1}" for i in st.eliminated)
+                    verdict = f"  -> eliminates {out}" if out else "  (no difference)"
+                    lines.append(f"  {st.step:<15} {values}{verdict}   [{st.rule}]")
+            lines.append(f"Decision: {x.decision}")
+            for i, why in x.ecmp:
+                lines.append(f"ECMP: #{i + 1} " + ("joins the set" if why is None
+                                                   else f"stays out: {why}"))
+            lines.append(f"Kernel: {x.kernel_verdict}; now {x.kernel_now}")
+        for name, verdict in x.exports:
+            lines.append(f"Export to {name}: {verdict}")
+        return [ReplyLine(ReplyCode.EXPLAIN, t) for t in lines]
 
     # ------------------------------------------------------------------ events (ours)
 

@@ -19,6 +19,7 @@ from speaker.control.views import (
     BgpState,
     DatastoreView,
     EventView,
+    ExplainView,
     KernelView,
     ProtocolStatus,
     ProtoState,
@@ -50,6 +51,7 @@ class StaticBackend:
         self._kernel = kernel or KernelView(protocol=186)
         self._datastore = datastore
         self._events: list[EventView] = []
+        self.explanations: dict[str, ExplainView] = {}
         self._watchers: list[tuple[str | None, Callable[[EventView], None]]] = []
         self.calls: list[tuple[str, str]] = []
         self.graceful_restart_message = "Graceful restart initiated"
@@ -72,6 +74,12 @@ class StaticBackend:
 
     def datastore(self) -> DatastoreView | None:
         return self._datastore
+
+    def explain(self, target: str, peer: str | None) -> ExplainView:
+        view = self.explanations.get(target)
+        if view is None:
+            raise CommandFailed(f"{target}: nothing to explain in this static backend")
+        return view
 
     def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:
         return [e for e in self._events

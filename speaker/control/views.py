@@ -329,6 +329,49 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class ExplainPath:
+    """One path we hold for the prefix, where and when it came from."""
+
+    peer: str
+    address: str
+    path_id: int | None
+    next_hop: str
+    since: datetime
+    stale: bool
+    attributes: str
+    best: bool
+    ecmp: bool
+
+
+@dataclass(frozen=True)
+class ExplainStep:
+    """One best-path step: each path's value (None: already out) and who it eliminated."""
+
+    step: str
+    rule: str
+    values: tuple[str | None, ...]
+    eliminated: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ExplainView:
+    """``speaker explain PREFIX``: every decision the speaker makes about one prefix."""
+
+    query: str
+    prefix: str | None
+    """The prefix held for the query (exact, or longest match of an address); None if none."""
+    paths: tuple[ExplainPath, ...]
+    steps: tuple[ExplainStep, ...]
+    decision: str
+    ecmp: tuple[tuple[int, str | None], ...]
+    """Each non-best path: None if it joins the kernel's ECMP set, else why not."""
+    kernel_verdict: str
+    kernel_now: str
+    exports: tuple[tuple[str, str], ...]
+    """(peer, verdict and the filter rule that gave it) for each established peer."""
+
+
+@dataclass(frozen=True)
 class DatastoreView:
     """``show datastore`` (our extension): what was read from Calico's datastore and what it
     became.  ``peers``/``blocks``/``pools`` are the configuration in force."""
@@ -398,6 +441,11 @@ class ControlBackend(Protocol):
 
     def datastore(self) -> DatastoreView | None:
         """The datastore's state, or None when the speaker runs from its file alone."""
+        ...
+
+    def explain(self, target: str, peer: str | None) -> ExplainView:
+        """Why the speaker holds, installs and exports ``target`` (a prefix or address) as it
+        does; with ``peer``, only that peer's paths and export."""
         ...
 
     def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:

@@ -464,3 +464,80 @@ def explain_ecmp(
             hops.add(p.next_hop)
         out.append((p, why))
     return out
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """One step of selection as :func:`eliminate` ran it (``speaker explain``): each path's
+    value at this step (None: already out), and the paths this step eliminated."""
+
+    reason: BestPathReason
+    values: tuple[str | None, ...]
+    eliminated: tuple[int, ...]
+
+
+def _shown(reason: BestPathReason, p: Path, policy: SelectionPolicy) -> str:
+    """A path's value at a step, as a reader compares them."""
+    R = BestPathReason
+    if reason is R.PREFERENCE:
+        return str(policy.preference(p))
+    if reason is R.SOURCE_KIND:
+        return p.source.value
+    if reason is R.SOURCE_NAME:
+        return p.peer.name
+    if reason is R.STALE:
+        return "stale" if p.stale else "fresh"
+    if reason is R.LOCAL_PREF:
+        return str(policy.local_pref(p))
+    if reason is R.AS_PATH_LENGTH:
+        return str(p.attrs.as_path_length)
+    if reason is R.ORIGIN:
+        return Origin(_origin(p)).name
+    if reason is R.MED:
+        return f"{policy.med(p)} (AS {policy.neighbor_as(p)})"
+    if reason is R.EXTERNAL:
+        return "iBGP" if p.peer.internal else "eBGP"
+    if reason is R.IGP_COST:
+        return "0"
+    if reason is R.ROUTER_ID:
+        return str(_router_ip(p))
+    if reason is R.CLUSTER_LIST:
+        return str(len(p.attrs.cluster_list))
+    if reason is R.PEER_ADDRESS:
+        return str(p.peer.address)
+    return str(p.path_id or 0)
+
+
+def trace_steps(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -> list[StepTrace]:
+    """Every step :func:`eliminate` takes over ``paths``, in order, until one path is left:
+    what ``speaker explain`` prints (the same steps and keys, so it cannot disagree)."""
+    index = {id(p): i for i, p in enumerate(paths)}
+    cands = list(paths)
+    out: list[StepTrace] = []
+
+    def run(reason: BestPathReason, key: Key | None) -> bool:
+        nonlocal cands
+        values: list[str | None] = [None] * len(paths)
+        for p in cands:
+            values[index[id(p)]] = _shown(reason, p, policy)
+        if len(cands) > 1:
+            kept, dropped = _keep_min_med(cands, policy) if key is None else _keep_min(cands, key)
+        else:
+            kept, dropped = cands, []
+        out.append(StepTrace(reason, tuple(values), tuple(index[id(p)] for p in dropped)))
+        cands = kept
+        return len(cands) <= 1
+
+    if not paths:
+        return out
+    done = run(BestPathReason.PREFERENCE, lambda p: -policy.preference(p)) or run(
+        BestPathReason.SOURCE_KIND, lambda p: _KIND_RANK[p.source]
+    )
+    if not done:
+        if cands[0].source is SourceKind.BGP:
+            for reason, key in _bgp_steps(policy):
+                if run(reason, key):
+                    break
+        else:
+            run(BestPathReason.SOURCE_NAME, lambda p: (p.peer.name, p.path_id or 0))
+    return out
