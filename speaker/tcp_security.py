@@ -17,6 +17,7 @@ Calico's BGPPeer ``password`` turns on:
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
@@ -90,3 +91,40 @@ def set_ttl_security(sock: SocketOptions, hops: int = 1) -> None:
     else:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL)
         sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 256 - hops)
+
+
+MD5_COUNTERS = ("TCPMD5NotFound", "TCPMD5Unexpected", "TCPMD5Failure")
+"""The kernel's TcpExt counters of segments dropped for their TCP MD5 option (linux/snmp.h):
+no signature where a key is set, a signature where none is, a wrong signature."""
+
+
+def md5_drops(netstat: str | None = None) -> dict[str, int]:
+    """The MD5 drop counters of this network namespace (``/proc/net/netstat``), zero where
+    the kernel does not count them.  Read before and after a connection attempt, a rise
+    says why it failed: what BIRD reports as "Kernel MD5 auth failed"."""
+    if netstat is None:
+        try:
+            with open("/proc/net/netstat", encoding="ascii") as f:
+                netstat = f.read()
+        except OSError:
+            return dict.fromkeys(MD5_COUNTERS, 0)
+    lines = [line.split() for line in netstat.splitlines()]
+    for names, values in itertools.pairwise(lines):
+        if names and names[0] == "TcpExt:" and values and values[0] == "TcpExt:":
+            table = dict(zip(names[1:], values[1:], strict=False))
+            return {k: int(table.get(k, 0)) for k in MD5_COUNTERS}
+    return dict.fromkeys(MD5_COUNTERS, 0)
+
+
+def md5_failure_reason(before: dict[str, int], after: dict[str, int]) -> str | None:
+    """Why an attempt failed, from the counters' rise (None: not for MD5 reasons)."""
+    rise = {k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)}
+    if not rise:
+        return None
+    words = {
+        "TCPMD5NotFound": "without a signature",
+        "TCPMD5Unexpected": "signed while we have no key",
+        "TCPMD5Failure": "with a wrong signature",
+    }
+    what = ", ".join(f"{n} {words[k]}" for k, n in rise.items())
+    return f"Kernel MD5 auth failed: segments dropped by TCP MD5 (RFC 2385): {what}"

@@ -28,7 +28,13 @@ from ipaddress import IPv4Address
 
 from speaker.config import PeerConfig
 from speaker.core import Close, Dial, Forget, SpeakerCore
-from speaker.tcp_security import SocketOptions, set_md5_key, set_ttl_security
+from speaker.tcp_security import (
+    SocketOptions,
+    md5_drops,
+    md5_failure_reason,
+    set_md5_key,
+    set_ttl_security,
+)
 
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
@@ -36,6 +42,10 @@ WRITE_CHUNK = 65536
 CLOSE_LINGER = 2.0
 """Seconds a closed connection keeps draining the peer's data after our half-close, waiting
 for the peer's own close, before it is dropped (bounds what a silent peer can hold)."""
+
+MD5_SILENT = ("no answer with TCP MD5 on: a peer with another key, or none, drops our "
+              "signed SYN without a word (RFC 2385)")
+"""Why a signed attempt went unanswered when our own kernel dropped nothing: the peer's did."""
 
 Key = tuple[str, int]
 """(peer name, connection id)."""
@@ -340,12 +350,15 @@ class SessionTransport:
         key = (action.peer, action.conn_id)
         peer = self._peer_config(action.peer)
         sock: socket.socket | None = None
+        drops: dict[str, int] | None = None  # MD5 drop counters before the attempt
         try:
             # Our own socket, so that the MD5 key and GTSM are set before the SYN leaves.
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             if peer is not None:
                 secure_socket(sock, peer)
+                if peer.password is not None:
+                    drops = md5_drops()
             if action.source_address is not None:
                 sock.bind((str(action.source_address), 0))
             await asyncio.wait_for(
@@ -361,13 +374,22 @@ class SessionTransport:
                 sock.close()
             self._connecting.pop(key, None)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.core.connection_failed(*key, self.now, reason or type(exc).__name__)
+            reason = reason or type(exc).__name__
+            if drops is not None:
+                why = md5_failure_reason(drops, md5_drops())
+                reason = reason if why is None else f"{reason}; {why}"
+            self.core.connection_failed(*key, self.now, reason)
             self.service()
             return
         except asyncio.CancelledError:
+            # the session gave up on this attempt (connect retry): if TCP MD5 dropped the
+            # peer's answers meanwhile, say so, as BIRD's "Kernel MD5 auth failed"
             self._connecting.pop(key, None)
             if sock is not None:
                 sock.close()
+            if drops is not None:
+                why = md5_failure_reason(drops, md5_drops()) or MD5_SILENT
+                self.core.connection_note(key[0], why)
             raise
         if self.closed or key not in self.connections:
             # the session gave up on this attempt meanwhile (collision, stop)

@@ -14,6 +14,8 @@ from speaker.config import ConfigError, PeerConfig, parse_config
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 from speaker.tcp_security import (
     IP_MINTTL,
+    md5_drops,
+    md5_failure_reason,
     md5sig_option,
     set_md5_key,
     set_ttl_security,
@@ -143,3 +145,28 @@ def test_password_keys_in_the_configuration(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=problem):
             _peers(f'[[peer]]\naddress = "10.0.0.1"\n{bad}\n')
+
+
+NETSTAT = """TcpExt: SyncookiesSent TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure TW
+TcpExt: 0 {nf} {un} {fa} 7
+IpExt: InNoRoutes
+IpExt: 0
+"""
+
+
+def test_md5_drop_counters_name_the_failure() -> None:
+    before = md5_drops(NETSTAT.format(nf=1, un=0, fa=2))
+    assert before == {"TCPMD5NotFound": 1, "TCPMD5Unexpected": 0, "TCPMD5Failure": 2}
+    after = md5_drops(NETSTAT.format(nf=1, un=0, fa=5))
+    why = md5_failure_reason(before, after)
+    assert why is not None and "Kernel MD5 auth failed" in why and "3 with a wrong" in why
+    assert md5_failure_reason(after, after) is None
+
+
+def test_a_wrong_key_raises_the_kernels_counter(listener: socket.socket) -> None:
+    """The real kernel: a connection attempt with the wrong key is dropped and counted."""
+    set_md5_key(listener, LOOPBACK, b"right")
+    before = md5_drops()
+    assert not try_connect(listener, key=b"wrong")
+    why = md5_failure_reason(before, md5_drops())
+    assert why is not None and "wrong signature" in why, why

@@ -309,6 +309,12 @@ class SpeakerCore:
         record.session.connection_made(conn_id, now, outgoing=outgoing)
         self._drain(record, now)
 
+    def connection_note(self, peer: str, reason: str) -> None:
+        """The transport learned why an abandoned attempt to ``peer`` failed."""
+        record = self._peers.get(peer)
+        if record is not None:
+            record.session.note_failure(reason)
+
     def connection_failed(self, peer: str, conn_id: int, now: float, reason: str) -> None:
         record = self._peers.get(peer)
         if record is not None:

@@ -181,6 +181,11 @@ class PeerSession(Handlers):
         self._dispatch(conn, Input.TCP_FAILS, now, reason)
         self._update_state()
 
+    def note_failure(self, reason: str) -> None:
+        """Why an attempt the session already gave up on failed, found out afterwards (the
+        kernel's TCP MD5 drop counters): shown as the last error, no state change."""
+        self.last_error = f"Socket: {reason}"
+
     def connection_lost(self, conn_id: int, now: float, reason: str = "") -> None:
         """The TCP connection closed or was reset (a graceful-restart signal when Established)."""
         conn = self._conns.get(conn_id)
