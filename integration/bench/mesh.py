@@ -59,7 +59,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from integration.bench.convergence import NamespaceProbe, cpu_seconds, status_kb
+from integration.bench.convergence import (
+    NamespaceProbe,
+    Profiler,
+    cpu_seconds,
+    profile_summary,
+    status_kb,
+)
 from integration.lab import Lab, LabError, NodeSpec, make_node, unavailable_reason
 from integration.lab.configs import KERNEL_PROTOCOL, render_bird_config, render_speaker_config
 
@@ -187,6 +193,7 @@ class Result:
     peak_rss_mb: float = float("nan")
     established: int = -1
     notes: list[str] = field(default_factory=list)
+    profiles: list[Path] = field(default_factory=list)
 
     @property
     def peers(self) -> int:
@@ -215,7 +222,12 @@ def _spawn_joiner(lab: Lab, node: NodeSpec) -> int:
 
 
 def join_run(
-    lab: Lab, kind: str, joiner: NodeSpec, peers: list[NodeSpec], timeout: float
+    lab: Lab,
+    kind: str,
+    joiner: NodeSpec,
+    peers: list[NodeSpec],
+    timeout: float,
+    py_spy: Path | None = None,
 ) -> Result:
     result = Result(len(peers) + 1, kind)
     node = dataclasses.replace(joiner, kind=kind)  # type: ignore[arg-type]
@@ -231,9 +243,13 @@ def join_run(
         lab.exec(node, ["ip", "-4", "route", "flush", "proto", proto], check=False)
     probe = JoinerProbe(lab.netns(node), peers)
     want = len(peers)
+    spy: Profiler | None = None
     try:
         t0 = time.monotonic()
         pid = _spawn_joiner(lab, node)
+        if py_spy is not None and kind == "speaker":
+            out = py_spy / f"speaker-join-{len(peers) + 1}-{int(time.time())}.txt"
+            spy = Profiler.start(pid, out)
         end = t0 + timeout
         rss_start = 0
         while True:
@@ -269,6 +285,9 @@ def join_run(
                 if (r := rows.get(p.protocol_name)) and r.info.startswith("Established")
             )
     finally:
+        if spy is not None:
+            spy.stop()
+            result.profiles.append(spy.out)
         probe.close()
         with contextlib.suppress(Exception):
             lab.stop_node(node)
@@ -310,7 +329,12 @@ def wait_ready(
 
 
 def one_size(
-    size: int, topology: str, kinds: list[str], repeat: int, timeout: float
+    size: int,
+    topology: str,
+    kinds: list[str],
+    repeat: int,
+    timeout: float,
+    py_spy: Path | None = None,
 ) -> list[Result]:
     joiner, peers = build_nodes(size)
     results: list[Result] = []
@@ -334,7 +358,7 @@ def one_size(
                     if results:
                         wait_ready(lab, peers, joiner, topology, 60.0)
                         time.sleep(0.5)
-                    r = join_run(lab, kind, joiner, peers, timeout)
+                    r = join_run(lab, kind, joiner, peers, timeout, py_spy)
                     results.append(r)
                     print(
                         f"  run {i + 1} N={size:<4} {kind:8} tcp up {r.tcp_up:6.2f} s, "
@@ -414,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemons", default="bird,speaker", help="joining node's kinds, in order")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0, help="per run, seconds")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR",
+        help="sample each speaker run with py-spy (start to all in kernel) into DIR",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     reason = unavailable_reason()
     if reason is not None:
@@ -442,8 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: list[Result] = []
     for size in sizes:
-        results += one_size(size, args.topology, kinds, args.repeat, args.timeout)
+        results += one_size(size, args.topology, kinds, args.repeat, args.timeout, args.py_spy)
     report(results, args.topology, kinds)
+    for r in results:
+        for path in r.profiles:
+            print()
+            print("\n".join(profile_summary(path, top=20)))
     return 0
 
 
