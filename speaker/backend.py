@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from ipaddress import IPv4Network
+from typing import TYPE_CHECKING
 
 from speaker.control.commands import CommandFailed
 from speaker.control.views import (
@@ -27,10 +28,11 @@ from speaker.control.views import (
 )
 from speaker.core import CoreError, SpeakerCore, explain, status
 from speaker.core.status import KernelReader
-from speaker.datastore.feed import DatastoreFeed
 from speaker.history import EventHistory, HistoryEntry
 from speaker.kernel.model import KernelSnapshotEntry
 
+if TYPE_CHECKING:
+    from speaker.datastore.feed import DatastoreFeed
 
 class SpeakerBackend:
     """``ControlBackend`` over a :class:`SpeakerCore` and the kernel bridge's read side."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import json
 import os
 import sys
@@ -48,10 +47,26 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def package_version() -> str:
     """The installed distribution's version (what pip installed), else the source tree's."""
+    import importlib.metadata  # not at start: it pulls in email, zipfile, csv (about 3 MiB)
+
     try:
         return importlib.metadata.version("speaker")
     except importlib.metadata.PackageNotFoundError:
         return __version__
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is heavy)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"speaker {package_version()}\n")
+        parser.exit()
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -59,7 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="speaker",
         description="A pure-Python BGP-4 speaker for a Calico-style mesh (BIRD-compatible).",
     )
-    parser.add_argument("--version", action="version", version=f"speaker {package_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -789,24 +789,30 @@ class _Parser:
             )
             return ()
         peers: list[tuple[int, PeerConfig]] = []
+        # The kept peers by address and by name (both unique among them): a lookup instead of
+        # a scan of all earlier peers, which made a 250-peer config cost 31,000 comparisons.
+        by_address: dict[IPv4Address, tuple[int, PeerConfig]] = {}
+        by_name: dict[str, tuple[int, PeerConfig]] = {}
         for i, item in enumerate(raw):
             peer = self.peer(_Table(self, item, f"peer[{i}]"), router_id, asn)
             if peer is None:
                 continue
-            duplicate = False
-            for j, other in peers:
-                if other.address == peer.address:
-                    duplicate = True
-                    self.errors.append(self.fail(
-                        f"peer[{i}].address", f"{peer.address} is already peer[{j}] ({other.name})"
-                    ))
-                if other.name == peer.name:
-                    duplicate = True
-                    self.errors.append(self.fail(
-                        f"peer[{i}].name", f"{peer.name!r} is already the name of peer[{j}]"
-                    ))
-            if not duplicate:
-                peers.append((i, peer))
+            clashes: list[tuple[int, int, ConfigError]] = []  # (earlier peer, key order, error)
+            if (hit := by_address.get(peer.address)) is not None:
+                j, other = hit
+                clashes.append((j, 0, self.fail(
+                    f"peer[{i}].address", f"{peer.address} is already peer[{j}] ({other.name})"
+                )))
+            if (hit := by_name.get(peer.name)) is not None:
+                j = hit[0]
+                clashes.append((j, 1, self.fail(
+                    f"peer[{i}].name", f"{peer.name!r} is already the name of peer[{j}]"
+                )))
+            if clashes:
+                self.errors += [error for _, _, error in sorted(clashes, key=lambda c: c[:2])]
+                continue
+            peers.append((i, peer))
+            by_address[peer.address] = by_name[peer.name] = (i, peer)
         return tuple(p for _, p in peers)
 
     def peer(self, t: _Table, router_id: IPv4Address, our_asn: int) -> PeerConfig | None:

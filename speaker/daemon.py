@@ -26,8 +26,6 @@ from speaker.backend import SpeakerBackend
 from speaker.config import Config, ConfigError, load_config
 from speaker.control.server import ControlServer
 from speaker.core import DaemonEvent, SpeakerCore
-from speaker.datastore.etcd import EtcdSource
-from speaker.datastore.feed import DatastoreFeed
 from speaker.events import EventBus
 from speaker.history import EventHistory
 from speaker.kernel import KernelBridge
@@ -38,6 +36,7 @@ from speaker.systemd import Notifier
 from speaker.transport import ListenerKeys, SessionTransport
 
 if TYPE_CHECKING:
+    from speaker.datastore.feed import DatastoreFeed
     from speaker.metrics import MetricsSink
 
 log = logging.getLogger(__name__)
@@ -227,6 +226,9 @@ async def serve(config: Config, bus: EventBus, *, restarting: bool = False,
     feed: DatastoreFeed | None = None
     path = config.source
     if config.datastore is not None:
+        from speaker.datastore.etcd import EtcdSource  # only with [datastore] (start-up RSS)
+        from speaker.datastore.feed import DatastoreFeed
+
         source = EtcdSource(config.datastore, template=config)
         feed = DatastoreFeed(source)
         if metrics is not None:

@@ -227,11 +227,14 @@ class SessionTransport:
         self.core.connection_made(
             peer_name, conn_id, self.now, outgoing=conn.outgoing, local_address=conn.local_address
         )
-        self.service()
+        self.wake()
 
     def data_received(self, conn: BgpConnection, data: bytes) -> None:
+        # Serviced once after every socket that was ready in this loop iteration has been read:
+        # a service looks at every peer's output and timers, so servicing after each read
+        # cost O(peers) per message, O(peers^2) to bring a mesh up.
         self.core.receive_data(*conn.key, data, self.now)
-        self.service()
+        self.wake()
         if (
             self._backlog is not None
             and not self.reading_paused

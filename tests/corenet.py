@@ -23,10 +23,12 @@ from speaker.rib import AttributeSet
 from speaker.session import (
     CloseConnection,
     ConnectRequest,
+    Jitter,
     PeerSession,
     SessionConfig,
     State,
     UpdateReceived,
+    no_jitter,
 )
 from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
@@ -78,11 +80,15 @@ def update(*prefixes: str, via: str, withdraw: tuple[str, ...] = ()) -> Update:
 class CoreNet:
     """One core and a scripted BIRD per configured peer, wired in memory."""
 
-    def __init__(self, config: Config, *, restarting: bool = False) -> None:
+    def __init__(
+        self, config: Config, *, restarting: bool = False, jitter: Jitter = no_jitter
+    ) -> None:
         self.config = config
         self.kernel = FakeKernel()
         self.events: list[Event] = []
-        self.core = SpeakerCore(config, self.kernel, self.events.append, restarting=restarting)
+        self.core = SpeakerCore(
+            config, self.kernel, self.events.append, restarting=restarting, jitter=jitter
+        )
         self.ms = 0
         self.remotes: dict[str, PeerSession] = {}
         self.remote_events: dict[str, list[Event]] = {}

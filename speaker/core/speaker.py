@@ -39,6 +39,7 @@ from speaker.session import (
     ConnectRequest,
     EndOfRib,
     GracefulRestartEnded,
+    Jitter,
     PeerSession,
     RouteRefreshReceived,
     SessionDown,
@@ -46,6 +47,7 @@ from speaker.session import (
     State,
     StateChange,
     UpdateReceived,
+    rfc4271_jitter,
 )
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import Afi, CeaseSubcode, RouteRefreshSubtype, Safi
@@ -101,8 +103,11 @@ class SpeakerCore:
         *,
         restarting: bool = False,
         wake: Callable[[], None] | None = None,
+        jitter: Jitter | None = None,
     ) -> None:
         self.config = config
+        self._jitter = jitter if jitter is not None else rfc4271_jitter()
+        """Timer jitter for every session (RFC 4271 10); tests pass ``no_jitter``."""
         self._publish = publish
         self.refusals = RefusalLog()
         self._wake = wake or (lambda: None)
@@ -206,7 +211,8 @@ class SpeakerCore:
 
     def _add_peer(self, peer: PeerConfig, now: float) -> None:
         restarting = self.recovery.active
-        session = PeerSession(session_config(self.config, peer, restarting=restarting))
+        config = session_config(self.config, peer, restarting=restarting)
+        session = PeerSession(config, jitter=self._jitter)
         record = PeerRecord(peer, session, since=now)
         self._peers[peer.name] = record
         self._by_address[peer.address] = peer.name

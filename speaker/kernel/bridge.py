@@ -28,8 +28,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-
 from speaker.kernel.codec import (
     RTM_DELROUTE,
     RTM_NEWROUTE,
@@ -134,7 +132,10 @@ class KernelBridge:
                 netns, groups=0, rcvbuf=CHANGE_RCVBUF, sndbuf=CHANGE_SNDBUF
             )
             self._writer = RouteWriter(self._change)
-            self._links = AsyncIPRoute(netns=netns, flags=0) if netns else AsyncIPRoute()
+            if netns:  # pyroute2 enters the namespace; imported only then (about 22 MiB)
+                from pyroute2 import AsyncIPRoute
+
+                self._links = AsyncIPRoute(netns=netns, flags=0)
             await self._refresh_links()
             async with self._io:
                 # subscribed before the dump: changes made meanwhile wait in the monitor
@@ -411,15 +412,19 @@ class KernelBridge:
         raise KernelError(f"route dump inconsistent {_DUMP_RETRIES} times in a row")
 
     async def _refresh_links(self) -> None:
-        """ifindex -> name, for learned routes (pyroute2's asyncio API: few, small)."""
-        if self._links is None:
+        """ifindex -> name, for learned routes (few, small): ``if_nameindex(3)`` in our own
+        namespace, pyroute2's asyncio API in a named one."""
+        if self._state not in ("starting", "running"):
             return
         names: dict[int, str] = {}
         try:
-            async for link in await self._links.link("dump"):
-                name = link.get("ifname")
-                if name:
-                    names[int(link["index"])] = str(name)
+            if self._links is None:
+                names = dict(socket.if_nameindex())
+            else:
+                async for link in await self._links.link("dump"):
+                    name = link.get("ifname")
+                    if name:
+                        names[int(link["index"])] = str(name)
         except Exception as exc:  # names are cosmetic; never fail the bridge for them
             log.warning("kernel: interface dump failed: %s", exc)
             return

@@ -65,7 +65,10 @@ Design decisions (see the module docstrings for the RFC text behind them):
   after a session ends; connect retry after a failed attempt and as connect timeout; error
   wait after an error (NOTIFICATION other than Cease, sent or received; hold expiry):
   min, doubling per consecutive error up to max, forgotten after ``error_forget`` seconds
-  without errors; the initial hold time (240 s) until the peer's OPEN.
+  without errors; the initial hold time (240 s) until the peer's OPEN.  Connect delay,
+  connect retry and keepalive are jittered each time they are set (RFC 4271 10: a factor in
+  [0.75, 1.0]) by the :data:`Jitter` given to the session (none by default; the core gives
+  :func:`rfc4271_jitter`), see :mod:`speaker.session.jitter`.
 """
 
 from speaker.session.config import SessionConfig, build_open, family_name
@@ -88,6 +91,7 @@ from speaker.session.events import (
     TimerFired,
     UpdateReceived,
 )
+from speaker.session.jitter import Jitter, no_jitter, rfc4271_jitter
 from speaker.session.negotiated import (
     PeerGracefulRestart,
     SessionInfo,
@@ -118,6 +122,7 @@ __all__ = [
     "GracefulRestartEnded",
     "GracefulRestartOutcome",
     "Input",
+    "Jitter",
     "MalformedUpdateReceived",
     "MessageIn",
     "MessageOut",
@@ -140,6 +145,8 @@ __all__ = [
     "build_open",
     "family_name",
     "negotiate_session",
+    "no_jitter",
+    "rfc4271_jitter",
     "validate_open",
     "we_are_dominant",
 ]

@@ -29,6 +29,7 @@ from speaker.session.events import (
     SessionDown,
     StateChange,
 )
+from speaker.session.jitter import Jitter, no_jitter
 from speaker.session.negotiated import SessionInfo
 from speaker.session.state import (
     STATE_RANK,
@@ -65,8 +66,11 @@ class Cause(NamedTuple):
 class SessionCore:
     """State, plumbing and the connect/close paths shared by handlers and the public API."""
 
-    def __init__(self, config: SessionConfig) -> None:
+    def __init__(self, config: SessionConfig, *, jitter: Jitter | None = None) -> None:
         self.config = config
+        self._jitter: Jitter = jitter if jitter is not None else no_jitter
+        """Applied to the connect delay, connect retry and keepalive timers each time they
+        are set (RFC 4271 10); the default keeps the configured values exactly."""
         self.peer = str(config.peer_address)
         self.local_open = build_open(config)
         """Our OPEN (RFC 4271 4.2), built once from the configuration."""
@@ -196,7 +200,9 @@ class SessionCore:
         return None
 
     def _schedule_connect(self, now: float, delay: float, kind: TimerKind) -> None:
+        """Dial after ``delay`` (a configured timer value, jittered here; 0: at once)."""
         self._connect_kind = kind
+        delay = self._jitter(delay) if delay > 0 else delay
         if delay <= 0:
             self._connect(now)
         else:
@@ -218,7 +224,7 @@ class SessionCore:
             return
         cid = self.next_conn_id()
         conn = Connection(cid, True, State.CONNECT, now)
-        conn.connect_deadline = now + self.config.connect_retry
+        conn.connect_deadline = now + self._jitter(self.config.connect_retry)
         self._conns[cid] = conn
         self._connect_at = None
         cfg = self.config

@@ -217,7 +217,7 @@ class Handlers(SessionCore):
         self._queue(conn, Keepalive(), control=True)
         if info.hold_time:
             conn.hold_deadline = now + info.hold_time
-            conn.keepalive_deadline = now + info.keepalive_time
+            conn.keepalive_deadline = now + self._jitter(info.keepalive_time)
         else:  # RFC 4271 4.4: hold time 0, no KEEPALIVEs and no hold timer
             conn.hold_deadline = conn.keepalive_deadline = None
         self._connect_at = None  # BIRD: no new attempt while a connection is in OpenConfirm
@@ -318,7 +318,8 @@ class Handlers(SessionCore):
         KEEPALIVE is harmless where a late one can cost the session.
         """
         self._queue(conn, Keepalive(), control=True)
-        conn.keepalive_deadline = now + conn.keepalive_time if conn.keepalive_time else None
+        ka = conn.keepalive_time
+        conn.keepalive_deadline = now + self._jitter(ka) if ka else None
         return True
 
     def _on_keepalive(self, conn: Connection, now: float, payload: object, t: Transition) -> bool:

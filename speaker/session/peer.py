@@ -83,10 +83,10 @@ class PeerSession(Handlers):
         if passive:
             text = f"{inp}: waiting for {self.peer} to connect (passive)"
         else:
-            text = f"{inp}: first connection in {self.config.connect_delay:g} s (connect delay)"
-        self._cause = Cause(text, "RFC 4271 8.2.2 Idle", inp)
-        if not passive:
             self._schedule_connect(now, self.config.connect_delay, TimerKind.CONNECT_DELAY)
+            delay = self._connect_at - now if self._connect_at is not None else 0.0
+            text = f"{inp}: first connection in {delay:.3g} s (connect delay)"
+        self._cause = Cause(text, "RFC 4271 8.2.2 Idle", inp)
         self._update_state()
 
     def stop(
