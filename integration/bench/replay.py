@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="write cProfile stats to PREFIX-<feed>.prof")
     parser.add_argument("--no-tracemalloc", action="store_true")
     args = parser.parse_args(argv)
+    gc.set_threshold(20_000, 20, 20)  # as speaker.daemon.run_daemon sets it
     feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
     print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
           f" {args.repeat}")
