@@ -103,6 +103,12 @@ class OpResult(NamedTuple):
 OthersSlot = dict[tuple[int, int], FibRoute]  # (tos, metric) -> route
 
 _KIND_NAME = {kind: kind.value for kind in KernelEventKind}  # .value is slow on 3.11
+#: Routine per-route outcomes (logged at DEBUG): counted always, published as events only
+#: when someone reads them (``Reconciler.route_events``).
+_ROUTINE = frozenset({
+    KernelEventKind.ADOPTED, KernelEventKind.INSTALLED, KernelEventKind.REPLACED,
+    KernelEventKind.DELETED, KernelEventKind.SWEPT,
+})
 _DELETE = OpKind.DELETE
 
 
@@ -121,6 +127,10 @@ class Reconciler:
         self.unknown_ifindex = False  # a learned route names a device we have no name for
         self.needs_scan = False  # an outcome surprised us (EEXIST, no answer): re-dump soon
         self.counters: Counter[str] = Counter()
+        self.route_events = True
+        """Publish an event per routine route write (installed, deleted...).  The daemon
+        turns this off unless its log shows DEBUG or events go to JSON or metrics: a
+        100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
         self._wanted: dict[int, KernelRoute] = {}
         self._desired: dict[int, FibRoute | None] = {}
@@ -705,7 +715,11 @@ class Reconciler:
                         self._unconfirmed.discard(key)
                 if self._errors:
                     self._errors.pop(key, None)
-                self._emit(op.cause, route.prefix, op.reason, _gateways(route))
+                cause = op.cause
+                if self.route_events or cause not in _ROUTINE:
+                    self._emit(cause, route.prefix, op.reason, _gateways(route))
+                else:
+                    self.counters[_KIND_NAME[cause]] += 1
             else:
                 self.counters["write_errors"] += 1
                 if error == UNKNOWN_OUTCOME:
