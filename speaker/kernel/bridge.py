@@ -72,6 +72,7 @@ _NL_HEAD = struct.Struct("=IH")
 _DUMP_RETRIES = 5
 _MONITOR_BURST = 4096  # datagrams handled per loop wake-up before yielding
 _QUIET = 0.5  # seconds without a write before a periodic scan runs
+_QUIET_WAIT_SCANS = 4  # ... waiting for that at most this many scan_times
 
 
 class KernelBridge:
@@ -343,7 +344,7 @@ class KernelBridge:
     async def _scan_loop(self) -> None:
         """Every scan_time: a full re-dump.  A periodic scan that falls in a bulk install or
         removal waits until the writer is idle (nothing queued, no batch written for
-        ``_QUIET`` s), at most one more scan_time: re-reading 100,000 routes while we are
+        ``_QUIET`` s), at most ``_QUIET_WAIT_SCANS`` more scan_times: re-reading 100,000 routes while we are
         still writing them only delays the writes (and a scan during a feed was 9-12% of its
         CPU).  Forced scans (overrun, surprising answers) never wait."""
         while True:
@@ -352,7 +353,7 @@ class KernelBridge:
                 await asyncio.wait_for(self._scan_now.wait(), self.config.scan_time)
                 forced = True
             if not forced:
-                await self._writer_quiet(self.config.scan_time)
+                await self._writer_quiet(self.config.scan_time * _QUIET_WAIT_SCANS)
             self._scan_now.clear()
             try:
                 await self._scan()
