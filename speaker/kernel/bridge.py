@@ -344,9 +344,9 @@ class KernelBridge:
     async def _scan_loop(self) -> None:
         """Every scan_time: a full re-dump.  A periodic scan that falls in a bulk install or
         removal waits until the writer is idle (nothing queued, no batch written for
-        ``_QUIET`` s), at most ``_QUIET_WAIT_SCANS`` more scan_times: re-reading 100,000 routes while we are
-        still writing them only delays the writes (and a scan during a feed was 9-12% of its
-        CPU).  Forced scans (overrun, surprising answers) never wait."""
+        ``_QUIET`` s), at most ``_QUIET_WAIT_SCANS`` more scan_times: re-reading 100,000
+        routes while we are still writing them only delays the writes (and a scan during a
+        feed was 9-12% of its CPU).  Forced scans (overrun, surprising answers) never wait."""
         while True:
             forced = False
             with contextlib.suppress(TimeoutError):

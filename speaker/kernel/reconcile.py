@@ -32,10 +32,10 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
-from itertools import islice
 from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Network, IPv6Network
+from itertools import islice
 from typing import NamedTuple
 
 from speaker.kernel.codec import FibRoute, Interner, NextHop, addr_key, net_key, sort_nexthops
