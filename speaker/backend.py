@@ -117,6 +117,10 @@ class SpeakerBackend:
     def routes(self, for_addr: IPv4Network | None = None) -> Sequence[RouteView]:
         return status.routes(self.core, self.kernel_reader, for_addr)
 
+    def route_count(self, protocol: str | None = None, primary: bool = False
+                    ) -> tuple[int, int, int]:
+        return status.route_count(self.core, protocol, primary)
+
     def status(self) -> StatusView:
         return status.status(self.core, self.clock(), self._wall)
 

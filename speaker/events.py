@@ -76,14 +76,19 @@ class EventBus:
     """Fan-out of events to subscribers, synchronously, in subscription order."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: tuple[Subscriber, ...] = ()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+        self._subscribers = (*self._subscribers, subscriber)
+        return lambda: self._unsubscribe(subscriber)
+
+    def _unsubscribe(self, subscriber: Subscriber) -> None:
+        subscribers = list(self._subscribers)
+        subscribers.remove(subscriber)
+        self._subscribers = tuple(subscribers)
 
     def publish(self, event: Event) -> None:
-        """Deliver an event to every subscriber."""
-        for subscriber in list(self._subscribers):
+        """Deliver an event to every subscriber (as subscribed when it was published)."""
+        for subscriber in self._subscribers:
             subscriber(event)

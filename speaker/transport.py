@@ -39,6 +39,12 @@ from speaker.tcp_security import (
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
 
+READ_SLICE = 8192
+"""Octets of received data handed to the core per event-loop turn.  One socket read can hold
+256 KiB: 90 packed UPDATEs, 27,000 routes, close to a second of work in one callback, during
+which no KEEPALIVE, timer or control query runs.  Larger reads are fed a slice per turn, with
+reading paused until the last slice is in (BIRD likewise bounds the work of one rx event)."""
+
 CLOSE_LINGER = 2.0
 """Seconds a closed connection keeps draining the peer's data after our half-close, waiting
 for the peer's own close, before it is dropped (bounds what a silent peer can hold)."""
@@ -65,6 +71,8 @@ class BgpConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] | None = None  # set by close_gracefully()
         self.lost = False
         self._linger: asyncio.TimerHandle | None = None
+        self._unread = bytearray()  # received, not yet given to the core (READ_SLICE)
+        self._slicing: asyncio.Handle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -79,10 +87,48 @@ class BgpConnection(asyncio.Protocol):
             self.owner.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.owner is not None:
+        if self.owner is None:
+            return
+        if self._unread or len(data) > READ_SLICE:
+            self._unread += data
+            if self._slicing is None:
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                self._next_slice()
+            return
+        self.owner.data_received(self, data)
+
+    def _next_slice(self) -> None:
+        """Give the core one READ_SLICE of the backlog; the rest on the next loop turn."""
+        self._slicing = None
+        owner = self.owner
+        if owner is None:
+            self._unread.clear()
+            return
+        chunk = bytes(self._unread[:READ_SLICE])
+        del self._unread[:READ_SLICE]
+        owner.data_received(self, chunk)
+        if self._unread:
+            self._slicing = asyncio.get_running_loop().call_soon(self._next_slice)
+        elif self.transport is not None and not self.lost and not owner.reading_paused:
+            self.transport.resume_reading()  # (back-pressure resumes it later otherwise)
+
+    @property
+    def slicing(self) -> bool:
+        """True while a large read is still being handed to the core slice by slice."""
+        return self._slicing is not None
+
+    def _drain_backlog(self) -> None:
+        """Everything still held, at once (the connection is going: keep the order)."""
+        if self._slicing is not None:
+            self._slicing.cancel()
+            self._slicing = None
+        data, self._unread = bytes(self._unread), bytearray()
+        if data and self.owner is not None:
             self.owner.data_received(self, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._drain_backlog()
         self.lost = True
         if self._linger is not None:
             self._linger.cancel()
@@ -100,6 +146,7 @@ class BgpConnection(asyncio.Protocol):
         and closing a socket with unread data sends a RST that can destroy our NOTIFICATION
         in the peer's receive queue before the peer has read it."""
         self.owner = None  # from now on data_received() drops what arrives
+        self._unread.clear()
         loop = asyncio.get_running_loop()
         if self.closed is None:
             self.closed = loop.create_future()
@@ -259,8 +306,8 @@ class SessionTransport:
             return
         self.reading_paused = False
         for conn in self.connections.values():
-            if conn.transport is not None and not conn.transport.is_closing():
-                conn.transport.resume_reading()
+            if conn.transport is not None and not conn.transport.is_closing() and not conn.slicing:
+                conn.transport.resume_reading()  # a connection still slicing resumes itself
 
     def connection_lost(self, conn: BgpConnection, exc: Exception | None) -> None:
         if self.connections.pop(conn.key, None) is None:

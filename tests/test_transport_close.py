@@ -227,3 +227,57 @@ async def test_reading_pauses_while_the_kernel_backlog_is_high() -> None:
         peer.abort()
         server.close()
         await server.wait_closed()
+
+
+class _Reads:
+    """A stand-in owner and socket transport: what the core was given, and the pauses."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.calls: list[str] = []
+
+    def data_received(self, conn: BgpConnection, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+
+async def test_a_large_read_reaches_the_core_a_slice_per_loop_turn() -> None:
+    from speaker.transport import READ_SLICE
+
+    reads = _Reads()
+    conn = BgpConnection(reads)  # type: ignore[arg-type]
+    conn.transport = reads  # type: ignore[assignment]
+    data = bytes(range(256)) * (5 * READ_SLICE // 256 + 3)
+    conn.data_received(data)
+    assert len(reads.chunks) == 1 and reads.calls == ["pause"]  # the rest waits its turn
+    conn.data_received(b"later")  # queued behind, order kept
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert b"".join(reads.chunks) == data + b"later"
+    assert all(len(c) <= READ_SLICE for c in reads.chunks)
+    assert reads.calls == ["pause", "resume"]
+    conn.data_received(b"small")  # no backlog: straight through
+    assert reads.chunks[-1] == b"small"
+
+
+async def test_what_is_left_of_a_large_read_goes_before_connection_lost() -> None:
+    order: list[str] = []
+
+    class Owner(_Reads):
+        def data_received(self, conn: BgpConnection, data: bytes) -> None:
+            order.append(f"data {len(data)}")
+
+        def connection_lost(self, conn: BgpConnection, exc: Exception | None) -> None:
+            order.append("lost")
+
+    owner = Owner()
+    conn = BgpConnection(owner)  # type: ignore[arg-type]
+    conn.transport = owner  # type: ignore[assignment]
+    conn.data_received(b"x" * 20000)
+    conn.connection_lost(None)
+    assert order == ["data 8192", "data 11808", "lost"]

@@ -20,12 +20,12 @@ The sender is started and loaded first; then the receiver daemon is started and 
 
 * ``session``: from starting the receiver to its TCP connection to .80 being ESTABLISHED;
   the times below count from that moment (the OPEN/KEEPALIVE exchange is included in them);
-* ``rib full``: all N routes in the receiver's RIB.  BIRD: ``show route count protocol
-  Mesh_192_168_0_80`` on its control socket, asked again 0.05 s after each answer (BIRD answers
-  in milliseconds, but only between its own tasks, so the figure is an upper bound).  Speaker:
-  the timestamp (ms) of its log line for the sender's End-of-RIB, which it handles only after
-  every UPDATE before it is in the RIB; its ``show route count`` walks all routes in Python
-  (about 3 s at 100,000) and polling it would stall the daemon being measured;
+* ``rib full``: all N routes in the receiver's RIB: ``show route count protocol
+  Mesh_192_168_0_80`` on its control socket, asked again 0.05 s after each answer (both answer
+  in milliseconds, the speaker from counters kept by its RIB, but only between their own
+  tasks, so the figure is an upper bound).  Each poll also asks ``show protocols all``; the
+  slowest of these answers during the feed is shown.  Speaker without a control socket: the
+  timestamp (ms) of its log line for the sender's End-of-RIB;
 * ``kernel full``: all N routes in the receiver's kernel table.  Polled every 0.05 s by
   reading ``/proc/<pid>/net/fib_triestat`` (a route count kept by the kernel, read through an
   idle ``sleep`` process inside the receiver's namespace) instead of dumping 100,000 routes with
@@ -258,6 +258,7 @@ class Result:
     peak_rss_mb: float = float("nan")
     rib_polls: int = 0
     rib_poll_s: float = 0.0
+    control_max_ms: float = float("nan")
     rib_checked: int = -1
     routes_checked: int = -1
     profiles: list[Path] = field(default_factory=list)
@@ -276,6 +277,7 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("rss_start_mb", "RSS at session up (MiB)", "{:.1f}"),
     ("rss_full_mb", "RSS at kernel full (MiB)", "{:.1f}"),
     ("peak_rss_mb", "peak RSS, VmHWM (MiB)", "{:.1f}"),
+    ("control_max_ms", "slowest control answer in the feed (ms)", "{:.0f}"),
 )
 
 
@@ -360,11 +362,13 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
             result.rss_start_mb = status_kb(pid, "VmRSS") / 1024
             if py_spy is not None and kind == "speaker":
                 spy = Profiler.start(pid, py_spy / f"speaker-{feed}-{count}-feed.txt")
-            if kind == "bird":
-                # BIRD answers `show route count` in milliseconds: poll it.
-                control = _open_control(lab.control_socket(receiver), end)
-                if control is None:
-                    result.notes.append("control socket never answered: no RIB figure")
+            # Both answer `show route count` in milliseconds (the speaker from counters):
+            # poll it, and `show protocols all`, timing every answer.
+            control = _open_control(lab.control_socket(receiver), end)
+            if control is not None:
+                result.control_max_ms = 0.0
+            else:
+                result.notes.append("control socket never answered: no RIB figure")
             full_fib = before + count
             cpu_full = float("nan")
             # 2. feed: RIB full and kernel full.
@@ -387,8 +391,13 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
                     t0 = time.monotonic()
                     rib = control.route_count(SESSION_NAME)
                     t1 = time.monotonic()
+                    control.command("show protocols all")
+                    t2 = time.monotonic()
                     result.rib_polls += 1
                     result.rib_poll_s += t1 - t0
+                    result.control_max_ms = max(result.control_max_ms,
+                                                1000 * (t1 - t0), 1000 * (t2 - t1))
+                    t1 = t2
                     next_rib = t1 + RIB_POLL
                     if rib >= count:
                         result.rib_full = t1 - t_up
@@ -398,9 +407,8 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
                 spy.stop()
                 result.profiles.append(spy.out)
                 spy = None
-            if kind == "speaker":
-                # Its `show route count` walks every route in Python (seconds at 100,000):
-                # polling it would stall the daemon, so read its End-of-RIB log line instead.
+            if kind == "speaker" and result.rib_full != result.rib_full:
+                # no answer from the control socket: the End-of-RIB log line instead
                 eor = speaker_eor_time(lab.log_path(receiver), SENDER)
                 if eor is None:
                     result.notes.append("no End-of-RIB line in the speaker's log: no RIB figure")

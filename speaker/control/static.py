@@ -25,6 +25,7 @@ from speaker.control.views import (
     ProtoState,
     RouteView,
     StatusView,
+    count_routes,
     longest_match,
 )
 
@@ -65,6 +66,10 @@ class StaticBackend:
         if for_addr is None:
             return list(self._routes)
         return longest_match(self._routes, for_addr)
+
+    def route_count(self, protocol: str | None = None, primary: bool = False
+                    ) -> tuple[int, int, int]:
+        return count_routes(self._routes, protocol, primary)
 
     def status(self) -> StatusView:
         return dataclasses.replace(self._status, server_time=self.clock())

@@ -435,6 +435,13 @@ class ControlBackend(Protocol):
         """
         ...
 
+    def route_count(self, protocol: str | None = None, primary: bool = False
+                    ) -> tuple[int, int, int]:
+        """``show route [primary] count [protocol P]``: (shown, routes, networks), the same
+        figures as counting ``routes()``' rows (:func:`count_routes`), from counters where
+        the backend keeps them: it answers at once however large the table."""
+        ...
+
     def status(self) -> StatusView: ...
 
     def kernel(self) -> KernelView: ...
@@ -471,6 +478,23 @@ class ControlBackend(Protocol):
     async def graceful_restart(self) -> str:
         """Start a planned graceful restart; returns a one-line message for the operator."""
         ...
+
+
+def count_routes(routes: Iterable[RouteView], protocol: str | None = None,
+                 primary: bool = False) -> tuple[int, int, int]:
+    """(shown, routes, networks) of ``show route [primary] count [protocol P]`` by walking
+    rows: every row is a route, or only each prefix's primary one with ``primary``; the
+    shown ones are ``protocol``'s."""
+    networks: set[IPv4Network] = set()
+    examined = shown = 0
+    for route in routes:
+        networks.add(route.prefix)
+        if primary and not route.primary:
+            continue
+        examined += 1
+        if protocol is None or route.protocol == protocol:
+            shown += 1
+    return shown, examined, len(networks)
 
 
 def longest_match(routes: Iterable[RouteView], addr: IPv4Network) -> list[RouteView]:

@@ -58,11 +58,11 @@ class KernelIntents:
             self.kernel.unwant(net)
             return
         if decision.blackhole:
-            self.kernel.want(KernelRoute(net, (), True))
+            self.kernel.want(KernelRoute.trusted(net, (), True))
             return
         hops = self.next_hops(change)
         if hops:
-            self.kernel.want(KernelRoute(net, hops))
+            self.kernel.want(KernelRoute.trusted(net, hops))
         else:
             self.kernel.unwant(net)
 
@@ -83,6 +83,11 @@ class KernelIntents:
             return hops
         # A feed has a handful of next-hop sets: share one tuple per set
         # (integration/bench/convergence.py: 100,000 routes, 4.6 MiB of 1-tuples).
-        if len(self._hop_sets) > _HOP_SETS_MAX:
-            self._hop_sets.clear()
-        return self._hop_sets.setdefault(hops, hops)
+        shared = self._hop_sets.get(hops)
+        if shared is None:
+            if len(self._hop_sets) > _HOP_SETS_MAX:
+                self._hop_sets.clear()
+            # checked once per set, not per route (KernelRoute.trusted does not check)
+            usable = tuple(h for h in hops if not (h.is_unspecified or h.is_multicast))
+            shared = self._hop_sets[hops] = usable
+        return shared

@@ -202,9 +202,9 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
     rib = core.rib
     if name in {p.name for p in rib.peers()}:
         adj = rib.adj_in(name)
-        best = sum(1 for e in rib.loc if e.best is not None and e.best.peer.name == name)
+        best = rib.loc.best_by_source.get(name, 0)  # kept by the Loc-RIB: no walk
         exported = len(rib.adj_out(name)) if name in rib.out_peers() else 0
-        routes = RouteCounts(imported=len(adj.paths), exported=exported, preferred=best)
+        routes = RouteCounts(imported=adj.ipv4_count(), exported=exported, preferred=best)
         # BIRD's gr_active: the peer's routes are stale until its End-of-RIB or timer
         gr_active = adj.gr_active
         deadline = session.restart_deadline
@@ -239,6 +239,14 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
             peer_port=cfg.port,
         ),
     )
+
+
+def route_count(
+    core: SpeakerCore, protocol: str | None = None, primary: bool = False
+) -> tuple[int, int, int]:
+    """``show route [primary] count [protocol P]``: (shown, routes, networks) from the RIB's
+    counters, O(peers): the same figures as counting :func:`routes`' rows."""
+    return core.rib.counts().route_count(protocol, primary)
 
 
 def status(core: SpeakerCore, now: float, wall: Wall) -> StatusView:

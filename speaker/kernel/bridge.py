@@ -69,6 +69,8 @@ EventCallback = Callable[[KernelEvent], None]
 _NL_HEAD = struct.Struct("=IH")
 _DUMP_RETRIES = 5
 _MONITOR_BURST = 4096  # datagrams handled per loop wake-up before yielding
+_QUIET = 0.5  # seconds without a write before a periodic scan runs
+_QUIET_WAIT_SCANS = 4  # ... waiting for that at most this many scan_times
 
 
 class KernelBridge:
@@ -109,6 +111,7 @@ class KernelBridge:
         # notifications for its own routes altogether).  Cleared once the monitor is empty.
         self._echoes: set[int] = set()
         self._reading = False  # monitor reader registered with the loop
+        self._last_write = 0.0  # time.monotonic() of the last batch sent
         self.last_scan: float | None = None
         """Wall-clock time (``time.time()``) of the last full dump folded in, for display."""
 
@@ -248,6 +251,16 @@ class KernelBridge:
         self._dispatch()
         self._wake.set()
 
+    @property
+    def route_events(self) -> bool:
+        """Whether routine per-route writes are published as events (see
+        :attr:`Reconciler.route_events`); counted either way."""
+        return self._rec.route_events
+
+    @route_events.setter
+    def route_events(self, on: bool) -> None:
+        self._rec.route_events = on
+
     def snapshot(self) -> KernelSnapshot:
         """Wanted vs installed per prefix with state, for ``speaker show kernel``."""
         return self._rec.snapshot()
@@ -308,6 +321,7 @@ class KernelBridge:
                         ops = self._rec.plan(CHUNK_MESSAGES * 4)
                         if ops:
                             self._echoes = {op.route.key for op in ops}
+                            self._last_write = time.monotonic()
                             results = await self._execute(ops)
                             self._rec.apply(results, time.monotonic())
                     self._dispatch()
@@ -333,17 +347,18 @@ class KernelBridge:
             return [OpResult(op, UNKNOWN_OUTCOME, f"batch failed: {exc}") for op in ops]
 
     async def _scan_loop(self) -> None:
-        """Every scan_time: a full re-dump.  A periodic scan that falls in the middle of a
-        bulk install (more than one batch still queued) waits for the backlog to drain, at
-        most one more scan_time: re-reading the table while we are still writing it only
-        delays the writes.  Forced scans (overrun, surprising answers) never wait."""
+        """Every scan_time: a full re-dump.  A periodic scan that falls in a bulk install or
+        removal waits until the writer is idle (nothing queued, no batch written for
+        ``_QUIET`` s), at most ``_QUIET_WAIT_SCANS`` more scan_times: re-reading 100,000
+        routes while we are still writing them only delays the writes (and a scan during a
+        feed was 9-12% of its CPU).  Forced scans (overrun, surprising answers) never wait."""
         while True:
             forced = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._scan_now.wait(), self.config.scan_time)
                 forced = True
-            if not forced and self._rec.pending() > CHUNK_MESSAGES * 4:
-                await self._backlog_drained(self.config.scan_time)
+            if not forced:
+                await self._writer_quiet(self.config.scan_time * _QUIET_WAIT_SCANS)
             self._scan_now.clear()
             try:
                 await self._scan()
@@ -352,16 +367,23 @@ class KernelBridge:
             except Exception:
                 log.exception("kernel: scan failed; retrying")
 
-    async def _backlog_drained(self, timeout: float) -> None:
-        """Wait until no write is queued, a forced scan is asked for, or ``timeout``."""
+    async def _writer_quiet(self, timeout: float) -> None:
+        """Wait until no write is queued and none was made for ``_QUIET`` s, a forced scan
+        is asked for, or ``timeout``."""
         deadline = time.monotonic() + timeout
-        while self._rec.pending() and not self._scan_now.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while not self._scan_now.is_set():
+            now = time.monotonic()
+            if now >= deadline:
                 return
-            self._idle.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), remaining)
+            if self._rec.pending():
+                self._idle.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), deadline - now)
+                continue
+            quiet_for = now - self._last_write
+            if quiet_for >= _QUIET:
+                return
+            await asyncio.sleep(min(_QUIET - quiet_for, deadline - now))
 
     async def _scan(self) -> None:
         async with self._io:

@@ -524,7 +524,7 @@ def peek_key(data: bytes, offset: int, end: int) -> int | None:
     return key | _V6_FLAG if family == socket.AF_INET6 else key
 
 
-def pack_delroute(route: FibRoute, seq: int, pid: int = 0) -> bytes:
+def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DELETE) -> bytes:
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
     protocol (the kernel then never deletes another protocol's route at that prefix).
     Scope NOWHERE means "any scope" to the IPv4 delete path."""
@@ -545,7 +545,7 @@ def pack_delroute(route: FibRoute, seq: int, pid: int = 0) -> bytes:
         0,
     )
     length = _HDR_LEN + _RTMSG_LEN + len(body)
-    return _NLMSGHDR.pack(length, RTM_DELROUTE, FLAGS_DELETE, seq, pid) + rtm + body
+    return _NLMSGHDR.pack(length, RTM_DELROUTE, flags, seq, pid) + rtm + body
 
 
 def pack_route_dump(family: int, table: int, seq: int, pid: int = 0) -> bytes:

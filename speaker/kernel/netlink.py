@@ -33,7 +33,9 @@ from collections.abc import Sequence
 
 from speaker.kernel.codec import (
     FLAGS_ADD,
+    FLAGS_DELETE,
     FLAGS_REPLACE,
+    NLM_F_ACK,
     NLM_F_DUMP_INTR,
     NLMSG_ERROR,
     FibRoute,
@@ -182,19 +184,47 @@ class NetlinkChannel:
             self.sock.close()
 
 
-def pack_op(op: Op, seq: int) -> bytes:
-    """The request for one planned change."""
+_NO_ACK = ~NLM_F_ACK & 0xFFFF
+_FLAGS = {
+    # (kind, acknowledged) -> nlmsg_flags
+    **{(k, True): f for k, f in ((OpKind.ADD, FLAGS_ADD), (OpKind.REPLACE, FLAGS_REPLACE),
+                                 (OpKind.DELETE, FLAGS_DELETE))},
+    **{(k, False): f & _NO_ACK for k, f in ((OpKind.ADD, FLAGS_ADD),
+                                           (OpKind.REPLACE, FLAGS_REPLACE),
+                                           (OpKind.DELETE, FLAGS_DELETE))},
+}
+_FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
+
+
+def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
+    """The request for one planned change (``ack=False``: the kernel answers only if it
+    fails: rtnetlink sends an NLMSG_ERROR for a failed request whatever its flags)."""
+    flags = _FLAGS[op.kind, ack]
     if op.kind is OpKind.DELETE:
-        return pack_delroute(op.route, seq)
-    return pack_newroute(op.route, seq, FLAGS_ADD if op.kind is OpKind.ADD else FLAGS_REPLACE)
+        return pack_delroute(op.route, seq, flags=flags)
+    return pack_newroute(op.route, seq, flags)
+
+
+def with_ack(request: bytes) -> bytes:
+    """The same packed request, asking for an acknowledgement."""
+    (flags,) = _FLAGS_AT.unpack_from(request, 6)
+    return request[:6] + _FLAGS_AT.pack(flags | NLM_F_ACK) + request[8:]
 
 
 class RouteWriter:
-    """Batched writes: chunks of packed requests, one datagram each, ACKs matched by seq.
+    """Batched writes: chunks of packed requests, one datagram each, without per-request
+    ACKs: only the chunk's last request asks for one.
 
-    Every request gets an answer in the result list (errors are reported, never raised);
-    requests the kernel never answered (our receive buffer overran) get UNKNOWN_OUTCOME and
-    the bridge re-dumps."""
+    rtnetlink handles a datagram's messages in order, inside ``send()``, and answers a
+    request without ``NLM_F_ACK`` only when it fails (``netlink_rcv_skb``: ``if (flags &
+    NLM_F_ACK || err) netlink_ack(...)``).  So when the last request's answer arrives, every
+    earlier failure is already queued before it, matched to its request by sequence number;
+    the requests with no answer succeeded.  That is one ``recv`` per chunk instead of one
+    per route, and 1,024 routes' ACKs no longer fill the receive buffer.
+
+    Every request gets an entry in the result list (errors are reported, never raised); if
+    the closing answer never comes (our receive buffer overran, a timeout), the requests not
+    answered get UNKNOWN_OUTCOME and the bridge re-dumps."""
 
     def __init__(
         self,
@@ -217,13 +247,14 @@ class RouteWriter:
             size = 0
             while index < len(ops) and len(pending) < self.chunk_messages:
                 seq = self.channel.next_seq()
-                data = pack_op(ops[index], seq)
+                data = pack_op(ops[index], seq, ack=False)
                 if pending and size + len(data) > self.chunk_bytes:
                     break
                 pending[seq] = ops[index]
                 parts.append(data)
                 size += len(data)
                 index += 1
+            parts[-1] = with_ack(parts[-1])
             try:
                 self.channel.send(b"".join(parts))
             except OSError as exc:
@@ -231,15 +262,19 @@ class RouteWriter:
                     OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
                 )
                 continue
-            await self._collect(pending, results)
+            await self._collect(pending, seq, results)
             if index < len(ops):
                 await asyncio.sleep(0)  # let BGP sessions breathe between chunks
         return results
 
-    async def _collect(self, pending: dict[int, Op], results: list[OpResult]) -> None:
+    async def _collect(self, pending: dict[int, Op], last: int, results: list[OpResult]) -> None:
+        """Failures as they come; the answer to ``last`` (the chunk's acknowledged request)
+        means every request not answered before it succeeded.  Results in request order."""
         deadline = time.monotonic() + ANSWER_TIMEOUT
         problem = ""
-        while pending:
+        closed = False
+        failed: dict[int, OpResult] = {}
+        while not closed:
             try:
                 data = self.channel.recv_nowait()
                 if data is None:
@@ -257,22 +292,24 @@ class RouteWriter:
                 break
             off = 0
             size = len(data)
-            while off + 20 <= size:  # inlined walk: one ACK per request, 100k per batch run
+            while off + 20 <= size:  # inlined walk
                 length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
                 if length < 16:
                     break
                 if mtype == NLMSG_ERROR:
-                    op = pending.pop(seq, None)
-                    if op is not None:  # else: a late answer to a request given up on
-                        if err == 0:
-                            results.append(OpResult(op, 0))
-                        else:
-                            msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
-                            code, text = parse_error(data, msg)
-                            results.append(OpResult(op, code, text))
+                    op = pending.get(seq)
+                    if op is not None and err != 0:  # else: a late answer, given up on
+                        msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
+                        code, text = parse_error(data, msg)
+                        failed[seq] = OpResult(op, code, text)
+                    if seq == last:
+                        closed = True  # answers come in order: nothing else can fail now
                 off += (length + 3) & ~3
-        for op in pending.values():
-            results.append(OpResult(op, UNKNOWN_OUTCOME, problem))
+        for seq, op in pending.items():
+            result = failed.get(seq)
+            if result is None:
+                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
+            results.append(result)
         pending.clear()
 
 

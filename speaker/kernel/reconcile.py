@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Network, IPv6Network
+from itertools import islice
 from typing import NamedTuple
 
 from speaker.kernel.codec import FibRoute, Interner, NextHop, addr_key, net_key, sort_nexthops
@@ -102,6 +103,15 @@ class OpResult(NamedTuple):
 
 OthersSlot = dict[tuple[int, int], FibRoute]  # (tos, metric) -> route
 
+_KIND_NAME = {kind: kind.value for kind in KernelEventKind}  # .value is slow on 3.11
+#: Routine per-route outcomes (logged at DEBUG): counted always, published as events only
+#: when someone reads them (``Reconciler.route_events``).
+_ROUTINE = frozenset({
+    KernelEventKind.ADOPTED, KernelEventKind.INSTALLED, KernelEventKind.REPLACED,
+    KernelEventKind.DELETED, KernelEventKind.SWEPT,
+})
+_DELETE = OpKind.DELETE
+
 
 class Reconciler:
     """State of one kernel table as the bridge sees it, and what to change in it.
@@ -118,6 +128,10 @@ class Reconciler:
         self.unknown_ifindex = False  # a learned route names a device we have no name for
         self.needs_scan = False  # an outcome surprised us (EEXIST, no answer): re-dump soon
         self.counters: Counter[str] = Counter()
+        self.route_events = True
+        """Publish an event per routine route write (installed, deleted...).  The daemon
+        turns this off unless its log shows DEBUG or events go to JSON or metrics: a
+        100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
         self._wanted: dict[int, KernelRoute] = {}
         self._desired: dict[int, FibRoute | None] = {}
@@ -126,7 +140,9 @@ class Reconciler:
         self._extra: dict[int, list[FibRoute]] = {}  # kernel: ours at other keys
         self._others: dict[int, OthersSlot] = {}  # kernel: everything not ours
         self._learned: dict[int, LearnedRoute] = {}
-        self._dirty: OrderedDict[int, None] = OrderedDict()
+        # prefixes to look at, oldest first (a plain dict: an OrderedDict allocates a list
+        # node per entry, and marking 100,000 prefixes dirty was a quarter of unwant())
+        self._dirty: dict[int, None] = {}
         self._inflight: dict[int, int] = {}
         self._redo: set[int] = set()
         self._errors: dict[int, str] = {}
@@ -140,10 +156,13 @@ class Reconciler:
         self._unconfirmed_extra: set[tuple[int, int, int]] = set()  # (key, tos, metric)
         self._event_fix: dict[int, float] = {}
         self._resolver = Resolver()
-        self._nh_users: dict[int, set[int]] = {}  # BGP next hop -> prefixes using it
+        # BGP next hop -> how many wanted prefixes use it (a count, not a set of 100,000
+        # keys: a next hop whose resolution changes is rare, and then one walk finds them)
+        self._nh_users: dict[int, int] = {}
         self._nh_addr: dict[int, IPAddress] = {}
         self._nh_cache: dict[int, NextHop | str] = {}
         self._hopsets: dict[tuple[int, ...], tuple[tuple[NextHop, ...], str]] = {}
+        self._nh_keys: dict[int, tuple[tuple[IPAddress, ...], tuple[int, ...]]] = {}
         self._events: list[KernelEvent] = []
         self._learn_changes: list[LearnedRoute | IPNetwork] = []
 
@@ -167,7 +186,7 @@ class Reconciler:
         nexthops: tuple[IPAddress, ...] = (),
         error: int = 0,
     ) -> None:
-        self.counters[kind.value] += 1
+        self.counters[_KIND_NAME[kind]] += 1
         self._events.append(KernelEvent(kind, prefix, reason, nexthops, error))
 
     # -- the RIB side ----------------------------------------------------------------------
@@ -178,11 +197,15 @@ class Reconciler:
             raise TypeError(f"want() takes a KernelRoute, got {route!r}")
         key = net_key(route.prefix)
         old = self._wanted.get(key)
+        hops = route.nexthops
+        if old is not None and old.nexthops is hops and old.blackhole == route.blackhole:
+            return  # the same wanted route (the core shares one tuple per next-hop set)
         if old == route:
             return
         self._wanted[key] = route
-        nh_keys = tuple(addr_key(addr) for addr in route.nexthops)
-        self._track_nexthops(key, old, route, nh_keys)
+        nh_keys = self._nh_keys_of(hops)
+        if old is None or old.nexthops is not hops:
+            self._track_nexthops(key, old, route, nh_keys)
         self._withdrawn.discard(key)
         self._recompute(key, nh_keys)
         self._dirty[key] = None
@@ -198,10 +221,9 @@ class Reconciler:
             return
         self._track_nexthops(key, old, None)
         self._desired.pop(key, None)
-        self._why.pop(key, None)
-        self._lost.pop(key, None)
-        self._blocked.pop(key, None)
-        self._errors.pop(key, None)
+        for notes in (self._why, self._lost, self._blocked, self._errors):
+            if notes:  # usually empty
+                notes.pop(key, None)
         if key in self._ours or key in self._inflight:
             self._withdrawn.add(key)
         self._dirty[key] = None
@@ -247,24 +269,37 @@ class Reconciler:
         new: KernelRoute | None,
         nh_keys: tuple[int, ...] = (),
     ) -> None:
+        users = self._nh_users
         if old is not None:
-            for addr in old.nexthops:
-                akey = addr_key(addr)
-                users = self._nh_users.get(akey)
-                if users is not None:
-                    users.discard(key)
-                    if not users:
-                        del self._nh_users[akey]
+            for akey in self._nh_keys_of(old.nexthops):
+                count = users.get(akey)
+                if count is not None:
+                    if count > 1:
+                        users[akey] = count - 1
+                    else:
+                        del users[akey]
                         self._nh_cache.pop(akey, None)
                         self._hopsets.clear()
                         self._nh_addr.pop(akey, None)
         if new is not None:
             for addr, akey in zip(new.nexthops, nh_keys, strict=True):
-                users = self._nh_users.get(akey)
-                if users is None:
-                    users = self._nh_users[akey] = set()
+                count = users.get(akey)
+                if count is None:
+                    users[akey] = 1
                     self._nh_addr[akey] = self.interner.addr(addr)
-                users.add(key)
+                else:
+                    users[akey] = count + 1
+
+    def _nh_keys_of(self, hops: tuple[IPAddress, ...]) -> tuple[int, ...]:
+        """The address keys of a next-hop tuple, memoised on the (shared) tuple object."""
+        hit = self._nh_keys.get(id(hops))
+        if hit is not None and hit[0] is hops:
+            return hit[1]
+        keys = tuple(addr_key(addr) for addr in hops)
+        if len(self._nh_keys) > 4096:
+            self._nh_keys.clear()
+        self._nh_keys[id(hops)] = (hops, keys)  # holds hops: the id cannot be reused meanwhile
+        return keys
 
     def _resolve(self, akey: int) -> NextHop | str:
         hop = self._nh_cache.get(akey)
@@ -489,15 +524,18 @@ class Reconciler:
         if not keys:
             return
         self._resolver.rebuild(r for slot in self._others.values() for r in slot.values())
+        moved: set[int] = set()
         for akey, old_hop in list(self._nh_cache.items()):
             hop = self._resolver.resolve(self._nh_addr[akey])
             if hop != old_hop:
                 self._hopsets.clear()
                 self._nh_cache[akey] = hop
-                for key in self._nh_users.get(akey, ()):
-                    if key in self._wanted:
-                        self._recompute(key)
-                        self._dirty[key] = None
+                moved.add(akey)
+        if moved:
+            for key, route in self._wanted.items():
+                if not moved.isdisjoint(self._nh_keys_of(route.nexthops)):
+                    self._recompute(key)
+                    self._dirty[key] = None
         for key in keys:
             if key in self._wanted or key in self._ours:
                 self._dirty[key] = None
@@ -559,12 +597,15 @@ class Reconciler:
         if not self.loaded:
             return ops
         dirty = self._dirty
+        inflight = self._inflight
         while dirty and len(ops) < limit:
-            key, _ = dirty.popitem(last=False)
-            if key in self._inflight:
-                self._redo.add(key)
-                continue
-            self._plan_key(key, ops)
+            # oldest first, in slices: a key marked dirty again while waiting keeps its place
+            for key in list(islice(dirty, limit - len(ops))):
+                del dirty[key]
+                if key in inflight:
+                    self._redo.add(key)
+                    continue
+                self._plan_key(key, ops)
         return ops
 
     def _start(self, op: Op, ops: list[Op]) -> None:
@@ -577,8 +618,9 @@ class Reconciler:
         current = self._ours.get(key)
         converged = self.phase is Phase.CONVERGED
         if want is not None:
-            self._unconfirmed.discard(key)  # a peer wants this prefix: confirmed
-            blocker = self._blocker(key, want.priority)
+            if self._unconfirmed:
+                self._unconfirmed.discard(key)  # a peer wants this prefix: confirmed
+            blocker = self._blocker(key, want.priority) if self._others else None
             if blocker is not None:
                 text = (
                     f"proto {proto_name(blocker.proto)} route {blocker.describe()} holds this "
@@ -643,32 +685,47 @@ class Reconciler:
 
     def apply(self, results: Iterable[OpResult], now: float) -> None:
         """Fold the kernel's answers into the view; failures are kept and retried per scan."""
+        inflight = self._inflight
+        ours = self._ours
+        writes = 0
         for op, error, message in results:
             route = op.route
             key = route.key
-            left = self._inflight.get(key, 1) - 1
+            left = inflight.get(key, 1) - 1
             if left > 0:
-                self._inflight[key] = left
+                inflight[key] = left
             else:
-                self._inflight.pop(key, None)
-            ok = error == 0 or (op.kind is OpKind.DELETE and error in (errno.ESRCH, errno.ENOENT))
+                inflight.pop(key, None)
+            kind = op.kind
+            ok = error == 0 or (kind is _DELETE and error in (errno.ESRCH, errno.ENOENT))
             if ok:
-                self.counters["writes"] += 1
-                if op.kind is OpKind.DELETE:
+                writes += 1
+                # the sets below are empty but around a restart or a failure: test first
+                if kind is _DELETE:
                     if route.is_primary:
-                        self._ours.pop(key, None)
+                        ours.pop(key, None)
                         self._withdrawn.discard(key)
-                        self._adopted.discard(key)
-                        self._unconfirmed.discard(key)
+                        if self._adopted:
+                            self._adopted.discard(key)
+                        if self._unconfirmed:
+                            self._unconfirmed.discard(key)
                     else:
                         self._drop_extra(route)
                 else:
-                    self._ours[key] = route
-                    self._lost.pop(key, None)
-                    self._adopted.discard(key)
-                    self._unconfirmed.discard(key)
-                self._errors.pop(key, None)
-                self._emit(op.cause, route.prefix, op.reason, _gateways(route))
+                    ours[key] = route
+                    if self._lost:
+                        self._lost.pop(key, None)
+                    if self._adopted:
+                        self._adopted.discard(key)
+                    if self._unconfirmed:
+                        self._unconfirmed.discard(key)
+                if self._errors:
+                    self._errors.pop(key, None)
+                cause = op.cause
+                if self.route_events or cause not in _ROUTINE:
+                    self._emit(cause, route.prefix, op.reason, _gateways(route))
+                else:
+                    self.counters[_KIND_NAME[cause]] += 1
             else:
                 self.counters["write_errors"] += 1
                 if error == UNKNOWN_OUTCOME:
@@ -687,9 +744,11 @@ class Reconciler:
                         _gateways(route),
                         max(error, 0),
                     )
-            if key in self._redo and key not in self._inflight:
+            if self._redo and key in self._redo and key not in inflight:
                 self._redo.discard(key)
                 self._dirty[key] = None
+        if writes:
+            self.counters["writes"] += writes
 
     def _drop_extra(self, route: FibRoute) -> None:
         rest = [

@@ -20,7 +20,10 @@ from speaker.rib.decision import (
 )
 from speaker.rib.events import RouteChange
 from speaker.rib.path import Path, same_paths
+from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
+
+_IPV4 = Afi.IPV4
 
 
 class LocEntry:
@@ -72,6 +75,11 @@ class LocRib:
         self.policy = policy
         self.merge_limit = merge_limit if merge_paths else 1
         self.entries: dict[Prefix, LocEntry] = {}
+        self.best_by_source: dict[str, int] = {}
+        """IPv4 prefixes whose best path comes from each source (peer or local source
+        name), kept as entries settle: ``show protocols all``'s "preferred" without a walk."""
+        self.non_ipv4 = 0
+        """Entries that are not IPv4 (kept as entries come and go)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -88,7 +96,13 @@ class LocRib:
         e = self.entries.get(prefix)
         if e is None:
             e = self.entries[prefix] = LocEntry(prefix)
+            if prefix.afi is not _IPV4:
+                self.non_ipv4 += 1
         return e
+
+    def ipv4_count(self) -> int:
+        """How many IPv4 prefixes the table holds (O(1))."""
+        return len(self.entries) - self.non_ipv4
 
     def settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
         """Recompute each dirty entry once; return the changes of best path or ECMP set.
@@ -100,6 +114,7 @@ class LocRib:
         entries = self.entries
         policy = self.policy
         limit = self.merge_limit
+        by_source = self.best_by_source
         for e in dirty:
             e.dirty = False
             paths = e.paths
@@ -109,6 +124,8 @@ class LocRib:
             if n == 1:
                 only = paths[0]
                 e.best = only
+                if old_best is None or old_best.peer is not only.peer:
+                    _count_best(by_source, old_best, only)
                 if len(old_ecmp) == 1 and only.same_route(old_best):
                     e.ecmp = (only,)
                     continue
@@ -121,9 +138,12 @@ class LocRib:
             elif n == 0:
                 if entries.get(e.prefix) is e:
                     del entries[e.prefix]
+                    if e.prefix.afi is not _IPV4:
+                        self.non_ipv4 -= 1
                 e.best = None
                 e.ecmp = ()
                 if old_best is not None:
+                    _count_best(by_source, old_best, None)
                     append(
                         RouteChange(e.prefix, old_best, None, old_ecmp, (), BestPathReason.NO_PATH)
                     )
@@ -134,6 +154,8 @@ class LocRib:
                 ecmp = ecmp_set(best, paths, policy, limit)
                 e.best = best
                 e.ecmp = ecmp
+                if old_best is None or old_best.peer is not best.peer:
+                    _count_best(by_source, old_best, best)
                 if best.same_route(old_best) and same_paths(ecmp, old_ecmp):
                     continue
                 append(
@@ -142,3 +164,20 @@ class LocRib:
                     )
                 )
         return changes
+
+
+def _count_best(by_source: dict[str, int], old: Path | None, new: Path | None) -> None:
+    """A prefix's best path moved from ``old``'s source to ``new``'s (IPv4 only)."""
+    path = old if old is not None else new
+    if path is None or path.prefix.afi is not _IPV4:
+        return
+    if old is not None:
+        name = old.peer.name
+        left = by_source[name] - 1
+        if left:
+            by_source[name] = left
+        else:
+            del by_source[name]
+    if new is not None:
+        name = new.peer.name
+        by_source[name] = by_source.get(name, 0) + 1

@@ -100,6 +100,32 @@ class RouteCount:
         return f"{self.paths} of {self.paths} routes for {self.networks} networks"
 
 
+@dataclass(frozen=True, slots=True)
+class TableCounts:
+    """The IPv4 table's counters, kept as the RIB changes (O(sources) to read, no walk):
+    prefixes, paths per source, prefixes whose best path is each source's."""
+
+    networks: int
+    paths_by_source: Mapping[str, int]
+    best_by_source: Mapping[str, int]
+
+    @property
+    def paths(self) -> int:
+        """Every path of every prefix."""
+        return sum(self.paths_by_source.values())
+
+    def route_count(
+        self, protocol: str | None = None, primary: bool = False
+    ) -> tuple[int, int, int]:
+        """``show route [primary] count [protocol P]``: (shown, examined, networks), as
+        BIRD counts them: the routes examined are every path (only the best one per prefix
+        with ``primary``), the shown ones those of ``protocol`` among them."""
+        per_source = self.best_by_source if primary else self.paths_by_source
+        examined = self.networks if primary else self.paths
+        shown = examined if protocol is None else per_source.get(protocol, 0)
+        return shown, examined, self.networks
+
+
 def route_view(entry: LocEntry, policy: SelectionPolicy = DEFAULT_POLICY) -> RouteView:
     """The view of one Loc-RIB entry."""
     best = entry.best

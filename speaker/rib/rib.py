@@ -33,7 +33,15 @@ from speaker.rib.events import RouteChange
 from speaker.rib.loc_rib import LocEntry, LocRib, remove_path, replace_path
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
-from speaker.rib.query import RouteCount, RouteView, count, longest_match, parse_target, route_view
+from speaker.rib.query import (
+    RouteCount,
+    RouteView,
+    TableCounts,
+    count,
+    longest_match,
+    parse_target,
+    route_view,
+)
 from speaker.wire.attributes import MpReachAttr, MpUnreachAttr
 from speaker.wire.context import IPV4_UNICAST, Family, Negotiated
 from speaker.wire.enums import Afi
@@ -43,6 +51,7 @@ from speaker.wire.nlri import Nlri, Prefix
 PeerRef = PeerInfo | str
 _new: Any = tuple.__new__  # builds NamedTuples without their Python-level __new__
 _BGP = SourceKind.BGP
+_IPV4 = Afi.IPV4
 
 
 class UnknownPeerError(KeyError):
@@ -191,7 +200,8 @@ class Rib:
         dirty: list[LocEntry],
     ) -> None:
         table = adj.paths
-        entries = self.loc.entries
+        loc = self.loc
+        entries = loc.entries
         peer = adj.info
         kind = adj.kind
         refresh = adj.refresh
@@ -210,10 +220,14 @@ class Rib:
             if entry is None:
                 entry = entries[prefix] = LocEntry(prefix)
                 entry.paths.append(path)
+                if prefix.afi is not _IPV4:
+                    loc.non_ipv4 += 1
             elif old is None:
                 entry.paths.append(path)
             else:
                 replace_path(entry.paths, old, path)
+            if old is None and prefix.afi is not _IPV4:
+                adj.non_ipv4 += 1
             if not entry.dirty:
                 entry.dirty = True
                 dirty.append(entry)
@@ -230,6 +244,8 @@ class Rib:
             old = table.pop(nlri, None)
             if old is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
+            if old.prefix.afi is not _IPV4:
+                adj.non_ipv4 -= 1
             entry = entries[old.prefix]
             remove_path(entry.paths, old)
             if not entry.dirty:
@@ -519,8 +535,13 @@ class Rib:
         return [route_view(e, self.selection) for e in entries]
 
     def count(self) -> RouteCount:
-        """``show route count``."""
+        """``show route count`` by a walk of the table (every AFI)."""
         return count(self.loc)
+
+    def counts(self) -> TableCounts:
+        """The IPv4 table's counters, read in O(sources): what the control views show."""
+        paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
+        return TableCounts(self.loc.ipv4_count(), paths, dict(self.loc.best_by_source))
 
     def __repr__(self) -> str:
         return f"Rib(AS{self.asn}, {len(self.loc)} prefixes, {len(self._out)} sessions)"

@@ -23,6 +23,27 @@ from speaker.wire.errors import BgpError, LocalProtocolError, update_error
 _BITS = {Afi.IPV4: 32, Afi.IPV6: 128}
 
 
+_object_new = object.__new__
+_V4Net = ipaddress.IPv4Network
+_V4Addr = ipaddress.IPv4Address
+_v4_netmask = ipaddress.IPv4Network._make_netmask  # type: ignore[attr-defined]  # memoised
+
+
+def ipv4_network(addr: int, length: int) -> ipaddress.IPv4Network:
+    """``IPv4Network((addr, length))`` for a decoded prefix, without re-parsing it: what
+    ``IPv4Network.__init__`` sets, for a network address whose host bits are zero and a
+    length below 31 (the kernel intent of every route; 0.5 us instead of 2.5 us).  Anything
+    else goes through the constructor."""
+    if length >= 31 or not 0 <= addr <= 0xFFFFFFFF or addr & ((1 << (32 - length)) - 1):
+        return _V4Net((addr, length))
+    net = _object_new(_V4Net)
+    address = _object_new(_V4Addr)
+    address._ip = addr  # type: ignore[attr-defined]
+    net.network_address = address
+    net.netmask, net._prefixlen = _v4_netmask(length)  # type: ignore[attr-defined]
+    return net
+
+
 class Prefix(NamedTuple):
     """An IP prefix: address family, network address as an integer, prefix length."""
 
@@ -34,7 +55,7 @@ class Prefix(NamedTuple):
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         """The prefix as an ``ipaddress`` network."""
         if self.afi is Afi.IPV4:
-            return ipaddress.IPv4Network((self.addr, self.length))
+            return ipv4_network(self.addr, self.length)
         return ipaddress.IPv6Network((self.addr, self.length))
 
     @classmethod

@@ -1,0 +1,274 @@
+"""No-root replay: a 100k-route capture through session + RIB + core + kernel planning.
+
+Run: ``python -m integration.bench.replay [--feed packed|distinct|both] [--repeat 3]
+[--profile FILE] [--no-tracemalloc]``.  It needs neither root nor BIRD: the sender's side of
+``tests/data/captures/bench-100k-{packed,distinct}.pcap`` (BIRD 1.6.8 at 192.168.0.80) is fed
+to a :class:`~speaker.core.SpeakerCore` configured as the receiver (192.168.0.81), in the
+datagram-sized pieces the capture holds.  The kernel port is a real
+:class:`~speaker.kernel.reconcile.Reconciler` whose planned batches are packed into netlink
+bytes (:class:`~speaker.kernel.netlink.RouteWriter`'s packing) and acknowledged by a fake
+kernel: everything of the daemon's route path except the sockets.
+
+Per stage it prints CPU seconds (``time.process_time``), medians of ``--repeat`` runs:
+
+* ``decode``: the session alone (framing, FSM, UPDATE decode), events drained;
+* ``feed``: session + RIB + core + kernel intents + reconciler + packing, until the last
+  route is planned, packed and acknowledged;
+* ``withdraw``: the peer disabled (Cease): every route withdrawn, unwanted and deleted;
+
+and, in a separate pass under tracemalloc, the Python heap the feed leaves behind per route
+(bytes/route, after a full ``gc.collect()``).  Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import statistics
+import time
+import tracemalloc
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from speaker.config import Config, parse_config
+from speaker.core import Dial, SpeakerCore
+from speaker.events import Event
+from speaker.kernel.codec import FibRoute, NextHop
+from speaker.kernel.model import IPNetwork, KernelConfig, KernelRoute, RouteType
+from speaker.kernel.netlink import CHUNK_MESSAGES, pack_op
+from speaker.kernel.reconcile import OpResult, Reconciler
+from speaker.pcap import read_capture
+from speaker.session import PeerSession
+
+CAPTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "captures"
+SENDER = "192.168.0.80"
+RECEIVER = "192.168.0.81"
+ROUTES = 100_000
+
+CONFIG = f"""
+router_id = "{RECEIVER}"
+asn = 64512
+listen = "{RECEIVER}"
+control_socket = "/nonexistent/replay.ctl"
+
+[[peer]]
+address = "{SENDER}"
+asn = 64512
+source_address = "{RECEIVER}"
+
+[originate]
+blocks = ["10.255.255.0/26"]
+
+[pools]
+cidrs = ["10.0.0.0/8"]
+
+[kernel]
+protocol = 186
+"""
+
+
+def sender_stream(feed: str) -> list[bytes]:
+    """The sender's bytes to the receiver, one item per captured TCP segment."""
+    path = CAPTURES / f"bench-100k-{feed}.pcap"
+    return [m.data for m in read_capture(path) if str(m.source) == f"{SENDER}:179"]
+
+
+class PlanningKernel:
+    """A KernelPort: the bridge's Reconciler, its batches packed to bytes, a fake kernel
+    acknowledging every request (the daemon's route path minus the sockets)."""
+
+    def __init__(self) -> None:
+        self.rec = Reconciler(KernelConfig(protocol=186))
+        connected = FibRoute(
+            0, _net("192.168.0.0/24"), 254, 2, RouteType.UNICAST,
+            nexthops=(NextHop(None, 2),),
+        )
+        self.rec.load([connected._replace(key=_key(connected.prefix))], 0.0, initial=True)
+        self.rec.converge("replay")
+        self.rec.take_events()
+        self.bytes = 0
+        self.seq = 1
+
+    def want(self, route: KernelRoute) -> None:
+        self.rec.want(route)
+
+    def unwant(self, prefix: IPNetwork) -> None:
+        self.rec.unwant(prefix)
+
+    def converged(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        """What the bridge's flush loop does: plan, pack, 'send', apply the ACKs."""
+        rec = self.rec
+        while rec.has_work():
+            ops = rec.plan(CHUNK_MESSAGES * 4)
+            for op in ops:
+                self.seq += 1
+                self.bytes += len(pack_op(op, self.seq))
+            rec.apply([OpResult(op, 0) for op in ops], 0.0)
+            rec.take_events()
+
+    def installed(self) -> int:
+        return rec_ours(self.rec)
+
+
+def rec_ours(rec: Reconciler) -> int:
+    return int(rec.stats()["ours"])
+
+
+def _net(text: str) -> IPNetwork:
+    from ipaddress import ip_network
+
+    return ip_network(text)
+
+
+def _key(prefix: IPNetwork) -> int:
+    from speaker.kernel.codec import net_key
+
+    return net_key(prefix)
+
+
+def _null(_event: Event) -> None:
+    pass
+
+
+def establish(core: SpeakerCore) -> tuple[str, int]:
+    """Let the core dial the sender; the connection is made at once."""
+    core.start(0.0)
+    now = 0.0
+    while True:
+        now += 1.0
+        core.handle_timer(now)
+        action = core.next_action()
+        while action is not None and not isinstance(action, Dial):
+            action = core.next_action()
+        if action is not None:
+            core.connection_made(action.peer, action.conn_id, now, outgoing=True,
+                                 local_address=IPv4Address(RECEIVER))
+            return action.peer, action.conn_id
+
+
+def run_feed(config: Config, segments: list[bytes]) -> tuple[SpeakerCore, PlanningKernel,
+                                                             str, int, float]:
+    kernel = PlanningKernel()
+    core = SpeakerCore(config, kernel, _null)
+    peer, conn = establish(core)
+    gc.collect()
+    t0 = time.process_time()
+    now = 10.0
+    for data in segments:
+        core.receive_data(peer, conn, data, now)
+        core.data_to_send(peer, conn)
+        if core.flush_due:
+            core.flush()
+        kernel.flush()
+    elapsed = time.process_time() - t0
+    return core, kernel, peer, conn, elapsed
+
+
+def run_withdraw(core: SpeakerCore, kernel: PlanningKernel, peer: str) -> float:
+    t0 = time.process_time()
+    core.disable(peer, 20.0)
+    if core.flush_due:
+        core.flush()
+    kernel.flush()
+    return time.process_time() - t0
+
+
+def decode_only(config: Config, segments: list[bytes]) -> float:
+    from speaker.core.peers import session_config
+
+    session = PeerSession(session_config(config, config.peers[0], restarting=False))
+    session.start(0.0)
+    session.handle_timer(10.0)
+    (conn,) = session.connections()
+    session.connection_made(conn, 10.0, outgoing=True)
+    gc.collect()
+    t0 = time.process_time()
+    for data in segments:
+        session.receive_data(conn, data, 11.0)
+        while session.next_event() is not None:
+            pass
+        session.data_to_send(conn)
+    return time.process_time() - t0
+
+
+def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) -> None:
+    config = parse_config(CONFIG)
+    segments = sender_stream(feed)
+    decode: list[float] = []
+    feeds: list[float] = []
+    withdraws: list[float] = []
+    for _ in range(repeat):
+        decode.append(decode_only(config, segments))
+        core, kernel, peer, _conn, elapsed = run_feed(config, segments)
+        feeds.append(elapsed)
+        installed = kernel.installed()
+        withdraws.append(run_withdraw(core, kernel, peer))
+        left = kernel.installed()
+        del core, kernel
+        gc.collect()
+    print(f"{feed:9s} decode {statistics.median(decode):6.3f} s"
+          f"   feed {statistics.median(feeds):6.3f} s"
+          f"   withdraw {statistics.median(withdraws):6.3f} s"
+          f"   (installed {installed}, left {left}; {len(segments)} segments)")
+    if profile:
+        prof = cProfile.Profile()
+        kernel = PlanningKernel()
+        core = SpeakerCore(config, kernel, _null)
+        peer, conn = establish(core)
+        prof.enable()
+        for data in segments:
+            core.receive_data(peer, conn, data, 10.0)
+            if core.flush_due:
+                core.flush()
+            kernel.flush()
+        core.disable(peer, 20.0)
+        kernel.flush()
+        prof.disable()
+        out = f"{profile}-{feed}.prof"
+        prof.dump_stats(out)
+        print(f"          cProfile of feed + withdraw: {out}")
+    if use_tracemalloc:
+        _memory(feed, config, segments)
+
+
+def _memory(feed: str, config: Config, segments: list[bytes]) -> None:
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    core, kernel, _peer, _conn, _ = run_feed(config, segments)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    peak = tracemalloc.get_traced_memory()[1] - base
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    print(f"          heap after feed {held / 2**20:6.1f} MiB = {held / ROUTES:5.0f} bytes/route;"
+          f" peak {peak / 2**20:6.1f} MiB")
+    top = snap.statistics("lineno")[:8]
+    for stat in top:
+        frame = stat.traceback[0]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        print(f"            {stat.size / ROUTES:6.0f} B/route  {stat.count:8d} blocks  {where}")
+    del core, kernel
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feed", choices=("packed", "distinct", "both"), default="both")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="write cProfile stats to PREFIX-<feed>.prof")
+    parser.add_argument("--no-tracemalloc", action="store_true")
+    args = parser.parse_args(argv)
+    gc.set_threshold(20_000, 20, 20)  # as speaker.daemon.run_daemon sets it
+    feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
+    print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
+          f" {args.repeat}")
+    for feed in feeds:
+        measure(feed, args.repeat, args.profile, not args.no_tracemalloc)
+
+if __name__ == "__main__":
+    main()
