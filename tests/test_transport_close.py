@@ -235,6 +235,7 @@ class _Reads:
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.calls: list[str] = []
+        self.reading_paused = False  # the owner's back-pressure: not engaged here
 
     def data_received(self, conn: BgpConnection, data: bytes) -> None:
         self.chunks.append(data)
