@@ -33,7 +33,8 @@ from speaker.kernel import KernelConfig as BridgeConfig
 from speaker.logs import LogFormat, configure_logging, event_log
 from speaker.sinks import CounterSink, JsonSink
 from speaker.systemd import Notifier
-from speaker.transport import ListenerKeys, SessionTransport
+from speaker.tcp_security import ListenerKeys
+from speaker.transport import SessionTransport
 
 if TYPE_CHECKING:
     from speaker.datastore.feed import DatastoreFeed

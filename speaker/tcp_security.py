@@ -20,12 +20,21 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
+from speaker.config import PeerConfig
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 
-__all__ = ["Secret", "md5sig_option", "set_md5_key", "set_ttl_security"]
+__all__ = [
+    "ListenerKeys",
+    "Secret",
+    "md5sig_option",
+    "secure_socket",
+    "set_md5_key",
+    "set_ttl_security",
+]
 
 TCP_MD5SIG = 14
 """linux/tcp.h: set or (with an empty key) remove the key for one peer address."""
@@ -128,3 +137,35 @@ def md5_failure_reason(before: dict[str, int], after: dict[str, int]) -> str | N
     }
     what = ", ".join(f"{n} {words[k]}" for k, n in rise.items())
     return f"Kernel MD5 auth failed: segments dropped by TCP MD5 (RFC 2385): {what}"
+
+
+def secure_socket(sock: socket.socket, peer: PeerConfig) -> None:
+    """The peer's TCP MD5 key and GTSM on a socket that will connect to it."""
+    if peer.password is not None:
+        set_md5_key(sock, peer.address, peer.password.value)
+    if peer.ttl_security:
+        set_ttl_security(sock)
+
+
+class ListenerKeys:
+    """The MD5 keys on the port-179 listening sockets: one per peer with a password.
+
+    Set at start and updated on reload (a new, changed or removed key), without touching the
+    sessions of peers whose key did not change (RFC 2385; BIRD sets them the same way)."""
+
+    def __init__(self, sockets: Sequence[SocketOptions]) -> None:
+        self.sockets = sockets
+        self.keys: dict[IPv4Address, bytes] = {}
+
+    def apply(self, peers: tuple[PeerConfig, ...]) -> None:
+        """Make the listeners' keys those of ``peers``."""
+        wanted = {p.address: p.password.value for p in peers if p.password is not None}
+        for address in [a for a in self.keys if a not in wanted]:
+            for sock in self.sockets:
+                set_md5_key(sock, address, b"")
+            del self.keys[address]
+        for address, key in wanted.items():
+            if self.keys.get(address) != key:
+                for sock in self.sockets:
+                    set_md5_key(sock, address, key)
+                self.keys[address] = key

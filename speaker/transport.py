@@ -7,195 +7,27 @@ core calls :meth:`SessionTransport.wake` when output waits outside a socket even
 a kernel input, UPDATEs due to be flushed); the flush of the peers' Adj-RIB-Out runs once per
 loop iteration.  KEEPALIVE/NOTIFICATION are written before UPDATEs and UPDATEs only while the
 socket is not backed up, so a long feed never delays a KEEPALIVE by more than one buffer.
-
-A connection the session closes is not simply closed: its last data (the NOTIFICATION) is
-written, then it is half-closed (FIN after that data) and whatever the peer still sends is read
-and dropped until the peer closes too or :data:`CLOSE_LINGER` passes.  Closing a socket whose
-receive queue holds unread data, or that receives data after the close, makes the kernel send
-a RST, and a RST makes the peer's kernel discard what its application has not read yet: our
-NOTIFICATION.  BIRD likewise keeps a connection open until its NOTIFICATION has gone.
+The connections themselves are :class:`speaker.connection.BgpConnection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import socket
-import struct
-import termios
-from collections.abc import Callable, Sequence
-from ipaddress import IPv4Address
+from collections.abc import Callable
 
 from speaker.config import PeerConfig
+from speaker.connection import CLOSE_LINGER, BgpConnection, Key
 from speaker.core import Close, Dial, Forget, SpeakerCore
-from speaker.tcp_security import (
-    SocketOptions,
-    md5_drops,
-    md5_failure_reason,
-    set_md5_key,
-    set_ttl_security,
-)
+from speaker.tcp_security import md5_drops, md5_failure_reason, secure_socket, set_ttl_security
 
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
-
-READ_SLICE = 8192
-"""Octets of received data handed to the core per event-loop turn.  One socket read can hold
-256 KiB: 90 packed UPDATEs, 27,000 routes, close to a second of work in one callback, during
-which no KEEPALIVE, timer or control query runs.  Larger reads are fed a slice per turn, with
-reading paused until the last slice is in (BIRD likewise bounds the work of one rx event)."""
-
-CLOSE_LINGER = 2.0
-"""Seconds a closed connection keeps draining the peer's data after our half-close, waiting
-for the peer's own close, before it is dropped (bounds what a silent peer can hold)."""
 
 MD5_SILENT = ("no answer with TCP MD5 on: a peer with another key, or none, drops our "
               "signed SYN without a word (RFC 2385)")
 """Why a signed attempt went unanswered when our own kernel dropped nothing: the peer's did."""
 
-Key = tuple[str, int]
-"""(peer name, connection id)."""
-
-
-class BgpConnection(asyncio.Protocol):
-    """One TCP connection; forwards everything to its :class:`SessionTransport`."""
-
-    def __init__(
-        self, owner: SessionTransport | None, key: Key = ("", -1), *, outgoing: bool = False
-    ) -> None:
-        self.owner = owner
-        self.key = key
-        self.outgoing = outgoing
-        self.transport: asyncio.Transport | None = None
-        self.paused = False
-        self.closed: asyncio.Future[None] | None = None  # set by close_gracefully()
-        self.lost = False
-        self._linger: asyncio.TimerHandle | None = None
-        self._unread = bytearray()  # received, not yet given to the core (READ_SLICE)
-        self._slicing: asyncio.Handle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # BGP messages are small and latency matters more than packet count.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.owner is not None:
-            # Tell the core now: the peer's OPEN may arrive in the very next callback,
-            # before create_connection() returns to the dialling task.
-            self.owner.connection_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self.owner is None:
-            return
-        if self._unread or len(data) > READ_SLICE:
-            self._unread += data
-            if self._slicing is None:
-                if self.transport is not None:
-                    self.transport.pause_reading()
-                self._next_slice()
-            return
-        self.owner.data_received(self, data)
-
-    def _next_slice(self) -> None:
-        """Give the core one READ_SLICE of the backlog; the rest on the next loop turn."""
-        self._slicing = None
-        owner = self.owner
-        if owner is None:
-            self._unread.clear()
-            return
-        chunk = bytes(self._unread[:READ_SLICE])
-        del self._unread[:READ_SLICE]
-        owner.data_received(self, chunk)
-        if self._unread:
-            self._slicing = asyncio.get_running_loop().call_soon(self._next_slice)
-        elif self.transport is not None and not self.lost and not owner.reading_paused:
-            self.transport.resume_reading()  # (back-pressure resumes it later otherwise)
-
-    @property
-    def slicing(self) -> bool:
-        """True while a large read is still being handed to the core slice by slice."""
-        return self._slicing is not None
-
-    def _drain_backlog(self) -> None:
-        """Everything still held, at once (the connection is going: keep the order)."""
-        if self._slicing is not None:
-            self._slicing.cancel()
-            self._slicing = None
-        data, self._unread = bytes(self._unread), bytearray()
-        if data and self.owner is not None:
-            self.owner.data_received(self, data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._drain_backlog()
-        self.lost = True
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        if self.closed is not None and not self.closed.done():
-            self.closed.set_result(None)
-        if self.owner is not None:
-            self.owner.connection_lost(self, exc)
-
-    def close_gracefully(self, linger: float = CLOSE_LINGER) -> asyncio.Future[None]:
-        """Detach from the owner, half-close after what was written, drain the peer's data
-        until it closes too (or ``linger`` seconds), then drop the connection.
-
-        Why not ``close()``: it stops reading, so data the peer sends meanwhile stays unread,
-        and closing a socket with unread data sends a RST that can destroy our NOTIFICATION
-        in the peer's receive queue before the peer has read it."""
-        self.owner = None  # from now on data_received() drops what arrives
-        self._unread.clear()
-        loop = asyncio.get_running_loop()
-        if self.closed is None:
-            self.closed = loop.create_future()
-        transport = self.transport
-        if transport is None or self.lost:
-            if not self.closed.done():
-                self.closed.set_result(None)
-            return self.closed
-        if transport.is_closing():
-            return self.closed  # already closing: connection_lost() follows
-        self._linger = loop.call_later(linger, transport.abort)
-        if transport.can_write_eof():
-            transport.write_eof()  # FIN once the buffered data (the NOTIFICATION) is out
-        else:
-            transport.close()
-        return self.closed
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.owner is not None:
-            self.owner.service()
-
-    def backlog(self) -> int:
-        """Octets written and not yet sent: the transport's buffer plus the socket's send
-        queue (``SIOCOUTQ``: unsent and unacknowledged).  A peer that stops reading closes
-        its TCP window, and this stops shrinking (RFC 9687)."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return 0
-        octets = transport.get_write_buffer_size()
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-                octets += struct.unpack("i", raw)[0]
-            except OSError:
-                pass
-        return octets
-
-    @property
-    def local_address(self) -> IPv4Address | None:
-        """Our address on this connection (the NEXT_HOP we announce)."""
-        if self.transport is None:
-            return None
-        name = self.transport.get_extra_info("sockname")
-        return IPv4Address(name[0]) if name else None
 
 
 READ_PAUSE_HIGH = 20_000
@@ -485,35 +317,3 @@ class SessionTransport:
             if conn.transport is not None:
                 conn.transport.abort()
         self.connections.clear()
-
-
-def secure_socket(sock: socket.socket, peer: PeerConfig) -> None:
-    """The peer's TCP MD5 key and GTSM on a socket that will connect to it."""
-    if peer.password is not None:
-        set_md5_key(sock, peer.address, peer.password.value)
-    if peer.ttl_security:
-        set_ttl_security(sock)
-
-
-class ListenerKeys:
-    """The MD5 keys on the port-179 listening sockets: one per peer with a password.
-
-    Set at start and updated on reload (a new, changed or removed key), without touching the
-    sessions of peers whose key did not change (RFC 2385; BIRD sets them the same way)."""
-
-    def __init__(self, sockets: Sequence[SocketOptions]) -> None:
-        self.sockets = sockets
-        self.keys: dict[IPv4Address, bytes] = {}
-
-    def apply(self, peers: tuple[PeerConfig, ...]) -> None:
-        """Make the listeners' keys those of ``peers``."""
-        wanted = {p.address: p.password.value for p in peers if p.password is not None}
-        for address in [a for a in self.keys if a not in wanted]:
-            for sock in self.sockets:
-                set_md5_key(sock, address, b"")
-            del self.keys[address]
-        for address, key in wanted.items():
-            if self.keys.get(address) != key:
-                for sock in self.sockets:
-                    set_md5_key(sock, address, key)
-                self.keys[address] = key

@@ -14,13 +14,14 @@ from speaker.config import ConfigError, PeerConfig, parse_config
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 from speaker.tcp_security import (
     IP_MINTTL,
+    ListenerKeys,
     md5_drops,
     md5_failure_reason,
     md5sig_option,
+    secure_socket,
     set_md5_key,
     set_ttl_security,
 )
-from speaker.transport import ListenerKeys, secure_socket
 
 LOOPBACK = IPv4Address("127.0.0.1")
 

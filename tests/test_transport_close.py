@@ -5,7 +5,7 @@ made us close, and reads late.  Before the fix the transport wrote the NOTIFICAT
 ``close()``: it stopped reading, the peer's later data stayed unread (or arrived after the
 close), and the kernel answered with a RST that destroyed the NOTIFICATION in the peer's
 receive queue.  Now the connection is half-closed after the NOTIFICATION and drained until the
-peer closes (``speaker/transport.py``, ``BgpConnection.close_gracefully``).
+peer closes (``speaker/connection.py``, ``BgpConnection.close_gracefully``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import pytest
 
 import speaker.transport as transport_module
 from speaker.config import parse_config
+from speaker.connection import BgpConnection
 from speaker.core import SpeakerCore, session_config
 from speaker.events import Event
 from speaker.session import build_open
-from speaker.transport import BgpConnection, SessionTransport
+from speaker.transport import SessionTransport
 from tests.corenet import FakeKernel
 from tests.sessiontesting import mirror, wire
 
@@ -248,7 +249,7 @@ class _Reads:
 
 
 async def test_a_large_read_reaches_the_core_a_slice_per_loop_turn() -> None:
-    from speaker.transport import READ_SLICE
+    from speaker.connection import READ_SLICE
 
     reads = _Reads()
     conn = BgpConnection(reads)  # type: ignore[arg-type]

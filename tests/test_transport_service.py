@@ -11,9 +11,10 @@ import asyncio
 import pytest
 
 from speaker.config import parse_config
+from speaker.connection import BgpConnection
 from speaker.core import SpeakerCore
 from speaker.events import Event
-from speaker.transport import BgpConnection, SessionTransport
+from speaker.transport import SessionTransport
 from tests.corenet import FakeKernel
 
 CONFIG = """
