@@ -7,7 +7,6 @@ actions are the core's commands.  Nothing here decides anything: a command the c
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING
 from speaker.control.commands import CommandFailed
 from speaker.control.views import (
     ActionOutcome,
-    DatastorePeerView,
     DatastoreView,
     EventView,
     ExplainView,
@@ -28,7 +26,7 @@ from speaker.control.views import (
 )
 from speaker.core import CoreError, SpeakerCore, explain, status
 from speaker.core.status import KernelReader
-from speaker.history import EventHistory, HistoryEntry
+from speaker.history import EventHistory
 from speaker.kernel.model import KernelSnapshotEntry
 
 if TYPE_CHECKING:
@@ -72,42 +70,11 @@ class SpeakerBackend:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _keys(self, name: str | None) -> set[str] | None:
-        """The history keys of protocol ``name``: its name and its address (session events
-        carry the neighbour's address)."""
-        if name is None:
-            return None
-        try:
-            return {name, str(self.core.config.peer(name).address)}
-        except KeyError:
-            return {name}
-
-    def _view(self, entry: HistoryEntry) -> EventView:
-        names = {str(p.address): p.name for p in self.core.config.peers}
-        text = entry.text
-        if entry.peer and text.startswith(f"{entry.peer}: "):
-            text = text[len(entry.peer) + 2:]  # the protocol column already says whose
-        return EventView(
-            time=datetime.fromtimestamp(entry.time).astimezone(),
-            peer=names.get(entry.peer, entry.peer),
-            kind=entry.kind,
-            level=logging.getLevelName(entry.level).lower(),
-            text=text,
-            fields=entry.fields,
-        )
-
     def events(self, name: str | None, since: datetime | None) -> Sequence[EventView]:
-        start = None if since is None else since.timestamp()
-        return [self._view(e) for e in self.history.entries(self._keys(name), start)]
+        return self.history.views(self.core.config.peers, name, since)
 
     def watch(self, name: str | None, callback: Callable[[EventView], None]) -> Callable[[], None]:
-        keys = self._keys(name)
-
-        def deliver(entry: HistoryEntry) -> None:
-            if keys is None or entry.peer in keys:
-                callback(self._view(entry))
-
-        return self.history.watch(deliver)
+        return self.history.watch_views(self.core.config.peers, name, callback)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -128,7 +95,7 @@ class SpeakerBackend:
         return status.kernel_view(self.core, self.kernel_reader)
 
     def datastore(self) -> DatastoreView | None:
-        return None if self.feed is None else datastore_view(self.feed)
+        return None if self.feed is None else self.feed.view()
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -155,23 +122,3 @@ class SpeakerBackend:
         except CoreError as exc:
             raise CommandFailed(str(exc)) from None
         return ActionOutcome.ALREADY if done is False else ActionOutcome.DONE
-
-
-def datastore_view(feed: DatastoreFeed) -> DatastoreView:
-    """``show datastore``: the source's status and the configuration in force."""
-    st = feed.source.status
-    settings = feed.source.settings
-    config = feed.applied
-    return DatastoreView(
-        type=settings.type, endpoint=st.endpoint, node_name=settings.node_name,
-        connected=st.connected, revision=st.revision, last_error=st.last_error,
-        last_change=datetime.fromtimestamp(st.last_change) if st.last_change else None,
-        reads=st.reads, keys=len(feed.source.snapshot), problems=st.problems,
-        router_id=None if config is None else config.router_id,
-        asn=0 if config is None else config.asn,
-        peers=() if config is None else tuple(
-            DatastorePeerView(p.name, p.address, p.asn, p.passive) for p in config.peers),
-        blocks=() if config is None else tuple(config.originate.blocks),
-        pools=() if config is None else tuple(config.pools.cidrs),
-        applied_revision=feed.applied_revision, feed_error=feed.feed_error,
-    )

@@ -19,6 +19,7 @@ import fcntl
 import socket
 import struct
 import termios
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -29,7 +30,8 @@ Key = tuple[str, int]
 class ConnectionOwner(Protocol):
     """What a connection reports to (the transport; a stand-in in tests)."""
 
-    reading_paused: bool
+    @property
+    def reading_paused(self) -> bool: ...
 
     def connection_made(self, conn: BgpConnection) -> None: ...
 
@@ -189,3 +191,60 @@ class BgpConnection(asyncio.Protocol):
             return None
         name = self.transport.get_extra_info("sockname")
         return IPv4Address(name[0]) if name else None
+
+
+READ_PAUSE_HIGH = 20_000
+"""Kernel writes queued above which we stop reading from peers (back-pressure)."""
+READ_PAUSE_LOW = 5_000
+"""... and below which we read again."""
+READ_PAUSE_POLL = 0.02
+"""Seconds between looks at the backlog while reading is paused."""
+
+
+class ReadThrottle:
+    """Back-pressure: a peer can send UPDATEs faster than the kernel takes the routes.
+
+    Decoding and the RIB keep up (they run in ``data_received``), so what would grow is the
+    kernel writer's queue.  When ``backlog()`` passes :data:`READ_PAUSE_HIGH` every connection
+    stops reading (``pause_reading``: the socket's receive window fills and TCP slows the
+    sender down, as BIRD's event loop does by not polling the socket) until the backlog is
+    under :data:`READ_PAUSE_LOW`.  The backlog drains at tens of thousands of routes a second,
+    so a pause is far shorter than any hold time."""
+
+    def __init__(
+        self, backlog: Callable[[], int] | None, connections: Callable[[], Iterable[BgpConnection]]
+    ) -> None:
+        self._backlog = backlog
+        self._connections = connections
+        self.paused = False
+        self.pauses = 0
+        """How many times reading was paused (for tests and ``show``)."""
+        self.stopped = False
+
+    def check(self) -> None:
+        """After a read: pause every connection if the backlog is over the high mark."""
+        if self._backlog is None or self.paused or self._backlog() <= READ_PAUSE_HIGH:
+            return
+        self.paused = True
+        self.pauses += 1
+        for conn in self._connections():
+            if conn.transport is not None and conn.transport.is_reading():
+                conn.transport.pause_reading()
+        asyncio.get_running_loop().call_later(READ_PAUSE_POLL, self._maybe_resume)
+
+    def hold(self, conn: BgpConnection) -> None:
+        """A new connection while paused does not read either."""
+        if self.paused and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    def _maybe_resume(self) -> None:
+        if self.stopped:
+            return
+        assert self._backlog is not None
+        if self._backlog() > READ_PAUSE_LOW:
+            asyncio.get_running_loop().call_later(READ_PAUSE_POLL, self._maybe_resume)
+            return
+        self.paused = False
+        for conn in self._connections():
+            if conn.transport is not None and not conn.transport.is_closing() and not conn.slicing:
+                conn.transport.resume_reading()  # a connection still slicing resumes itself

@@ -195,16 +195,9 @@ class Speaker:
                 return
             self.apply_config(new)
             return
-        if new.datastore is None:
-            self.bus.publish(DaemonEvent("reload refused: [datastore] was removed; restart the "
-                                         "speaker to run from the file alone"))
-            return
-        derived = self.datastore.retemplate(new)
-        if derived is None:
-            self.bus.publish(DaemonEvent("reload refused: the datastore derives no "
-                                         "configuration for this node (see show datastore)"))
-            return
-        self.datastore.apply(self.apply_config, derived)
+        refused = self.datastore.reload(new, self.apply_config)
+        if refused is not None:
+            self.bus.publish(DaemonEvent(f"reload refused: {refused}"))
 
     def apply_config(self, new: Config) -> bool:
         """Hand a new configuration to the core (SIGHUP, or the datastore); listener MD5 keys
@@ -229,26 +222,12 @@ async def serve(config: Config, bus: EventBus, *, restarting: bool = False,
     feed: DatastoreFeed | None = None
     path = config.source
     if config.datastore is not None:
-        from speaker.datastore.etcd import EtcdSource  # only with [datastore] (start-up RSS)
-        from speaker.datastore.feed import DatastoreFeed
+        from speaker.datastore.feed import first_config  # only with [datastore] (start-up RSS)
 
-        source = EtcdSource(config.datastore, template=config)
-        feed = DatastoreFeed(source)
-        if metrics is not None:
-            metrics.watch_datastore(lambda: source.status.connected,
-                                    lambda: source.status.revision)
-        notifier.status(f"waiting for the datastore {feed.description}")
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            config = await feed.first()
-        except asyncio.CancelledError:
-            log.info("stopped while waiting for the datastore")
-            await feed.close()
-            return 0
+        first = await first_config(config, notifier, metrics)
+        if first is None:
+            return 0  # stopped while waiting
+        config, feed = first
     speaker = Speaker(config, bus, restarting=restarting, notifier=notifier, datastore=feed,
                       config_path=path, route_events=route_events)
     return await speaker.run()

@@ -19,8 +19,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from speaker.config import PeerConfig
+from speaker.control.views import EventView
 from speaker.events import Event
 
 SPEAKER = ""
@@ -96,3 +99,52 @@ class EventHistory:
         """Call ``watcher`` with every notable event from now on; returns the unsubscribe."""
         self._watchers.append(watcher)
         return lambda: self._watchers.remove(watcher)
+
+    # -- as the control socket shows them ---------------------------------------------------
+
+    def views(
+        self, peers: Iterable[PeerConfig], name: str | None, since: datetime | None
+    ) -> list[EventView]:
+        """``show events [NAME] [since T]``: protocol names instead of addresses."""
+        names = _names(peers)
+        start = None if since is None else since.timestamp()
+        return [_view(e, names) for e in self.entries(_keys(names, name), start)]
+
+    def watch_views(
+        self, peers: Iterable[PeerConfig], name: str | None, callback: Callable[[EventView], None]
+    ) -> Callable[[], None]:
+        """``watch [NAME]``: each new event of ``name`` (or all) as a view."""
+        names = _names(peers)
+        keys = _keys(names, name)
+
+        def deliver(entry: HistoryEntry) -> None:
+            if keys is None or entry.peer in keys:
+                callback(_view(entry, names))
+
+        return self.watch(deliver)
+
+
+def _names(peers: Iterable[PeerConfig]) -> dict[str, str]:
+    """Protocol name by neighbour address (session events carry the address)."""
+    return {str(p.address): p.name for p in peers}
+
+
+def _keys(names: dict[str, str], name: str | None) -> set[str] | None:
+    """The history keys of protocol ``name``: its name and its address."""
+    if name is None:
+        return None
+    return {name, *(address for address, n in names.items() if n == name)}
+
+
+def _view(entry: HistoryEntry, names: dict[str, str]) -> EventView:
+    text = entry.text
+    if entry.peer and text.startswith(f"{entry.peer}: "):
+        text = text[len(entry.peer) + 2:]  # the protocol column already says whose
+    return EventView(
+        time=datetime.fromtimestamp(entry.time).astimezone(),
+        peer=names.get(entry.peer, entry.peer),
+        kind=entry.kind,
+        level=logging.getLevelName(entry.level).lower(),
+        text=text,
+        fields=entry.fields,
+    )

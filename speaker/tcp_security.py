@@ -28,8 +28,10 @@ from speaker.config import PeerConfig
 from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 
 __all__ = [
+    "MD5_SILENT",
     "ListenerKeys",
     "Secret",
+    "SignedAttempt",
     "md5sig_option",
     "secure_socket",
     "set_md5_key",
@@ -123,6 +125,22 @@ def md5_drops(netstat: str | None = None) -> dict[str, int]:
             table = dict(zip(names[1:], values[1:], strict=False))
             return {k: int(table.get(k, 0)) for k in MD5_COUNTERS}
     return dict.fromkeys(MD5_COUNTERS, 0)
+
+
+MD5_SILENT = ("no answer with TCP MD5 on: a peer with another key, or none, drops our "
+              "signed SYN without a word (RFC 2385)")
+"""Why a signed attempt went unanswered when our own kernel dropped nothing: the peer's did."""
+
+
+class SignedAttempt:
+    """The MD5 drop counters around one signed connection attempt."""
+
+    def __init__(self) -> None:
+        self.before = md5_drops()
+
+    def why(self) -> str | None:
+        """What our kernel dropped since the attempt began, in words (None: nothing)."""
+        return md5_failure_reason(self.before, md5_drops())
 
 
 def md5_failure_reason(before: dict[str, int], after: dict[str, int]) -> str | None:

@@ -17,45 +17,22 @@ import socket
 from collections.abc import Callable
 
 from speaker.config import PeerConfig
-from speaker.connection import CLOSE_LINGER, BgpConnection, Key
+from speaker.connection import CLOSE_LINGER, BgpConnection, Key, ReadThrottle
 from speaker.core import Close, Dial, Forget, SpeakerCore
-from speaker.tcp_security import md5_drops, md5_failure_reason, secure_socket, set_ttl_security
+from speaker.tcp_security import MD5_SILENT, SignedAttempt, secure_socket, set_ttl_security
 
 WRITE_CHUNK = 65536
 """Octets of UPDATEs handed to a transport at a time (the transport's high-water mark)."""
 
-MD5_SILENT = ("no answer with TCP MD5 on: a peer with another key, or none, drops our "
-              "signed SYN without a word (RFC 2385)")
-"""Why a signed attempt went unanswered when our own kernel dropped nothing: the peer's did."""
-
-
-
-READ_PAUSE_HIGH = 20_000
-"""Kernel writes queued above which we stop reading from peers (back-pressure)."""
-READ_PAUSE_LOW = 5_000
-"""... and below which we read again."""
-READ_PAUSE_POLL = 0.02
-"""Seconds between looks at the backlog while reading is paused."""
-
 
 class SessionTransport:
-    """Owns every peer connection and the core's one timer.
-
-    Back-pressure: a peer can send UPDATEs faster than the kernel takes the routes.  Decoding
-    and the RIB keep up (they run in ``data_received``), so what would grow is the kernel
-    writer's queue.  When ``backlog()`` passes :data:`READ_PAUSE_HIGH` every connection
-    stops reading (``pause_reading``: the socket's receive window fills and TCP slows the
-    sender down, as BIRD's event loop does by not polling the socket) until the backlog is
-    under :data:`READ_PAUSE_LOW`.  The backlog drains at tens of thousands of routes a second,
-    so a pause is far shorter than any hold time."""
+    """Owns every peer connection and the core's one timer (reading throttled by the kernel
+    writer's backlog: :class:`speaker.connection.ReadThrottle`)."""
 
     def __init__(self, core: SpeakerCore, backlog: Callable[[], int] | None = None) -> None:
         self.core = core
-        self._backlog = backlog
-        self.reading_paused = False
-        self.read_pauses = 0
-        """How many times reading was paused (for tests and ``show``)."""
         self._loop = asyncio.get_running_loop()
+        self.throttle = ReadThrottle(backlog, lambda: self.connections.values())
         self.connections: dict[Key, BgpConnection] = {}
         self._connecting: dict[Key, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -100,8 +77,7 @@ class SessionTransport:
             if peer is not None and peer.ttl_security and sock is not None:
                 set_ttl_security(sock)  # GTSM from the next segment on (RFC 5082 3)
         self.connections[conn.key] = conn
-        if self.reading_paused:
-            conn.transport.pause_reading()
+        self.throttle.hold(conn)
         peer_name, conn_id = conn.key
         self.core.connection_made(
             peer_name, conn_id, self.now, outgoing=conn.outgoing, local_address=conn.local_address
@@ -114,32 +90,11 @@ class SessionTransport:
         # cost O(peers) per message, O(peers^2) to bring a mesh up.
         self.core.receive_data(*conn.key, data, self.now)
         self.wake()
-        if (
-            self._backlog is not None
-            and not self.reading_paused
-            and self._backlog() > READ_PAUSE_HIGH
-        ):
-            self._pause_reading()
+        self.throttle.check()
 
-    def _pause_reading(self) -> None:
-        self.reading_paused = True
-        self.read_pauses += 1
-        for conn in self.connections.values():
-            if conn.transport is not None and conn.transport.is_reading():
-                conn.transport.pause_reading()
-        self._loop.call_later(READ_PAUSE_POLL, self._maybe_resume_reading)
-
-    def _maybe_resume_reading(self) -> None:
-        if self.closed:
-            return
-        assert self._backlog is not None
-        if self._backlog() > READ_PAUSE_LOW:
-            self._loop.call_later(READ_PAUSE_POLL, self._maybe_resume_reading)
-            return
-        self.reading_paused = False
-        for conn in self.connections.values():
-            if conn.transport is not None and not conn.transport.is_closing() and not conn.slicing:
-                conn.transport.resume_reading()  # a connection still slicing resumes itself
+    @property
+    def reading_paused(self) -> bool:
+        return self.throttle.paused
 
     def connection_lost(self, conn: BgpConnection, exc: Exception | None) -> None:
         if self.connections.pop(conn.key, None) is None:
@@ -232,15 +187,14 @@ class SessionTransport:
         key = (action.peer, action.conn_id)
         peer = self._peer_config(action.peer)
         sock: socket.socket | None = None
-        drops: dict[str, int] | None = None  # MD5 drop counters before the attempt
+        signed: SignedAttempt | None = None
         try:
             # Our own socket, so that the MD5 key and GTSM are set before the SYN leaves.
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             if peer is not None:
                 secure_socket(sock, peer)
-                if peer.password is not None:
-                    drops = md5_drops()
+                signed = SignedAttempt() if peer.password is not None else None
             if action.source_address is not None:
                 sock.bind((str(action.source_address), 0))
             await asyncio.wait_for(
@@ -256,10 +210,8 @@ class SessionTransport:
                 sock.close()
             self._connecting.pop(key, None)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            reason = reason or type(exc).__name__
-            if drops is not None:
-                why = md5_failure_reason(drops, md5_drops())
-                reason = reason if why is None else f"{reason}; {why}"
+            why = None if signed is None else signed.why()
+            reason = "; ".join(filter(None, (reason or type(exc).__name__, why)))
             self.core.connection_failed(*key, self.now, reason)
             self.service()
             return
@@ -269,9 +221,8 @@ class SessionTransport:
             self._connecting.pop(key, None)
             if sock is not None:
                 sock.close()
-            if drops is not None:
-                why = md5_failure_reason(drops, md5_drops()) or MD5_SILENT
-                self.core.connection_note(key[0], why)
+            if signed is not None:
+                self.core.connection_note(key[0], signed.why() or MD5_SILENT)
             raise
         if self.closed or key not in self.connections:
             # the session gave up on this attempt meanwhile (collision, stop)
@@ -306,6 +257,7 @@ class SessionTransport:
 
         Connections the session already closed keep draining (see :meth:`wait_closed`)."""
         self.closed = True
+        self.throttle.stopped = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -10,7 +10,6 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from speaker.backend import datastore_view
 from speaker.config import Config, DatastoreConfig, KernelConfig
 from speaker.control.commands import CommandExecutor
 from speaker.control.protocol import ReplyCode
@@ -158,7 +157,7 @@ async def test_retemplate_rederives_with_the_files_local_settings() -> None:
 async def test_show_datastore_and_its_json() -> None:
     feed, gw = make_feed()
     await feed.first()
-    view = datastore_view(feed)
+    view = feed.view()
     assert view.connected and view.revision == 10 and view.keys == len(gw.store)
     assert view.summary == "Datastore: etcdv3 https://192.0.2.1:2379, connected, revision 10"
     executor = CommandExecutor(StaticBackend([], datastore=view))

@@ -17,6 +17,7 @@ import struct
 
 import pytest
 
+import speaker.connection as connection_module
 import speaker.transport as transport_module
 from speaker.config import parse_config
 from speaker.connection import BgpConnection
@@ -204,7 +205,7 @@ async def test_reading_pauses_while_the_kernel_backlog_is_high() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         _reader, writer = await asyncio.open_connection(LOCAL, port)
-        backlog[0] = transport_module.READ_PAUSE_HIGH + 1
+        backlog[0] = connection_module.READ_PAUSE_HIGH + 1
         (peer_config,) = core.config.peers
         their_open = build_open(mirror(session_config(core.config, peer_config, restarting=False)))
         writer.write(wire(their_open))  # the peer's OPEN: the check runs after each read
@@ -216,13 +217,13 @@ async def test_reading_pauses_while_the_kernel_backlog_is_high() -> None:
         (conn,) = made
         assert conn.transport is not None
         assert peer.reading_paused and not conn.transport.is_reading()
-        backlog[0] = transport_module.READ_PAUSE_LOW + 1  # still too high to resume
-        await asyncio.sleep(transport_module.READ_PAUSE_POLL * 5)
+        backlog[0] = connection_module.READ_PAUSE_LOW + 1  # still too high to resume
+        await asyncio.sleep(connection_module.READ_PAUSE_POLL * 5)
         assert not conn.transport.is_reading()
         backlog[0] = 0
-        await asyncio.sleep(transport_module.READ_PAUSE_POLL * 5)
+        await asyncio.sleep(connection_module.READ_PAUSE_POLL * 5)
         assert not peer.reading_paused and conn.transport.is_reading()
-        assert peer.read_pauses == 1
+        assert peer.throttle.pauses == 1
         writer.close()
     finally:
         peer.abort()

@@ -17,10 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from speaker.config import Config
+from speaker.control.views import DatastorePeerView, DatastoreView
 from speaker.datastore.etcd import EtcdSource
+from speaker.systemd import Notifier
+
+if TYPE_CHECKING:
+    from speaker.metrics import MetricsSink
 
 __all__ = ["DatastoreFeed"]
 
@@ -126,3 +134,57 @@ class DatastoreFeed:
         if config is not None:
             self.source.last = config
         return config
+
+    def reload(self, new: Config, apply: Callable[[Config], bool]) -> str | None:
+        """SIGHUP with a datastore: the file is the template (local settings); derive again
+        and apply.  Returns why the reload was refused, or None."""
+        if new.datastore is None:
+            return "[datastore] was removed; restart the speaker to run from the file alone"
+        derived = self.retemplate(new)
+        if derived is None:
+            return "the datastore derives no configuration for this node (see show datastore)"
+        self.apply(apply, derived)
+        return None
+
+    def view(self) -> DatastoreView:
+        """``show datastore``: the source's status and the configuration in force."""
+        st = self.source.status
+        settings = self.source.settings
+        config = self.applied
+        return DatastoreView(
+            type=settings.type, endpoint=st.endpoint, node_name=settings.node_name,
+            connected=st.connected, revision=st.revision, last_error=st.last_error,
+            last_change=datetime.fromtimestamp(st.last_change) if st.last_change else None,
+            reads=st.reads, keys=len(self.source.snapshot), problems=st.problems,
+            router_id=None if config is None else config.router_id,
+            asn=0 if config is None else config.asn,
+            peers=() if config is None else tuple(
+                DatastorePeerView(p.name, p.address, p.asn, p.passive) for p in config.peers),
+            blocks=() if config is None else tuple(config.originate.blocks),
+            pools=() if config is None else tuple(config.pools.cidrs),
+            applied_revision=self.applied_revision, feed_error=self.feed_error,
+        )
+
+
+async def first_config(
+    config: Config, notifier: Notifier, metrics: MetricsSink | None
+) -> tuple[Config, DatastoreFeed] | None:
+    """With ``[datastore]``: the feed and this node's first derived configuration, waited for
+    (retrying while etcd cannot be reached); None if SIGTERM/SIGINT came meanwhile."""
+    assert config.datastore is not None
+    source = EtcdSource(config.datastore, template=config)
+    feed = DatastoreFeed(source)
+    if metrics is not None:
+        metrics.watch_datastore(lambda: source.status.connected, lambda: source.status.revision)
+    notifier.status(f"waiting for the datastore {feed.description}")
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await feed.first(), feed
+    except asyncio.CancelledError:
+        log.info("stopped while waiting for the datastore")
+        await feed.close()
+        return None
