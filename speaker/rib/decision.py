@@ -228,22 +228,21 @@ def decide(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -> D
     return eliminate(paths, policy)
 
 
-def eliminate(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -> Decision:
-    """Selection by elimination over any number of paths (at least two)."""
+Seen = Callable[[BestPathReason, list[Path], list[Path], "Key | None"], None]
+"""Told of each step: the step, the candidates it looked at, those it dropped, its key."""
+
+
+def _select(paths: Sequence[Path], policy: SelectionPolicy, seen: Seen) -> list[Path]:
+    """The elimination itself (see the module docstring for the order): run the steps until
+    one path is left, telling ``seen`` of each.  :func:`eliminate` and :func:`trace_steps`
+    both drive it, so what ``speaker explain`` prints is what selection did."""
     cands = list(paths)
-    losers: list[tuple[Path, BestPathReason]] = []
-    last: tuple[BestPathReason, list[Path], Key | None] | None = None
 
     def run(reason: BestPathReason, key: Key | None) -> bool:
-        nonlocal cands, last
-        if key is None:
-            kept, dropped = _keep_min_med(cands, policy)
-        else:
-            kept, dropped = _keep_min(cands, key)
-        if dropped:
-            losers.extend((p, reason) for p in dropped)
-            last = (reason, dropped, key)
-            cands = kept
+        nonlocal cands
+        kept, dropped = _keep_min_med(cands, policy) if key is None else _keep_min(cands, key)
+        seen(reason, cands, dropped, key)
+        cands = kept
         return len(cands) == 1
 
     done = run(BestPathReason.PREFERENCE, lambda p: -policy.preference(p)) or run(
@@ -256,7 +255,22 @@ def eliminate(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -
                     break
         else:
             run(BestPathReason.SOURCE_NAME, lambda p: (p.peer.name, p.path_id or 0))
-    best = cands[0]
+    return cands
+
+
+def eliminate(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -> Decision:
+    """Selection by elimination over any number of paths (at least two)."""
+    losers: list[tuple[Path, BestPathReason]] = []
+    last: tuple[BestPathReason, list[Path], Key | None] | None = None
+
+    def seen(reason: BestPathReason, _looked: list[Path], dropped: list[Path],
+             key: Key | None) -> None:
+        nonlocal last
+        if dropped:
+            losers.extend((p, reason) for p in dropped)
+            last = (reason, dropped, key)
+
+    best = _select(paths, policy, seen)[0]
     assert last is not None  # paths are distinct, so some step eliminated a competitor
     reason, dropped, key = last
     if key is None:
@@ -509,35 +523,18 @@ def _shown(reason: BestPathReason, p: Path, policy: SelectionPolicy) -> str:
 
 
 def trace_steps(paths: Sequence[Path], policy: SelectionPolicy = DEFAULT_POLICY) -> list[StepTrace]:
-    """Every step :func:`eliminate` takes over ``paths``, in order, until one path is left:
-    what ``speaker explain`` prints (the same steps and keys, so it cannot disagree)."""
+    """Every step selection takes over ``paths``, in order, until one path is left: what
+    ``speaker explain`` prints (the same driver as :func:`eliminate`, so it cannot disagree)."""
     index = {id(p): i for i, p in enumerate(paths)}
-    cands = list(paths)
     out: list[StepTrace] = []
 
-    def run(reason: BestPathReason, key: Key | None) -> bool:
-        nonlocal cands
+    def seen(reason: BestPathReason, looked: list[Path], dropped: list[Path],
+             _key: Key | None) -> None:
         values: list[str | None] = [None] * len(paths)
-        for p in cands:
+        for p in looked:
             values[index[id(p)]] = _shown(reason, p, policy)
-        if len(cands) > 1:
-            kept, dropped = _keep_min_med(cands, policy) if key is None else _keep_min(cands, key)
-        else:
-            kept, dropped = cands, []
         out.append(StepTrace(reason, tuple(values), tuple(index[id(p)] for p in dropped)))
-        cands = kept
-        return len(cands) <= 1
 
-    if not paths:
-        return out
-    done = run(BestPathReason.PREFERENCE, lambda p: -policy.preference(p)) or run(
-        BestPathReason.SOURCE_KIND, lambda p: _KIND_RANK[p.source]
-    )
-    if not done:
-        if cands[0].source is SourceKind.BGP:
-            for reason, key in _bgp_steps(policy):
-                if run(reason, key):
-                    break
-        else:
-            run(BestPathReason.SOURCE_NAME, lambda p: (p.peer.name, p.path_id or 0))
+    if paths:
+        _select(paths, policy, seen)
     return out
