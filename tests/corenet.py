@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from speaker.config import Config
 from speaker.core import Close, Dial, Forget, SpeakerCore, session_config
@@ -33,6 +33,9 @@ from speaker.session import (
 from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
 from tests.sessiontesting import mirror
+
+if TYPE_CHECKING:
+    from speaker.transport import SessionTransport
 
 E = TypeVar("E", bound=Event)
 Net = IPv4Network | IPv6Network
@@ -301,3 +304,19 @@ class CoreNet:
                 raise AssertionError(f"condition not met within {max_ms} ms")
             self.advance(100)
             waited += 100
+
+
+def live_transport(
+    config: Config, events: list[Event], backlog: Callable[[], int] | None = None
+) -> SessionTransport:
+    """A started core with the real asyncio transport around it (inside a running loop):
+    for tests over loopback sockets."""
+    from speaker.transport import SessionTransport  # asyncio: only the socket tests need it
+
+    holder: list[SessionTransport] = []
+    core = SpeakerCore(config, FakeKernel(), events.append, wake=lambda: holder[0].wake())
+    transport = SessionTransport(core, backlog)
+    holder.append(transport)
+    core.start(transport.now)
+    transport.service()
+    return transport

@@ -21,11 +21,11 @@ import speaker.connection as connection_module
 import speaker.transport as transport_module
 from speaker.config import parse_config
 from speaker.connection import BgpConnection
-from speaker.core import SpeakerCore, session_config
+from speaker.core import session_config
 from speaker.events import Event
 from speaker.session import build_open
 from speaker.transport import SessionTransport
-from tests.corenet import FakeKernel
+from tests.corenet import live_transport
 from tests.sessiontesting import mirror, wire
 
 LOCAL = "127.0.0.1"
@@ -67,15 +67,7 @@ class _Accept(BgpConnection):
 
 def passive_speaker(events: list[Event]) -> SessionTransport:
     """A core with one passive peer at 127.0.0.1 and the asyncio transport around it."""
-    holder: list[SessionTransport] = []
-    core = SpeakerCore(
-        parse_config(CONFIG), FakeKernel(), events.append, wake=lambda: holder[0].wake()
-    )
-    transport = SessionTransport(core)
-    holder.append(transport)
-    core.start(transport.now)
-    transport.service()
-    return transport
+    return live_transport(parse_config(CONFIG), events)
 
 
 def notifications(stream: bytes) -> list[tuple[int, int]]:
@@ -187,13 +179,8 @@ async def test_reading_pauses_while_the_kernel_backlog_is_high() -> None:
     then slows the sender); below READ_PAUSE_LOW they read again."""
     loop = asyncio.get_running_loop()
     backlog = [0]
-    holder: list[SessionTransport] = []
-    core = SpeakerCore(parse_config(CONFIG), FakeKernel(), [].append,
-                       wake=lambda: holder[0].wake())
-    peer = SessionTransport(core, lambda: backlog[0])
-    holder.append(peer)
-    core.start(peer.now)
-    peer.service()
+    peer = live_transport(parse_config(CONFIG), [], lambda: backlog[0])
+    core = peer.core
     made: list[BgpConnection] = []
 
     def accept() -> BgpConnection:

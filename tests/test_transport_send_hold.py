@@ -15,7 +15,6 @@ import struct
 from ipaddress import IPv4Address, IPv4Network
 
 from speaker.config import parse_config
-from speaker.core import SpeakerCore
 from speaker.events import Event
 from speaker.kernel.model import LearnedRoute
 from speaker.session import SessionDown, SessionUp
@@ -25,7 +24,7 @@ from speaker.wire.capabilities import FourOctetAsCapability, MultiprotocolCapabi
 from speaker.wire.context import DEFAULT_CONTEXT
 from speaker.wire.enums import ErrorCode
 from speaker.wire.messages import Keepalive, Open
-from tests.corenet import FakeKernel
+from tests.corenet import live_transport
 
 LOCAL = "127.0.0.1"
 SEND_HOLD = 1.5
@@ -53,15 +52,7 @@ KEEPALIVE = Keepalive().encode(DEFAULT_CONTEXT)
 
 
 def speaker(events: list[Event]) -> SessionTransport:
-    holder: list[SessionTransport] = []
-    core = SpeakerCore(
-        parse_config(CONFIG), FakeKernel(), events.append, wake=lambda: holder[0].wake()
-    )
-    transport = SessionTransport(core)
-    holder.append(transport)
-    core.start(transport.now)
-    transport.service()
-    return transport
+    return live_transport(parse_config(CONFIG), events)
 
 
 async def messages(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> None:

@@ -12,10 +12,8 @@ import pytest
 
 from speaker.config import parse_config
 from speaker.connection import BgpConnection
-from speaker.core import SpeakerCore
 from speaker.events import Event
-from speaker.transport import SessionTransport
-from tests.corenet import FakeKernel
+from tests.corenet import live_transport
 
 CONFIG = """
 router_id = "192.0.2.1"
@@ -37,14 +35,8 @@ passive = true
 def test_reads_in_one_iteration_make_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> tuple[int, int, int]:
         events: list[Event] = []
-        holder: list[SessionTransport] = []
-        core = SpeakerCore(
-            parse_config(CONFIG), FakeKernel(), events.append, wake=lambda: holder[0].wake()
-        )
-        transport = SessionTransport(core)
-        holder.append(transport)
-        core.start(transport.now)
-        transport.service()
+        transport = live_transport(parse_config(CONFIG), events)
+        core = transport.core
         received: list[tuple[str, int, bytes]] = []
         monkeypatch.setattr(core, "receive_data", lambda p, c, d, now: received.append((p, c, d)))
         services = 0
