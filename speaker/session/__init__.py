@@ -91,6 +91,7 @@ from speaker.session.events import (
     TimerFired,
     UpdateReceived,
 )
+from speaker.session.handlers import TRANSITIONS
 from speaker.session.jitter import Jitter, no_jitter, rfc4271_jitter
 from speaker.session.negotiated import (
     PeerGracefulRestart,
@@ -102,7 +103,6 @@ from speaker.session.negotiated import (
 from speaker.session.peer import PeerSession
 from speaker.session.state import (
     FSM_ERROR_SUBCODES,
-    TRANSITIONS,
     DownReason,
     GracefulRestartOutcome,
     Input,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import ClassVar, NamedTuple
 
 from speaker.events import Event
 from speaker.session.config import SessionConfig, build_open
@@ -33,7 +33,6 @@ from speaker.session.jitter import Jitter, no_jitter
 from speaker.session.negotiated import SessionInfo
 from speaker.session.state import (
     STATE_RANK,
-    TRANSITIONS,
     Closing,
     DownReason,
     GracefulRestartOutcome,
@@ -65,6 +64,10 @@ class Cause(NamedTuple):
 
 class SessionCore:
     """State, plumbing and the connect/close paths shared by handlers and the public API."""
+
+    _transitions: ClassVar[Mapping[tuple[State, Input], Transition]] = {}
+    """The transition table (``speaker.session.handlers.TRANSITIONS``, set on the class that
+    has the handlers)."""
 
     def __init__(self, config: SessionConfig, *, jitter: Jitter | None = None) -> None:
         self.config = config
@@ -178,18 +181,15 @@ class SessionCore:
         The handler returns False when it closed the connection or kept its state; else
         the connection moves to the entry's next state and its ``after`` hook runs.
         """
-        t = TRANSITIONS.get((conn.state, inp))
+        t = self._transitions.get((conn.state, inp))
         if t is None:
             raise LocalProtocolError(f"{inp} is not valid for a connection in {conn.state}")
-        handler: Callable[[Connection, float, object, Transition], bool]
-        handler = getattr(self, t.handler)
-        if not handler(conn, now, payload, t) or t.next is None or conn.closing:
+        if not t.handler(self, conn, now, payload, t) or t.next is None or conn.closing:
             return
         conn.state = t.next
         self._update_state()
         if t.after is not None:
-            after: Callable[[Connection, float], None] = getattr(self, t.after)
-            after(conn, now)
+            t.after(self, conn, now)
 
     # ------------------------------------------------------------------ connecting
 

@@ -12,6 +12,7 @@ dispatcher move the connection to the table's next state.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 
 from speaker.session.connection import Connection
 from speaker.session.core import Cause, SessionCore
@@ -27,7 +28,6 @@ from speaker.session.negotiated import negotiate_session, validate_open, we_are_
 from speaker.session.state import (
     FSM_ERROR_SUBCODES,
     MESSAGE_INPUTS,
-    TRANSITIONS,
     Closing,
     DownReason,
     GracefulRestartOutcome,
@@ -458,3 +458,78 @@ def _negotiated_only(
         return update, ()
     rest = tuple(a for a in update.attributes if not any(a is d for d in drop))
     return replace(update, attributes=rest), drop
+
+
+_S = State
+_I = Input
+_8 = "RFC 4271 8.2.2"
+
+TRANSITIONS = MappingProxyType(
+    {
+        # Connect: our TCP connection attempt is in progress.
+        (_S.CONNECT, _I.TCP_CR_ACKED): Transition(
+            Handlers._on_connected, _S.OPENSENT, _8 + " Connect"),
+        (_S.CONNECT, _I.TCP_FAILS): Transition(
+            Handlers._on_connect_failed, None, _8 + " Connect"),
+        (_S.CONNECT, _I.CONNECT_RETRY_TIMER): Transition(
+            Handlers._on_connect_timeout, None, _8 + " Connect"
+        ),
+        (_S.CONNECT, _I.MANUAL_STOP): Transition(
+            Handlers._on_stop, None, _8 + " Connect"),
+        # Active: a connection from the peer was accepted; we answer with our OPEN.
+        (_S.ACTIVE, _I.TCP_CONFIRMED): Transition(
+            Handlers._on_connected, _S.OPENSENT, _8 + " Active"),
+        # OpenSent: our OPEN is out, theirs is awaited.
+        (_S.OPENSENT, _I.BGP_OPEN): Transition(
+            Handlers._on_open, _S.OPENCONFIRM, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.NOTIF_MSG): Transition(
+            Handlers._on_notification, None, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.HOLD_TIMER): Transition(
+            Handlers._on_hold_expired, None, "RFC 4271 6.5"),
+        (_S.OPENSENT, _I.TCP_FAILS): Transition(
+            Handlers._on_tcp_fails, None, _8 + " OpenSent"),
+        (_S.OPENSENT, _I.MANUAL_STOP): Transition(
+            Handlers._on_stop, None, _8 + " OpenSent"),
+        # OpenConfirm: OPENs exchanged, our KEEPALIVE sent, theirs awaited.
+        (_S.OPENCONFIRM, _I.KEEPALIVE_MSG): Transition(
+            Handlers._on_first_keepalive,
+            _S.ESTABLISHED,
+            _8 + " OpenConfirm",
+            after=Handlers._session_up,
+        ),
+        (_S.OPENCONFIRM, _I.NOTIF_MSG): Transition(
+            Handlers._on_notification, None, _8 + " OpenConfirm"),
+        (_S.OPENCONFIRM, _I.HOLD_TIMER): Transition(
+            Handlers._on_hold_expired, None, "RFC 4271 6.5"),
+        (_S.OPENCONFIRM, _I.KEEPALIVE_TIMER): Transition(
+            Handlers._on_keepalive_timer, _S.OPENCONFIRM, _8 + " OpenConfirm"
+        ),
+        (_S.OPENCONFIRM, _I.TCP_FAILS): Transition(
+            Handlers._on_tcp_fails, None, _8 + " OpenConfirm"),
+        (_S.OPENCONFIRM, _I.MANUAL_STOP): Transition(
+            Handlers._on_stop, None, _8 + " OpenConfirm"),
+        # Established: routes flow.
+        (_S.ESTABLISHED, _I.KEEPALIVE_MSG): Transition(
+            Handlers._on_keepalive, _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.UPDATE_MSG): Transition(
+            Handlers._on_update, _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.ROUTE_REFRESH_MSG): Transition(
+            Handlers._on_route_refresh, _S.ESTABLISHED, "RFC 2918 4, RFC 7313 4"
+        ),
+        (_S.ESTABLISHED, _I.NOTIF_MSG): Transition(
+            Handlers._on_notification, None, _8 + " Established"),
+        (_S.ESTABLISHED, _I.HOLD_TIMER): Transition(
+            Handlers._on_hold_expired, None, "RFC 4271 6.5"),
+        (_S.ESTABLISHED, _I.KEEPALIVE_TIMER): Transition(
+            Handlers._on_keepalive_timer, _S.ESTABLISHED, _8 + " Established"
+        ),
+        (_S.ESTABLISHED, _I.TCP_FAILS): Transition(
+            Handlers._on_tcp_fails, None, _8 + " Established"),
+        (_S.ESTABLISHED, _I.MANUAL_STOP): Transition(
+            Handlers._on_stop, None, _8 + " Established"),
+    }
+)
+"""``(connection state, input) -> Transition``; see the module docstring."""
+Handlers._transitions = TRANSITIONS

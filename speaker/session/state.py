@@ -1,7 +1,8 @@
 """The RFC 4271 section 8 state machine as data: states, inputs and the transition table.
 
 Like h11's ``_state.py`` and h2's ``_transitions``, every transition a connection may take is
-one entry of :data:`TRANSITIONS`: ``(state, input) -> (handler, next state, RFC section)``.
+one entry of :data:`speaker.session.handlers.TRANSITIONS` (it names the handlers themselves,
+so it sits beside them): ``(state, input) -> (handler, next state, RFC section)``.
 The session looks the pair up; a *message* that has no entry is an FSM error answered with
 NOTIFICATION 5 and the RFC 6608 subcode of the state (:data:`FSM_ERROR_SUBCODES`).  Any other
 missing pair is a bug in the caller (``LocalProtocolError``).
@@ -14,9 +15,9 @@ from its connections and its connect/error-wait timers, as BIRD does (``bgp_stat
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from speaker.wire.enums import ErrorCode, FsmSubcode, MessageType
 from speaker.wire.messages import Notification
@@ -25,7 +26,6 @@ __all__ = [
     "FSM_ERROR_SUBCODES",
     "MESSAGE_INPUTS",
     "STATE_RANK",
-    "TRANSITIONS",
     "DownReason",
     "GracefulRestartOutcome",
     "Input",
@@ -106,66 +106,18 @@ FSM_ERROR_SUBCODES = {
 
 
 class Transition(NamedTuple):
-    """One table entry: call ``handler``; if it returns True go to ``next`` and call ``after``."""
+    """One table entry: call ``handler``; if it returns True go to ``next`` and call ``after``.
 
-    handler: str
+    ``handler`` and ``after`` are the session's methods themselves (called with the session
+    first), so a typo is an AttributeError at import and mypy checks their signatures."""
+
+    handler: Callable[[Any, Any, float, object, Transition], bool]
     next: State | None
     rfc: str
-    after: str | None = None
+    after: Callable[[Any, Any, float], None] | None = None
 
 
-_S = State
-_I = Input
-_8 = "RFC 4271 8.2.2"
 
-TRANSITIONS = MappingProxyType(
-    {
-        # Connect: our TCP connection attempt is in progress.
-        (_S.CONNECT, _I.TCP_CR_ACKED): Transition("_on_connected", _S.OPENSENT, _8 + " Connect"),
-        (_S.CONNECT, _I.TCP_FAILS): Transition("_on_connect_failed", None, _8 + " Connect"),
-        (_S.CONNECT, _I.CONNECT_RETRY_TIMER): Transition(
-            "_on_connect_timeout", None, _8 + " Connect"
-        ),
-        (_S.CONNECT, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " Connect"),
-        # Active: a connection from the peer was accepted; we answer with our OPEN.
-        (_S.ACTIVE, _I.TCP_CONFIRMED): Transition("_on_connected", _S.OPENSENT, _8 + " Active"),
-        # OpenSent: our OPEN is out, theirs is awaited.
-        (_S.OPENSENT, _I.BGP_OPEN): Transition("_on_open", _S.OPENCONFIRM, _8 + " OpenSent"),
-        (_S.OPENSENT, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " OpenSent"),
-        (_S.OPENSENT, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
-        (_S.OPENSENT, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " OpenSent"),
-        (_S.OPENSENT, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " OpenSent"),
-        # OpenConfirm: OPENs exchanged, our KEEPALIVE sent, theirs awaited.
-        (_S.OPENCONFIRM, _I.KEEPALIVE_MSG): Transition(
-            "_on_first_keepalive", _S.ESTABLISHED, _8 + " OpenConfirm", after="_session_up"
-        ),
-        (_S.OPENCONFIRM, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " OpenConfirm"),
-        (_S.OPENCONFIRM, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
-        (_S.OPENCONFIRM, _I.KEEPALIVE_TIMER): Transition(
-            "_on_keepalive_timer", _S.OPENCONFIRM, _8 + " OpenConfirm"
-        ),
-        (_S.OPENCONFIRM, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " OpenConfirm"),
-        (_S.OPENCONFIRM, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " OpenConfirm"),
-        # Established: routes flow.
-        (_S.ESTABLISHED, _I.KEEPALIVE_MSG): Transition(
-            "_on_keepalive", _S.ESTABLISHED, _8 + " Established"
-        ),
-        (_S.ESTABLISHED, _I.UPDATE_MSG): Transition(
-            "_on_update", _S.ESTABLISHED, _8 + " Established"
-        ),
-        (_S.ESTABLISHED, _I.ROUTE_REFRESH_MSG): Transition(
-            "_on_route_refresh", _S.ESTABLISHED, "RFC 2918 4, RFC 7313 4"
-        ),
-        (_S.ESTABLISHED, _I.NOTIF_MSG): Transition("_on_notification", None, _8 + " Established"),
-        (_S.ESTABLISHED, _I.HOLD_TIMER): Transition("_on_hold_expired", None, "RFC 4271 6.5"),
-        (_S.ESTABLISHED, _I.KEEPALIVE_TIMER): Transition(
-            "_on_keepalive_timer", _S.ESTABLISHED, _8 + " Established"
-        ),
-        (_S.ESTABLISHED, _I.TCP_FAILS): Transition("_on_tcp_fails", None, _8 + " Established"),
-        (_S.ESTABLISHED, _I.MANUAL_STOP): Transition("_on_stop", None, _8 + " Established"),
-    }
-)
-"""``(connection state, input) -> Transition``; see the module docstring."""
 
 
 class TimerKind(enum.Enum):
