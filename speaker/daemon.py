@@ -44,17 +44,21 @@ log = logging.getLogger(__name__)
 
 
 def bridge_config(config: Config) -> BridgeConfig:
-    """The kernel bridge's options from the ``[kernel]`` table."""
+    """The kernel bridge's options from the ``[kernel]`` table.
+
+    What goes into the kernel is the core's decision alone: Calico's kernel filter (reject
+    CIDRs, the import guard) in ``CalicoKernelPolicy`` and the ECMP merge limit in the RIB.
+    The bridge, which can filter and cap by itself when used alone (benchmarks), is given
+    no filter and the widest cap here, so no second owner can disagree."""
     k = config.kernel
     return BridgeConfig(
         protocol=k.protocol,
         learn=k.learn,
         persist=k.persist,
         scan_time=k.scan_time,
-        merge_paths=k.merge_paths,
-        merge_limit=k.merge_limit,
+        merge_paths=True,
+        merge_limit=255,
         table=k.table,
-        reject_cidrs=tuple(k.reject_cidrs),
         convergence_wait=k.convergence_wait,
     )
 
