@@ -50,11 +50,14 @@ class SpeakerBackend:
         self.history = history or EventHistory()
         self.kernel_reader = kernel
         self.clock = clock
+        self._offset = time.time() - clock()
         self._graceful_restart = graceful_restart
 
     def _wall(self, t: float) -> datetime:
-        """A time of the core's (monotonic) clock as wall-clock time."""
-        return datetime.fromtimestamp(time.time() - (self.clock() - t))
+        """A time of the core's (monotonic) clock as wall-clock time, with one offset taken
+        at start: the same instant always shows the same second (two reads a microsecond
+        apart must not disagree across a second boundary)."""
+        return datetime.fromtimestamp(self._offset + t)
 
     # -- explain ---------------------------------------------------------------------------
 
