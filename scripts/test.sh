@@ -20,9 +20,15 @@ echo "== unit tests"
 if [ "$(id -u)" -eq 0 ]; then
     echo "== integration tests (network namespaces, BIRD 1.6.8)"
     "$PY" -m pytest -q integration
-    echo "== integration tests, BIRD nodes as Docker containers (--lab-backend docker)"
-    "$PY" -m pytest -q integration --lab-backend docker \
-        -k "test_lab_bird or test_docker_lab or test_seed_mix_joins_the_mesh"
+    if [ "${SPEAKER_SKIP_DOCKER_BACKEND:-0}" = 1 ]; then
+        # Set only by integration/fresh_debian.sh: dockerd cannot start inside its chroot
+        # (it panics reading the cgroup hierarchy); CI and a real machine run these.
+        echo "== Docker backend tests skipped: SPEAKER_SKIP_DOCKER_BACKEND=1"
+    else
+        echo "== integration tests, BIRD nodes as Docker containers (--lab-backend docker)"
+        "$PY" -m pytest -q integration --lab-backend docker \
+            -k "test_lab_bird or test_docker_lab or test_seed_mix_joins_the_mesh"
+    fi
 else
     echo "== integration tests skipped: they need root"
 fi
