@@ -302,6 +302,23 @@ class _Direction:
     gap_time: float = 0.0
 
 
+def _bgp_segments(
+    data: bytes, wanted: frozenset[int]
+) -> Iterator[tuple[Record, dpkt.Packet, dpkt.tcp.TCP]]:
+    """Each TCP segment to or from one of the ``wanted`` ports, with its record and IP layer;
+    unreadable frames are skipped (a damaged file raises CaptureError)."""
+    for rec in read_records(data):
+        try:
+            ip = _ip_layer(rec.data, rec.linktype)
+        except (dpkt.UnpackError, IndexError, ValueError, struct.error):
+            continue
+        if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
+            continue
+        tcp = ip.data
+        if tcp.sport in wanted or tcp.dport in wanted:
+            yield rec, ip, tcp
+
+
 def read_capture(
     source: str | Path | bytes, ports: Collection[int] = (BGP_PORT,)
 ) -> Iterator[RawMessage]:
@@ -328,16 +345,7 @@ def read_stream(
     # keyed by raw addresses and ports (cheap to hash); endpoints are made once per direction
     directions: dict[tuple[bytes, int, bytes, int], _Direction] = {}
     ends: dict[tuple[bytes, int, bytes, int], tuple[Endpoint, Endpoint]] = {}
-    for rec in read_records(data):
-        try:
-            ip = _ip_layer(rec.data, rec.linktype)
-        except (dpkt.UnpackError, IndexError, ValueError, struct.error):
-            continue
-        if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
-            continue
-        tcp = ip.data
-        if tcp.sport not in wanted and tcp.dport not in wanted:
-            continue
+    for rec, ip, tcp in _bgp_segments(data, wanted):
         key = (ip.src, tcp.sport, ip.dst, tcp.dport)
         pair = ends.get(key)
         if pair is None:
@@ -410,16 +418,7 @@ def tcp_events(
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     wanted = frozenset(ports)
-    for rec in read_records(data):
-        try:
-            ip = _ip_layer(rec.data, rec.linktype)
-        except (dpkt.UnpackError, IndexError, ValueError, struct.error):
-            continue
-        if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
-            continue
-        tcp = ip.data
-        if tcp.sport not in wanted and tcp.dport not in wanted:
-            continue
+    for rec, ip, tcp in _bgp_segments(data, wanted):
         flags = tcp.flags
         if flags & dpkt.tcp.TH_RST:
             kind = "RST"

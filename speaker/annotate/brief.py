@@ -7,7 +7,7 @@ counts and the first prefixes of an UPDATE, code and subcode names of a NOTIFICA
 
 from __future__ import annotations
 
-from speaker.annotate.explain import Decoded
+from speaker.annotate.explain import Decoded, where_parts
 from speaker.annotate.tables import (
     ERROR_CODES,
     MESSAGE_TYPES,
@@ -91,17 +91,7 @@ def summary(item: Decoded) -> str:
 
 def brief_line(item: Decoded) -> str:
     """Frame, time, direction, type and summary on one line."""
-    parts = [f"#{item.index}"]
-    if item.frame is not None:
-        parts.append(f"frame {item.frame}")
-    if item.relative is not None:
-        parts.append(f"{item.relative:.6f}")
-    if item.offset is not None:
-        parts.append(f"offset {item.offset}")
-    if item.line is not None:
-        parts.append(f"line {item.line}")
-    if item.source is not None and item.destination is not None:
-        parts.append(f"{item.source} -> {item.destination}")
+    parts = where_parts(item)
     code = item.type_code
     meaning = MESSAGE_TYPES.get(code) if code is not None else None
     parts.append(meaning.name if meaning else f"type {code}")

@@ -140,8 +140,9 @@ class Decoded:
         )
 
 
-def header_line(item: Decoded) -> str:
-    """``#5  frame 14  0.001234  A:179 -> B:4567  UPDATE (2), 53 octets  [RFC 4271 4.3]``."""
+def where_parts(item: Decoded) -> list[str]:
+    """Where a message sits: ``#5``, frame, time, offset or line, ``A:179 -> B:4567`` (the
+    start of both the full header and the ``--brief`` line)."""
     parts = [f"#{item.index}"]
     if item.frame is not None:
         parts.append(f"frame {item.frame}")
@@ -153,6 +154,12 @@ def header_line(item: Decoded) -> str:
         parts.append(f"line {item.line}")
     if item.source is not None and item.destination is not None:
         parts.append(f"{item.source} -> {item.destination}")
+    return parts
+
+
+def header_line(item: Decoded) -> str:
+    """``#5  frame 14  0.001234  A:179 -> B:4567  UPDATE (2), 53 octets  [RFC 4271 4.3]``."""
+    parts = where_parts(item)
     code = item.type_code
     meaning = MESSAGE_TYPES.get(code) if code is not None else None
     if code is None:
