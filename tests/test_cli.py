@@ -211,7 +211,7 @@ def test_check_config_refuses_with_file_and_key(
     bad.write_text('router_id = "10.0.0.1"\nasn = 64512\n[[peer]]\naddress = "10.0.0.300"\n')
     code, out, err = run_cli(capsys, "check-config", "--config", str(bad))
     assert code == 2 and out == ""
-    assert err == (f"speaker: {bad}:4: peer[0].address: '10.0.0.300' is not a valid IPv4 "
+    assert err == (f"speaker: {bad}:4: peer[0].address: '10.0.0.300' is not a valid IPv4 or IPv6 "
                    f"address\n")
     code, _, err = run_cli(capsys, "check-config", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "no such file" in err

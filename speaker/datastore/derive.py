@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 from speaker.config import (
     ANY_ADDRESS,
@@ -260,7 +260,7 @@ def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = 
             peers.append((key, _calico_node_peer(peer_name("Mesh_", other.address),
                                                  other.address, asn, router_id, our_asn,
                                                  data.bgp.listen_port, router_id)))
-    seen: dict[IPv4Address, str] = {}
+    seen: dict[IPv4Address | IPv6Address, str] = {}
     unique: list[PeerConfig] = []
     for key, peer in peers + _bgp_peers(data, me, router_id, our_asn, problems):
         if peer.address in seen:

@@ -538,10 +538,27 @@ class Rib:
         """``show route count`` by a walk of the table (every AFI)."""
         return count(self.loc)
 
-    def counts(self) -> TableCounts:
-        """The IPv4 table's counters, read in O(sources): what the control views show."""
-        paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
-        return TableCounts(self.loc.ipv4_count(), paths, dict(self.loc.best_by_source))
+    def counts(self, afi: Afi | None = Afi.IPV4) -> TableCounts:
+        """One family's table counters (None: both), read in O(sources): what the control
+        views show."""
+        loc = self.loc
+        if afi is None:
+            v4, v6 = self.counts(Afi.IPV4), self.counts(Afi.IPV6)
+            return TableCounts(v4.networks + v6.networks,
+                               _add_counts(v4.paths_by_source, v6.paths_by_source),
+                               _add_counts(v4.best_by_source, v6.best_by_source))
+        if afi is Afi.IPV4:
+            paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
+            return TableCounts(loc.ipv4_count(), paths, dict(loc.best_by_source))
+        paths = {a.name: a.non_ipv4 for a in self._in.values() if a.non_ipv4}
+        return TableCounts(loc.non_ipv4, paths, dict(loc.best_by_source6))
 
     def __repr__(self) -> str:
         return f"Rib(AS{self.asn}, {len(self.loc)} prefixes, {len(self._out)} sessions)"
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for name, n in b.items():
+        out[name] = out.get(name, 0) + n
+    return out
