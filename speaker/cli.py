@@ -325,6 +325,14 @@ def explain_config(cfg: Config) -> str:
         f"  control socket {cfg.control_socket}",
         f"  graceful restart wait {cfg.graceful_restart_wait} s",
     ]
+    if cfg.address6 is not None:
+        lines.insert(2, f"  IPv6 address {cfg.address6}")
+    if cfg.address6 is not None or any(p.address.version == 6 for p in cfg.peers):
+        lines.insert(2, f"  IPv6 BGP connections accepted on [{cfg.listen6}]:{cfg.port}")
+    if cfg.control_socket6 is not None:
+        lines[lines.index(f"  control socket {cfg.control_socket}")] = (
+            f"  control socket {cfg.control_socket} (IPv4, as bird.ctl), "
+            f"{cfg.control_socket6} (IPv6, as bird6.ctl)")
     if cfg.originate.blocks:
         hole = " (local blackhole route each)" if cfg.originate.blackhole else ""
         lines.append("  originates: " + ", ".join(str(b) for b in cfg.originate.blocks) + hole)
@@ -344,8 +352,9 @@ def explain_config(cfg: Config) -> str:
     for p in cfg.peers:
         kind = "iBGP" if p.internal else "eBGP"
         direction = "passive (waits for the peer)" if p.passive else "active (dials the peer)"
-        lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}), from {p.local_address}, "
-                     f"{direction}")
+        families = " + ".join(f"IPv{f[-1]} unicast" for f in p.families)
+        lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}, {families}), from "
+                     f"{p.local_address}, {direction}")
         lines.append(f"      why: {p.passive_reason}")
         keepalive = ("a third of the negotiated hold time" if p.keepalive_time is None
                      else f"{p.keepalive_time} s")

@@ -183,11 +183,13 @@ def test_check_config_explains_passive_directions(capsys: pytest.CaptureFixture[
     code, out, err = run_cli(capsys, "check-config", "--config", str(CONFIG_DIR / "node81.toml"))
     assert code == 0 and err == ""
     assert "configuration is valid" in out
-    assert "Mesh_192_168_0_80: 192.168.0.80 AS 64512 (iBGP), from 192.168.0.81, active" in out
+    assert ("Mesh_192_168_0_80: 192.168.0.80 AS 64512 (iBGP, IPv4 unicast), from 192.168.0.81, "
+            "active") in out
     assert (
         'why: active: peer "192.168.0.80" < own "192.168.0.81" (source_address) compared as text'
     ) in out
-    assert "Mesh_192_168_0_82: 192.168.0.82 AS 64512 (iBGP), from 192.168.0.81, passive" in out
+    assert ("Mesh_192_168_0_82: 192.168.0.82 AS 64512 (iBGP, IPv4 unicast), from 192.168.0.81, "
+            "passive") in out
     assert "originates: 10.244.42.64/26" in out
     assert "kernel: protocol 186" in out
 

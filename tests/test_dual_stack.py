@@ -251,3 +251,19 @@ def test_speaker_status_splits_one_socket_into_calicoctls_two_tables() -> None:
     v4, v6 = split_families(lines)
     assert [p.peer_address for p in v4] == [V4_PEER]
     assert [p.peer_address for p in v6] == [V6_PEER]
+
+
+@pytest.mark.parametrize(("hops", "installed"), [
+    ((V6_PEER, "fe80::80"), (V6_PEER,)),  # global + link-local (RFC 2545 3): the global one
+    (("::", "fe80::80"), None),  # only a link-local: it needs its interface; not installed
+    (("fe80::80",), None),
+])
+def test_the_kernel_route_takes_the_global_next_hop_never_a_bare_link_local(
+        hops: tuple[str, ...], installed: tuple[str, ...] | None) -> None:
+    net, _, v6 = _established_dual()
+    reach = MpReachAttr(Afi.IPV6, Safi.UNICAST, tuple(IPv6Address(h) for h in hops),
+                        (Nlri(Prefix.parse(PEER_BLOCK6)),))
+    attrs = AttributeSet.build(local_pref=100)
+    net.remotes[v6].send_update(Update(attributes=(*attrs.attributes, reach)))
+    net.pump()
+    assert net.kernel.hops(PEER_BLOCK6) == installed
