@@ -55,7 +55,8 @@ from speaker.wire.messages import Notification, Update
 from speaker.wire.nlri import Prefix
 
 #: Config keys a reload cannot change (they need a restart).
-FIXED_KEYS = ("router_id", "asn", "listen", "port", "control_socket", "kernel")
+FIXED_KEYS = ("router_id", "asn", "listen", "port", "control_socket", "kernel", "listen6",
+              "control_socket6")
 
 
 class CoreError(Exception):

@@ -130,6 +130,7 @@ class KernelBridge:
                 groups=RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
                 rcvbuf=MONITOR_RCVBUF,
                 sndbuf=1 << 16,
+                drop_protocol=self.config.protocol,
             )
             self._change = NetlinkChannel.open(
                 netns, groups=0, rcvbuf=CHANGE_RCVBUF, sndbuf=CHANGE_SNDBUF
