@@ -93,6 +93,9 @@ class Rib:
         self.loc = LocRib(self.selection, merge_paths=merge_paths, merge_limit=merge_limit)
         self._clock = clock
         self._in: dict[str, AdjRibIn] = {}
+        self._high_water = 0
+        """The Loc-RIB's largest size since the last sweep of the attribute sets."""
+        self._sweep_due = False
         self._out: dict[str, AdjRibOut] = {}
         self._local: dict[SourceKind, AdjRibIn] = {}
         for kind in (SourceKind.LOCAL, SourceKind.KERNEL, SourceKind.DIRECT):
@@ -255,10 +258,24 @@ class Rib:
     def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
         if not dirty:
             return []
+        if self._sweep_due:
+            self._sweep_attributes()
         changes = self.loc.settle(dirty)
         for out in self._out.values():
             out.note(dirty)
+        # the interned attribute sets of routes gone are swept once the table has halved, at
+        # the next RIB step (the caller still holds this step's changes and their paths)
+        size = len(self.loc.entries)
+        if size > self._high_water:
+            self._high_water = size
+        elif size < self._high_water >> 1:
+            self._sweep_due = True
         return changes
+
+    def _sweep_attributes(self) -> None:
+        AttributeSet.sweep()
+        self._sweep_due = False
+        self._high_water = len(self.loc.entries)
 
     # ------------------------------------------------------------------ graceful restart
 
@@ -447,6 +464,8 @@ class Rib:
 
     def flush_all(self) -> dict[str, list[bytes]]:
         """Pending changes of every peer that has some."""
+        if self._sweep_due:
+            self._sweep_attributes()
         out: dict[str, list[bytes]] = {}
         for name, rib_out in self._out.items():
             msgs = rib_out.flush(self.loc.entries)
