@@ -116,6 +116,7 @@ class KernelProbe(NamespaceProbe):
             self.want[key] = route_key(j.address)
 
     def blocks(self) -> int:
+        """Joining nodes' blocks routed via their nodes in this namespace's kernel now."""
         return count_blocks(Path(f"/proc/{self.pid}/net/route").read_text(), self.want)
 
 
@@ -207,6 +208,7 @@ def ready(b: Bed) -> str | None:
 
 
 def wait_ready(b: Bed, timeout: float) -> None:
+    """Poll ``ready`` until it holds; RuntimeError with what differs after ``timeout``."""
     deadline = time.monotonic() + timeout
     while (why := ready(b)) is not None:
         if time.monotonic() > deadline:
@@ -230,11 +232,14 @@ class Seen:
 
     @property
     def done(self) -> bool:
+        """Every figure seen (first up comes with all up)."""
         return not any(math.isnan(x) for x in (self.config, self.all_up, self.all_blocks))
 
 
 @dataclass
 class Run:
+    """One registration: N, the transaction (round trip, revision), each seed node's figures."""
+
     joiners: int
     txn_ms: float
     revision: int
@@ -388,6 +393,7 @@ def parse_joiners(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build a lab per count, run ``--repeat`` registrations in it, print runs and medians."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--joiners", type=parse_joiners, default=[1, 20],
                         help="comma list of how many nodes register at once (default 1,20)")
