@@ -2,16 +2,19 @@
 # install what they need (Debian packages; the package in .venv/).  The lab targets need root.
 MIX ?= seed
 BACKEND ?= $(or $(SPEAKER_LAB_BACKEND),netns)
+DATASTORE ?= none
 
-.PHONY: install lab lab-status lab-down test
+.PHONY: install lab lab-status lab-down test help
 
 install:
 	APT_PACKAGES="bird iproute2 nftables procps" bash -c 'set -euo pipefail; source scripts/bootstrap.sh'
 
 # Namespace lab (default mix: speaker on .81, BIRD on .80/.82); `make lab MIX=bird` for all BIRD.
 # `make lab BACKEND=docker`: BIRD nodes in Docker containers (docs/docker-lab.md).
+# `make lab DATASTORE=etcd`: the mesh from Calico's etcd (etcd 3.4 with TLS in node80's
+# namespace, BIRD's config rendered from its keys, the speaker with [datastore]; docs/datastore.md).
 lab:
-	bash scripts/lab.sh --mix $(MIX) --backend $(BACKEND)
+	bash scripts/lab.sh --mix $(MIX) --backend $(BACKEND) --datastore $(DATASTORE)
 
 lab-status: install
 	.venv/bin/python -m integration.lab_up status
@@ -20,3 +23,10 @@ lab-down:
 	bash scripts/lab.sh down
 
 test: ; bash scripts/test.sh
+
+help:
+	@echo "make install                 Debian packages and the package in .venv/"
+	@echo "make lab [MIX=seed|bird|speaker] [BACKEND=netns|docker] [DATASTORE=none|etcd]"
+	@echo "                             the seed's 3-node mesh in namespaces, with its report"
+	@echo "make lab-status              the report again;  make lab-down: tear the lab down"
+	@echo "make test                    lint, type checks, unit tests, lab tests (root)"
