@@ -325,6 +325,8 @@ def explain_config(cfg: Config) -> str:
         f"  control socket {cfg.control_socket}",
         f"  graceful restart wait {cfg.graceful_restart_wait} s",
     ]
+    if cfg.address6 is not None:
+        lines.insert(2, f"  IPv6 address {cfg.address6} (our address toward IPv6 peers)")
     if cfg.originate.blocks:
         hole = " (local blackhole route each)" if cfg.originate.blackhole else ""
         lines.append("  originates: " + ", ".join(str(b) for b in cfg.originate.blocks) + hole)
@@ -344,8 +346,9 @@ def explain_config(cfg: Config) -> str:
     for p in cfg.peers:
         kind = "iBGP" if p.internal else "eBGP"
         direction = "passive (waits for the peer)" if p.passive else "active (dials the peer)"
+        families = "" if p.families == ("ipv4",) else f", {' and '.join(p.families)} unicast"
         lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}), from {p.local_address}, "
-                     f"{direction}")
+                     f"{direction}{families}")
         lines.append(f"      why: {p.passive_reason}")
         keepalive = ("a third of the negotiated hold time" if p.keepalive_time is None
                      else f"{p.keepalive_time} s")
