@@ -326,7 +326,7 @@ def explain_config(cfg: Config) -> str:
         f"  graceful restart wait {cfg.graceful_restart_wait} s",
     ]
     if cfg.address6 is not None:
-        lines.insert(2, f"  IPv6 address {cfg.address6}")
+        lines.insert(2, f"  IPv6 address {cfg.address6} (our address toward IPv6 peers)")
     if cfg.address6 is not None or any(p.address.version == 6 for p in cfg.peers):
         lines.insert(2, f"  IPv6 BGP connections accepted on [{cfg.listen6}]:{cfg.port}")
     if cfg.control_socket6 is not None:

@@ -394,6 +394,8 @@ class DatastoreView:
     problems: tuple[str, ...] = ()
     router_id: IPv4Address | None = None
     asn: int = 0
+    address6: IPv6Address | None = None
+    """The node's IPv6 address (spec.bgp.ipv6Address): None when it has none (no IPv6 peers)."""
     peers: tuple[DatastorePeerView, ...] = ()
     blocks: tuple[IpNetwork, ...] = ()
     pools: tuple[IpNetwork, ...] = ()
