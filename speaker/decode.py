@@ -47,16 +47,17 @@ from speaker.annotate.layout import hexdump, spans
 from speaker.annotate.records import endpoint_json, record
 from speaker.annotate.replay import RibReplay, merge_events, table_lines
 from speaker.annotate.session import Tracker
-from speaker.annotate.steady import SteadyUpdates
+from speaker.annotate.steady import Lane, SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
 from speaker.pcap import (
     BGP_PORT,
     CaptureError,
     Endpoint,
     Gap,
+    Reassembled,
     TcpEvent,
     read_hex,
-    read_stream,
+    read_segments,
     tcp_events,
 )
 from speaker.wire import (
@@ -91,6 +92,9 @@ EXIT_GAPS = 3
 
 MALFORMED_DUMP_LIMIT = 256
 """Octets of a malformed message dumped without ``--bytes``."""
+
+BATCH = 256
+"""Messages of text written at once (about 200 KB for a route feed)."""
 
 HEX_STREAM = "hex"
 SIDE_A, SIDE_B = "A", "B"
@@ -145,49 +149,55 @@ def _endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-_Direction = tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
-"""Per direction: stream key, endpoint texts, endpoint tuples, the endpoints themselves."""
+class _Wires:
+    """Makes the :class:`Wire` of each message of a capture: per direction, the stream key,
+    the endpoint texts and tuples are made once (a capture has few directions, messages many),
+    keyed by the id of the reader's direction tuple (kept alive in the value, so an id cannot
+    be reused)."""
+
+    def __init__(self) -> None:
+        self.directions: dict[
+            int, tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
+        ] = {}
+
+    def __call__(self, item: Reassembled) -> Wire:
+        pair, data, timestamp, frame = item
+        known = self.directions.get(id(pair))
+        if known is None:
+            src, dst = pair
+            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
+            # is hashed in Python code at every lookup
+            low, high = (
+                (src, dst) if (src.address, src.port) <= (dst.address, dst.port) else (dst, src)
+            )
+            known = self.directions[id(pair)] = (
+                f"{low} {high}",
+                _endpoint_text(src.address, src.port),
+                _endpoint_text(dst.address, dst.port),
+                (src.address, src.port),
+                (dst.address, dst.port),
+                pair,
+            )
+        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
+        return Wire(
+            data,
+            stream,
+            source_text,
+            destination_text,
+            timestamp=timestamp,
+            frame=frame,
+            source_endpoint=source_endpoint,
+            destination_endpoint=destination_endpoint,
+        )
 
 
 def capture_messages(
     source: str | bytes, ports: Collection[int] = (BGP_PORT,)
 ) -> Iterator[Wire | Gap]:
     """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
-    # per direction: stream, endpoint texts and tuples (a capture has few, messages many)
-    # keyed by the ids of the reader's Endpoint objects (one pair per direction; the value
-    # keeps them alive, so an id cannot be reused)
-    directions: dict[tuple[int, int], _Direction] = {}
-    for raw in read_stream(source, ports):
-        if isinstance(raw, Gap):
-            yield raw
-            continue
-        src, dst = raw.source, raw.destination
-        known = directions.get((id(src), id(dst)))
-        if known is None:
-            source_text = _endpoint_text(src.address, src.port)
-            destination_text = _endpoint_text(dst.address, dst.port)
-            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
-            # is hashed in Python code at every lookup
-            low, high = (str(e) for e in raw.stream)
-            known = directions[(id(src), id(dst))] = (
-                f"{low} {high}",
-                source_text,
-                destination_text,
-                (src.address, src.port),
-                (dst.address, dst.port),
-                (src, dst),
-            )
-        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
-        yield Wire(
-            raw.data,
-            stream,
-            source_text,
-            destination_text,
-            timestamp=raw.timestamp,
-            frame=raw.frame,
-            source_endpoint=source_endpoint,
-            destination_endpoint=destination_endpoint,
-        )
+    wire = _Wires()
+    for item in read_segments(source, ports):
+        yield item if isinstance(item, Gap) else wire(item)
 
 
 _NOT_HEX = re.compile(r"[^0-9a-fA-F]")
@@ -290,27 +300,33 @@ def guess(data: bytes, decoded: Message | None) -> str | None:
     return None
 
 
-def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
-    """Decode each message with its stream's negotiated context, following the OPENs; gaps
-    pass through (as :class:`Lost`) where they happened."""
-    tracker = Tracker()
-    context_of = tracker.context
-    first: float | None = None
-    index = 0
-    for wire in wires:
-        if isinstance(wire, Gap):
-            if first is None:
-                first = wire.timestamp
-            yield Lost(
-                wire,
-                _endpoint_text(wire.source.address, wire.source.port),
-                _endpoint_text(wire.destination.address, wire.destination.port),
-                wire.timestamp - first,
-            )
-            continue
-        index += 1
+class Decoder:
+    """What decoding keeps from one message to the next: the OPENs of each stream (so each
+    message is read with its stream's negotiated context), the message count and the time of
+    the first message or gap (times are shown relative to it)."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+        self.first: float | None = None
+        self.index = 0
+
+    def lost(self, gap: Gap) -> Lost:
+        """A gap of the capture, where it happened."""
+        if self.first is None:
+            self.first = gap.timestamp
+        return Lost(
+            gap,
+            _endpoint_text(gap.source.address, gap.source.port),
+            _endpoint_text(gap.destination.address, gap.destination.port),
+            gap.timestamp - self.first,
+        )
+
+    def decoded(self, wire: Wire) -> Decoded:
+        """Decode one message with its stream's context, following the OPENs."""
+        tracker = self.tracker
+        self.index += 1
         data = wire.data
-        context = context_of(wire.stream, wire.source, wire.destination)
+        context = tracker.context(wire.stream, wire.source, wire.destination)
         message: Message | None = None
         error: BgpError | None = None
         try:
@@ -329,11 +345,12 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
             soft = isinstance(message, Update) and bool(message.errors)
             hint = guess(data, None if soft else message)
         timestamp = wire.timestamp
+        first = self.first
         if timestamp is not None and first is None:
-            first = timestamp
+            first = self.first = timestamp
         # positional: this runs once per message (see Decoded for the field order)
-        yield Decoded(
-            index,
+        return Decoded(
+            self.index,
             data,
             wire.source,
             wire.destination,
@@ -353,6 +370,64 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
         )
 
 
+def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
+    """Decode each message with its stream's negotiated context, following the OPENs; gaps
+    pass through (as :class:`Lost`) where they happened."""
+    decoder = Decoder()
+    for wire in wires:
+        yield decoder.lost(wire) if isinstance(wire, Gap) else decoder.decoded(wire)
+
+
+class Shortcut:
+    """The text output of a capture with its steady UPDATEs written straight from their
+    octets by :meth:`SteadyUpdates.render` (no codec, no :class:`Decoded`); iterating
+    yields the rest, decoded, for the caller to write and count, in capture order.
+
+    Once an UPDATE of a direction went the general way (and was written, which teaches the
+    writer its template), the direction has a :class:`Lane`; any other message type (an OPEN
+    changes the context) drops every lane.  ``written``: the messages written here.
+    """
+
+    def __init__(self, raw: bytes, ports: Collection[int], writer: TextWriter) -> None:
+        self.raw = raw
+        self.ports = ports
+        self.writer = writer
+        self.written = 0
+
+    def __iter__(self) -> Iterator[Decoded | Lost]:
+        decoder = Decoder()
+        wire = _Wires()
+        steady = self.writer.steady
+        render = steady.render
+        emit = self.writer.emit
+        lanes: dict[int, Lane] = {}  # id of the reader's direction tuple -> lane
+        first: float | None = None
+        for item in read_segments(self.raw, self.ports):
+            if isinstance(item, Gap):
+                yield decoder.lost(item)
+                first = decoder.first
+                continue
+            if item[1][18] == 2 and first is not None:  # the reader's messages have a header
+                lane = lanes.get(id(item[0]))
+                if lane is not None:
+                    index = decoder.index + 1
+                    text = render(lane, item[1], index, item[3], item[2] - first)
+                    if text is not None:
+                        decoder.index = index
+                        self.written += 1
+                        emit(text)
+                        continue
+            decoded = decoder.decoded(wire(item))
+            yield decoded
+            first = decoder.first
+            if item[1][18] != 2:
+                lanes.clear()
+            elif id(item[0]) not in lanes:
+                made = steady.lane(decoded)
+                if made is not None:
+                    lanes[id(item[0])] = made
+
+
 # ------------------------------------------------------------------------------ output
 
 
@@ -370,6 +445,22 @@ class TextWriter:
         self.explained: set[int] = set()
         self.meanings: set[str] = set()
         self.steady = SteadyUpdates(self.meanings, width)
+        self.pending: list[str] = []  # texts not yet written: one write per BATCH of them
+
+    def emit(self, text: str) -> None:
+        """Write ``text`` (a message's block), batched: one write per :data:`BATCH` texts
+        (a write per message was a tenth of the decode time of a route feed)."""
+        pending = self.pending
+        pending.append(text)
+        if len(pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what :meth:`emit` holds back (at the end, and before anything on stderr)."""
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.out.write(text)
 
     def _once(self, nodes: list[Node]) -> None:
         for node in nodes:
@@ -381,13 +472,13 @@ class TextWriter:
 
     def write(self, item: Decoded | Lost) -> None:
         if isinstance(item, Lost):
-            self.out.write(gap_line(item, self.width) + "\n\n")
+            self.emit(gap_line(item, self.width) + "\n\n")
             return
         code = item.type_code
         if code in self.explained and not self.show_bytes:
             fast = self.steady.lines(item)
             if fast is not None:
-                self.out.write(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
+                self.emit(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
                 return
         nodes: list[Node] = []
         if code is not None and code not in self.explained and item.error is None:
@@ -407,7 +498,7 @@ class TextWriter:
             lines.append("    bytes (offset, octets, field):")
             dump = hexdump(item.data, spans(item.data, item.context.negotiated), limit)
             lines.extend("      " + line for line in dump)
-        self.out.write("\n".join(lines) + "\n\n")
+        self.emit("\n".join(lines) + "\n\n")
 
 
 class BriefWriter:
@@ -599,17 +690,35 @@ def decode_main(
         writer = BriefWriter(out)
     else:
         writer = TextWriter(out, show_bytes, width)
+    items: Iterable[Decoded | Lost] = decode_all(wires)
+    shortcut = None
+    if (
+        isinstance(writer, TextWriter)
+        and not show_bytes
+        and not wanted
+        and not force_hex
+        and hex_text is None
+        and is_capture(raw)
+    ):
+        items = shortcut = Shortcut(raw, ports, writer)
     count = shown = malformed = gaps = 0
     try:
-        for item in decode_all(wires):
-            if isinstance(item, Lost):
-                gaps += 1
-            else:
-                count += 1
-                malformed += item.malformed
-            if not wanted or matches_all(wanted, item):
-                shown += 1
-                writer.write(item)
+        try:
+            for item in items:
+                if isinstance(item, Lost):
+                    gaps += 1
+                else:
+                    count += 1
+                    malformed += item.malformed
+                if not wanted or matches_all(wanted, item):
+                    shown += 1
+                    writer.write(item)
+        finally:  # what was decoded before an error is written before it is reported
+            if shortcut is not None:
+                count += shortcut.written
+                shown += shortcut.written
+            if isinstance(writer, TextWriter):
+                writer.flush()
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
 
@@ -653,6 +762,8 @@ __all__ = [
     "EXIT_MALFORMED",
     "EXIT_OK",
     "EXIT_UNREADABLE",
+    "Decoder",
+    "Shortcut",
     "Wire",
     "decode_all",
     "decode_main",
