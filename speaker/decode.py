@@ -41,11 +41,7 @@ from speaker.annotate.explain import (
 )
 from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
 from speaker.annotate.gaps import Lost, gap_line, gap_record
-from speaker.annotate.html import DEFAULT_LIMIT as HTML_LIMIT
-from speaker.annotate.html import OCTET_BUDGET, html_page
 from speaker.annotate.layout import hexdump, spans
-from speaker.annotate.records import endpoint_json, record
-from speaker.annotate.replay import RibReplay, merge_events, table_lines
 from speaker.annotate.session import Tracker
 from speaker.annotate.steady import Lane, SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
@@ -73,6 +69,9 @@ from speaker.wire import (
 )
 from speaker.wire.enums import MessageType
 from speaker.wire.messages import HEADER_SIZE, MARKER
+
+# Imported where they are used, not here: the JSON records, the RIB replay (with the RIB) and
+# the HTML page, a fifth of the start-up time of a text decode.
 
 PCAP_MAGICS = frozenset(
     {
@@ -515,9 +514,14 @@ class JsonWriter:
     """One JSON object per message (or gap), one per line."""
 
     def __init__(self, out: TextIO) -> None:
+        from speaker.annotate.records import endpoint_json, record
+
         self.out = out
+        self.endpoint_json = endpoint_json
+        self.record = record
 
     def write(self, item: Decoded | Lost) -> None:
+        endpoint_json = self.endpoint_json
         if isinstance(item, Lost):
             gap = item.gap
             rec = gap_record(
@@ -526,7 +530,7 @@ class JsonWriter:
                 endpoint_json(None, (gap.destination.address, gap.destination.port)),
             )
         else:
-            rec = record(item)
+            rec = self.record(item)
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
@@ -540,6 +544,10 @@ class HtmlWriter:
     """
 
     def __init__(self, out: TextIO, target: str, title: str) -> None:
+        from speaker.annotate.html import DEFAULT_LIMIT, OCTET_BUDGET
+
+        self.limit = DEFAULT_LIMIT
+        self.budget = OCTET_BUDGET
         self.out = out
         self.target = target
         self.title = title
@@ -554,8 +562,8 @@ class HtmlWriter:
         if isinstance(item, Decoded):
             self.messages += 1
             self.octets += len(item.data)
-            self.full = self.full or self.kept >= HTML_LIMIT or (
-                self.kept > 0 and self.octets > OCTET_BUDGET
+            self.full = self.full or self.kept >= self.limit or (
+                self.kept > 0 and self.octets > self.budget
             )
             if not self.full:
                 self.kept += 1
@@ -563,6 +571,9 @@ class HtmlWriter:
             self.items.append(item)
 
     def finish(self) -> None:
+        from speaker.annotate.html import html_page
+        from speaker.annotate.replay import merge_events
+
         title = f"speaker decode: {Path(self.title).name}"
         text = html_page(merge_events(self.items, self.events), title, self.kept, self.messages)
         Path(self.target).write_text(text, encoding="utf-8")
@@ -585,6 +596,8 @@ class RibWriter:
         self.items.append(item)
 
     def finish(self) -> None:
+        from speaker.annotate.replay import RibReplay, merge_events, table_lines
+
         replay = RibReplay().replay(merge_events(self.items, self.events))
         receivers = replay.receivers()
         if not receivers:
