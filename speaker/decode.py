@@ -396,35 +396,46 @@ class Shortcut:
     def __iter__(self) -> Iterator[Decoded | Lost]:
         decoder = Decoder()
         wire = _Wires()
-        steady = self.writer.steady
+        writer = self.writer
+        steady = writer.steady
         render = steady.render
-        emit = self.writer.emit
+        pending = writer.pending
         lanes: dict[int, Lane] = {}  # id of the reader's direction tuple -> lane
         first: float | None = None
-        for item in read_segments(self.raw, self.ports):
-            if isinstance(item, Gap):
-                yield decoder.lost(item)
+        index = written = 0  # decoder.index and self.written, kept in locals here
+        try:
+            for item in read_segments(self.raw, self.ports):
+                if isinstance(item, Gap):
+                    self.written = written
+                    yield decoder.lost(item)
+                    first = decoder.first
+                    continue
+                direction, data, timestamp, frame = item
+                if data[18] == 2 and first is not None:  # the reader's messages have a header
+                    lane = lanes.get(id(direction))
+                    if lane is not None:
+                        text = render(lane, data, index + 1, frame, timestamp - first)
+                        if text is not None:
+                            index += 1
+                            written += 1
+                            pending.append(text)
+                            if len(pending) >= BATCH:
+                                writer.flush()
+                            continue
+                decoder.index = index
+                decoded = decoder.decoded(wire(item))
+                index = decoder.index
+                self.written = written
+                yield decoded
                 first = decoder.first
-                continue
-            if item[1][18] == 2 and first is not None:  # the reader's messages have a header
-                lane = lanes.get(id(item[0]))
-                if lane is not None:
-                    index = decoder.index + 1
-                    text = render(lane, item[1], index, item[3], item[2] - first)
-                    if text is not None:
-                        decoder.index = index
-                        self.written += 1
-                        emit(text)
-                        continue
-            decoded = decoder.decoded(wire(item))
-            yield decoded
-            first = decoder.first
-            if item[1][18] != 2:
-                lanes.clear()
-            elif id(item[0]) not in lanes:
-                made = steady.lane(decoded)
-                if made is not None:
-                    lanes[id(item[0])] = made
+                if data[18] != 2:
+                    lanes.clear()
+                elif id(direction) not in lanes:
+                    made = steady.lane(decoded)
+                    if made is not None:
+                        lanes[id(direction)] = made
+        finally:  # also when the capture turns out damaged: the caller counts them
+            self.written = written
 
 
 # ------------------------------------------------------------------------------ output

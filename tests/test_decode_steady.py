@@ -288,3 +288,22 @@ def test_a_value_that_changes_each_message_is_not_cached_forever(
     assert f"  {count - 1}  [RFC 4271 5.1.4]" in out
     (steady,) = made
     assert VOLATILE <= len(steady.pieces) < VOLATILE + 50
+
+
+def test_a_cut_feed_counts_the_messages_written_from_templates(
+    testdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # the 100k feed cut in the middle of its record 150: what came before is written (most of
+    # it from templates), counted, and reported as decoded before the damage
+    whole = head_of(testdata / "bench-100k-distinct.pcap", 150, tmp_path / "head.pcap")
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    paths, out = same_three_ways(cut, 120, monkeypatch)
+    assert sum(paths.rendered) > 5000
+    shown = out.count("\n\n#") + 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 3  # one per decode, the same each time
+    assert len(set(errors)) == 1
+    assert "frame 150" in errors[0] and "the file is cut" in errors[0]
+    assert f"decoding stops there ({shown} messages decoded before it)" in errors[0]

@@ -22,6 +22,7 @@ feed with a MED per route is then read, decoded and written without a message ob
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from socket import inet_ntoa
@@ -78,6 +79,11 @@ _NARROW = len(f"{_PREFIX}255.255.255.255/32  path-id 4294967295")
 :func:`~speaker.annotate.tree.render` folds them."""
 
 _MASKS32 = tuple(((1 << n) - 1) << (32 - n) for n in range(33))
+_PAD = bytes(4)
+_read_addpath = struct.Struct("!IBI").unpack_from  # path id, length, 4 octets (padded)
+_read_plain = struct.Struct("!BI").unpack_from
+_read_number = struct.Struct("!I").unpack_from
+_address = struct.Struct("!I").pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +91,17 @@ class Template:
     """The text of an UPDATE shape: octets that must match, holes, the text around them.
 
     ``fixed``: (start, end, octets) of the message that must be as here: the type, the two
-    length fields and the attributes except the holes.  ``holes``: per MED/LOCAL_PREF value,
-    its offset, the text of its line before and after the number, and the longest number that
-    keeps the line unwrapped.  ``texts``: the lines before, between and after the holes, down
-    to the NLRI, each ending in a newline.  ``nlri``: where the NLRI start.
+    length fields and the attributes except the holes.  ``first``: the lines before the first
+    hole (or down to the NLRI), each ending in a newline.  ``holes``: per MED/LOCAL_PREF
+    value, its offset; its line's text before the number; the text after it, with the lines
+    down to the next hole (or the NLRI); the longest number that keeps the line unwrapped;
+    and for a longer one, the RFC reference to wrap and those lines alone.  ``nlri``: where
+    the NLRI start.
     """
 
     fixed: tuple[tuple[int, int, bytes], ...]
-    holes: tuple[tuple[int, str, str, int], ...]
-    texts: tuple[str, ...]
+    first: str
+    holes: tuple[tuple[int, str, str, int, str, str], ...]
     nlri: int
     addpath: bool
 
@@ -111,6 +119,10 @@ class Lane:
     destination: str
     tails: dict[int, str] = field(default_factory=dict)  # message length -> header tail
     last: Template | None = None
+    # the time last shown and its text with its frame's (the messages of one frame follow
+    # each other; formatting the float is a sixth of the cost of a message)
+    relative: float = float("nan")  # unequal to any time: the first one is formatted
+    when: str = ""
 
 
 def _shape(data: bytes) -> list[tuple[int, int]] | None:
@@ -401,7 +413,7 @@ class SteadyUpdates:
         cuts = _shape(data)
         if cuts is None:
             return
-        holes: list[tuple[int, str, str, int]] = []
+        holes: list[tuple[int, str, str, int]] = []  # offset, lead, tail, room
         texts: list[str] = []
         line = 0  # the next line of out not yet in texts
         offset = 23
@@ -420,12 +432,15 @@ class SteadyUpdates:
             return
         template = Template(
             tuple((a, b, data[a:b]) for a, b in cuts),
-            tuple(holes),
-            tuple(texts),
+            texts[0],
+            tuple(
+                (at, lead, f"{tail}\n{text}", room, tail[2:], text)
+                for (at, lead, tail, room), text in zip(holes, texts[1:], strict=True)
+            ),
             cuts[-1][1],
             addpath,
         )
-        if self._fill(template, data) != "\n".join(out) + "\n\n":
+        if self._body(template, data) != "\n".join(out) + "\n\n":
             return  # pragma: no cover - a line the template does not reproduce
         if len(self.templates) >= TEMPLATE_LIMIT:
             self.templates.clear()
@@ -470,62 +485,84 @@ class SteadyUpdates:
         if tail is None:
             parts = [direction(lane.source, lane.destination), *kind_parts(2, n)]
             tail = lane.tails[n] = "  ".join(parts)
-        body = self._fill(template, data)
+        body = self._body(template, data)
         if body is None:
             return None
-        return f"#{index}  frame {frame}  {relative:.6f}  {tail}\n{body}"
+        if relative != lane.relative:
+            lane.relative = relative
+            lane.when = f"{relative:.6f}"
+        return f"#{index}  frame {frame}  {lane.when}  {tail}\n{body}"
 
-    def _fill(self, template: Template, data: bytes) -> str | None:
-        """The body of an UPDATE matching ``template``: its numbers and its prefixes filled
-        in; None when its NLRI are not clean IPv4 prefixes filling the rest of it."""
+    def _body(self, template: Template, data: bytes) -> str | None:
+        """The lines of an UPDATE matching ``template`` (and the blank line after them), its
+        numbers and prefixes filled in; None unless its NLRI are IPv4 prefixes the codec reads
+        cleanly (a length of at most 32, entries that fill the field exactly)."""
         n = len(data)
         i = template.nlri
-        if i >= n:
-            return None
         addpath = template.addpath
-        prefixes: list[tuple[str, int]] = []
-        from_bytes = int.from_bytes
-        while i < n:
-            path_id = 0
-            if addpath:
-                if i + 5 > n:
-                    return None
-                path_id = from_bytes(data[i : i + 4], "big")
-                i += 4
-            length = data[i]
-            size = (length + 7) >> 3
-            if length > 32 or i + 1 + size > n:
+        rest = n - i
+        lines: str | None = None
+        count = 1
+        # one prefix, as in an UPDATE per route: read as the codec reads it
+        if addpath and 5 <= rest <= 9:
+            path_id, length, addr = _read_addpath(data + _PAD, i)
+            if length <= 32 and 5 + ((length + 7) >> 3) == rest:
+                text = f"{inet_ntoa(_address(addr & _MASKS32[length]))}/{length}"
+                lines = f"{_PREFIX}{text}  path-id {path_id}"
+        elif not addpath and 1 <= rest <= 5:
+            length, addr = _read_plain(data + _PAD, i)
+            if length <= 32 and 1 + ((length + 7) >> 3) == rest:
+                lines = f"{_PREFIX}{inet_ntoa(_address(addr & _MASKS32[length]))}/{length}"
+        if lines is None or self.narrow:
+            entries = _entries(data, i, addpath)
+            if entries is None:
                 return None
-            addr = (from_bytes(data[i + 1 : i + 1 + size], "big") << (32 - 8 * size)) & _MASKS32[
-                length
-            ]
-            prefixes.append((f"{inet_ntoa(addr.to_bytes(4, 'big'))}/{length}", path_id))
-            i += 1 + size
-        head = self.nlri_heads.get((len(prefixes), addpath))
+            count = len(entries)
+            if addpath:
+                pad = max(len(t) for t, _ in entries)
+                texts = [f"{_PREFIX}{t.ljust(pad)}  path-id {p}" for t, p in entries]
+            else:
+                texts = [_PREFIX + t for t, _ in entries]
+            if self.narrow:
+                texts = [part for text in texts for part in fold(text, _PREFIX, self.line_width)]
+            lines = "\n".join(texts)
+        head = self.nlri_heads.get((count, addpath))
         if head is None:
             return None
-        parts = [template.texts[0]]
-        for (offset, lead, tail, room), text in zip(
-            template.holes, template.texts[1:], strict=True
-        ):
-            value = str(from_bytes(data[offset : offset + 4], "big"))
+        body = template.first
+        for offset, lead, after, room, rfc, text in template.holes:
+            value = str(_read_number(data, offset)[0])
             if len(value) <= room:
-                parts.append(f"{lead}{value}{tail}\n")
+                body = f"{body}{lead}{value}{after}"
             else:
-                wrapped = wrap(lead + value, tail[2:], _ATTR, self.line_width)
-                parts.append("\n".join(wrapped) + "\n")
-            parts.append(text)
-        parts.append(head)
+                wrapped = "\n".join(wrap(lead + value, rfc, _ATTR, self.line_width))
+                body = f"{body}{wrapped}\n{text}"
+        return f"{body}{head}{lines}\n\n"
+
+
+def _entries(data: bytes, i: int, addpath: bool) -> list[tuple[str, int]] | None:
+    """(text, path id) of each IPv4 prefix from offset ``i`` to the end; None where the codec
+    would fail (a length over 32, an entry running past the end, nothing at all)."""
+    n = len(data)
+    if i >= n:
+        return None
+    out: list[tuple[str, int]] = []
+    from_bytes = int.from_bytes
+    while i < n:
+        path_id = 0
         if addpath:
-            pad = max(len(t) for t, _ in prefixes)
-            lines = [f"{_PREFIX}{t.ljust(pad)}  path-id {p}" for t, p in prefixes]
-        else:
-            lines = [_PREFIX + t for t, _ in prefixes]
-        if self.narrow:
-            lines = [part for line in lines for part in fold(line, _PREFIX, self.line_width)]
-        parts.append("\n".join(lines))
-        parts.append("\n\n")
-        return "".join(parts)
+            if i + 5 > n:
+                return None
+            path_id = from_bytes(data[i : i + 4], "big")
+            i += 4
+        length = data[i]
+        size = (length + 7) >> 3
+        if length > 32 or i + 1 + size > n:
+            return None
+        addr = (from_bytes(data[i + 1 : i + 1 + size], "big") << (32 - 8 * size)) & _MASKS32[length]
+        out.append((f"{inet_ntoa(_address(addr))}/{length}", path_id))
+        i += 1 + size
+    return out
 
 
 def _prefix_text(prefix: Prefix) -> str:
