@@ -41,22 +41,19 @@ from speaker.annotate.explain import (
 )
 from speaker.annotate.filters import Filter, FilterError, matches_all, parse_filter
 from speaker.annotate.gaps import Lost, gap_line, gap_record
-from speaker.annotate.html import DEFAULT_LIMIT as HTML_LIMIT
-from speaker.annotate.html import OCTET_BUDGET, html_page
 from speaker.annotate.layout import hexdump, spans
-from speaker.annotate.records import endpoint_json, record
-from speaker.annotate.replay import RibReplay, merge_events, table_lines
 from speaker.annotate.session import Tracker
-from speaker.annotate.steady import SteadyUpdates
+from speaker.annotate.steady import Lane, SteadyUpdates
 from speaker.annotate.tree import LINE_WIDTH, Node, render
 from speaker.pcap import (
     BGP_PORT,
     CaptureError,
     Endpoint,
     Gap,
+    Reassembled,
     TcpEvent,
     read_hex,
-    read_stream,
+    read_segments,
     tcp_events,
 )
 from speaker.wire import (
@@ -72,6 +69,9 @@ from speaker.wire import (
 )
 from speaker.wire.enums import MessageType
 from speaker.wire.messages import HEADER_SIZE, MARKER
+
+# Imported where they are used, not here: the JSON records, the RIB replay (with the RIB) and
+# the HTML page, a fifth of the start-up time of a text decode.
 
 PCAP_MAGICS = frozenset(
     {
@@ -91,6 +91,9 @@ EXIT_GAPS = 3
 
 MALFORMED_DUMP_LIMIT = 256
 """Octets of a malformed message dumped without ``--bytes``."""
+
+BATCH = 256
+"""Messages of text written at once (about 200 KB for a route feed)."""
 
 HEX_STREAM = "hex"
 SIDE_A, SIDE_B = "A", "B"
@@ -145,49 +148,55 @@ def _endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-_Direction = tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
-"""Per direction: stream key, endpoint texts, endpoint tuples, the endpoints themselves."""
+class _Wires:
+    """Makes the :class:`Wire` of each message of a capture: per direction, the stream key,
+    the endpoint texts and tuples are made once (a capture has few directions, messages many),
+    keyed by the id of the reader's direction tuple (kept alive in the value, so an id cannot
+    be reused)."""
+
+    def __init__(self) -> None:
+        self.directions: dict[
+            int, tuple[str, str, str, tuple[str, int], tuple[str, int], tuple[Endpoint, Endpoint]]
+        ] = {}
+
+    def __call__(self, item: Reassembled) -> Wire:
+        pair, data, timestamp, frame = item
+        known = self.directions.get(id(pair))
+        if known is None:
+            src, dst = pair
+            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
+            # is hashed in Python code at every lookup
+            low, high = (
+                (src, dst) if (src.address, src.port) <= (dst.address, dst.port) else (dst, src)
+            )
+            known = self.directions[id(pair)] = (
+                f"{low} {high}",
+                _endpoint_text(src.address, src.port),
+                _endpoint_text(dst.address, dst.port),
+                (src.address, src.port),
+                (dst.address, dst.port),
+                pair,
+            )
+        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
+        return Wire(
+            data,
+            stream,
+            source_text,
+            destination_text,
+            timestamp=timestamp,
+            frame=frame,
+            source_endpoint=source_endpoint,
+            destination_endpoint=destination_endpoint,
+        )
 
 
 def capture_messages(
     source: str | bytes, ports: Collection[int] = (BGP_PORT,)
 ) -> Iterator[Wire | Gap]:
     """The BGP messages (and gaps) of a pcap/pcapng file, reassembled per TCP direction."""
-    # per direction: stream, endpoint texts and tuples (a capture has few, messages many)
-    # keyed by the ids of the reader's Endpoint objects (one pair per direction; the value
-    # keeps them alive, so an id cannot be reused)
-    directions: dict[tuple[int, int], _Direction] = {}
-    for raw in read_stream(source, ports):
-        if isinstance(raw, Gap):
-            yield raw
-            continue
-        src, dst = raw.source, raw.destination
-        known = directions.get((id(src), id(dst)))
-        if known is None:
-            source_text = _endpoint_text(src.address, src.port)
-            destination_text = _endpoint_text(dst.address, dst.port)
-            # the stream as one string: hashed once, where a tuple of Endpoint dataclasses
-            # is hashed in Python code at every lookup
-            low, high = (str(e) for e in raw.stream)
-            known = directions[(id(src), id(dst))] = (
-                f"{low} {high}",
-                source_text,
-                destination_text,
-                (src.address, src.port),
-                (dst.address, dst.port),
-                (src, dst),
-            )
-        stream, source_text, destination_text, source_endpoint, destination_endpoint, _ = known
-        yield Wire(
-            raw.data,
-            stream,
-            source_text,
-            destination_text,
-            timestamp=raw.timestamp,
-            frame=raw.frame,
-            source_endpoint=source_endpoint,
-            destination_endpoint=destination_endpoint,
-        )
+    wire = _Wires()
+    for item in read_segments(source, ports):
+        yield item if isinstance(item, Gap) else wire(item)
 
 
 _NOT_HEX = re.compile(r"[^0-9a-fA-F]")
@@ -290,27 +299,33 @@ def guess(data: bytes, decoded: Message | None) -> str | None:
     return None
 
 
-def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
-    """Decode each message with its stream's negotiated context, following the OPENs; gaps
-    pass through (as :class:`Lost`) where they happened."""
-    tracker = Tracker()
-    context_of = tracker.context
-    first: float | None = None
-    index = 0
-    for wire in wires:
-        if isinstance(wire, Gap):
-            if first is None:
-                first = wire.timestamp
-            yield Lost(
-                wire,
-                _endpoint_text(wire.source.address, wire.source.port),
-                _endpoint_text(wire.destination.address, wire.destination.port),
-                wire.timestamp - first,
-            )
-            continue
-        index += 1
+class Decoder:
+    """What decoding keeps from one message to the next: the OPENs of each stream (so each
+    message is read with its stream's negotiated context), the message count and the time of
+    the first message or gap (times are shown relative to it)."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+        self.first: float | None = None
+        self.index = 0
+
+    def lost(self, gap: Gap) -> Lost:
+        """A gap of the capture, where it happened."""
+        if self.first is None:
+            self.first = gap.timestamp
+        return Lost(
+            gap,
+            _endpoint_text(gap.source.address, gap.source.port),
+            _endpoint_text(gap.destination.address, gap.destination.port),
+            gap.timestamp - self.first,
+        )
+
+    def decoded(self, wire: Wire) -> Decoded:
+        """Decode one message with its stream's context, following the OPENs."""
+        tracker = self.tracker
+        self.index += 1
         data = wire.data
-        context = context_of(wire.stream, wire.source, wire.destination)
+        context = tracker.context(wire.stream, wire.source, wire.destination)
         message: Message | None = None
         error: BgpError | None = None
         try:
@@ -329,11 +344,12 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
             soft = isinstance(message, Update) and bool(message.errors)
             hint = guess(data, None if soft else message)
         timestamp = wire.timestamp
+        first = self.first
         if timestamp is not None and first is None:
-            first = timestamp
+            first = self.first = timestamp
         # positional: this runs once per message (see Decoded for the field order)
-        yield Decoded(
-            index,
+        return Decoded(
+            self.index,
             data,
             wire.source,
             wire.destination,
@@ -353,6 +369,75 @@ def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
         )
 
 
+def decode_all(wires: Iterable[Wire | Gap]) -> Iterator[Decoded | Lost]:
+    """Decode each message with its stream's negotiated context, following the OPENs; gaps
+    pass through (as :class:`Lost`) where they happened."""
+    decoder = Decoder()
+    for wire in wires:
+        yield decoder.lost(wire) if isinstance(wire, Gap) else decoder.decoded(wire)
+
+
+class Shortcut:
+    """The text output of a capture with its steady UPDATEs written straight from their
+    octets by :meth:`SteadyUpdates.render` (no codec, no :class:`Decoded`); iterating
+    yields the rest, decoded, for the caller to write and count, in capture order.
+
+    Once an UPDATE of a direction went the general way (and was written, which teaches the
+    writer its template), the direction has a :class:`Lane`; any other message type (an OPEN
+    changes the context) drops every lane.  ``written``: the messages written here.
+    """
+
+    def __init__(self, raw: bytes, ports: Collection[int], writer: TextWriter) -> None:
+        self.raw = raw
+        self.ports = ports
+        self.writer = writer
+        self.written = 0
+
+    def __iter__(self) -> Iterator[Decoded | Lost]:
+        decoder = Decoder()
+        wire = _Wires()
+        writer = self.writer
+        steady = writer.steady
+        render = steady.render
+        pending = writer.pending
+        lanes: dict[int, Lane] = {}  # id of the reader's direction tuple -> lane
+        first: float | None = None
+        index = written = 0  # decoder.index and self.written, kept in locals here
+        try:
+            for item in read_segments(self.raw, self.ports):
+                if isinstance(item, Gap):
+                    self.written = written
+                    yield decoder.lost(item)
+                    first = decoder.first
+                    continue
+                direction, data, timestamp, frame = item
+                if data[18] == 2 and first is not None:  # the reader's messages have a header
+                    lane = lanes.get(id(direction))
+                    if lane is not None:
+                        text = render(lane, data, index + 1, frame, timestamp - first)
+                        if text is not None:
+                            index += 1
+                            written += 1
+                            pending.append(text)
+                            if len(pending) >= BATCH:
+                                writer.flush()
+                            continue
+                decoder.index = index
+                decoded = decoder.decoded(wire(item))
+                index = decoder.index
+                self.written = written
+                yield decoded
+                first = decoder.first
+                if data[18] != 2:
+                    lanes.clear()
+                elif id(direction) not in lanes:
+                    made = steady.lane(decoded)
+                    if made is not None:
+                        lanes[id(direction)] = made
+        finally:  # also when the capture turns out damaged: the caller counts them
+            self.written = written
+
+
 # ------------------------------------------------------------------------------ output
 
 
@@ -370,6 +455,22 @@ class TextWriter:
         self.explained: set[int] = set()
         self.meanings: set[str] = set()
         self.steady = SteadyUpdates(self.meanings, width)
+        self.pending: list[str] = []  # texts not yet written: one write per BATCH of them
+
+    def emit(self, text: str) -> None:
+        """Write ``text`` (a message's block), batched: one write per :data:`BATCH` texts
+        (a write per message was a tenth of the decode time of a route feed)."""
+        pending = self.pending
+        pending.append(text)
+        if len(pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what :meth:`emit` holds back (at the end, and before anything on stderr)."""
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.out.write(text)
 
     def _once(self, nodes: list[Node]) -> None:
         for node in nodes:
@@ -381,13 +482,13 @@ class TextWriter:
 
     def write(self, item: Decoded | Lost) -> None:
         if isinstance(item, Lost):
-            self.out.write(gap_line(item, self.width) + "\n\n")
+            self.emit(gap_line(item, self.width) + "\n\n")
             return
         code = item.type_code
         if code in self.explained and not self.show_bytes:
             fast = self.steady.lines(item)
             if fast is not None:
-                self.out.write(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
+                self.emit(self.steady.header(item) + "\n" + "\n".join(fast) + "\n\n")
                 return
         nodes: list[Node] = []
         if code is not None and code not in self.explained and item.error is None:
@@ -407,7 +508,7 @@ class TextWriter:
             lines.append("    bytes (offset, octets, field):")
             dump = hexdump(item.data, spans(item.data, item.context.negotiated), limit)
             lines.extend("      " + line for line in dump)
-        self.out.write("\n".join(lines) + "\n\n")
+        self.emit("\n".join(lines) + "\n\n")
 
 
 class BriefWriter:
@@ -424,9 +525,14 @@ class JsonWriter:
     """One JSON object per message (or gap), one per line."""
 
     def __init__(self, out: TextIO) -> None:
+        from speaker.annotate.records import endpoint_json, record
+
         self.out = out
+        self.endpoint_json = endpoint_json
+        self.record = record
 
     def write(self, item: Decoded | Lost) -> None:
+        endpoint_json = self.endpoint_json
         if isinstance(item, Lost):
             gap = item.gap
             rec = gap_record(
@@ -435,7 +541,7 @@ class JsonWriter:
                 endpoint_json(None, (gap.destination.address, gap.destination.port)),
             )
         else:
-            rec = record(item)
+            rec = self.record(item)
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
@@ -449,6 +555,10 @@ class HtmlWriter:
     """
 
     def __init__(self, out: TextIO, target: str, title: str) -> None:
+        from speaker.annotate.html import DEFAULT_LIMIT, OCTET_BUDGET
+
+        self.limit = DEFAULT_LIMIT
+        self.budget = OCTET_BUDGET
         self.out = out
         self.target = target
         self.title = title
@@ -463,8 +573,8 @@ class HtmlWriter:
         if isinstance(item, Decoded):
             self.messages += 1
             self.octets += len(item.data)
-            self.full = self.full or self.kept >= HTML_LIMIT or (
-                self.kept > 0 and self.octets > OCTET_BUDGET
+            self.full = self.full or self.kept >= self.limit or (
+                self.kept > 0 and self.octets > self.budget
             )
             if not self.full:
                 self.kept += 1
@@ -472,6 +582,9 @@ class HtmlWriter:
             self.items.append(item)
 
     def finish(self) -> None:
+        from speaker.annotate.html import html_page
+        from speaker.annotate.replay import merge_events
+
         title = f"speaker decode: {Path(self.title).name}"
         text = html_page(merge_events(self.items, self.events), title, self.kept, self.messages)
         Path(self.target).write_text(text, encoding="utf-8")
@@ -494,6 +607,8 @@ class RibWriter:
         self.items.append(item)
 
     def finish(self) -> None:
+        from speaker.annotate.replay import RibReplay, merge_events, table_lines
+
         replay = RibReplay().replay(merge_events(self.items, self.events))
         receivers = replay.receivers()
         if not receivers:
@@ -599,17 +714,35 @@ def decode_main(
         writer = BriefWriter(out)
     else:
         writer = TextWriter(out, show_bytes, width)
+    items: Iterable[Decoded | Lost] = decode_all(wires)
+    shortcut = None
+    if (
+        isinstance(writer, TextWriter)
+        and not show_bytes
+        and not wanted
+        and not force_hex
+        and hex_text is None
+        and is_capture(raw)
+    ):
+        items = shortcut = Shortcut(raw, ports, writer)
     count = shown = malformed = gaps = 0
     try:
-        for item in decode_all(wires):
-            if isinstance(item, Lost):
-                gaps += 1
-            else:
-                count += 1
-                malformed += item.malformed
-            if not wanted or matches_all(wanted, item):
-                shown += 1
-                writer.write(item)
+        try:
+            for item in items:
+                if isinstance(item, Lost):
+                    gaps += 1
+                else:
+                    count += 1
+                    malformed += item.malformed
+                if not wanted or matches_all(wanted, item):
+                    shown += 1
+                    writer.write(item)
+        finally:  # what was decoded before an error is written before it is reported
+            if shortcut is not None:
+                count += shortcut.written
+                shown += shortcut.written
+            if isinstance(writer, TextWriter):
+                writer.flush()
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
 
@@ -653,6 +786,8 @@ __all__ = [
     "EXIT_MALFORMED",
     "EXIT_OK",
     "EXIT_UNREADABLE",
+    "Decoder",
+    "Shortcut",
     "Wire",
     "decode_all",
     "decode_main",

@@ -340,33 +340,53 @@ def read_stream(
     ``ports``: TCP ports that carry BGP (179 unless told).  Raises CaptureError, naming the
     frame and offset, where the file is damaged or cut.
     """
+    for item in read_segments(source, ports):
+        if isinstance(item, Gap):
+            yield item
+        else:
+            (src, dst), data, ts, frame = item
+            yield RawMessage(src, dst, ts, data, frame)
+
+
+Direction = tuple[Endpoint, Endpoint]
+"""A direction of a connection: (source, destination); one tuple per direction and capture."""
+
+Reassembled = tuple[Direction, bytes, float, int]
+"""One message of :func:`read_segments`: its direction, octets, time and completing frame."""
+
+
+def read_segments(
+    source: str | Path | bytes, ports: Collection[int] = (BGP_PORT,)
+) -> Iterator[Reassembled | Gap]:
+    """:func:`read_stream` without a :class:`RawMessage` per message: plain tuples, whose
+    direction is the same tuple object for every message of that direction (a reader of a
+    100,000-message feed keys its per-direction state by it: ``id()``, no hashing)."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     wanted = frozenset(ports)
     # keyed by raw addresses and ports (cheap to hash); endpoints are made once per direction
     directions: dict[tuple[bytes, int, bytes, int], _Direction] = {}
-    ends: dict[tuple[bytes, int, bytes, int], tuple[Endpoint, Endpoint]] = {}
+    ends: dict[tuple[bytes, int, bytes, int], Direction] = {}
     for rec, ip, tcp in _bgp_segments(data, wanted):
         key = (ip.src, tcp.sport, ip.dst, tcp.dport)
         pair = ends.get(key)
+        back_key = (ip.dst, tcp.dport, ip.src, tcp.sport)
         if pair is None:
             src = Endpoint(str(ipaddress.ip_address(ip.src)), tcp.sport)
             dst = Endpoint(str(ipaddress.ip_address(ip.dst)), tcp.dport)
             pair = ends[key] = (src, dst)
-            ends[(ip.dst, tcp.dport, ip.src, tcp.sport)] = (dst, src)
-        src, dst = pair
+            ends[back_key] = (dst, src)
         state = directions.get(key)
         if state is None:
             state = directions[key] = _Direction()
         ts, frame = rec.timestamp, rec.frame
         if tcp.flags & dpkt.tcp.TH_ACK:
-            back_key = (ip.dst, tcp.dport, ip.src, tcp.sport)
             back = directions.get(back_key)
             if back is None:
                 back = directions[back_key] = _Direction()
             if back.peer_ack is None or _before(back.peer_ack, tcp.ack):
                 back.peer_ack = tcp.ack
                 if back.pending:
-                    yield from _drain(back, dst, src)
+                    yield from _drain(back, ends[back_key])
         if tcp.flags & dpkt.tcp.TH_SYN:
             state.next_seq = state.isn = (tcp.seq + 1) & 0xFFFFFFFF
             state.buffer.clear()
@@ -385,9 +405,9 @@ def read_stream(
         known = state.pending.get(tcp.seq)
         if known is None or len(known[0]) < len(payload):
             state.pending[tcp.seq] = (payload, ts, frame)
-        yield from _drain(state, src, dst, (frame, ts))
+        yield from _drain(state, pair, (frame, ts))
     for key, state in directions.items():
-        yield from _finish(state, *ends[key])
+        yield from _finish(state, ends[key])
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,8 +458,8 @@ def tcp_events(
 
 
 def _drain(
-    state: _Direction, src: Endpoint, dst: Endpoint, now: tuple[int, float] = (0, 0.0)
-) -> Iterator[RawMessage | Gap]:
+    state: _Direction, pair: Direction, now: tuple[int, float] = (0, 0.0)
+) -> Iterator[Reassembled | Gap]:
     """Append what is now contiguous (declaring a hole lost when it must be); yield messages.
 
     ``now``: the frame of this direction being read, which completes what it makes contiguous
@@ -466,7 +486,7 @@ def _drain(
             break
         seq = _skip_hole(state, seq)
     state.next_seq = seq
-    yield from _messages(state, src, dst)
+    yield from _messages(state, pair)
 
 
 def _hole_is_lost(state: _Direction, seq: int) -> bool:
@@ -497,10 +517,14 @@ def _append(state: _Direction, payload: bytes, ts: float, frame: int) -> None:
 
 
 def _consume(state: _Direction, size: int) -> tuple[int, float]:
-    """Remove ``size`` octets from the buffer; the frame (and time) that completed them: the
-    latest of the frames they came in, as Wireshark shows a reassembled message."""
+    """Remove ``size`` octets from the buffer; the frame (and time) that completed them."""
     del state.buffer[:size]
-    pieces = state.pieces
+    return _take(state.pieces, size)
+
+
+def _take(pieces: deque[list[float]], size: int) -> tuple[int, float]:
+    """Account for the next ``size`` octets of the buffer; the frame (and time) that completed
+    them: the latest of the frames they came in, as Wireshark shows a reassembled message."""
     frame, ts = 0, 0.0
     while size > 0 and pieces:
         piece = pieces[0]
@@ -530,7 +554,8 @@ def _find_marker(buf: bytearray) -> int:
         start = i + 1
 
 
-def _messages(state: _Direction, src: Endpoint, dst: Endpoint) -> Iterator[RawMessage | Gap]:
+def _messages(state: _Direction, pair: Direction) -> Iterator[Reassembled | Gap]:
+    """The whole messages at the start of the buffer (after a gap: from the next marker)."""
     buf = state.buffer
     if state.resync:
         i = _find_marker(buf)
@@ -542,29 +567,46 @@ def _messages(state: _Direction, src: Endpoint, dst: Endpoint) -> Iterator[RawMe
         state.skipped += i
         _consume(state, i)
         state.resync = False
+        src, dst = pair
         yield Gap(
             src, dst, state.gap_time, state.gap_frame, state.lost, state.skipped, seq=state.gap_seq
         )
-    while len(buf) >= HEADER_SIZE:
-        length = (buf[16] << 8) | buf[17]
-        if buf[:16] != MARKER or length < HEADER_SIZE:
+    n = len(buf)
+    if n < HEADER_SIZE or (((buf[16] << 8) | buf[17]) > n and buf[:16] == MARKER):
+        return  # the first message is not complete yet: nothing to copy
+    # one copy of the buffer, messages sliced out of it, the buffer cut once at the end (a
+    # segment of a route feed holds dozens of messages)
+    blob = bytes(buf)
+    pieces = state.pieces
+    take = _take
+    i = 0
+    while n - i >= HEADER_SIZE:
+        length = (blob[i + 16] << 8) | blob[i + 17]
+        if length < HEADER_SIZE or blob[i : i + 16] != MARKER:
             # not synchronised: hand the rest over as one message so the decoder reports it
-            length = len(buf)
-        if len(buf) < length:
+            length = n - i
+        elif n - i < length:
             break
-        data = bytes(buf[:length])
-        frame, ts = _consume(state, length)
-        yield RawMessage(src, dst, ts, data, frame)
+        piece = pieces[0]
+        if piece[0] > length:  # the common case: the message lies in one piece
+            piece[0] -= length
+            frame, ts = int(piece[1]), piece[2]
+        else:
+            frame, ts = take(pieces, length)
+        yield pair, blob[i : i + length], ts, frame
+        i += length
+    del buf[:i]
 
 
-def _finish(state: _Direction, src: Endpoint, dst: Endpoint) -> Iterator[RawMessage | Gap]:
+def _finish(state: _Direction, pair: Direction) -> Iterator[Reassembled | Gap]:
     """At the end of the capture: holes that never filled, and a message left incomplete."""
     seq = state.next_seq
     while state.pending and seq is not None:
         seq = _skip_hole(state, seq)
         state.next_seq = seq
-        yield from _drain(state, src, dst)
+        yield from _drain(state, pair)
         seq = state.next_seq
+    src, dst = pair
     if state.resync:
         skipped = state.skipped + len(state.buffer)
         if skipped or state.lost:

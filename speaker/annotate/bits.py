@@ -4,8 +4,9 @@ A flag octet is where a byte-level dump stops teaching: ``0x90`` says nothing un
 seen as ``1001 0000``, Optional and Extended Length set.  This module draws such fields the
 way Wireshark does (``1... .... = Optional: Set``), with bit 0 the most significant bit as the
 RFCs number them, and each bit's meaning.  It is used by ``--bytes`` and the HTML page only,
-never by the text fast path; bitstring does the slicing, and each drawing is cached per
-(kind, value): a capture has few distinct flag values and many messages.
+never by the text fast path; bitstring does the slicing (imported at the first drawing: a
+text decode without ``--bytes`` never loads it), and each drawing is cached per (kind, value):
+a capture has few distinct flag values and many messages.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from bitstring import Bits
+if TYPE_CHECKING:
+    from bitstring import Bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,8 @@ def _drawing(bits: Bits, first: int, width: int) -> str:
 @lru_cache(maxsize=256)
 def bit_fields(kind: str, value: int) -> tuple[BitField, ...]:
     """The fields of a ``kind`` value (a key of :data:`LAYOUTS`), most significant first."""
+    from bitstring import Bits
+
     layout = LAYOUTS[kind]
     bits = Bits(uint=value, length=layout.width)
     out = []
@@ -182,6 +187,8 @@ def bit_fields(kind: str, value: int) -> tuple[BitField, ...]:
 def bit_lines(kind: str, value: int) -> tuple[str, ...]:
     """A heading (``1001 0000 = 0x90: path attribute flags  [RFC 4271 4.3]``) and a line per
     field."""
+    from bitstring import Bits
+
     layout = LAYOUTS[kind]
     bits = Bits(uint=value, length=layout.width)
     digits = " ".join(bits.bin[i : i + 4] for i in range(0, layout.width, 4))

@@ -153,14 +153,17 @@ def where_parts(item: Decoded) -> list[str]:
     if item.line is not None:
         parts.append(f"line {item.line}")
     if item.source is not None and item.destination is not None:
-        parts.append(f"{item.source} -> {item.destination}")
+        parts.append(direction(item.source, item.destination))
     return parts
 
 
-def header_line(item: Decoded) -> str:
-    """``#5  frame 14  0.001234  A:179 -> B:4567  UPDATE (2), 53 octets  [RFC 4271 4.3]``."""
-    parts = where_parts(item)
-    code = item.type_code
+def direction(source: str, destination: str) -> str:
+    """``A:179 -> B:4567``."""
+    return f"{source} -> {destination}"
+
+
+def kind_parts(code: int | None, length: int) -> list[str]:
+    """``UPDATE (2), 53 octets`` and ``[RFC 4271 4.3]``: the end of a message's header line."""
     meaning = MESSAGE_TYPES.get(code) if code is not None else None
     if code is None:
         kind = "truncated message"
@@ -168,10 +171,15 @@ def header_line(item: Decoded) -> str:
         kind = f"unknown type ({code})"
     else:
         kind = f"{meaning.name} ({code})"
-    parts.append(f"{kind}, {len(item.data)} octets")
+    parts = [f"{kind}, {length} octets"]
     if meaning is not None:
         parts.append(f"[{meaning.rfc}]")
-    return "  ".join(parts)
+    return parts
+
+
+def header_line(item: Decoded) -> str:
+    """``#5  frame 14  0.001234  A:179 -> B:4567  UPDATE (2), 53 octets  [RFC 4271 4.3]``."""
+    return "  ".join(where_parts(item) + kind_parts(item.type_code, len(item.data)))
 
 
 def about(code: int) -> Node | None:
