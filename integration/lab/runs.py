@@ -72,6 +72,9 @@ class OwnerRecord:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     backend: str = "netns"
     """``netns``, or ``docker`` when BIRD nodes run in containers (integration/lab/docker.py)."""
+    dual_stack: bool = False
+    """IPv6 beside IPv4 (bird6 on BIRD nodes); the nodes carry their IPv6 parts."""
+    pool6: str | None = None
 
     def owner_alive(self) -> bool:
         """True while the owning process (same PID, same start time) still runs."""
@@ -207,6 +210,8 @@ def make_owner(
     prefixlen: int,
     nodes: list[dict[str, Any]],
     backend: str = "netns",
+    dual_stack: bool = False,
+    pool6: str | None = None,
 ) -> OwnerRecord:
     """An owner record for the current process."""
     pid = os.getpid()
@@ -220,4 +225,6 @@ def make_owner(
         prefixlen=prefixlen,
         nodes=nodes,
         backend=backend,
+        dual_stack=dual_stack,
+        pool6=pool6,
     )
