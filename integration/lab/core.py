@@ -83,6 +83,9 @@ GATEWAY6: Final = "fe80::ecee:eeff:feee:eeee"
 permanent neighbour entry maps it to the cali veth's MAC: no proxy NDP, no wait for neighbour
 discovery or DAD before the first packet."""
 NODE_PREFIXLEN6: Final = 64
+IPV6_RECORD: Final = "ipv6.json"
+"""A dual-stack run's IPv6 pool, beside owner.json (whose keys older lab code must still read;
+the nodes' dicts there carry their IPv6 parts, so ``attach`` knows the run is dual-stack)."""
 BIRD_PROGRAMS: Final[dict[Family, tuple[str, str]]] = {4: ("bird", "birdc"), 6: ("bird6", "birdc6")}
 """The daemon and client of each family (Debian's bird package ships both pairs)."""
 
@@ -199,8 +202,7 @@ class Lab:
             prefixlen=owner.prefixlen,
             persistent=owner.persistent,
             prefix=prefix,
-            dual_stack=owner.dual_stack,
-            pool6=owner.pool6 or DEFAULT_POOL6,
+            pool6=_read_pool6(run_dir_for(prefix)),
         )
         lab._state = "up"
         for node in lab.nodes:
@@ -233,6 +235,8 @@ class Lab:
         if self._state != "new":
             raise LabError(f"lab {self.prefix} is already {self._state}")
         self.run_dir.mkdir(mode=0o755, parents=False, exist_ok=False)
+        if self.dual_stack:  # before owner.json: a reader finds both or an ownerless directory
+            (self.run_dir / IPV6_RECORD).write_text(json.dumps({"pool6": self.pool6}) + "\n")
         write_owner(self.run_dir, self._owner_record())
         self._state = "up"
         _register(self)
@@ -276,8 +280,6 @@ class Lab:
             prefixlen=self.prefixlen,
             nodes=[asdict(n) for n in self.nodes],
             backend=self.backend,
-            dual_stack=self.dual_stack,
-            pool6=self.pool6 if self.dual_stack else None,
         )
 
     def _build(self) -> None:
@@ -899,6 +901,14 @@ class Lab:
                 if log.exists():
                     parts.append(f"[{log.name}]\n{_tail(log)}")
         return "\n".join(parts)
+
+
+def _read_pool6(run_dir: Path) -> str:
+    """The IPv6 pool a dual-stack run recorded (the default for other runs)."""
+    try:
+        return str(json.loads((run_dir / IPV6_RECORD).read_text())["pool6"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_POOL6
 
 
 def _ipv6_without_dad(netns: str) -> None:

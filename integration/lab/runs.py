@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -72,9 +72,6 @@ class OwnerRecord:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     backend: str = "netns"
     """``netns``, or ``docker`` when BIRD nodes run in containers (integration/lab/docker.py)."""
-    dual_stack: bool = False
-    """IPv6 beside IPv4 (bird6 on BIRD nodes); the nodes carry their IPv6 parts."""
-    pool6: str | None = None
 
     def owner_alive(self) -> bool:
         """True while the owning process (same PID, same start time) still runs."""
@@ -89,11 +86,18 @@ def write_owner(run_dir: Path, record: OwnerRecord) -> None:
 
 
 def read_owner(run_dir: Path) -> OwnerRecord | None:
-    """Read ``owner.json``; None if absent or unreadable."""
+    """Read ``owner.json``; None if absent or unreadable.
+
+    Keys this version does not know are ignored: a run written by newer lab code must not
+    look ownerless here (the stale sweep would destroy a live run).  For the same reason new
+    facts about a run go into the nodes' dicts or files beside owner.json, not new top-level
+    keys, which older readers refuse.
+    """
     try:
         data = json.loads((run_dir / OWNER_FILE).read_text())
-        return OwnerRecord(**data)
-    except (OSError, ValueError, TypeError):
+        known = {f.name for f in fields(OwnerRecord)}
+        return OwnerRecord(**{k: v for k, v in data.items() if k in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 
@@ -210,8 +214,6 @@ def make_owner(
     prefixlen: int,
     nodes: list[dict[str, Any]],
     backend: str = "netns",
-    dual_stack: bool = False,
-    pool6: str | None = None,
 ) -> OwnerRecord:
     """An owner record for the current process."""
     pid = os.getpid()
@@ -225,6 +227,4 @@ def make_owner(
         prefixlen=prefixlen,
         nodes=nodes,
         backend=backend,
-        dual_stack=dual_stack,
-        pool6=pool6,
     )
