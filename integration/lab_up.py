@@ -1,8 +1,8 @@
 """Bring a namespace lab up for a human (``make lab``), show its state, tear it down later.
 
     python3 -m integration.lab_up up [--mix seed] [--timeout 60] [--backend netns|docker]
-                                     [--dual-stack]                 # make lab [BACKEND=docker]
-                                                                    #          [STACK=dual]
+                                     [--datastore none|etcd]   # make lab [BACKEND=docker]
+                                     [--dual-stack]            #   [DATASTORE=etcd] [STACK=dual]
     python3 -m integration.lab_up status                            # make lab-status
     python3 -m integration.lab_up down [--all]                      # make lab-down
 
@@ -16,8 +16,15 @@ docs/lab.md) and the report shows both families: calicoctl's IPv4 and IPv6 BGP s
 every node, IPv6 kernel routes and a ping6 between every two pods; the verdict covers both.
 ``--backend docker`` runs the BIRD nodes in Docker containers
 (integration/lab/docker.py, docs/docker-lab.md; the engine is found or started, and stopped again
-by ``down``).  ``down`` removes the recorded run (``--all``: every lab run whose owner is gone,
-persistent ones included).
+by ``down``).  ``--datastore etcd`` drives the mesh from Calico's etcd
+(integration/lab/etcd_lab.py): etcd 3.4 with TLS in node80's namespace on 192.168.0.80:2379,
+data in the run folder, seeded with the nodes, the pool and the blocks; BIRD nodes' bird.cfg
+rendered from the keys and kept in step by a confd process per BIRD node; speakers with
+``[datastore] type = "etcdv3"`` only.  The report then also lists etcd's keys, the confd
+processes and ``speaker show datastore``.  ``down`` removes the recorded run, stopping etcd
+and the confd processes by their PIDs first (``--all``: every lab run whose owner is gone,
+persistent ones included).  ``$SPEAKER_LAB_STATE`` names another state file (the lab script's
+own test uses one, so that it never replaces a lab someone left up).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 from integration.lab import (
     Lab,
     LabError,
+    NodeRef,
     NodeSpec,
     calico_node_status,
     cleanup_stale,
@@ -47,9 +55,11 @@ from integration.lab import (
     nodes_for_mix,
     run_dir_for,
 )
+from integration.lab.etcd_lab import EtcdLab
+from integration.lab.status import format_calico_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STATE_FILE = REPO_ROOT / "lab-run" / "state.json"
+STATE_FILE = Path(os.environ.get("SPEAKER_LAB_STATE") or REPO_ROOT / "lab-run" / "state.json")
 APT_PACKAGES = {
     "bird": "bird",
     "birdc": "bird",
@@ -59,6 +69,11 @@ APT_PACKAGES = {
     "ss": "iproute2",
     "sysctl": "procps",
 }
+ETCD_PACKAGES = {"etcd": "etcd-server", "etcdctl": "etcd-client", "openssl": "openssl"}
+"""What ``--datastore etcd`` needs on top (scripts/lab.sh installs them only then)."""
+DATASTORES = ("none", "etcd")
+ETCD_NODE = "node80"
+"""The node whose namespace runs etcd (on its address), as in integration/test_datastore.py."""
 
 
 def _say(text: str = "") -> None:
@@ -70,9 +85,11 @@ def _section(title: str) -> None:
     _say(f"==== {title}")
 
 
-def ensure_tools() -> None:
-    """apt-get install the packages of any missing tool (bird, iproute2, procps)."""
-    missing = sorted({pkg for tool, pkg in APT_PACKAGES.items() if shutil.which(tool) is None})
+def ensure_tools(datastore: str = "none") -> None:
+    """apt-get install the packages of any missing tool (bird, iproute2, procps; with
+    ``datastore`` etcd also etcd-server, etcd-client, openssl)."""
+    tools = {**APT_PACKAGES, **(ETCD_PACKAGES if datastore == "etcd" else {})}
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
     if not missing:
         return
     _say(f"installing missing packages: {' '.join(missing)}")
@@ -81,6 +98,10 @@ def ensure_tools() -> None:
     if subprocess.run(install, env=env, check=False).returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, check=True)
         subprocess.run(install, env=env, check=True)
+    if "etcd-server" in missing and shutil.which("systemctl"):
+        # Debian's package starts a system-wide etcd on 127.0.0.1:2379; the lab runs its own.
+        subprocess.run(["systemctl", "disable", "--now", "etcd"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def read_state() -> dict[str, object] | None:
@@ -92,12 +113,33 @@ def read_state() -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
+def attach_datastore(lab: Lab, state: dict[str, object]) -> EtcdLab | None:
+    """The recorded lab's etcd and confd processes, if it is driven by etcd."""
+    if state.get("datastore") != "etcd":
+        return None
+    try:
+        return EtcdLab.attach(lab, str(state.get("etcd_node", ETCD_NODE)))
+    except LabError as exc:
+        _say(f"(the lab's etcd: {exc})")
+        return None
+
+
 def down(all_runs: bool = False) -> int:
-    """Tear down the recorded run (and with ``all_runs`` every ownerless lab run)."""
+    """Tear down the recorded run (and with ``all_runs`` every ownerless lab run): etcd and
+    the confd processes first, by their PIDs, then the daemons, namespaces and run folder."""
     state = read_state()
     if state is not None:
         prefix = str(state["prefix"])
         _say(f"tearing down lab {prefix} ({run_dir_for(prefix)})")
+        if state.get("datastore") == "etcd":
+            try:
+                driven = attach_datastore(Lab.attach(prefix), state)
+            except LabError as exc:  # the run folder is gone: destroy_run sweeps the rest
+                _say(f"(cannot attach to the lab: {exc})")
+                driven = None
+            if driven is not None:
+                stopped = driven.stop() or ["nothing (etcd was not running)"]
+                _say(f"stopped {', '.join(stopped)}")
         destroy_run(prefix)
         STATE_FILE.unlink(missing_ok=True)
     elif not all_runs:
@@ -110,10 +152,11 @@ def down(all_runs: bool = False) -> int:
     return 0
 
 
-def report(lab: Lab, timeout: float) -> list[str]:
+def report(lab: Lab, timeout: float, datastore: EtcdLab | None = None) -> list[str]:
     """Wait up to ``timeout`` s for the mesh, then print everything a human wants to see.
 
-    Returns what is wrong (daemons not running, sessions not Established, pods not answering),
+    Returns what is wrong (daemons not running, sessions not Established, pods not answering;
+    with a ``datastore``: etcd or a confd not running, a speaker not connected to etcd),
     empty when the mesh is all up.
     """
     problems: list[str] = []
@@ -141,6 +184,8 @@ def report(lab: Lab, timeout: float) -> list[str]:
             daemons = ", ".join(f"{lab.netns(node)}-{program} ({program})"
                                 for program, _ in lab.node_daemons(node))  # fmt: skip
             _say(f"{'':11}containers {lab.netns(node)} (node), {daemons}")
+    if datastore is not None:
+        problems += report_etcd(datastore)
 
     _section(
         f"BGP sessions (waiting up to {timeout:.0f} s for Established)"
@@ -185,13 +230,18 @@ def report(lab: Lab, timeout: float) -> list[str]:
             exited = "" if code is None else f" (exit {code})"
             _say(f"speaker daemon is not running{exited}; log tail:")
             _say(_tail(lab.log_path(node)))
-        sock = str(lab.control_socket(node))
-        argv = [sys.executable, "-m", "speaker", "status", "--socket", sock]
-        proc = lab.exec(node, argv, check=False)
+        proc = _speaker_cli(lab, node, "status")
         _say(proc.stdout.rstrip())
         if proc.returncode != 0:
             _say(f"(speaker status failed, exit {proc.returncode})")
             _say(proc.stderr.rstrip())
+        if datastore is not None:
+            _section(f"speaker show datastore on {node.name} ({node.address})")
+            proc = _speaker_cli(lab, node, "show", "datastore")
+            _say((proc.stdout or proc.stderr).rstrip())
+            first = proc.stdout.splitlines()[0] if proc.stdout.strip() else ""
+            if proc.returncode != 0 or not first.endswith(", connected"):
+                problems.append(f"speaker on {node.name} not connected to etcd")
 
     birds = lab.bird_nodes()
     if birds:
@@ -232,16 +282,66 @@ def report(lab: Lab, timeout: float) -> list[str]:
     return problems
 
 
-def verdict(problems: list[str], nodes: int, *, dual_stack: bool = False) -> str:
+def _speaker_cli(lab: Lab, node: NodeRef, *args: str) -> subprocess.CompletedProcess[str]:
+    """``speaker ARGS --socket <node's control socket>`` in the node's namespace."""
+    sock = str(lab.control_socket(node))
+    return lab.exec(node, [sys.executable, "-m", "speaker", *args, "--socket", sock],
+                    check=False)
+
+
+def report_etcd(driven: EtcdLab) -> list[str]:
+    """Print etcd (where, its PID, every key it holds) and the confd processes; what is
+    wrong with them."""
+    problems = []
+    etcd = driven.etcd
+    pid = etcd.pid()
+    _section(f"etcd (the datastore) {etcd.endpoint}, netns {etcd.netns}, "
+             + (f"pid {pid}" if pid else "NOT RUNNING"))
+    _say(f"  data, TLS files, log: {etcd.dir}/")
+    if pid is None:
+        problems.append("etcd not running")
+    else:
+        try:
+            revision, items = etcd.items("/calico/")
+        except LabError as exc:
+            _say(f"  (cannot read etcd: {str(exc).splitlines()[-1]})")
+            problems.append("etcd not answering")
+        else:
+            _say(f"  {len(items)} keys under /calico/ at revision {revision} "
+                 "(etcdctl get /calico/ --prefix):")
+            _say("\n".join(format_calico_keys(items)))
+    if driven.confds:
+        _section("confd: BIRD nodes' bird.cfg rendered from etcd, birdc configure on change")
+    for name, confd in driven.confds.items():
+        confd_pid = confd.pid()
+        renders = confd.renders()
+        last = renders[-1] if renders else None
+        _say(f"  {name:8} " + (f"pid {confd_pid}" if confd_pid else "NOT RUNNING")
+             + (f", last render: revision {last.revision}, {last.what}" if last else "")
+             + f"  ({confd.log.name})")
+        if confd_pid is None:
+            problems.append(f"confd on {name} not running")
+    return problems
+
+
+def verdict(
+    problems: list[str],
+    nodes: int,
+    datastore: EtcdLab | None = None,
+    *,
+    dual_stack: bool = False,
+) -> str:
     """The report's last line: all up (in both families for a dual-stack lab), or what is not."""
     if problems:
         return "VERDICT: NOT all up: " + "; ".join(problems)
+    etcd = "" if datastore is None else f"; mesh from etcd {datastore.etcd.endpoint}"
     if dual_stack:
         return (
             f"VERDICT: all up: {nodes} nodes, dual stack: every IPv4 and IPv6 session "
-            "Established, every pod answers ping and ping6"
+            f"Established, every pod answers ping and ping6{etcd}"
         )
-    return f"VERDICT: all up: {nodes} nodes, every session Established, every pod answers"
+    return (f"VERDICT: all up: {nodes} nodes, every session Established, every pod "
+            f"answers{etcd}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -251,41 +351,55 @@ def _tail(path: Path, lines: int = 15) -> str:
         return f"(cannot read {path}: {exc})"
 
 
-def up(mix: str, timeout: float, backend: str = "netns", dual_stack: bool = False) -> int:
+def up(
+    mix: str,
+    timeout: float,
+    backend: str = "netns",
+    datastore: str = "none",
+    dual_stack: bool = False,
+) -> int:
     """Build the lab (``dual_stack``: IPv4 and IPv6), record it, print the report and how to
     tear it down."""
-    ensure_tools()
+    ensure_tools(datastore)
     if read_state() is not None:
         _say("a lab is already recorded; replacing it")
         down()
     cleanup_stale()
     nodes: list[NodeSpec] = nodes_for_mix(mix)
-    lab = lab_class(backend)(nodes, persistent=True, dual_stack=dual_stack)
-    stack = ", dual stack" if dual_stack else ""
-    _say(f"building lab {lab.prefix} (mix {mix!r}, backend {backend}{stack}) in {lab.run_dir}")
+    etcd = datastore == "etcd"
+    lab = lab_class(backend)(
+        nodes, persistent=True, start_daemons=not etcd, dual_stack=dual_stack
+    )
+    how = f", mesh from etcd in {ETCD_NODE}'s namespace" if etcd else ""
+    how += ", dual stack" if dual_stack else ""
+    _say(f"building lab {lab.prefix} (mix {mix!r}, backend {backend}{how}) in {lab.run_dir}")
     try:
         lab.up()  # on failure it has torn down what it built
     except LabError as exc:
         _say()
         _say(f"VERDICT: NOT all up: the lab could not be built: {exc}")
         return 1
+    state: dict[str, object] = {"prefix": lab.prefix, "run_dir": str(lab.run_dir), "mix": mix,
+                                "backend": backend, "datastore": datastore,
+                                "dual_stack": dual_stack}
+    if etcd:
+        state["etcd_node"] = ETCD_NODE
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(
-        json.dumps(
-            {
-                "prefix": lab.prefix,
-                "run_dir": str(lab.run_dir),
-                "mix": mix,
-                "backend": backend,
-                "dual_stack": dual_stack,
-            },
-            indent=2,
-        )
-    )
+    STATE_FILE.write_text(json.dumps(state, indent=2))  # before etcd: `down` can stop it
+    driven: EtcdLab | None = None
+    if etcd:
+        try:  # etcd, its keys, the daemons from them, a confd per BIRD node
+            driven = EtcdLab.start(lab, etcd_node=ETCD_NODE)
+        except LabError as exc:  # what it started it has stopped again
+            lab.down()
+            STATE_FILE.unlink(missing_ok=True)
+            _say()
+            _say(f"VERDICT: NOT all up: the etcd-driven lab could not be started: {exc}")
+            return 1
     describe = getattr(lab, "describe_backend", None)
     if describe is not None:
         _say(describe())
-    problems = report(lab, timeout)
+    problems = report(lab, timeout, driven)
     _section("how to use and tear down")
     first = lab.nodes[0]
     _say(f"  run files, configs, logs: {lab.run_dir}/")
@@ -302,10 +416,15 @@ def up(mix: str, timeout: float, backend: str = "netns", dual_stack: bool = Fals
         _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
         if dual_stack:
             _say(f"  bird6's CLI:              birdc6 -s {lab.control_socket(first, 6)}")
+    if driven is not None:
+        t = driven.etcd.tls
+        _say(f"  etcd's CLI:               ip netns exec {driven.etcd.netns} etcdctl "
+             f"--endpoints={driven.etcd.endpoint} \\\n{'':28}--cacert={t.ca} "
+             f"--cert={t.client_cert} --key={t.client_key} get /calico/ --prefix --keys-only")
     _say("  report again:             make lab-status")
     _say("  tear down:                bash scripts/lab.sh down   (or make lab-down)")
     _say()
-    _say(verdict(problems, len(lab.nodes), dual_stack=dual_stack))
+    _say(verdict(problems, len(lab.nodes), driven, dual_stack=dual_stack))
     return 1 if problems else 0
 
 
@@ -316,9 +435,10 @@ def status() -> int:
         _say(f"no lab recorded in {STATE_FILE}")
         return 1
     lab = Lab.attach(str(state["prefix"]))
-    problems = report(lab, 0.0)
+    driven = attach_datastore(lab, state)
+    problems = report(lab, 0.0, driven)
     _say()
-    _say(verdict(problems, len(lab.nodes), dual_stack=lab.dual_stack))
+    _say(verdict(problems, len(lab.nodes), driven, dual_stack=lab.dual_stack))
     return 1 if problems else 0
 
 
@@ -334,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("netns", "docker"),
         help="where BIRD nodes run (default $SPEAKER_LAB_BACKEND or netns)",
     )
+    p_up.add_argument(
+        "--datastore",
+        default="none",
+        choices=DATASTORES,
+        help="etcd: the mesh from Calico's etcd (etcd 3.4 with TLS in node80's namespace; "
+        "BIRD's config rendered from its keys; speakers with [datastore])",
+    )
     p_up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for sessions")
     p_up.add_argument(
         "--dual-stack",
@@ -344,10 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--all", action="store_true", help="also every ownerless lab run")
     sub.add_parser("status", help="report on the recorded lab")
     args = parser.parse_args(argv)
+    if args.command == "up" and args.datastore == "etcd" and args.backend != "netns":
+        parser.error("--datastore etcd runs with the netns backend only")
+    if args.command == "up" and args.datastore == "etcd" and args.dual_stack:
+        parser.error("--dual-stack and --datastore etcd do not go together yet: the lab's confd "
+                     "renders bird.cfg only, not bird6.cfg")
     if os.geteuid() != 0:
         parser.error("the lab needs root (network namespaces)")
     if args.command == "up":
-        return up(args.mix, args.timeout, args.backend, args.dual_stack)
+        return up(args.mix, args.timeout, args.backend, args.datastore, args.dual_stack)
     if args.command == "down":
         return down(args.all)
     return status()

@@ -27,7 +27,8 @@ from integration.conftest import LabFactory
 from integration.lab import Lab, NodeSpec, wait_until
 from integration.lab.core import REPO_ROOT
 from integration.lab.etcd import EtcdServer
-from integration.lab.etcd_bird import EtcdBirdRenderer, render_speaker_datastore_config
+from integration.lab.etcd_bird import EtcdBirdRenderer
+from integration.lab.etcd_lab import EtcdLab
 from integration.lab.spec import make_node, seed_nodes
 from speaker.control.client import ControlClient
 from speaker.datastore import resources as r
@@ -125,21 +126,14 @@ def mesh(lab: LabFactory) -> Iterator[Mesh]:
     nodes = [*seed_nodes(("bird", "speaker", "bird")),
              make_node("192.168.0.83", "bird", N83_BLOCK)]
     the_lab = lab(nodes, start_daemons=False)
-    etcd = EtcdServer(the_lab, "node80")
-    etcd.start()
+    # The tests render BIRD's config themselves (Mesh.confd.sync), each step explicit.
+    driven = EtcdLab.start(the_lab, etcd_node="node80", keys=r.seed_snapshot(), confd=False)
     try:
-        etcd.put_all(r.seed_snapshot())
-        m = Mesh(the_lab, etcd)
-        for name in ("node80", "node82"):
-            m.confd.write(the_lab.node(name))
-            the_lab.start_bird(name)
-        path = the_lab.config_path(m.speaker)
-        path.write_text(render_speaker_datastore_config(the_lab, m.speaker, etcd))
-        the_lab.start_speaker(m.speaker)
+        m = Mesh(the_lab, driven.etcd)
         m.wait_mesh(["node80", "node81", "node82"])
         yield m
     finally:
-        etcd.stop()
+        driven.stop()
 
 
 def test_seed_from_etcd_then_a_node_joins_a_block_moves_and_the_node_leaves(

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -391,3 +392,32 @@ async def test_100k_routes_install(ns: str, bridge: Factory) -> None:
     listed = ip(ns, "-4", "route", "show", "table", "main", "proto", "186")
     assert len(listed.splitlines()) == count
     assert b.installed(N("10.1.134.0/26"))
+
+
+def test_monitor_filter_drops_our_protocols_notifications_only(ns: str) -> None:
+    """The monitor's socket filter (speaker.kernel.netlink.own_echo_filter) on a real kernel:
+    routes of protocol 186 (ours) make no notification, a static route (an alien one, for
+    ``learn``) does, in both families, added and deleted."""
+    from speaker.kernel.netlink import RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, NetlinkChannel
+
+    channel = NetlinkChannel.open(ns, groups=RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+                                  rcvbuf=1 << 20, sndbuf=1 << 16, drop_protocol=186)
+    try:
+        for prefix in ("10.244.70.0/26", "2001:db8:70::/64"):
+            ip(ns, "route", "add", prefix, "dev", "v0", "proto", "186")
+            ip(ns, "route", "del", prefix, "dev", "v0", "proto", "186")
+        ip(ns, "route", "add", "10.244.71.0/26", "dev", "v0", "proto", "static")
+        ip(ns, "route", "add", "2001:db8:71::/64", "dev", "v0", "proto", "static")
+        ip(ns, "route", "del", "10.244.71.0/26", "dev", "v0", "proto", "static")
+        time.sleep(0.1)
+        protocols: list[tuple[int, int]] = []  # (message type, rtm_protocol)
+        while (data := channel.recv_nowait()) is not None:
+            off = 0
+            while off + 16 <= len(data):
+                length, mtype = struct.unpack_from("=IH", data, off)
+                if mtype in (24, 25):
+                    protocols.append((mtype, data[off + 21]))
+                off += (length + 3) & ~3
+        assert protocols == [(24, 4), (24, 4), (25, 4)]  # static: add v4, add v6, del v4
+    finally:
+        channel.close()

@@ -4,7 +4,7 @@
 # type checks, unit tests and (as root) the BIRD lab tests.  Any failure stops it non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="bird iproute2 nftables procps tcpdump etcd-server etcd-client openssl chromium" \
+APT_PACKAGES="bird iproute2 nftables procps tcpdump etcd-server etcd-client openssl chromium gobgpd" \
     source scripts/bootstrap.sh
 
 echo "== ruff"

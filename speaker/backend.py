@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING
 
 from speaker.control.commands import CommandFailed
@@ -62,7 +62,7 @@ class SpeakerBackend:
     # -- explain ---------------------------------------------------------------------------
 
     def explain(self, target: str, peer: str | None) -> ExplainView:
-        def kernel_entry(prefix: IPv4Network) -> KernelSnapshotEntry | None:
+        def kernel_entry(prefix: IPv4Network | IPv6Network) -> KernelSnapshotEntry | None:
             return self.kernel_reader.snapshot().by_prefix().get(prefix)
 
         try:
@@ -84,12 +84,12 @@ class SpeakerBackend:
     def protocols(self) -> Sequence[ProtocolStatus]:
         return status.protocols(self.core, self.clock(), self._wall)
 
-    def routes(self, for_addr: IPv4Network | None = None) -> Sequence[RouteView]:
+    def routes(self, for_addr: IPv4Network | IPv6Network | None = None) -> Sequence[RouteView]:
         return status.routes(self.core, self.kernel_reader, for_addr)
 
-    def route_count(self, protocol: str | None = None, primary: bool = False
-                    ) -> tuple[int, int, int]:
-        return status.route_count(self.core, protocol, primary)
+    def route_count(self, protocol: str | None = None, primary: bool = False,
+                    family: int | None = None) -> tuple[int, int, int]:
+        return status.route_count(self.core, protocol, primary, family)
 
     def status(self) -> StatusView:
         return status.status(self.core, self.clock(), self._wall)

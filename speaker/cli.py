@@ -325,6 +325,14 @@ def explain_config(cfg: Config) -> str:
         f"  control socket {cfg.control_socket}",
         f"  graceful restart wait {cfg.graceful_restart_wait} s",
     ]
+    if cfg.address6 is not None:
+        lines.insert(2, f"  IPv6 address {cfg.address6} (our address toward IPv6 peers)")
+    if cfg.address6 is not None or any(p.address.version == 6 for p in cfg.peers):
+        lines.insert(2, f"  IPv6 BGP connections accepted on [{cfg.listen6}]:{cfg.port}")
+    if cfg.control_socket6 is not None:
+        lines[lines.index(f"  control socket {cfg.control_socket}")] = (
+            f"  control socket {cfg.control_socket} (IPv4, as bird.ctl), "
+            f"{cfg.control_socket6} (IPv6, as bird6.ctl)")
     if cfg.originate.blocks:
         hole = " (local blackhole route each)" if cfg.originate.blackhole else ""
         lines.append("  originates: " + ", ".join(str(b) for b in cfg.originate.blocks) + hole)
@@ -344,8 +352,9 @@ def explain_config(cfg: Config) -> str:
     for p in cfg.peers:
         kind = "iBGP" if p.internal else "eBGP"
         direction = "passive (waits for the peer)" if p.passive else "active (dials the peer)"
-        lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}), from {p.local_address}, "
-                     f"{direction}")
+        families = " + ".join(f"IPv{f[-1]} unicast" for f in p.families)
+        lines.append(f"    {p.name}: {p.address} AS {p.asn} ({kind}, {families}), from "
+                     f"{p.local_address}, {direction}")
         lines.append(f"      why: {p.passive_reason}")
         keepalive = ("a third of the negotiated hold time" if p.keepalive_time is None
                      else f"{p.keepalive_time} s")
@@ -437,8 +446,8 @@ def _quote_target(target: str) -> str:
 def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from speaker.control.calicoctl import (
         CalicoParseError,
-        parse_bird_protocols,
         render_node_status,
+        split_families,
     )
     from speaker.control.client import ControlClient, ControlUnreachable
     from speaker.control.protocol import Reply, ReplyCode
@@ -449,12 +458,14 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     line = "show protocols" if args.command == "status" else _command_line(parser, args)
     assert line is not None
     datastore: dict[str, Any] | None = None
+    socket6: str | None = None
     try:
         with ControlClient(path, timeout=args.timeout) as client:
             as_json = args.json and args.command != "status"  # status parses the text
             reply: Reply = client.command(f"json {line}" if as_json else line)
             if args.command == "status" and reply.ok:
                 datastore = _datastore_status(client.command("json show datastore"))
+                socket6 = _control_socket6(client.command("json show status"))
     except ControlUnreachable as exc:
         text = str(exc)
         _err(text if text.startswith("cannot reach") else f"cannot reach speaker at {path}: "
@@ -471,17 +482,23 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
     if args.command == "status":
         try:
-            peers = parse_bird_protocols(reply.raw)
+            peers, peers6 = split_families(reply.raw)
+            if socket6 is not None:  # the bird6.ctl-style socket has the IPv6 table
+                peers6 += _bird6_peers(socket6, args.timeout)
         except CalicoParseError as exc:
             _err(f"unexpected reply from {path}: {exc}")
             return EXIT_ERROR
+        except (ControlUnreachable, OSError) as exc:
+            _err(f"cannot reach the IPv6 control socket {socket6}: {exc}")
+            return EXIT_ERROR
         if args.json:
-            table: dict[str, Any] = {"ipv4": [_calico_json(p) for p in peers], "ipv6": []}
+            table: dict[str, Any] = {"ipv4": [_calico_json(p) for p in peers],
+                                     "ipv6": [_calico_json(p) for p in peers6]}
             if datastore is not None:
                 table["datastore"] = datastore
             print(json.dumps(table, indent=2))
         else:
-            sys.stdout.write(render_node_status(peers))
+            sys.stdout.write(render_node_status(peers, peers6))
             if datastore is not None:
                 print(_datastore_line(datastore))
         return EXIT_OK
@@ -494,6 +511,27 @@ def _socket_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for text in reply.texts():
         print(text)
     return EXIT_OK if reply.ok else EXIT_REFUSED
+
+
+def _control_socket6(reply: Any) -> str | None:
+    """The bird6.ctl-style socket named by ``json show status``, if the speaker has one."""
+    from speaker.control.protocol import ReplyCode
+
+    texts = reply.data(ReplyCode.JSON)
+    if not reply.ok or not texts:
+        return None
+    found = json.loads(texts[0]).get("data", {}).get("status", {}).get("control_socket6")
+    return found if isinstance(found, str) else None
+
+
+def _bird6_peers(path: str, timeout: float) -> list[Any]:
+    """The IPv6 table of ``speaker status``, read from the bird6.ctl-style socket as calicoctl
+    reads bird6.ctl."""
+    from speaker.control.calicoctl import parse_bird_protocols
+    from speaker.control.client import ControlClient
+
+    with ControlClient(path, timeout=timeout) as client:
+        return list(parse_bird_protocols(client.command("show protocols").raw, 6))
 
 
 def _datastore_status(reply: Any) -> dict[str, Any] | None:

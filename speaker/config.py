@@ -19,7 +19,16 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from ipaddress import (
+    AddressValueError,
+    IPv4Address,
+    IPv4Network,
+    IPv6Address,
+    IPv6Network,
+    NetmaskValueError,
+    ip_address,
+    ip_network,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,11 +36,14 @@ from speaker.secret import TCP_MD5SIG_MAXKEYLEN, Secret
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
+    "FAMILIES",
     "AddPaths",
     "Config",
     "ConfigError",
     "ConfigErrors",
     "DatastoreConfig",
+    "IpAddress",
+    "IpNetwork",
     "KernelConfig",
     "LimitAction",
     "OriginateConfig",
@@ -51,6 +63,11 @@ _T = TypeVar("_T")
 DEFAULT_CONTROL_SOCKET = "/run/speaker/speaker.ctl"
 BGP_PORT = 179
 ANY_ADDRESS = IPv4Address("0.0.0.0")
+ANY_ADDRESS6 = IPv6Address("::")
+IpAddress = IPv4Address | IPv6Address
+IpNetwork = IPv4Network | IPv6Network
+FAMILIES = ("ipv4", "ipv6")
+"""The address families a session can carry (``families`` of a peer): IPv4 and IPv6 unicast."""
 AS_TRANS = 23456  # RFC 6793: stands in for a 4-octet AS in 2-octet fields, never a real AS
 MAX_ASN = 2**32 - 1
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
@@ -136,14 +153,18 @@ class PeerConfig:
     """One BGP neighbor (one ``[[peer]]`` table)."""
 
     name: str
-    address: IPv4Address
+    address: IpAddress
     asn: int
-    local_address: IPv4Address
-    """Our own address toward this peer: ``source_address`` if set, else ``router_id``."""
+    local_address: IpAddress
+    """Our own address toward this peer: ``source_address`` if set, else ``router_id`` (an
+    IPv4 peer) or ``address6`` (an IPv6 peer)."""
     passive: bool
     passive_reason: str
     """Why ``passive`` has its value, in words (``speaker check-config`` prints it)."""
-    source_address: IPv4Address | None = None
+    source_address: IpAddress | None = None
+    families: tuple[str, ...] = ("ipv4",)
+    """What the session carries: ``ipv4`` and/or ``ipv6`` unicast.  By default the family of
+    the peer's address, as BIRD 1.6's two daemons do (bird: IPv4, bird6: IPv6)."""
     port: int = BGP_PORT
     description: str = "Connection to BGP peer"
     hold_time: int = 240
@@ -176,7 +197,7 @@ class PeerConfig:
 class OriginateConfig:
     """What this node announces: its pod blocks (Calico's confirmed IPAM blocks)."""
 
-    blocks: tuple[IPv4Network, ...] = ()
+    blocks: tuple[IpNetwork, ...] = ()
     blackhole: bool = True
     """Install a local ``blackhole`` route for each block, as Calico's bird_aggr.cfg does."""
 
@@ -185,7 +206,7 @@ class OriginateConfig:
 class PoolsConfig:
     """The cluster's IP pools; originated blocks must lie inside one of them."""
 
-    cidrs: tuple[IPv4Network, ...] = ()
+    cidrs: tuple[IpNetwork, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,13 +222,13 @@ class KernelConfig:
     scan_time: float = 2.0
     merge_paths: bool = True
     merge_limit: int = 16
-    reject_cidrs: tuple[IPv4Network, ...] = ()
+    reject_cidrs: tuple[IpNetwork, ...] = ()
     """Destinations never programmed into the kernel (Calico's /rejectcidrs)."""
     convergence_wait: float = 240.0
     """Seconds after start during which routes of ``protocol`` left from a previous run are
     kept while peers resend theirs (End-of-RIB); then leftovers are swept.  BIRD's
     ``graceful restart wait``."""
-    protect: tuple[IPv4Network, ...] = ()
+    protect: tuple[IpNetwork, ...] = ()
     """Networks no route from a peer may cover or lie in: the node's own subnet and the like
     (the import guard; the node's own addresses are always protected as /32s)."""
 
@@ -246,6 +267,15 @@ class Config:
     listen: IPv4Address = ANY_ADDRESS
     port: int = BGP_PORT
     control_socket: str = DEFAULT_CONTROL_SOCKET
+    address6: IPv6Address | None = None
+    """The node's own IPv6 address (Calico's Node ``spec.bgp.ipv6Address``): the source address
+    and passive-rule address of IPv6 peers without ``source_address``, and our IPv6 next hop on
+    a session that carries IPv6 over IPv4."""
+    listen6: IPv6Address = ANY_ADDRESS6
+    """Address we accept IPv6 BGP connections on (only listened on when a peer is IPv6)."""
+    control_socket6: str | None = None
+    """A second control socket answering as BIRD 1.6's ``bird6.ctl`` (the IPv6 protocols only);
+    when it is set, ``control_socket`` answers as ``bird.ctl`` (the IPv4 ones only)."""
     graceful_restart_wait: int = 240
     peers: tuple[PeerConfig, ...] = ()
     originate: OriginateConfig = OriginateConfig()
@@ -269,6 +299,9 @@ class Config:
             "listen": str(self.listen),
             "port": self.port,
             "control_socket": self.control_socket,
+            "address6": None if self.address6 is None else str(self.address6),
+            "listen6": str(self.listen6),
+            "control_socket6": self.control_socket6,
             "graceful_restart_wait": self.graceful_restart_wait,
             "peers": [_peer_dict(p) for p in self.peers],
             "originate": {
@@ -307,6 +340,7 @@ def _peer_dict(p: PeerConfig) -> dict[str, Any]:
         "internal": p.internal,
         "local_address": str(p.local_address),
         "source_address": None if p.source_address is None else str(p.source_address),
+        "families": list(p.families),
         "port": p.port,
         "passive": p.passive,
         "passive_reason": p.passive_reason,
@@ -333,7 +367,7 @@ def _limit_dict(limit: RouteLimit | None) -> dict[str, Any] | None:
     return None if limit is None else {"limit": limit.limit, "action": limit.action.value}
 
 
-def calico_passive(own_address: IPv4Address | str, peer_address: IPv4Address | str) -> bool:
+def calico_passive(own_address: IpAddress | str, peer_address: IpAddress | str) -> bool:
     """Calico's rule: passive iff the peer's address is greater AS TEXT than our own.
 
     Text order, not numeric: "10.0.0.9" > "10.0.0.10", so 10.0.0.10 waits for 10.0.0.9.
@@ -343,9 +377,10 @@ def calico_passive(own_address: IPv4Address | str, peer_address: IPv4Address | s
     return str(peer_address) > str(own_address)
 
 
-def default_peer_name(address: IPv4Address) -> str:
-    """Calico's protocol name for a mesh peer: ``Mesh_`` + the address with ``_``."""
-    return "Mesh_" + str(address).replace(".", "_")
+def default_peer_name(address: IpAddress) -> str:
+    """Calico's protocol name for a mesh peer: ``Mesh_`` + the address with ``.`` or ``:``
+    written ``_`` (``Mesh_192_168_0_80``, ``Mesh_fd00_192_168__80``)."""
+    return "Mesh_" + str(address).replace(".", "_").replace(":", "_")
 
 
 def read_config_text(path: str | Path) -> str:
@@ -467,31 +502,58 @@ class _Table:
             raise self.fail(name, f"must be a string, not {_describe(value)}")
         return value
 
-    def ipv4(self, name: str, *, required: bool) -> IPv4Address | None:
+    def _address_text(self, name: str, required: bool, what: str) -> str | None:
         if not self.has(name):
             if required:
                 raise self.fail(name, "missing (required)")
             return None
         value = self.raw(name)
         if not isinstance(value, str):
-            raise self.fail(name, f"must be an IPv4 address in quotes, not {_describe(value)}")
+            raise self.fail(name, f"must be {what} in quotes, not {_describe(value)}")
+        return value
+
+    def ipv4(self, name: str, *, required: bool) -> IPv4Address | None:
+        value = self._address_text(name, required, "an IPv4 address")
+        if value is None:
+            return None
         try:
             return IPv4Address(value)
         except AddressValueError:
-            raise self.fail(name, f"{value!r} is not a valid IPv4 address") from None
+            hint = " (an IPv6 address is not allowed here)" if ":" in value else ""
+            raise self.fail(name, f"{value!r} is not a valid IPv4 address{hint}") from None
 
-    def cidr_list(self, name: str) -> tuple[IPv4Network, ...]:
+    def ipv6(self, name: str, *, required: bool) -> IPv6Address | None:
+        value = self._address_text(name, required, "an IPv6 address")
+        if value is None:
+            return None
+        try:
+            return IPv6Address(value)
+        except AddressValueError:
+            raise self.fail(name, f"{value!r} is not a valid IPv6 address") from None
+
+    def address(self, name: str, *, required: bool) -> IpAddress | None:
+        """An IPv4 or an IPv6 address."""
+        value = self._address_text(name, required, "an IPv4 or IPv6 address")
+        if value is None:
+            return None
+        try:
+            return ip_address(value)
+        except ValueError:
+            raise self.fail(name, f"{value!r} is not a valid IPv4 or IPv6 address") from None
+
+    def cidr_list(self, name: str) -> tuple[IpNetwork, ...]:
+        """A list of IPv4 and/or IPv6 CIDRs, no duplicates."""
         if not self.has(name):
             return ()
         value = self.raw(name)
         if not isinstance(value, list):
             raise self.fail(name, f"must be a list of CIDR strings, not {_describe(value)}")
-        out: list[IPv4Network] = []
+        out: list[IpNetwork] = []
         for i, item in enumerate(value):
             key = f"{name}[{i}]"
             if not isinstance(item, str):
-                raise self.fail(key, f"must be a CIDR string like \"10.244.0.0/16\", "
-                                     f"not {_describe(item)}")
+                raise self.fail(key, f"must be a CIDR string like \"10.244.0.0/16\" or "
+                                     f"\"fd00:10:244::/64\", not {_describe(item)}")
             out.append(self._cidr(key, item))
         for i, a in enumerate(out):
             for j in range(i):
@@ -499,20 +561,23 @@ class _Table:
                     raise self.fail(f"{name}[{i}]", f"{a} is listed twice ({name}[{j}])")
         return tuple(out)
 
-    def _cidr(self, key: str, text: str) -> IPv4Network:
+    def _cidr(self, key: str, text: str) -> IpNetwork:
         if "/" not in text:
             raise self.fail(key, f"{text!r} has no prefix length (write e.g. {text}/26)")
+        family = "IPv6" if ":" in text else "IPv4"
         try:
-            return IPv4Network(text, strict=True)
+            return ip_network(text, strict=True)
         except ValueError as exc:
             if "host bits set" in str(exc):
                 try:
-                    fixed = IPv4Network(text, strict=False)
-                except (AddressValueError, NetmaskValueError):  # pragma: no cover
+                    fixed: IpNetwork | None = ip_network(text, strict=False)
+                except (AddressValueError, NetmaskValueError, ValueError):  # pragma: no cover
                     fixed = None
                 hint = f"; did you mean {fixed}?" if fixed is not None else ""
                 raise self.fail(key, f"{text!r} has host bits set{hint}") from None
-            raise self.fail(key, f"{text!r} is not a valid IPv4 CIDR ({exc})") from None
+            detail = str(exc).replace(f"{text!r} does not appear to be an IPv4 or IPv6 network",
+                                      "not an address/length")
+            raise self.fail(key, f"{text!r} is not a valid {family} CIDR ({detail})") from None
 
 
 def _describe(value: Any) -> str:
@@ -533,6 +598,7 @@ def _describe(value: Any) -> str:
 
 _TOP_KEYS = frozenset({
     "router_id", "asn", "listen", "port", "control_socket", "graceful_restart_wait",
+    "address6", "listen6", "control_socket6",
     "peer", "originate", "pools", "kernel", "datastore",
 })
 _PEER_KEYS = frozenset({
@@ -540,7 +606,7 @@ _PEER_KEYS = frozenset({
     "hold_time", "keepalive_time", "graceful_restart", "restart_time", "add_paths",
     "multihop", "connect_delay", "connect_retry", "error_wait_min", "error_wait_max",
     "password", "password_file", "ttl_security", "receive_limit", "receive_limit_action",
-    "import_limit", "import_limit_action", "send_hold_time",
+    "import_limit", "import_limit_action", "send_hold_time", "families",
 })
 _ORIGINATE_KEYS = frozenset({"blocks", "blackhole"})
 _POOLS_KEYS = frozenset({"cidrs"})
@@ -598,15 +664,20 @@ class _Parser:
             listen = a(lambda: top.ipv4("listen", required=False), None) or ANY_ADDRESS
             port = a(lambda: top.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
             control_socket = a(lambda: self.control_socket(top), DEFAULT_CONTROL_SOCKET)
+            listen6 = a(lambda: top.ipv6("listen6", required=False), None) or ANY_ADDRESS6
+            control_socket6 = a(lambda: self.control_socket6(top, control_socket), None)
             gr_wait = a(lambda: top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds"),
                         240)
             kernel = a(lambda: self.kernel(self.sub_table(top, "kernel")), KernelConfig())
+            if top.has("address6"):
+                self.errors.append(top.fail("address6", "comes from the datastore (the Node's "
+                                                        "ipv6Address) when [datastore] is set"))
             if self.errors or datastore is None:
                 return None
             return Config(
                 source=self.source, router_id=ANY_ADDRESS, asn=0, listen=listen, port=port,
                 control_socket=control_socket, graceful_restart_wait=gr_wait, kernel=kernel,
-                datastore=datastore,
+                datastore=datastore, listen6=listen6, control_socket6=control_socket6,
             )
 
         router_id = a(lambda: self.router_id(top), None)
@@ -614,20 +685,24 @@ class _Parser:
         listen = a(lambda: top.ipv4("listen", required=False), None) or ANY_ADDRESS
         port = a(lambda: top.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
         control_socket = a(lambda: self.control_socket(top), DEFAULT_CONTROL_SOCKET)
+        listen6 = a(lambda: top.ipv6("listen6", required=False), None) or ANY_ADDRESS6
+        control_socket6 = a(lambda: self.control_socket6(top, control_socket), None)
+        address6 = a(lambda: self.address6(top), None)
         gr_wait = a(lambda: top.get_int("graceful_restart_wait", 240, 1, 65535, " seconds"), 240)
 
         pools = a(lambda: self.pools(self.sub_table(top, "pools")), PoolsConfig())
         originate = a(lambda: self.originate(self.sub_table(top, "originate"), pools),
                       OriginateConfig())
         kernel = a(lambda: self.kernel(self.sub_table(top, "kernel")), KernelConfig())
-        peers = self.peers(top, router_id or ANY_ADDRESS, asn or 0)
+        peers = self.peers(top, router_id or ANY_ADDRESS, asn or 0, address6)
 
         if self.errors or router_id is None or asn is None:
             return None
         return Config(
             source=self.source, router_id=router_id, asn=asn, listen=listen, port=port,
             control_socket=control_socket, graceful_restart_wait=gr_wait, peers=peers,
-            originate=originate, pools=pools, kernel=kernel,
+            originate=originate, pools=pools, kernel=kernel, address6=address6,
+            listen6=listen6, control_socket6=control_socket6,
         )
 
     def datastore(self, t: _Table) -> DatastoreConfig:
@@ -713,6 +788,28 @@ class _Parser:
                                              f"a Unix socket path holds at most {UNIX_PATH_MAX}")
         return control_socket
 
+    def control_socket6(self, top: _Table, control_socket: str) -> str | None:
+        if not top.has("control_socket6"):
+            return None
+        path = top.get_str("control_socket6", "")
+        if not path:
+            raise top.fail("control_socket6", "must not be empty (leave it out for none)")
+        if len(path.encode()) > UNIX_PATH_MAX:
+            raise top.fail("control_socket6", f"path is {len(path.encode())} bytes; a Unix "
+                                              f"socket path holds at most {UNIX_PATH_MAX}")
+        if path == control_socket:
+            raise top.fail("control_socket6", "is the same path as control_socket; the "
+                                              "bird6.ctl view needs a socket of its own")
+        return path
+
+    def address6(self, top: _Table) -> IPv6Address | None:
+        address = top.ipv6("address6", required=False)
+        if address is not None and (address.is_unspecified or address.is_multicast
+                                    or address.is_link_local):
+            raise top.fail("address6", f"{address} cannot be the node's IPv6 address (a "
+                                       f"global or unique-local address is needed)")
+        return address
+
     def asn(self, t: _Table, name: str, *, required: bool, default: int = 0) -> int:
         if not t.has(name) and not required:
             return default
@@ -739,7 +836,8 @@ class _Parser:
             for j in range(i):
                 if b.overlaps(blocks[j]):
                     raise t.fail(f"blocks[{i}]", f"{b} overlaps blocks[{j}] = {blocks[j]}")
-            if not any(b.subnet_of(pool) for pool in pools.cidrs):
+            if not any(b.version == pool.version and b.subnet_of(pool)  # type: ignore[arg-type]
+                       for pool in pools.cidrs):
                 known = ", ".join(str(c) for c in pools.cidrs) or "none configured"
                 raise t.fail(f"blocks[{i}]", f"{b} is outside every pool in [pools] cidrs "
                                              f"({known}); Calico only announces blocks of "
@@ -779,7 +877,8 @@ class _Parser:
             raise t.fail("table", "255 is the kernel's local table")
         return table
 
-    def peers(self, top: _Table, router_id: IPv4Address, asn: int) -> tuple[PeerConfig, ...]:
+    def peers(self, top: _Table, router_id: IPv4Address, asn: int,
+              address6: IPv6Address | None = None) -> tuple[PeerConfig, ...]:
         if not top.has("peer"):
             return ()
         raw = top.raw("peer")
@@ -791,10 +890,10 @@ class _Parser:
         peers: list[tuple[int, PeerConfig]] = []
         # The kept peers by address and by name (both unique among them): a lookup instead of
         # a scan of all earlier peers, which made a 250-peer config cost 31,000 comparisons.
-        by_address: dict[IPv4Address, tuple[int, PeerConfig]] = {}
+        by_address: dict[IpAddress, tuple[int, PeerConfig]] = {}
         by_name: dict[str, tuple[int, PeerConfig]] = {}
         for i, item in enumerate(raw):
-            peer = self.peer(_Table(self, item, f"peer[{i}]"), router_id, asn)
+            peer = self.peer(_Table(self, item, f"peer[{i}]"), router_id, asn, address6)
             if peer is None:
                 continue
             clashes: list[tuple[int, int, ConfigError]] = []  # (earlier peer, key order, error)
@@ -815,15 +914,27 @@ class _Parser:
             by_address[peer.address] = by_name[peer.name] = (i, peer)
         return tuple(p for _, p in peers)
 
-    def peer(self, t: _Table, router_id: IPv4Address, our_asn: int) -> PeerConfig | None:
+    def peer(self, t: _Table, router_id: IPv4Address, our_asn: int,
+             address6: IPv6Address | None = None) -> PeerConfig | None:
         """One ``[[peer]]``, every key checked; None if any is wrong (``errors`` say which)."""
         before = len(self.errors)
         t.finish(_PEER_KEYS)
         a = self.attempt
-        address = a(lambda: self.peer_address(t, router_id), None)
+        address = a(lambda: self.peer_address(t, router_id, address6), None)
         asn = a(lambda: self.asn(t, "asn", required=False, default=our_asn), our_asn)
         source = a(lambda: self.source_address(t, address), None)
-        local = source if source is not None else router_id
+        default_own: IpAddress | None = router_id
+        if address is not None and address.version == 6:
+            default_own = address6
+        local = source if source is not None else default_own
+        no_families: tuple[str, ...] = ("ipv4",)
+        families = a(lambda: self.families(t, address, address6), no_families)
+        if address is not None and local is None:
+            self.errors.append(t.fail(
+                "source_address", f"missing: {address} is an IPv6 peer and we have no IPv6 "
+                                  f"address of our own to connect from and to compare with "
+                                  f"(Calico's passive rule); set source_address here or "
+                                  f"address6 at the top level"))
         port = a(lambda: t.get_int("port", BGP_PORT, 1, 65535), BGP_PORT)
         passive, reason = a(lambda: self.passive(t, local, address, source), (False, ""))
         name = a(lambda: self.peer_name(t, address), "")
@@ -844,10 +955,11 @@ class _Parser:
         receive_limit = a(lambda: self.route_limit(t, "receive_limit"), None)
         import_limit = a(lambda: self.route_limit(t, "import_limit"), None)
         send_hold = a(lambda: t.get_seconds("send_hold_time", 480.0, 0, 86400), 480.0)
-        if len(self.errors) > before or address is None:
+        if len(self.errors) > before or address is None or local is None:
             return None
         return PeerConfig(
             name=name, address=address, asn=asn, local_address=local, passive=passive,
+            families=families,
             passive_reason=reason, source_address=source, port=port, description=description,
             hold_time=hold, keepalive_time=keepalive, graceful_restart=graceful_restart,
             restart_time=restart_time, add_paths=add_paths, multihop=multihop,
@@ -907,45 +1019,84 @@ class _Parser:
                                 f"{TCP_MD5SIG_MAXKEYLEN} (TCP_MD5SIG)")
         return Secret(key, origin)
 
-    def peer_address(self, t: _Table, router_id: IPv4Address) -> IPv4Address:
-        address = t.ipv4("address", required=True)
+    def peer_address(self, t: _Table, router_id: IPv4Address,
+                     address6: IPv6Address | None = None) -> IpAddress:
+        address = t.address("address", required=True)
         assert address is not None
-        if address.is_unspecified or address.is_multicast or address == IPv4Address(
-            "255.255.255.255"
-        ):
+        if (address.is_unspecified or address.is_multicast
+                or address == IPv4Address("255.255.255.255")):
             raise t.fail("address", f"{address} cannot be a BGP neighbor")
+        if address.version == 6 and address.is_link_local:
+            raise t.fail("address", f"{address} is link-local: a link-local neighbor needs an "
+                                    f"interface, which is not supported; use the peer's global "
+                                    f"or unique-local address (as Calico's bird6.cfg does)")
         if address == router_id:
             raise t.fail("address", f"{address} is our own router_id; a node does not peer "
                                     f"with itself")
+        if address6 is not None and address == address6:
+            raise t.fail("address", f"{address} is our own address6; a node does not peer "
+                                    f"with itself")
         return address
 
-    def source_address(self, t: _Table, address: IPv4Address | None) -> IPv4Address | None:
-        source = t.ipv4("source_address", required=False)
+    def source_address(self, t: _Table, address: IpAddress | None) -> IpAddress | None:
+        source = t.address("source_address", required=False)
         if source is not None:
             if source.is_unspecified or source.is_multicast:
                 raise t.fail("source_address", f"{source} cannot be a source address")
             if source == address:
                 raise t.fail("source_address", f"{source} is the peer's own address")
+            if address is not None and source.version != address.version:
+                raise t.fail("source_address", f"{source} is an IPv{source.version} address "
+                                               f"but the peer's address {address} is "
+                                               f"IPv{address.version}; a TCP connection has "
+                                               f"one family")
         return source
 
-    def passive(self, t: _Table, local: IPv4Address, address: IPv4Address | None,
-                source: IPv4Address | None) -> tuple[bool, str]:
+    def families(self, t: _Table, address: IpAddress | None,
+                 address6: IPv6Address | None) -> tuple[str, ...]:
+        """``families = ["ipv4", "ipv6"]``: what the session carries (default: the family of
+        the peer's address, one family per session as BIRD 1.6's bird and bird6)."""
+        default = ("ipv6",) if address is not None and address.version == 6 else ("ipv4",)
+        if not t.has("families"):
+            return default
+        value = t.raw("families")
+        if not isinstance(value, list) or not value:
+            raise t.fail("families", f'must be a non-empty list like ["ipv4", "ipv6"], not '
+                                     f"{_describe(value)}")
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if item not in FAMILIES:
+                raise t.fail(f"families[{i}]", f"{item!r} is not one of \"ipv4\", \"ipv6\" "
+                                               f"(IPv4 and IPv6 unicast)")
+            if item in out:
+                raise t.fail(f"families[{i}]", f"{item!r} is listed twice")
+            out.append(item)
+        if "ipv6" in out and address is not None and address.version == 4 and address6 is None:
+            raise t.fail("families", "IPv6 over an IPv4 session needs our IPv6 next hop: set "
+                                     "address6 (the node's IPv6 address) at the top level")
+        return tuple(sorted(out, key=FAMILIES.index))
+
+    def passive(self, t: _Table, local: IpAddress | None, address: IpAddress | None,
+                source: IpAddress | None) -> tuple[bool, str]:
         """Calico's rule unless ``passive`` is set; with the reason in words."""
         if t.has("passive"):
             passive = t.get_bool("passive", False)
             return passive, (f"passive = {str(passive).lower()} is set in the configuration "
                              f"(overrides Calico's text rule)")
-        if address is None:
+        if address is None or local is None:
             return False, ""
         passive = calico_passive(local, address)
-        own_kind = "source_address" if source is not None else "router_id"
+        if source is not None:
+            own_kind = "source_address"
+        else:
+            own_kind = "address6" if local.version == 6 else "router_id"
         if passive:
             return True, (f"passive: peer \"{address}\" > own \"{local}\" ({own_kind}) compared "
                           f"as text, so we wait and the peer dials (Calico rule)")
         return False, (f"active: peer \"{address}\" < own \"{local}\" ({own_kind}) compared "
                        f"as text, so we dial (Calico rule)")
 
-    def peer_name(self, t: _Table, address: IPv4Address | None) -> str:
+    def peer_name(self, t: _Table, address: IpAddress | None) -> str:
         name = t.get_str("name", default_peer_name(address) if address is not None else "")
         if not t.has("name"):
             return name

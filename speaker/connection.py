@@ -20,7 +20,7 @@ import socket
 import struct
 import termios
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Protocol
 
 Key = tuple[str, int]
@@ -185,12 +185,12 @@ class BgpConnection(asyncio.Protocol):
         return octets
 
     @property
-    def local_address(self) -> IPv4Address | None:
+    def local_address(self) -> IPv4Address | IPv6Address | None:
         """Our address on this connection (the NEXT_HOP we announce)."""
         if self.transport is None:
             return None
         name = self.transport.get_extra_info("sockname")
-        return IPv4Address(name[0]) if name else None
+        return ip_address(name[0]) if name else None
 
 
 READ_PAUSE_HIGH = 20_000

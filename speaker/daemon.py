@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from speaker.backend import SpeakerBackend
 from speaker.config import Config, ConfigError, load_config
+from speaker.control.family import FamilyBackend
 from speaker.control.server import ControlServer
 from speaker.core import DaemonEvent, SpeakerCore
 from speaker.events import EventBus
@@ -91,8 +92,10 @@ class Speaker:
         )
         self.transport: SessionTransport | None = None
         self._server: asyncio.Server | None = None
+        self._server6: asyncio.Server | None = None
         self._listener_keys: ListenerKeys | None = None
         self._control: ControlServer | None = None
+        self._control6: ControlServer | None = None
         self._stopping = asyncio.Event()
         self.exit_code = 0
 
@@ -118,9 +121,16 @@ class Speaker:
         )
         self._listener_keys = ListenerKeys(self._server.sockets)
         self._listener_keys.apply(self.config.peers)
+        if needs_ipv6_listener(self.config):
+            await self._open_listener6()
         backend = SpeakerBackend(self.core, self.bridge, loop.time, self.graceful_restart,
                                  datastore=self.datastore, history=self.history)
-        self._control = ControlServer(backend, self.config.control_socket)
+        if self.config.control_socket6 is None:
+            self._control = ControlServer(backend, self.config.control_socket)
+        else:  # bird.ctl and bird6.ctl, as BIRD 1.6's two daemons (speaker/control/family.py)
+            self._control = ControlServer(FamilyBackend(backend, 4), self.config.control_socket)
+            self._control6 = ControlServer(FamilyBackend(backend, 6), self.config.control_socket6)
+            await self._control6.start()
         await self._control.start()
         self.core.start(self._now, adopted=adopted)
         if self.datastore is not None:
@@ -132,6 +142,26 @@ class Speaker:
                 f"control socket {self.config.control_socket}"
             )
         )
+
+    async def _open_listener6(self) -> None:
+        """The IPv6 listener (IPV6_V6ONLY, as asyncio sets it), opened when the first IPv6
+        peer is configured.  If the host has no IPv6 it is said and the IPv4 side goes on."""
+        if self._server6 is not None or self.transport is None:
+            return
+        try:
+            self._server6 = await asyncio.get_running_loop().create_server(
+                self.transport.incoming, host=str(self.config.listen6), port=self.config.port,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            self.bus.publish(DaemonEvent(
+                f"cannot listen on [{self.config.listen6}]:{self.config.port}: "
+                f"{exc.strerror or exc}; IPv6 peers must dial out from our side"))
+            return
+        if self._listener_keys is not None:
+            self._listener_keys.add_sockets(self._server6.sockets)
+        self.bus.publish(DaemonEvent(
+            f"listening on [{self.config.listen6}]:{self.config.port} for IPv6 peers"))
 
     async def run(self) -> int:
         """Start, then wait until asked to stop."""
@@ -175,10 +205,12 @@ class Speaker:
             # connections closed with a NOTIFICATION drain until the peer has read it (bounded)
             await self.transport.wait_closed()
             self.transport.abort()
-        if self._server is not None:
-            self._server.close()
-        if self._control is not None:
-            await self._control.close()
+        for server in (self._server, self._server6):
+            if server is not None:
+                server.close()
+        for control in (self._control, self._control6):
+            if control is not None:
+                await control.close()
         if self.core.keep_kernel_routes:
             self.bridge.config = dataclasses.replace(self.bridge.config, persist=True)
         await self.bridge.stop()
@@ -211,10 +243,17 @@ class Speaker:
             self._listener_keys.apply(new.peers)
         if self.core.reconfigure(new, self._now):
             self.config = new
+            if self._server6 is None and needs_ipv6_listener(new):
+                asyncio.get_running_loop().create_task(self._open_listener6())
             return True
         if self._listener_keys is not None:
             self._listener_keys.apply(self.config.peers)
         return False
+
+
+def needs_ipv6_listener(config: Config) -> bool:
+    """Listen on IPv6 too: an IPv6 peer is configured, or the node has an IPv6 address."""
+    return config.address6 is not None or any(p.address.version == 6 for p in config.peers)
 
 
 async def serve(config: Config, bus: EventBus, *, restarting: bool = False,
@@ -283,7 +322,8 @@ def run_daemon(
         metrics = MetricsSink()
         bus.subscribe(metrics)
         metrics.serve(address.strip("[]"), int(port))
-    os.makedirs(os.path.dirname(os.path.abspath(config.control_socket)), exist_ok=True)
+    for path in filter(None, (config.control_socket, config.control_socket6)):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # an event per routine kernel write only if something reads them: the DEBUG log,
     # --json, metrics (a 100,000-route feed: 100,000 events built and dropped otherwise)
     route_events = (

@@ -172,18 +172,32 @@ class ListenerKeys:
     sessions of peers whose key did not change (RFC 2385; BIRD sets them the same way)."""
 
     def __init__(self, sockets: Sequence[SocketOptions]) -> None:
-        self.sockets = sockets
-        self.keys: dict[IPv4Address, bytes] = {}
+        self.sockets = list(sockets)
+        self.keys: dict[IPv4Address | IPv6Address, bytes] = {}
+
+    def _same_family(self, address: IPv4Address | IPv6Address) -> list[SocketOptions]:
+        # an IPv4 listener cannot hold an IPv6 peer's key (EINVAL), nor the reverse
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        return [s for s in self.sockets if s.family == family]
+
+    def add_sockets(self, sockets: Sequence[SocketOptions]) -> None:
+        """A listener opened later (the IPv6 one, when the first IPv6 peer is configured)
+        gets the keys already set."""
+        self.sockets.extend(sockets)
+        for address, key in self.keys.items():
+            for sock in sockets:
+                if sock in self._same_family(address):
+                    set_md5_key(sock, address, key)
 
     def apply(self, peers: tuple[PeerConfig, ...]) -> None:
         """Make the listeners' keys those of ``peers``."""
         wanted = {p.address: p.password.value for p in peers if p.password is not None}
         for address in [a for a in self.keys if a not in wanted]:
-            for sock in self.sockets:
+            for sock in self._same_family(address):
                 set_md5_key(sock, address, b"")
             del self.keys[address]
         for address, key in wanted.items():
             if self.keys.get(address) != key:
-                for sock in self.sockets:
+                for sock in self._same_family(address):
                     set_md5_key(sock, address, key)
                 self.keys[address] = key

@@ -190,7 +190,8 @@ class SessionTransport:
         signed: SignedAttempt | None = None
         try:
             # Our own socket, so that the MD5 key and GTSM are set before the SYN leaves.
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            family = socket.AF_INET6 if action.address.version == 6 else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
             if peer is not None:
                 secure_socket(sock, peer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, TypeVar
 
 from speaker.config import Config
@@ -30,6 +30,7 @@ from speaker.session import (
     UpdateReceived,
     no_jitter,
 )
+from speaker.wire.attributes import MpReachAttr, MpUnreachAttr
 from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
 from tests.sessiontesting import mirror
@@ -62,7 +63,7 @@ class FakeKernel:
 
     def hops(self, prefix: str) -> tuple[str, ...] | None:
         """The next hops wanted for ``prefix`` ("blackhole" for one), None if not wanted."""
-        route = self.wanted.get(IPv4Network(prefix))
+        route = self.wanted.get(ip_network(prefix))
         if route is None:
             return None
         if route.blackhole:
@@ -106,6 +107,10 @@ class CoreNet:
     def remote_config(self, name: str, **changes: object) -> SessionConfig:
         peer = self.core.config.peer(name)
         mine = session_config(self.core.config, peer, restarting=False)
+        if peer.address.version == 6:  # a bird6: IPv4 router id, our IPv6 address as its peer
+            changes.setdefault("router_id", IPv4Address(f"192.0.2.{int(peer.address) % 250 + 1}"))
+            changes.setdefault("peer_address", peer.local_address)
+            changes.setdefault("source_address", peer.address)
         return mirror(mine, **changes)
 
     def add_remote(self, name: str, **changes: object) -> PeerSession:
@@ -139,9 +144,12 @@ class CoreNet:
         """Prefixes the peer ``name`` holds from us (announced and not withdrawn)."""
         held: set[str] = set()
         for e in self.remote_of(name, UpdateReceived):
-            for n in e.update.withdrawn:
+            u = e.update
+            reach = [a for a in u.attributes if isinstance(a, MpReachAttr)]
+            unreach = [a for a in u.attributes if isinstance(a, MpUnreachAttr)]
+            for n in (*u.withdrawn, *(x for a in unreach for x in a.withdrawn)):
                 held.discard(str(n.prefix))
-            for n in e.update.nlri:
+            for n in (*u.nlri, *(x for a in reach for x in a.nlri)):
                 held.add(str(n.prefix))
         return held
 
@@ -196,7 +204,7 @@ class CoreNet:
         self.links[("remote", action.peer, rcid)] = ("core", action.peer, action.conn_id)
         self.core.connection_made(
             action.peer, action.conn_id, self.now, outgoing=True,
-            local_address=self.config.router_id,
+            local_address=self.core.config.peer(action.peer).local_address,
         )
         remote.connection_made(rcid, self.now, outgoing=False)
 
@@ -214,7 +222,7 @@ class CoreNet:
         self.links[("core", name, cid)] = ("remote", name, rcid)
         remote.connection_made(rcid, self.now, outgoing=True)
         self.core.connection_made(
-            name, cid, self.now, outgoing=False, local_address=self.config.router_id
+            name, cid, self.now, outgoing=False, local_address=peer.local_address
         )
 
     def _data(self, side: str, name: str, cid: int, limit: int | None = None) -> bytes:

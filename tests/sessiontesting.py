@@ -201,15 +201,14 @@ class SessionPair:
 
 def mirror(config: SessionConfig, **changes: Any) -> SessionConfig:
     """The peer's configuration for the same session: addresses and ASes swapped."""
-    base = replace(
-        config,
-        local_as=config.peer_as,
-        peer_as=config.local_as,
-        router_id=config.peer_address,
-        peer_address=config.router_id,
-        passive=False,
-    )
-    return replace(base, **changes)
+    swapped: dict[str, Any] = {
+        "local_as": config.peer_as,
+        "peer_as": config.local_as,
+        "router_id": config.peer_address,
+        "peer_address": config.router_id,
+        "passive": False,
+    }
+    return replace(config, **{**swapped, **changes})
 
 
 def wire(msg: Message, ctx: Negotiated = DEFAULT_CONTEXT) -> bytes:

@@ -90,3 +90,38 @@ def test_a_working_environment_is_used_as_it_is(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip().endswith(f"BOOTSTRAPPED {venv}/bin/python")
     assert "installing" not in got.stdout  # nothing reinstalled when pyproject.toml is unchanged
+
+
+def run_lab_script(tmp_path: Path, *args: str) -> list[str]:
+    """scripts/lab.sh ARGS with a stand-in bootstrap.sh (prints what it would install) and a
+    stand-in $PY (prints what it would run), as root (a stand-in ``id``)."""
+    (tmp_path / "scripts").mkdir(parents=True)
+    (tmp_path / "scripts" / "lab.sh").write_text((REPO / "scripts" / "lab.sh").read_text())
+    (tmp_path / "scripts" / "bootstrap.sh").write_text(
+        f'echo "APT_PACKAGES=$APT_PACKAGES"\nPY="{tmp_path}/bin/py"\n'
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, body in (("id", "echo 0\n"), ("py", 'echo "RUN $*"\n')):
+        (bindir / name).write_text("#!/bin/sh\n" + body)
+        (bindir / name).chmod(0o755)
+    got = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "lab.sh"), *args],
+        env={"PATH": f"{bindir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return got.stdout.splitlines()
+
+
+def test_the_lab_script_installs_etcd_only_for_the_etcd_datastore(tmp_path: Path) -> None:
+    plain = run_lab_script(tmp_path / "a", "--mix", "seed")
+    assert plain == ["APT_PACKAGES=bird iproute2 procps", "RUN -m integration.lab_up up --mix seed"]
+    etcd = "APT_PACKAGES=bird iproute2 procps etcd-server etcd-client openssl"
+    for n, args in enumerate((["--datastore", "etcd"], ["--timeout", "9", "--datastore=etcd"])):
+        got = run_lab_script(tmp_path / str(n), *args)
+        assert got == [etcd, f"RUN -m integration.lab_up up {' '.join(args)}"]
+    assert run_lab_script(tmp_path / "n", "--datastore", "none")[0] == plain[0]
+    assert run_lab_script(tmp_path / "d", "down") == [plain[0], "RUN -m integration.lab_up down"]

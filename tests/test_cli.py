@@ -183,11 +183,13 @@ def test_check_config_explains_passive_directions(capsys: pytest.CaptureFixture[
     code, out, err = run_cli(capsys, "check-config", "--config", str(CONFIG_DIR / "node81.toml"))
     assert code == 0 and err == ""
     assert "configuration is valid" in out
-    assert "Mesh_192_168_0_80: 192.168.0.80 AS 64512 (iBGP), from 192.168.0.81, active" in out
+    assert ("Mesh_192_168_0_80: 192.168.0.80 AS 64512 (iBGP, IPv4 unicast), from 192.168.0.81, "
+            "active") in out
     assert (
         'why: active: peer "192.168.0.80" < own "192.168.0.81" (source_address) compared as text'
     ) in out
-    assert "Mesh_192_168_0_82: 192.168.0.82 AS 64512 (iBGP), from 192.168.0.81, passive" in out
+    assert ("Mesh_192_168_0_82: 192.168.0.82 AS 64512 (iBGP, IPv4 unicast), from 192.168.0.81, "
+            "passive") in out
     assert "originates: 10.244.42.64/26" in out
     assert "kernel: protocol 186" in out
 
@@ -211,7 +213,7 @@ def test_check_config_refuses_with_file_and_key(
     bad.write_text('router_id = "10.0.0.1"\nasn = 64512\n[[peer]]\naddress = "10.0.0.300"\n')
     code, out, err = run_cli(capsys, "check-config", "--config", str(bad))
     assert code == 2 and out == ""
-    assert err == (f"speaker: {bad}:4: peer[0].address: '10.0.0.300' is not a valid IPv4 "
+    assert err == (f"speaker: {bad}:4: peer[0].address: '10.0.0.300' is not a valid IPv4 or IPv6 "
                    f"address\n")
     code, _, err = run_cli(capsys, "check-config", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "no such file" in err

@@ -14,6 +14,7 @@ from speaker.datastore.gateway import (
     JsonStream,
     decode_watch_result,
     prefix_end,
+    txn_body,
 )
 from speaker.datastore.model import AFFINITY_PREFIX, BGPCONFIG_KEY, NODE_PREFIX, WATCH_PREFIXES
 
@@ -64,3 +65,17 @@ def test_prefix_end_and_the_range_covers_what_derive_reads() -> None:
     assert not RANGE_START <= "/calico/resources/v3/projectcalico.org/workloadendpoints/x" \
         < RANGE_END
     assert all(p.startswith("/calico/") for p in WATCH_PREFIXES)
+
+
+def test_txn_body_puts_then_deletes_in_one_unconditional_transaction() -> None:
+    body = txn_body({"/calico/a": b'{"x": 1}', "/calico/b": b""}, ["/calico/c"])
+    assert body["compare"] == [] and body["failure"] == []
+    ops = body["success"]
+    assert [next(iter(op)) for op in ops] == ["request_put", "request_put",
+                                             "request_delete_range"]
+    assert base64.b64decode(ops[0]["request_put"]["key"]) == b"/calico/a"
+    assert base64.b64decode(ops[0]["request_put"]["value"]) == b'{"x": 1}'
+    assert ops[1]["request_put"]["value"] == ""
+    assert base64.b64decode(ops[2]["request_delete_range"]["key"]) == b"/calico/c"
+    assert "range_end" not in ops[2]["request_delete_range"]  # one key, not a prefix
+    assert txn_body({})["success"] == []

@@ -98,3 +98,27 @@ def test_counters_are_what_show_route_count_prints() -> None:
             assert counts.route_count(protocol, primary) == count_routes(
                 rows, protocol, primary  # type: ignore[arg-type]
             )
+
+
+def test_attribute_sets_of_withdrawn_routes_are_swept_when_the_table_halves() -> None:
+    """Interned sets are held by a plain dict (speed); the RIB sweeps the dead ones once its
+    table has shrunk by half, so a withdrawn feed of one set per route gives its memory back."""
+    import ipaddress
+
+    from speaker.rib import AttributeSet, PeerInfo, Rib
+    from speaker.rib.attrs import intern_count
+    from speaker.wire.nlri import Nlri, Prefix
+
+    AttributeSet.sweep()
+    before = intern_count()
+    rib = Rib(asn=64512, router_id="192.168.0.81")
+    rib.add_peer(PeerInfo("p", ipaddress.IPv4Address("192.168.0.80"),
+                          ipaddress.IPv4Address("192.168.0.80"), 64512, True))
+    nets = [Nlri(Prefix.parse(f"10.7.{i}.0/24")) for i in range(200)]
+    for i, nlri in enumerate(nets):  # one set per route (a MED each), as the distinct feed
+        attrs = AttributeSet.build(med=10_000 + i, next_hop=ipaddress.IPv4Address("192.168.0.80"))
+        rib.announce("p", [nlri], attrs)
+    assert intern_count() >= before + 200
+    rib.withdraw("p", nets[:150])
+    rib.flush_all()  # the next RIB step sweeps (the withdrawal's changes are gone by then)
+    assert intern_count() <= before + 50

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from speaker.rib import (
     AcceptAllPolicy,
@@ -18,6 +20,8 @@ from speaker.rib import (
     SourceKind,
     Verdict,
 )
+from speaker.rib.policy import NetIndex
+from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
 
 ASN = 64512
@@ -124,3 +128,28 @@ def test_calico_kernel_programming(
     decision = pol.explain(Prefix.parse(prefix), source)
     assert (decision.verdict, decision.step, decision.blackhole) == (verdict, step, blackhole)
     assert decision.accepted is (verdict is Verdict.ACCEPT)
+
+
+# ---------------------------------------------------------------- NetIndex: the fast checks
+
+def _prefix(afi: Afi, addr: int, length: int) -> Prefix:
+    width = 32 if afi is Afi.IPV4 else 128
+    mask = ((1 << length) - 1) << (width - length) if length else 0
+    return Prefix(afi, addr & mask, length)
+
+
+_afis = st.sampled_from([Afi.IPV4, Afi.IPV6])
+_prefixes_st = _afis.flatmap(lambda afi: st.builds(
+    _prefix, st.just(afi),
+    st.integers(0, 2**32 - 1) if afi is Afi.IPV4 else st.integers(0, 2**128 - 1),
+    st.integers(0, 32 if afi is Afi.IPV4 else 128)))
+
+
+@given(nets=st.lists(_prefixes_st, max_size=6), prefix=_prefixes_st)
+def test_net_index_agrees_with_prefix_contains(nets: list[Prefix], prefix: Prefix) -> None:
+    index = NetIndex(nets)
+    covering = next((n for n in nets if n.contains(prefix)), None)
+    overlapping = next((n for n in nets if n.contains(prefix) or prefix.contains(n)), None)
+    assert index.covering(prefix) == covering
+    assert index.overlapping(prefix) == overlapping
+    assert bool(index) == bool(nets)

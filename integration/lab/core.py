@@ -184,10 +184,13 @@ class Lab:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def attach(cls, prefix: str) -> Lab:
+    def attach(cls, prefix: str, *, own: bool = True) -> Lab:
         """A Lab object for an existing run (e.g. one ``make lab`` left up), from its owner.json.
 
         Daemon PIDs are read from the run directory; ``down()`` works as for a lab we built.
+        ``own=False``: a helper process looking at someone else's lab (the lab's confd,
+        integration/lab/etcd_confd.py); its exit must not tear the lab down, so the object is
+        not registered for the atexit/signal teardown of a non-persistent run.
         """
         owner = read_owner(run_dir_for(check_prefix(prefix)))
         if owner is None:
@@ -195,7 +198,7 @@ class Lab:
         if owner.backend != cls.backend:
             from integration.lab import lab_class
 
-            return lab_class(owner.backend).attach(prefix)
+            return lab_class(owner.backend).attach(prefix, own=own)
         lab = cls(
             [NodeSpec(**n) for n in owner.nodes],
             pool=owner.pool,
@@ -211,7 +214,8 @@ class Lab:
                     pid = int(lab._pid_file(node, family).read_text().strip())
                     log = lab.log_path(node, family)
                     lab._daemons[(node.name, family)] = _Daemon(program, pid, None, log)
-        _register(lab)
+        if own:
+            _register(lab)
         return lab
 
     def __enter__(self) -> Lab:

@@ -10,20 +10,21 @@ Processes are ended by the PID we started.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from integration.lab.core import REPO_ROOT, Lab, wait_until
-from integration.lab.netns import LabError, netns_exec_argv, pid_alive, run
+from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, run
 
-__all__ = ["EtcdServer", "TlsFiles", "Watcher", "make_tls"]
+__all__ = ["EtcdServer", "TlsFiles", "TxnResult", "TxnWriter", "Watcher", "make_tls"]
 
 CLIENT_PORT = 2379
 
@@ -65,18 +66,43 @@ def make_tls(directory: Path, address: str) -> TlsFiles:
 
 
 class EtcdServer:
-    """One etcd member in ``lab``'s namespace of ``node``, listening on the node's address."""
+    """One etcd member in ``lab``'s namespace of ``node``, listening on the node's address.
 
-    def __init__(self, lab: Lab, node: str) -> None:
+    ``attach`` gives the object for an etcd a persistent lab started earlier (``lab_up``),
+    from the run folder: its certificates and the PID it recorded."""
+
+    def __init__(self, lab: Lab, node: str, *, tls: TlsFiles | None = None) -> None:
         self.lab = lab
+        self.node_name = node
         self.netns = lab.netns(node)
         self.address = lab.node(node).address
         self.dir = lab.run_dir / "etcd"
         self.dir.mkdir(exist_ok=True)
-        self.tls = make_tls(self.dir / "tls", self.address)
+        self.tls = tls if tls is not None else make_tls(self.dir / "tls", self.address)
         self.endpoint = f"https://{self.address}:{CLIENT_PORT}"
         self.log = self.dir / "etcd.log"
+        self.pid_file = self.dir / "etcd.pid"
         self.popen: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def attach(cls, lab: Lab, node: str) -> EtcdServer:
+        """The etcd a lab run started in ``node``'s namespace (its files must exist)."""
+        d = lab.run_dir / "etcd" / "tls"
+        tls = TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
+                       d / "client.key")
+        if not tls.ca.exists():
+            raise LabError(f"no etcd in lab {lab.prefix}: {tls.ca} is missing")
+        return cls(lab, node, tls=tls)
+
+    def pid(self) -> int | None:
+        """etcd's PID while it runs inside its namespace (so it is the one we started)."""
+        if self.popen is not None:
+            return self.popen.pid if self.popen.poll() is None else None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) and pid in netns_pids(self.netns) else None
 
     def start(self) -> None:
         """Start etcd and wait until it answers."""
@@ -96,7 +122,7 @@ class EtcdServer:
             self.popen = subprocess.Popen(netns_exec_argv(self.netns, argv),
                                           stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, start_new_session=True)
-        (self.dir / "etcd.pid").write_text(f"{self.popen.pid}\n")
+        self.pid_file.write_text(f"{self.popen.pid}\n")
         if not wait_until(self._healthy, 20.0, interval=0.2):
             raise LabError(f"etcd in {self.netns} not healthy after 20 s:\n"
                            f"{self.log.read_text()[-2000:]}")
@@ -107,17 +133,24 @@ class EtcdServer:
         return self.etcdctl("endpoint", "health", check=False).returncode == 0
 
     def stop(self) -> None:
-        """SIGTERM etcd (our PID), wait for it."""
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(5)
+        """SIGTERM etcd by its PID (ours, or the one recorded in the run folder), wait for it,
+        SIGKILL after 10 s."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if self.popen is not None:
+                try:
+                    self.popen.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.kill(pid, signal.SIGKILL)
+                    self.popen.wait(5)
+            elif not wait_until(lambda: not pid_alive(pid), 10.0, interval=0.05):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_until(lambda: not pid_alive(pid), 5.0, interval=0.05)
         self.popen = None
+        self.pid_file.unlink(missing_ok=True)
 
     def etcdctl(self, *args: str, check: bool = True, input_text: str | None = None
                 ) -> subprocess.CompletedProcess[str]:
@@ -143,6 +176,14 @@ class EtcdServer:
 
     def compact(self, revision: int) -> None:
         self.etcdctl("compaction", "--physical", str(revision))
+
+    def items(self, prefix: str = "/calico/") -> tuple[int, dict[str, bytes]]:
+        """(revision, every key under ``prefix`` with its value), in key order."""
+        out = self.etcdctl("get", prefix, "--prefix", "-w", "json")
+        reply = json.loads(out.stdout)
+        kvs = sorted((base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")))
+                     for kv in reply.get("kvs", []))
+        return int(reply["header"]["revision"]), dict(kvs)
 
 
 class Watcher:
@@ -184,3 +225,54 @@ class Watcher:
             except subprocess.TimeoutExpired:
                 os.kill(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    """One transaction done by a TxnWriter: when it was sent, when etcd answered (it was
+    committed in between), both ``time.monotonic()`` (one clock in every namespace)."""
+
+    sent: float
+    done: float
+    revision: int
+
+
+class TxnWriter:
+    """integration/lab/etcd_txn.py in a node's namespace: etcd transactions on request, timed
+    where they are made, so a benchmark knows when keys were written to within the round
+    trip (an ``etcdctl`` per write would add its start-up, tens of ms, to every figure)."""
+
+    def __init__(self, lab: Lab, node: str, etcd: EtcdServer) -> None:
+        t = etcd.tls
+        argv = [sys.executable, "-m", "integration.lab.etcd_txn", "--endpoint", etcd.endpoint,
+                "--ca", str(t.ca), "--cert", str(t.client_cert), "--key", str(t.client_key)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self.popen = subprocess.Popen(netns_exec_argv(lab.netns(node), argv),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      cwd=REPO_ROOT, env=env, start_new_session=True, text=True)
+
+    def txn(self, put: Mapping[str, bytes], delete: Sequence[str] = ()) -> TxnResult:
+        """Write ``put`` and delete ``delete`` in one transaction; LabError if it failed."""
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        request = {"put": {k: base64.b64encode(v).decode() for k, v in put.items()},
+                   "delete": list(delete)}
+        self.popen.stdin.write(json.dumps(request) + "\n")
+        self.popen.stdin.flush()
+        line = self.popen.stdout.readline()
+        if not line:
+            raise LabError(f"etcd_txn exited (status {self.popen.poll()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise LabError(f"etcd txn failed: {reply['error']}")
+        return TxnResult(float(reply["sent"]), float(reply["done"]), int(reply["revision"]))
+
+    def close(self) -> None:
+        """End the helper: EOF on its stdin, SIGKILL by its PID if it does not go."""
+        if self.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)

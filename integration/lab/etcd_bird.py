@@ -14,9 +14,9 @@ confd's template, so BIRD and the speaker reading the same keys is a real cross-
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from integration.lab.etcd import EtcdServer
 from integration.lab.netns import LabError
 from integration.lab.spec import NodeSpec
 
-__all__ = ["CalicoKeys", "EtcdBirdRenderer", "read_keys", "render_speaker_datastore_config"]
+__all__ = ["CalicoKeys", "EtcdBirdRenderer", "parse_keys", "read_keys",
+           "render_speaker_datastore_config"]
 
 NODES = "/calico/resources/v3/projectcalico.org/nodes/"
 POOLS = "/calico/resources/v3/projectcalico.org/ippools/"
@@ -44,16 +45,21 @@ class CalicoKeys:
     pools: list[str] = field(default_factory=list)
     blocks: dict[str, list[str]] = field(default_factory=dict)
     """host -> its confirmed blocks, in key order."""
+    revision: int = 0
+    """etcd's revision the keys were read at (0: not from etcd)."""
 
 
 def read_keys(etcd: EtcdServer) -> CalicoKeys:
     """Every /calico key, read with etcdctl in etcd's namespace."""
-    out = etcd.etcdctl("get", "/calico/", "--prefix", "-w", "json")
-    keys = CalicoKeys()
-    kvs = json.loads(out.stdout).get("kvs", [])
-    for kv in sorted(kvs, key=lambda kv: base64.b64decode(kv["key"])):
-        key = base64.b64decode(kv["key"]).decode()
-        value = json.loads(base64.b64decode(kv.get("value", "")) or b"null")
+    revision, items = etcd.items("/calico/")
+    return parse_keys(items, revision)
+
+
+def parse_keys(items: Mapping[str, bytes], revision: int = 0) -> CalicoKeys:
+    """What confd's templates take from the keys (a key etcd would not hold is skipped)."""
+    keys = CalicoKeys(revision=revision)
+    for key in sorted(items):
+        value = json.loads(items[key] or b"null")
         if key.startswith(NODES):
             bgp = (value.get("spec") or {}).get("bgp") or {}
             if bgp.get("ipv4Address"):
@@ -114,12 +120,16 @@ class EtcdBirdRenderer:
         path.write_text(text)
         return text != old
 
-    def sync(self) -> list[str]:
-        """Render every BIRD node from etcd; ``birdc configure`` each running one whose text
-        changed.  A node etcd no longer knows is left as it is (its calico-node is gone)."""
-        keys = read_keys(self.etcd)
+    def sync(self, keys: CalicoKeys | None = None,
+             nodes: Sequence[str] | None = None) -> list[str]:
+        """Render every BIRD node (or those named) from etcd; ``birdc configure`` each running
+        one whose text changed.  A node etcd no longer knows is left as it is (its
+        calico-node is gone)."""
+        keys = keys or read_keys(self.etcd)
         reloaded = []
         for node in self.lab.bird_nodes():
+            if nodes is not None and node.name not in nodes:
+                continue
             if node.name not in keys.nodes or not self.lab.daemon_running(node):
                 continue
             if self.write(node, keys):

@@ -1,11 +1,14 @@
-"""Parsers for what the lab reads back: BIRD's ``show protocols`` and ``ss -tanH``; the
-``calicoctl node status`` tables made from bird.ctl's and bird6.ctl's ``show protocols``."""
+"""Parsers for what the lab reads back: BIRD's ``show protocols``, ``ss -tanH``, and Calico's
+etcd keys as the lab report lists them; the ``calicoctl node status`` tables made from
+bird.ctl's and bird6.ctl's ``show protocols``."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 # name proto table state since info; "since" is a time (12:00:00) or a date, optionally + time.
 _PROTO_ROW: Final = re.compile(
@@ -71,6 +74,42 @@ def parse_ss(text: str) -> list[TcpConnection]:
         peer_addr, peer_port = _split_endpoint(parts[4])
         conns.append(TcpConnection(parts[0], local_addr, local_port, peer_addr, peer_port))
     return conns
+
+
+def describe_calico_value(key: str, value: bytes) -> str:
+    """What a Calico key holds, in a few words (the lab report lists etcd's keys with it)."""
+    try:
+        doc: Any = json.loads(value)
+    except ValueError:
+        return f"not JSON ({len(value)} bytes)"
+    if not isinstance(doc, dict):
+        return f"not a JSON object: {value[:40]!r}"
+    if key.startswith("/calico/ipam/v2/host/"):
+        return f"block affinity, {doc.get('state', 'confirmed')}" + (
+            ", deleted" if doc.get("deleted") else "")
+    if key.startswith("/calico/ipam/v2/assignment/"):
+        return f"IPAM block {doc.get('cidr', '?')}, {doc.get('affinity', 'no affinity')}"
+    kind = str(doc.get("kind", "?"))
+    spec: dict[str, Any] = doc["spec"] if isinstance(doc.get("spec"), dict) else {}
+    if kind == "Node":
+        bgp = spec.get("bgp") or {}
+        asn = f", AS {bgp['asNumber']}" if "asNumber" in bgp else ""
+        return f"Node, BGP address {bgp.get('ipv4Address', 'none')}{asn}"
+    if kind == "IPPool":
+        flags = [f for f in ("disabled", "disableBGPExport") if spec.get(f)]
+        return f"IPPool {spec.get('cidr', '?')}" + "".join(f", {f}" for f in flags)
+    if kind == "BGPConfiguration":
+        mesh = "off" if spec.get("nodeToNodeMeshEnabled", True) is False else "on"
+        return f"BGPConfiguration, AS {spec.get('asNumber', 64512)}, node-to-node mesh {mesh}"
+    if kind == "BGPPeer":
+        return f"BGPPeer {spec.get('peerIP', '(selector)')} AS {spec.get('asNumber', '?')}"
+    return kind
+
+
+def format_calico_keys(items: Mapping[str, bytes]) -> list[str]:
+    """One line per key, in key order: the key, then what it holds."""
+    width = max((len(k) for k in items), default=0)
+    return [f"  {k:<{width}}  {describe_calico_value(k, items[k])}" for k in sorted(items)]
 
 
 def calico_node_status(protocols_v4: str, protocols_v6: str | None = None) -> str:

@@ -11,6 +11,7 @@ columns with minimum raggedness.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,22 @@ def parse_bird_protocols(lines: Iterable[str], ip_version: int = 4) -> list[Cali
         else:
             raise CalicoParseError(f"unexpected output line from BIRD: {line!r}")
     return peers
+
+
+def split_families(lines: Sequence[str]) -> tuple[list[CalicoPeer], list[CalicoPeer]]:
+    """(IPv4 peers, IPv6 peers) of one ``show protocols`` that lists both families (one
+    speaker, one socket): a name's address part is read as calicoctl reads it for each
+    family, and kept where it makes a valid address of that family."""
+    def valid(text: str, version: int) -> bool:
+        try:
+            return ipaddress.ip_address(text).version == version
+        except ValueError:
+            return False
+
+    v6_rows = [valid(p.peer_address, 6) for p in parse_bird_protocols(lines, 6)]
+    v4 = [p for p, is6 in zip(parse_bird_protocols(lines, 4), v6_rows, strict=True) if not is6]
+    v6 = [p for p, is6 in zip(parse_bird_protocols(lines, 6), v6_rows, strict=True) if is6]
+    return v4, v6
 
 
 def render_node_status(peers_v4: Sequence[CalicoPeer],

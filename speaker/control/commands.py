@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from ipaddress import AddressValueError, IPv4Address, IPv4Network
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from speaker.control.jsonview import json_document, to_jsonable
@@ -34,6 +34,7 @@ from speaker.control.render import BirdRenderer, group_routes
 from speaker.control.views import (
     ActionOutcome,
     ControlBackend,
+    IpNetwork,
     ProtocolStatus,
     RouteView,
     longest_match,
@@ -100,8 +101,8 @@ class ShowRoute:
     verbose: bool = False
     count: bool = False
     primary: bool = False
-    for_addr: IPv4Network | None = None
-    exact: IPv4Network | None = None
+    for_addr: IpNetwork | None = None
+    exact: IpNetwork | None = None
     protocol: str | None = None
 
 
@@ -172,8 +173,8 @@ class Request:
 # --------------------------------------------------------------------------- parsing
 
 _TOKEN = re.compile(r'\s*(?:"([^"]*)"|([^\s"]\S*))')
-_IPV4_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-_PREFIX_LIKE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)/(\d+)$")
+_IPV4_LIKE = re.compile(r"^(\d+\.\d+\.\d+\.\d+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$")
+_PREFIX_LIKE = re.compile(r"^(\d+\.\d+\.\d+\.\d+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)/(\d+)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYNTAX = "syntax error"
 
@@ -336,8 +337,8 @@ def parse_since(text: str, now: datetime, tz: tzinfo | None) -> datetime | None:
 
 def _parse_show_route(args: list[_Tok]) -> ShowRoute:
     verbose = count = primary = False
-    for_addr: IPv4Network | None = None
-    exact: IPv4Network | None = None
+    for_addr: IpNetwork | None = None
+    exact: IpNetwork | None = None
     protocol: str | None = None
     i = 0
     while i < len(args):
@@ -375,24 +376,28 @@ def _parse_show_route(args: list[_Tok]) -> ShowRoute:
     return ShowRoute(verbose, count, primary, for_addr, exact, protocol)
 
 
-def _parse_addr(text: str, *, allow_host: bool) -> IPv4Network:
+def _parse_addr(text: str, *, allow_host: bool) -> IpNetwork:
+    """An IPv4 or IPv6 address or prefix (BIRD 1.6's bird takes IPv4, bird6 IPv6; one
+    speaker answers for both)."""
     m = _PREFIX_LIKE.match(text)
     addr_text = m.group(1) if m else text
     if not _IPV4_LIKE.match(addr_text):
         raise CommandError(ReplyCode.PARSE_ERROR, "IP address expected")
     try:
-        addr = IPv4Address(addr_text)
-    except AddressValueError:
-        raise CommandError(ReplyCode.PARSE_ERROR, f"Invalid IPv4 address {addr_text}") from None
+        addr = ip_address(addr_text)
+    except ValueError:
+        version = "IPv6" if ":" in addr_text else "IPv4"
+        raise CommandError(ReplyCode.PARSE_ERROR,
+                           f"Invalid {version} address {addr_text}") from None
     if m is None:
         if not allow_host:
             raise _syntax()
-        return IPv4Network(addr)
+        return ip_network(addr)
     length = int(m.group(2))
-    if length > 32:
+    if length > addr.max_prefixlen:
         raise CommandError(ReplyCode.PARSE_ERROR, f"Invalid prefix length {length}")
     try:
-        return IPv4Network(f"{addr}/{length}", strict=True)
+        return ip_network(f"{addr}/{length}", strict=True)
     except ValueError:
         raise CommandError(ReplyCode.PARSE_ERROR, "Invalid prefix") from None
 

@@ -302,13 +302,18 @@ class BirdRenderer:
         lines.append(f"Problems: {len(d.problems)}")
         lines += [f"  {p}" for p in d.problems]
         router = "-" if d.router_id is None else str(d.router_id)
-        lines.append(f"Derived: router id {router}, AS {d.asn}")
+        ipv6 = "" if d.address6 is None else f", IPv6 address {d.address6}"
+        lines.append(f"Derived: router id {router}, AS {d.asn}{ipv6}")
         lines.append("  blocks: " + (", ".join(str(b) for b in d.blocks) or "none"))
         lines.append("  pools: " + (", ".join(str(p) for p in d.pools) or "none"))
         lines.append(f"  peers: {len(d.peers)}")
+        # IPv4-only keeps its columns; longer IPv6 names and addresses widen them
+        name_width = max([22, *(len(p.name) for p in d.peers)])
+        address_width = max([15, *(len(str(p.address)) for p in d.peers)])
         for p in d.peers:
             way = "passive" if p.passive else "active"
-            lines.append(f"    {p.name:<22} {p.address!s:<15} AS {p.asn:<10} {way}")
+            lines.append(f"    {p.name:<{name_width}} {p.address!s:<{address_width}} "
+                         f"AS {p.asn:<10} {way}")
         return [ReplyLine(ReplyCode.DATASTORE, t) for t in lines]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from speaker.control.commands import CommandFailed
 from speaker.control.views import (
@@ -62,14 +62,15 @@ class StaticBackend:
     def protocols(self) -> Sequence[ProtocolStatus]:
         return list(self._protocols.values())
 
-    def routes(self, for_addr: IPv4Network | None = None) -> Sequence[RouteView]:
+    def routes(self, for_addr: IPv4Network | IPv6Network | None = None) -> Sequence[RouteView]:
         if for_addr is None:
             return list(self._routes)
         return longest_match(self._routes, for_addr)
 
-    def route_count(self, protocol: str | None = None, primary: bool = False
-                    ) -> tuple[int, int, int]:
-        return count_routes(self._routes, protocol, primary)
+    def route_count(self, protocol: str | None = None, primary: bool = False,
+                    family: int | None = None) -> tuple[int, int, int]:
+        routes = [r for r in self._routes if family in (None, r.prefix.version)]
+        return count_routes(routes, protocol, primary)
 
     def status(self) -> StatusView:
         return dataclasses.replace(self._status, server_time=self.clock())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -38,6 +38,9 @@ __all__ = [
     "TimerView",
     "longest_match",
 ]
+
+IpAddress = IPv4Address | IPv6Address
+IpNetwork = IPv4Network | IPv6Network
 
 
 class ProtoState(StrEnum):
@@ -108,7 +111,7 @@ class TimerView:
 class BgpDetails:
     """The BGP part of ``show protocols all NAME``."""
 
-    neighbor_address: IPv4Address
+    neighbor_address: IpAddress
     neighbor_as: int
     neighbor_id: IPv4Address | None = None
     """Shown (with caps, session, source, timers) only while the protocol is up."""
@@ -117,7 +120,7 @@ class BgpDetails:
     llgr-able|llgr-aware AS4 add-path-rx add-path-tx."""
     session_flags: tuple[str, ...] = ()
     """internal|external multihop route-reflector AS4 add-path-rx add-path-tx."""
-    source_address: IPv4Address | None = None
+    source_address: IpAddress | None = None
     hold_timer: TimerView | None = None
     keepalive_timer: TimerView | None = None
     error_wait: TimerView | None = None
@@ -185,7 +188,7 @@ class RouteKind(StrEnum):
 class NextHop:
     """A gateway and the interface it is reached through."""
 
-    gateway: IPv4Address
+    gateway: IpAddress
     iface: str
     weight: int = 1
 
@@ -197,7 +200,7 @@ class BgpAttrs:
     origin: str = "IGP"
     """``IGP``, ``EGP`` or ``Incomplete``."""
     as_path: tuple[int, ...] = ()
-    next_hop: IPv4Address | None = None
+    next_hop: IpAddress | None = None
     med: int | None = None
     local_pref: int | None = None
     atomic_aggregate: bool = False
@@ -212,7 +215,7 @@ class BgpAttrs:
 class RouteView:
     """One route of the routing table (BGP-learned, originated or kernel-learned)."""
 
-    prefix: IPv4Network
+    prefix: IpNetwork
     protocol: str
     """Name of the protocol it came from (``Mesh_192_168_0_80``, ``static1``...)."""
     since: datetime
@@ -231,7 +234,7 @@ class RouteView:
     """Shown as ``(100/0)`` for BGP routes with a recursive gateway; None hides it."""
     stale: bool = False
     """Kept through the peer's graceful restart (``(100s)``)."""
-    from_address: IPv4Address | None = None
+    from_address: IpAddress | None = None
     """The BGP neighbor, shown as ``from X`` when it differs from the gateway."""
     path_id: int | None = None
     in_kernel: bool | None = None
@@ -261,6 +264,9 @@ class StatusView:
     last_reconfiguration: datetime
     graceful_restart: GracefulRestartStatus | None = None
     shutting_down: bool = False
+    control_socket6: str | None = None
+    """The bird6.ctl-style socket, when there is one (``speaker status`` reads its IPv6
+    table there)."""
 
     @property
     def graceful_restart_recovery(self) -> bool:
@@ -271,7 +277,7 @@ class StatusView:
 class KernelRouteView:
     """One route in the kernel table as the kernel bridge sees it."""
 
-    prefix: IPv4Network
+    prefix: IpNetwork
     kind: RouteKind
     nexthops: tuple[NextHop, ...] = ()
     iface: str | None = None
@@ -310,7 +316,7 @@ class DatastorePeerView:
     """One peer derived from the datastore."""
 
     name: str
-    address: IPv4Address
+    address: IpAddress
     asn: int
     passive: bool
 
@@ -388,9 +394,11 @@ class DatastoreView:
     problems: tuple[str, ...] = ()
     router_id: IPv4Address | None = None
     asn: int = 0
+    address6: IPv6Address | None = None
+    """The node's IPv6 address (spec.bgp.ipv6Address): None when it has none (no IPv6 peers)."""
     peers: tuple[DatastorePeerView, ...] = ()
-    blocks: tuple[IPv4Network, ...] = ()
-    pools: tuple[IPv4Network, ...] = ()
+    blocks: tuple[IpNetwork, ...] = ()
+    pools: tuple[IpNetwork, ...] = ()
     applied_revision: int = 0
     """The store revision of the configuration in force."""
     feed_error: str = ""
@@ -427,7 +435,7 @@ class ControlBackend(Protocol):
 
     def protocols(self) -> Sequence[ProtocolStatus]: ...
 
-    def routes(self, for_addr: IPv4Network | None = None) -> Sequence[RouteView]:
+    def routes(self, for_addr: IpNetwork | None = None) -> Sequence[RouteView]:
         """All routes, or only those of the longest prefix covering ``for_addr``.
 
         Filtering is optional (the server filters again with ``longest_match``); a backend
@@ -435,11 +443,12 @@ class ControlBackend(Protocol):
         """
         ...
 
-    def route_count(self, protocol: str | None = None, primary: bool = False
-                    ) -> tuple[int, int, int]:
+    def route_count(self, protocol: str | None = None, primary: bool = False,
+                    family: int | None = None) -> tuple[int, int, int]:
         """``show route [primary] count [protocol P]``: (shown, routes, networks), the same
         figures as counting ``routes()``' rows (:func:`count_routes`), from counters where
-        the backend keeps them: it answers at once however large the table."""
+        the backend keeps them: it answers at once however large the table.  ``family``
+        (4 or 6) counts one address family only, None both."""
         ...
 
     def status(self) -> StatusView: ...
@@ -485,7 +494,7 @@ def count_routes(routes: Iterable[RouteView], protocol: str | None = None,
     """(shown, routes, networks) of ``show route [primary] count [protocol P]`` by walking
     rows: every row is a route, or only each prefix's primary one with ``primary``; the
     shown ones are ``protocol``'s."""
-    networks: set[IPv4Network] = set()
+    networks: set[IpNetwork] = set()
     examined = shown = 0
     for route in routes:
         networks.add(route.prefix)
@@ -497,12 +506,13 @@ def count_routes(routes: Iterable[RouteView], protocol: str | None = None,
     return shown, examined, len(networks)
 
 
-def longest_match(routes: Iterable[RouteView], addr: IPv4Network) -> list[RouteView]:
+def longest_match(routes: Iterable[RouteView], addr: IpNetwork) -> list[RouteView]:
     """The routes of the longest prefix that covers ``addr`` (BIRD's ``show route for``)."""
-    best: IPv4Network | None = None
+    best: IpNetwork | None = None
     chosen: list[RouteView] = []
     for route in routes:
-        if not (route.prefix.prefixlen <= addr.prefixlen and addr.subnet_of(route.prefix)):
+        if not (route.prefix.version == addr.version and route.prefix.prefixlen <= addr.prefixlen
+                and addr.subnet_of(route.prefix)):  # type: ignore[arg-type]
             continue
         if best is None or route.prefix.prefixlen > best.prefixlen:
             best = route.prefix

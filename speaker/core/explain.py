@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from ipaddress import IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from speaker.control.views import ExplainPath, ExplainStep, ExplainView
 from speaker.core.speaker import SpeakerCore
@@ -63,7 +63,7 @@ def explain(
     core: SpeakerCore,
     target: str,
     peer: str | None,
-    kernel_entry: Callable[[IPv4Network], KernelSnapshotEntry | None],
+    kernel_entry: Callable[[IPv4Network | IPv6Network], KernelSnapshotEntry | None],
     wall: Callable[[float], datetime],
 ) -> ExplainView:
     """The whole story of ``target`` (a prefix, or an address: its longest match).
@@ -88,8 +88,7 @@ def explain(
             query=target, prefix=None, paths=(), steps=(), ecmp=(),
             decision=f"{query} is not in our table: no peer sent it and we do not originate it",
             kernel_verdict=f"if a peer sent it: {would.describe()}",
-            kernel_now=_kernel_now(kernel_entry(query.network)) if isinstance(
-                query.network, IPv4Network) else "-",
+            kernel_now=_kernel_now(kernel_entry(query.network)),
             exports=would_export,
         )
     paths = rib.paths(prefix)
@@ -123,8 +122,7 @@ def explain(
             if peer in (None, name):
                 exports.append((name, rib.adj_out(name).explain(best).describe()))
     network = prefix.network
-    kernel_now = (_kernel_now(kernel_entry(network)) if isinstance(network, IPv4Network)
-                  else "-")
+    kernel_now = _kernel_now(kernel_entry(network))
     return ExplainView(
         query=target,
         prefix=str(prefix),

@@ -9,7 +9,7 @@ kernel intents through a :class:`KernelPort` (``want``/``unwant``/``converged``;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from speaker.kernel.model import IPNetwork, KernelRoute
@@ -31,9 +31,9 @@ class Dial:
 
     peer: str
     conn_id: int
-    address: IPv4Address
+    address: IPv4Address | IPv6Address
     port: int
-    source_address: IPv4Address | None
+    source_address: IPv4Address | IPv6Address | None
     timeout: float
 
 

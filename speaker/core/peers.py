@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from speaker.config import Config, PeerConfig
 from speaker.core.limits import LimitState, limit_states
 from speaker.session import PeerSession, SessionConfig
+from speaker.wire.context import IPV4_UNICAST, IPV6_UNICAST, Family
+
+FAMILY_OF: dict[str, Family] = {"ipv4": IPV4_UNICAST, "ipv6": IPV6_UNICAST}
+"""A peer's ``families`` (config words) as (AFI, SAFI)."""
+
+
+def peer_families(peer: PeerConfig) -> tuple[Family, ...]:
+    """The families we offer the peer in our OPEN (RFC 4760 multiprotocol capability)."""
+    return tuple(FAMILY_OF[f] for f in peer.families)
 
 
 def session_config(config: Config, peer: PeerConfig, *, restarting: bool) -> SessionConfig:
@@ -31,6 +40,7 @@ def session_config(config: Config, peer: PeerConfig, *, restarting: bool) -> Ses
         source_address=peer.source_address,
         port=peer.port,
         send_hold_time=peer.send_hold_time,
+        families=peer_families(peer),
     )
 
 
@@ -44,10 +54,13 @@ class PeerRecord:
     """When the session last changed state (the core's clock)."""
     enabled: bool = True
     eor_received: bool = False
-    """End-of-RIB seen since the session came up (convergence, recovery)."""
+    """End-of-RIB seen for every negotiated family since the session came up (convergence,
+    recovery)."""
+    eor_waiting: set[Family] = field(default_factory=set)
+    """The negotiated families whose End-of-RIB has not come yet."""
     feed_sent: bool = False
     """Our initial feed went out: from then on changes flush to the peer."""
-    local_addresses: dict[int, IPv4Address] = field(default_factory=dict)
+    local_addresses: dict[int, IPv4Address | IPv6Address] = field(default_factory=dict)
     """Our address per open connection (the NEXT_HOP we announce), from the transport."""
     limits: tuple[LimitState, ...] = ()
     """The peer's route limits and their state (receive first), see :mod:`speaker.core.limits`."""

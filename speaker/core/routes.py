@@ -87,7 +87,10 @@ class KernelIntents:
         if shared is None:
             if len(self._hop_sets) > _HOP_SETS_MAX:
                 self._hop_sets.clear()
-            # checked once per set, not per route (KernelRoute.trusted does not check)
-            usable = tuple(h for h in hops if not (h.is_unspecified or h.is_multicast))
+            # checked once per set, not per route (KernelRoute.trusted does not check).
+            # A link-local next hop (RFC 2545 3: meaningful only on the link it came from)
+            # needs that interface; the kernel route uses the global one.
+            usable = tuple(h for h in hops
+                           if not (h.is_unspecified or h.is_multicast or h.is_link_local))
             shared = self._hop_sets[hops] = usable
         return shared

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from speaker.config import Config, LimitAction, PeerConfig
 from speaker.core.events import DaemonEvent, RecoveryEvent
 from speaker.core.io import Action, Close, Dial, Forget, KernelPort
 from speaker.core.limits import LimitState, check_update
-from speaker.core.peers import PeerRecord, session_config
+from speaker.core.peers import FAMILY_OF, PeerRecord, peer_families, session_config
 from speaker.core.refusals import RefusalLog
 from speaker.core.restart import Recovery, restart_cause
 from speaker.core.routes import KernelIntents
@@ -49,14 +49,14 @@ from speaker.session import (
     UpdateReceived,
     rfc4271_jitter,
 )
-from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import Afi, CeaseSubcode, RouteRefreshSubtype, Safi
 from speaker.wire.errors import LocalProtocolError
 from speaker.wire.messages import Notification, Update
 from speaker.wire.nlri import Prefix
 
 #: Config keys a reload cannot change (they need a restart).
-FIXED_KEYS = ("router_id", "asn", "listen", "port", "control_socket", "kernel")
+FIXED_KEYS = ("router_id", "asn", "listen", "port", "control_socket", "kernel", "listen6",
+              "control_socket6")
 
 
 class CoreError(Exception):
@@ -67,18 +67,23 @@ def _prefixes(nets: Iterable[IPv4Network | IPv6Network]) -> list[Prefix]:
     return [Prefix.from_network(n) for n in nets]
 
 
-def own_addresses(config: Config) -> tuple[IPv4Address, ...]:
-    """The node's own addresses the speaker knows: router_id, listen, source addresses."""
-    own = [config.router_id]
+def own_addresses(config: Config) -> tuple[IPv4Address | IPv6Address, ...]:
+    """The node's own addresses the speaker knows: router_id, listen, address6, listen6,
+    source addresses."""
+    own: list[IPv4Address | IPv6Address] = [config.router_id]
     if not config.listen.is_unspecified:
         own.append(config.listen)
+    if config.address6 is not None:
+        own.append(config.address6)
+    if not config.listen6.is_unspecified:
+        own.append(config.listen6)
     own.extend(p.source_address for p in config.peers if p.source_address is not None)
     return tuple(dict.fromkeys(own))
 
 
 def _kernel_policy(config: Config) -> CalicoKernelPolicy:
     own = own_addresses(config)
-    protect = [*config.kernel.protect, *(IPv4Network(a) for a in own)]
+    protect = [*config.kernel.protect, *(ip_network(a) for a in own)]
     return CalicoKernelPolicy(
         _prefixes(config.kernel.reject_cidrs),
         _prefixes(config.originate.blocks),
@@ -123,7 +128,7 @@ class SpeakerCore:
         self.intents = KernelIntents(kernel, _kernel_policy(config), publish)
         self._kernel = kernel
         self._peers: dict[str, PeerRecord] = {}
-        self._by_address: dict[IPv4Address, str] = {}
+        self._by_address: dict[IPv4Address | IPv6Address, str] = {}
         self._actions: deque[Action] = deque()
         self.flush_due = False
         self.shutting_down = False
@@ -277,7 +282,8 @@ class SpeakerCore:
         if record.session.state is not State.ESTABLISHED:
             raise CoreError(f"{name}: session is not established")
         try:
-            record.session.send_route_refresh(IPV4_UNICAST)
+            for family in peer_families(record.config):
+                record.session.send_route_refresh(family)
         except LocalProtocolError as exc:  # the family or route refresh not negotiated
             raise CoreError(f"{name}: {exc}") from None
         self._drain(record, now)
@@ -288,7 +294,7 @@ class SpeakerCore:
     def accept(self, address: str, port: int, now: float) -> tuple[str, int] | None:
         """An incoming connection: (peer, conn id) to give it, or None (refused at once)."""
         try:
-            name = self._by_address.get(IPv4Address(address))
+            name = self._by_address.get(ip_address(address))
         except ValueError:
             name = None
         if name is None or self.shutting_down:
@@ -304,7 +310,7 @@ class SpeakerCore:
         now: float,
         *,
         outgoing: bool,
-        local_address: IPv4Address | None = None,
+        local_address: IPv4Address | IPv6Address | None = None,
     ) -> None:
         record = self._peers.get(peer)
         if record is None:  # the peer was removed while we dialled it
@@ -431,7 +437,8 @@ class SpeakerCore:
         elif isinstance(event, SessionUp):
             self._session_up(record, event)
         elif isinstance(event, EndOfRib):
-            record.eor_received = True
+            record.eor_waiting.discard(event.family)
+            record.eor_received = not record.eor_waiting
             self._apply(self.rib.end_of_rib(name, event.family))
             self._progress(now)
         elif isinstance(event, RouteRefreshReceived):
@@ -461,7 +468,8 @@ class SpeakerCore:
         """A limit's restart or disable: Cease 6/1 with AFI, SAFI and the limit (RFC 4486 4).
 
         The session's events are handled by the ``_drain`` that is running."""
-        note = Notification.cease_max_prefixes(Afi.IPV4, Safi.UNICAST, state.limit)
+        afi, safi = peer_families(record.config)[0]
+        note = Notification.cease_max_prefixes(Afi(afi), Safi(safi), state.limit)
         session = record.session
         why = f"route {state.direction} limit ({state.limit}) exceeded"
         if state.action is LimitAction.DISABLE:
@@ -480,6 +488,7 @@ class SpeakerCore:
         for limit in record.limits:  # BIRD resets its limits when the protocol starts
             limit.reset()
         record.eor_received = False
+        record.eor_waiting = {f for f in info.context.families if f in FAMILY_OF.values()}
         record.feed_sent = False
         self.rib.add_peer(
             PeerInfo(
@@ -490,12 +499,22 @@ class SpeakerCore:
                 internal=info.internal,
             )
         )
-        local = record.local_addresses.get(event.conn_id)
-        if local is None:
-            local = record.config.source_address or self.config.router_id
-        self.rib.add_out_peer(name, info.context, local_address=local)
+        self.rib.add_out_peer(name, info.context,
+                              local_address=self._next_hops(record, event.conn_id))
         if not self.recovery.active:
             self._send_feed(record)
+
+    def _next_hops(self, record: PeerRecord, conn_id: int) -> list[IPv4Address | IPv6Address]:
+        """Our addresses for the NEXT_HOP we announce on a session, per family: the
+        connection's local address first (what BIRD announces: the session's own address),
+        then, for the other family, router_id (IPv4) or address6 (IPv6)."""
+        local = record.local_addresses.get(conn_id) or record.config.local_address
+        out: list[IPv4Address | IPv6Address] = [local]
+        if local.version == 6:
+            out.append(self.config.router_id)
+        elif self.config.address6 is not None:
+            out.append(self.config.address6)
+        return out
 
     def _send_feed(self, record: PeerRecord) -> None:
         for message in self.rib.initial_feed(record.name):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from speaker.control.views import (
@@ -31,7 +31,7 @@ from speaker.control.views import (
     StatusView,
     TimerView,
 )
-from speaker.core.peers import PeerRecord
+from speaker.core.peers import PeerRecord, peer_families
 from speaker.core.speaker import SpeakerCore
 from speaker.kernel.model import (
     InstalledRoute,
@@ -54,7 +54,8 @@ from speaker.wire.capabilities import (
     LongLivedGracefulRestartCapability,
     RouteRefreshCapability,
 )
-from speaker.wire.context import IPV4_UNICAST
+from speaker.wire.context import IPV4_UNICAST, Family
+from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
 
 Wall = Callable[[float], datetime]
@@ -86,8 +87,9 @@ _BGP_STATE = {
 _ORIGIN = {0: "IGP", 1: "EGP", 2: "Incomplete"}
 
 
-def neighbor_caps(caps: Sequence[object]) -> tuple[str, ...]:
-    """BIRD's "Neighbor caps" words for the capabilities of a peer's OPEN."""
+def neighbor_caps(caps: Sequence[object], family: Family = IPV4_UNICAST) -> tuple[str, ...]:
+    """BIRD's "Neighbor caps" words for the capabilities of a peer's OPEN (add-path as
+    offered for ``family``: bird6 shows its IPv6 unicast entry)."""
     words: list[str] = []
     for cap in caps:
         if isinstance(cap, RouteRefreshCapability):
@@ -101,7 +103,7 @@ def neighbor_caps(caps: Sequence[object]) -> tuple[str, ...]:
         elif isinstance(cap, FourOctetAsCapability):
             words.append("AS4")
         elif isinstance(cap, AddPathCapability):
-            mode = cap.mode(IPV4_UNICAST)
+            mode = cap.mode(family)
             if mode & AddPathMode.RECEIVE:
                 words.append("add-path-rx")
             if mode & AddPathMode.SEND:
@@ -182,15 +184,16 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
     neighbor_id: IPv4Address | None = None
     if info is not None and session.state is State.ESTABLISHED:
         neighbor_id = info.peer_id
-        caps = neighbor_caps(info.remote_open.capabilities)
+        family = peer_families(cfg)[0]
+        caps = neighbor_caps(info.remote_open.capabilities, family)
         flags_l = ["internal" if info.internal else "external"]
         if cfg.multihop:
             flags_l.append("multihop")
         if info.asn4:
             flags_l.append("AS4")
-        if IPV4_UNICAST in info.addpath_receive:
+        if family in info.addpath_receive:
             flags_l.append("add-path-rx")
-        if IPV4_UNICAST in info.addpath_send:
+        if family in info.addpath_send:
             flags_l.append("add-path-tx")
         flags = tuple(flags_l)
         hold = TimerView(info.hold_time, info.hold_time)
@@ -202,9 +205,10 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
     rib = core.rib
     if name in {p.name for p in rib.peers()}:
         adj = rib.adj_in(name)
-        best = rib.loc.best_by_source.get(name, 0)  # kept by the Loc-RIB: no walk
+        # kept by the Loc-RIB: no walk
+        best = rib.loc.best_by_source.get(name, 0) + rib.loc.best_by_source6.get(name, 0)
         exported = len(rib.adj_out(name)) if name in rib.out_peers() else 0
-        routes = RouteCounts(imported=adj.ipv4_count(), exported=exported, preferred=best)
+        routes = RouteCounts(imported=len(adj.paths), exported=exported, preferred=best)
         # BIRD's gr_active: the peer's routes are stale until its End-of-RIB or timer
         gr_active = adj.gr_active
         deadline = session.restart_deadline
@@ -242,11 +246,14 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
 
 
 def route_count(
-    core: SpeakerCore, protocol: str | None = None, primary: bool = False
+    core: SpeakerCore, protocol: str | None = None, primary: bool = False,
+    family: int | None = None,
 ) -> tuple[int, int, int]:
     """``show route [primary] count [protocol P]``: (shown, routes, networks) from the RIB's
-    counters, O(peers): the same figures as counting :func:`routes`' rows."""
-    return core.rib.counts().route_count(protocol, primary)
+    counters, O(peers): the same figures as counting :func:`routes`' rows.  ``family`` 4 or 6
+    counts one family (BIRD 1.6's bird and bird6 each count their own), None both."""
+    afi = None if family is None else (Afi.IPV4 if family == 4 else Afi.IPV6)
+    return core.rib.counts(afi).route_count(protocol, primary)
 
 
 def status(core: SpeakerCore, now: float, wall: Wall) -> StatusView:
@@ -261,11 +268,12 @@ def status(core: SpeakerCore, now: float, wall: Wall) -> StatusView:
         last_reconfiguration=wall(reconfigured),
         graceful_restart=GracefulRestartStatus(*gr) if gr is not None else None,
         shutting_down=core.shutting_down,
+        control_socket6=core.config.control_socket6,
     )
 
 
 def routes(
-    core: SpeakerCore, kernel: KernelReader, for_addr: IPv4Network | None = None
+    core: SpeakerCore, kernel: KernelReader, for_addr: IPNetwork | None = None
 ) -> list[RouteView]:
     """``show route [for ADDR]``, with each programmed route's kernel state."""
     if for_addr is not None:
@@ -277,8 +285,6 @@ def routes(
     out: list[RouteView] = []
     for view in views:
         net = view.prefix.network
-        if not isinstance(net, IPv4Network):
-            continue
         entry = in_table.get(net)
         in_kernel = entry is not None and entry.state is RouteState.INSTALLED
         # BIRD's KRF_SYNC_ERROR (`!`): wanted, not being changed, yet not in the kernel
@@ -317,7 +323,7 @@ _SOURCE_NAME = {
 def _route(
     kernel: KernelReader,
     learned: dict[IPNetwork, LearnedRoute],
-    net: IPv4Network,
+    net: IPNetwork,
     pv: PathView,
     in_kernel: bool | None,
     sync_error: bool,
@@ -330,7 +336,7 @@ def _route(
     nh = path.next_hop
     if path.source is SourceKind.LOCAL:
         kind = RouteKind.BLACKHOLE
-    elif isinstance(nh, IPv4Address):
+    elif nh is not None:
         iface = kernel.interface_for(nh)
         hops = (NextHop(nh, iface or "?"),)
     else:
@@ -345,7 +351,7 @@ def _route(
         bgp = BgpAttrs(
             origin=_ORIGIN.get(int(attrs.origin), "?") if attrs.origin is not None else "IGP",
             as_path=tuple(as_path),
-            next_hop=nh if isinstance(nh, IPv4Address) else None,
+            next_hop=nh,
             med=attrs.med,
             local_pref=attrs.local_pref,
             atomic_aggregate=attrs.atomic_aggregate,
@@ -368,7 +374,7 @@ def _route(
         source=_SOURCE_NAME[path.source],
         bgp=bgp,
         stale=path.stale,
-        from_address=from_address if isinstance(from_address, IPv4Address) else None,
+        from_address=from_address,
         path_id=path.path_id,
         in_kernel=in_kernel,
         sync_error=sync_error,
@@ -381,8 +387,6 @@ def kernel_view(core: SpeakerCore, kernel: KernelReader) -> KernelView:
     k = core.config.kernel
     rows: list[KernelRouteView] = []
     for entry in snap.entries:
-        if not isinstance(entry.prefix, IPv4Network):
-            continue
         wanted = entry.wanted
         held_kind, held_hops = _installed_dest(kernel, entry.installed)
         held = ""
@@ -396,7 +400,6 @@ def kernel_view(core: SpeakerCore, kernel: KernelReader) -> KernelView:
             hops = tuple(
                 NextHop(h, kernel.interface_for(h) or "?")
                 for h in wanted.nexthops
-                if isinstance(h, IPv4Address)
             )
             if entry.state is not RouteState.INSTALLED:
                 held = "none" if entry.installed is None else _dest_text(held_kind, held_hops)
@@ -412,8 +415,7 @@ def kernel_view(core: SpeakerCore, kernel: KernelReader) -> KernelView:
             )
         )
     for route in sorted(kernel.learned().values(), key=_learned_order):
-        if isinstance(route.prefix, IPv4Network):
-            rows.append(_learned_row(kernel, route.prefix, route))
+        rows.append(_learned_row(kernel, route.prefix, route))
     last_scan = kernel.last_scan
     return KernelView(
         protocol=k.protocol,
@@ -440,17 +442,17 @@ def _installed_dest(
     hops = tuple(
         NextHop(gw, kernel.interface_name(index) or f"if{index}")
         for gw, index in zip(installed.nexthops, installed.ifindexes, strict=False)
-        if isinstance(gw, IPv4Address)
+        if gw is not None
     )
     return (RouteKind.MULTIPATH if len(hops) > 1 else RouteKind.ROUTER), hops
 
 
-def _learned_row(kernel: KernelReader, prefix: IPv4Network, route: LearnedRoute) -> KernelRouteView:
+def _learned_row(kernel: KernelReader, prefix: IPNetwork, route: LearnedRoute) -> KernelRouteView:
     """An alien route the bridge learned (``learn``), as a ``show kernel`` row."""
     hops = tuple(
         NextHop(gw, route.ifname or kernel.interface_for(gw) or "?")
         for gw in route.nexthops
-        if isinstance(gw, IPv4Address)
+        if gw is not None
     )
     if route.type is not RouteType.UNICAST:
         kind = _KIND_OF_TYPE.get(route.type, RouteKind.UNREACHABLE)

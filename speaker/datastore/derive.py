@@ -4,15 +4,17 @@ A pure function (no I/O, no clock), so the whole mapping is tested on snapshots 
 tests, and the watcher (speaker.datastore.etcd) only has to keep the snapshot current.  It
 follows Calico's confd templates: bird.cfg (router id, local AS, the node-to-node mesh with
 the text-order passive rule, Global_/Node_ peers), bird_aggr.cfg (confirmed block affinities
-announced, with a blackhole) and bird_ipam.cfg (pools; disabled pools and disableBGPExport).
-Each bad key is one Problem naming it; the rest of the data is still used.
+announced, with a blackhole) and bird_ipam.cfg (pools; disabled pools and disableBGPExport),
+and their IPv6 twins bird6.cfg, bird6_aggr.cfg and bird6_ipam.cfg: one speaker plays both
+daemons, so both files' peers, blocks and pools land in one Config (docs/datastore.md,
+"IPv6 (dual stack)").  Each bad key is one Problem naming it; the rest is still used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from speaker.config import (
     ANY_ADDRESS,
@@ -26,12 +28,15 @@ from speaker.datastore.model import (
     AFFINITY_PREFIX,
     BGPCONFIG_KEY,
     BGPPEER_PREFIX,
+    BLOCK6_PREFIX,
     BLOCK_PREFIX,
     IPPOOL_PREFIX,
     NODE_PREFIX,
     Affinity,
     BGPConfiguration,
     BGPPeer,
+    IpAddress,
+    IpNetwork,
     IPPool,
     Node,
     Problem,
@@ -72,6 +77,7 @@ def _read(snapshot: Snapshot, problems: list[Problem]) -> _Data:
             if key.startswith(NODE_PREFIX):
                 node = parse_node(key, value)
                 data.nodes[node.name] = node
+                problems.extend(Problem(key, warning) for warning in node.warnings)
             elif key == BGPCONFIG_KEY:
                 data.bgp = parse_bgp_configuration(key, value)
             elif key.startswith(BGPPEER_PREFIX):
@@ -82,7 +88,7 @@ def _read(snapshot: Snapshot, problems: list[Problem]) -> _Data:
                 affinity = parse_affinity(key, value)
                 if affinity is not None:
                     data.affinities.append((key, affinity))
-            elif key.startswith(BLOCK_PREFIX):
+            elif key.startswith((BLOCK_PREFIX, BLOCK6_PREFIX)):
                 _check_json(key, value)
         except Problem as problem:
             problems.append(problem)
@@ -99,13 +105,20 @@ def _check_json(key: str, value: bytes) -> None:
         raise Problem(key, f"not valid JSON ({exc})") from None
 
 
-def peer_name(prefix: str, address: IPv4Address, port: int | None = None) -> str:
-    """Calico's protocol name: Mesh_/Global_/Node_ + the address with ``_`` (+ ``_port_N``)."""
-    name = prefix + str(address).replace(".", "_")
+def peer_name(prefix: str, address: IpAddress, port: int | None = None) -> str:
+    """Calico's protocol name: Mesh_/Global_/Node_ + the address with ``.`` or ``:`` written
+    ``_`` (+ ``_port_N``): ``Mesh_192_168_0_80``, ``Mesh_fd00_192_168__80``."""
+    name = prefix + str(address).replace(".", "_").replace(":", "_")
     return f"{name}_port_{port}" if port is not None else name
 
 
-def _passive_reason(passive: bool, address: IPv4Address, local: IPv4Address, kind: str) -> str:
+def _own(me: Node, address: IpAddress) -> IpAddress | None:
+    """Our address of ``address``'s family: the IPv4 one (bird.cfg) or the IPv6 one
+    (bird6.cfg's ``source address``); None when the node has none of that family."""
+    return me.address if address.version == 4 else me.address6
+
+
+def _passive_reason(passive: bool, address: IpAddress, local: IpAddress, kind: str) -> str:
     """Worded exactly as speaker.config words it for a file, so both compare equal."""
     if passive:
         return (f"passive: peer \"{address}\" > own \"{local}\" ({kind}) compared as text, so "
@@ -114,44 +127,65 @@ def _passive_reason(passive: bool, address: IPv4Address, local: IPv4Address, kin
             f"dial (Calico rule)")
 
 
-def _calico_node_peer(name: str, address: IPv4Address, asn: int, router_id: IPv4Address,
-                      our_asn: int, port: int, source: IPv4Address | None) -> PeerConfig:
-    """A peer that is another Calico node: exactly one side dials (the text rule)."""
-    local = source if source is not None else router_id
+def _families(address: IpAddress) -> tuple[str, ...]:
+    """One family per session, the address's, as BIRD 1.6's bird and bird6 make them."""
+    return ("ipv6",) if address.version == 6 else ("ipv4",)
+
+
+def _calico_node_peer(name: str, address: IpAddress, asn: int, own: IpAddress,
+                      our_asn: int, port: int, source: IpAddress | None) -> PeerConfig:
+    """A peer that is another Calico node: exactly one side dials (the text rule, compared
+    with ``own``: our address of the peer's family, or ``source`` when set)."""
+    local = source if source is not None else own
     passive = calico_passive(local, address)
-    kind = "source_address" if source is not None else "router_id"
+    if source is not None:
+        kind = "source_address"
+    else:
+        kind = "address6" if own.version == 6 else "router_id"
     return PeerConfig(name=name, address=address, asn=asn, local_address=local,
                       passive=passive, passive_reason=_passive_reason(passive, address, local,
                                                                       kind),
-                      source_address=source, port=port, internal=(asn == our_asn))
+                      source_address=source, families=_families(address), port=port,
+                      internal=(asn == our_asn))
 
 
-def _pools(data: _Data) -> tuple[list[IPv4Network], list[IPv4Network]]:
-    """(exported pools, pools whose blocks are not announced: disableBGPExport)."""
-    exported: list[IPv4Network] = []
-    silent: list[IPv4Network] = []
+def _pools(data: _Data) -> tuple[list[IpNetwork], list[IpNetwork]]:
+    """(exported pools, pools whose blocks are not announced: disableBGPExport), both
+    families: bird_ipam.cfg's and bird6_ipam.cfg's filters in one list."""
+    exported: list[IpNetwork] = []
+    silent: list[IpNetwork] = []
     for pool in sorted(data.pools, key=lambda p: p.name):
-        if pool.cidr is None or pool.disabled:
+        if pool.disabled:
             continue
         (silent if pool.disable_bgp_export else exported).append(pool.cidr)
     return exported, silent
 
 
-def _blocks(data: _Data, node_name: str, exported: list[IPv4Network],
-            silent: list[IPv4Network], problems: list[Problem]) -> tuple[IPv4Network, ...]:
-    blocks: list[IPv4Network] = []
+def _within(block: IpNetwork, pools: list[IpNetwork]) -> bool:
+    """``block`` lies in one of ``pools`` of its own family (the other family never holds it)."""
+    if isinstance(block, IPv4Network):
+        return any(block.subnet_of(p) for p in pools if isinstance(p, IPv4Network))
+    return any(block.subnet_of(p) for p in pools if isinstance(p, IPv6Network))
+
+
+def _blocks(data: _Data, node_name: str, exported: list[IpNetwork],
+            silent: list[IpNetwork], problems: list[Problem]) -> tuple[IpNetwork, ...]:
+    blocks: list[IpNetwork] = []
     for key, affinity in data.affinities:
         if affinity.host != node_name or affinity.state != "confirmed":
             continue  # pending / pendingDeletion / deleted: bird_aggr does not export them
-        if any(affinity.block.subnet_of(p) for p in silent):
+        block = affinity.block
+        if _within(block, silent):
             continue  # disableBGPExport: bird_ipam rejects it toward peers
-        if not any(affinity.block.subnet_of(p) for p in exported):
-            known = ", ".join(str(p) for p in exported) or "none enabled"
-            problems.append(Problem(key, f"block {affinity.block} is outside every enabled IP "
+        if not _within(block, exported):
+            same = [p for p in exported if p.version == block.version]
+            known = ", ".join(str(p) for p in same) or "none enabled"
+            problems.append(Problem(key, f"block {block} is outside every enabled IP "
                                          f"pool ({known}); not announced"))
             continue
-        blocks.append(affinity.block)
-    return tuple(sorted(set(blocks)))
+        blocks.append(block)
+    return tuple(sorted(set(blocks), key=lambda b: (b.version, int(b.network_address),
+                                                    b.prefixlen)))
 
 
 def _applies(peer: BGPPeer, node: Node, node_name: str, key: str) -> str | None:
@@ -167,8 +201,10 @@ def _applies(peer: BGPPeer, node: Node, node_name: str, key: str) -> str | None:
     return "Node_" if matches else None
 
 
-def _bgp_peers(data: _Data, me: Node, router_id: IPv4Address, our_asn: int,
+def _bgp_peers(data: _Data, me: Node, our_asn: int,
                problems: list[Problem]) -> list[tuple[str, PeerConfig]]:
+    """Global_/Node_ peers of both families: an IPv6 peerIP goes to bird6.cfg (our IPv6
+    address as its source), a peerSelector picks each node's IPv4 and IPv6 addresses."""
     out: list[tuple[str, PeerConfig]] = []
     for peer in sorted(data.peers, key=lambda p: p.name):
         key = BGPPEER_PREFIX + peer.name
@@ -183,21 +219,26 @@ def _bgp_peers(data: _Data, me: Node, router_id: IPv4Address, our_asn: int,
             if peer.source_address not in ("UseNodeIP", "None"):
                 raise Problem(key, f"spec.sourceAddress {peer.source_address!r} is not "
                                    f"UseNodeIP or None")
-            source = router_id if peer.source_address == "UseNodeIP" else None
+            use_node_ip = peer.source_address == "UseNodeIP"
             if peer.keep_original_next_hop:
                 problems.append(Problem(key, "spec.keepOriginalNextHop is not supported by "
                                              "the speaker; the peer is used without it"))
             if peer.peer_ip is not None:
-                if peer.peer_ip == router_id:
+                own = _own(me, peer.peer_ip)
+                if own is None:
+                    raise Problem(key, f"spec.peerIP {peer.peer_ip} is IPv6 and this node has "
+                                       f"no spec.bgp.ipv6Address (bird6.cfg: IPv6 disabled on "
+                                       f"this node); peer left out")
+                if peer.peer_ip in (me.address, me.address6):
                     continue  # Calico: "Skipping ourselves"
                 assert peer.asn is not None
-                local = source if source is not None else router_id
                 out.append((key, PeerConfig(
                     name=peer_name(prefix, peer.peer_ip, peer.port), address=peer.peer_ip,
-                    asn=peer.asn, local_address=local, passive=False,
+                    asn=peer.asn, local_address=own, passive=False,
                     passive_reason="active: an explicit BGPPeer (peerIP); Calico sets passive "
                                    "only between Calico nodes",
-                    source_address=source, port=peer.port or 179,
+                    source_address=own if use_node_ip else None,
+                    families=_families(peer.peer_ip), port=peer.port or 179,
                     internal=(peer.asn == our_asn))))
                 continue
             try:
@@ -205,22 +246,55 @@ def _bgp_peers(data: _Data, me: Node, router_id: IPv4Address, our_asn: int,
             except SelectorError as exc:
                 raise Problem(key, f"spec.peerSelector: {exc}") from None
             for other in sorted(data.nodes.values(), key=lambda n: n.name):
-                if other.name == me.name or other.address is None:
-                    continue
-                if other.address == router_id or not wanted(other.labels):
+                if other.name == me.name or not wanted(other.labels):
                     continue
                 asn = other.asn if other.asn is not None else (peer.asn or data.bgp.asn)
-                out.append((key, _calico_node_peer(peer_name(prefix, other.address),
-                                                   other.address, asn, router_id, our_asn,
-                                                   data.bgp.listen_port, source)))
+                for address in (other.address, other.address6):
+                    if address is None:
+                        continue
+                    own = _own(me, address)
+                    if own is None or address == own:
+                        continue  # no IPv6 on this node / a node sharing our address
+                    out.append((key, _calico_node_peer(
+                        peer_name(prefix, address), address, asn, own, our_asn,
+                        data.bgp.listen_port, own if use_node_ip else None)))
         except Problem as problem:
             problems.append(problem)
     return out
 
 
+def _mesh(data: _Data, me: Node, our_asn: int, version: int,
+          problems: list[Problem]) -> list[tuple[str, PeerConfig]]:
+    """The node-to-node mesh of one family: bird.cfg's (IPv4 addresses) or bird6.cfg's
+    (IPv6 addresses; none at all when this node has no IPv6 address)."""
+    own = me.address if version == 4 else me.address6
+    if own is None or not data.bgp.mesh_enabled:
+        return []
+    out: list[tuple[str, PeerConfig]] = []
+    for other in sorted(data.nodes.values(), key=lambda n: n.name):
+        if other.name == me.name:
+            continue
+        key = NODE_PREFIX + other.name
+        address = other.address if version == 4 else other.address6
+        if address is None:
+            if version == 4:  # bird6.cfg: "No IPv6 address configured for this node"
+                what = "no mesh peer" if other.address6 is None else "no IPv4 mesh peer"
+                problems.append(Problem(key, f"spec.bgp.ipv4Address is missing; {what} for "
+                                             f"this node"))
+            continue
+        if address == own:
+            problems.append(Problem(key, f"has our own address {own}; skipped"))
+            continue
+        asn = other.asn if other.asn is not None else data.bgp.asn
+        out.append((key, _calico_node_peer(peer_name("Mesh_", address), address, asn, own,
+                                           our_asn, data.bgp.listen_port, own)))
+    return out
+
+
 def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = None,
                   source: str | None = None) -> Derivation:
-    """This node's Config from ``snapshot``: what confd would render into its bird.cfg.
+    """This node's Config from ``snapshot``: what confd would render into its bird.cfg and
+    bird6.cfg.
 
     ``template`` gives what the datastore does not hold (control socket, listen address,
     kernel options: the local file's); ``source`` names the origin in the Config."""
@@ -228,11 +302,14 @@ def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = 
     data = _read(snapshot, problems)
     own_key = NODE_PREFIX + node_name
     me = data.nodes.get(node_name)
-    if me is None or me.address is None:
-        if own_key not in {p.key for p in problems}:
-            why = ("no such key: this node is not registered" if me is None
-                   else "spec.bgp.ipv4Address is missing: this node has no BGP address")
-            problems.append(Problem(own_key, why))
+    if me is None:
+        if own_key not in {p.key for p in problems}:  # else: its parse problem says why
+            problems.append(Problem(own_key, "no such key: this node is not registered"))
+        return Derivation(None, tuple(problems))
+    if me.address is None:
+        why = ("it is the router id (4 octets in bird6.cfg too), so an IPv6-only node cannot "
+               "peer" if me.address6 is not None else "this node has no BGP address")
+        problems.append(Problem(own_key, f"spec.bgp.ipv4Address is missing: {why}"))
         return Derivation(None, tuple(problems))
     router_id = me.address
     our_asn = me.asn if me.asn is not None else data.bgp.asn
@@ -243,26 +320,12 @@ def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = 
     exported, silent = _pools(data)
     blocks = _blocks(data, node_name, exported, silent, problems)
 
-    peers: list[tuple[str, PeerConfig]] = []
-    if data.bgp.mesh_enabled:
-        for other in sorted(data.nodes.values(), key=lambda n: n.name):
-            if other.name == node_name:
-                continue
-            key = NODE_PREFIX + other.name
-            if other.address is None:
-                problems.append(Problem(key, "spec.bgp.ipv4Address is missing; no mesh peer "
-                                             "for this node"))
-                continue
-            if other.address == router_id:
-                problems.append(Problem(key, f"has our own address {router_id}; skipped"))
-                continue
-            asn = other.asn if other.asn is not None else data.bgp.asn
-            peers.append((key, _calico_node_peer(peer_name("Mesh_", other.address),
-                                                 other.address, asn, router_id, our_asn,
-                                                 data.bgp.listen_port, router_id)))
-    seen: dict[IPv4Address, str] = {}
+    peers = (_mesh(data, me, our_asn, 4, problems) + _mesh(data, me, our_asn, 6, problems)
+             + _bgp_peers(data, me, our_asn, problems))
+    peers.sort(key=lambda kp: kp[1].address.version)  # bird.cfg's, then bird6.cfg's
+    seen: dict[IPv4Address | IPv6Address, str] = {}
     unique: list[PeerConfig] = []
-    for key, peer in peers + _bgp_peers(data, me, router_id, our_asn, problems):
+    for key, peer in peers:
         if peer.address in seen:
             problems.append(Problem(key, f"{peer.name}: {peer.address} is already peer "
                                            f"{seen[peer.address]}; the second is left out"))
@@ -274,6 +337,7 @@ def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = 
     config = replace(
         base, source=source or base.source or f"datastore (node {node_name})",
         router_id=router_id, asn=our_asn, port=data.bgp.listen_port, peers=tuple(unique),
+        address6=me.address6,
         originate=OriginateConfig(blocks=blocks, blackhole=base.originate.blackhole),
         pools=PoolsConfig(cidrs=tuple(exported)),
     )
@@ -281,11 +345,14 @@ def derive_config(snapshot: Snapshot, node_name: str, template: Config | None = 
 
 
 def summarize(derivation: Derivation) -> Mapping[str, object]:
-    """A short JSON-ready view for logs and status: peers, blocks and the problems."""
+    """A short JSON-ready view for logs and status: addresses, peers, blocks, pools and the
+    problems."""
     config = derivation.config
     return {
         "router_id": None if config is None else str(config.router_id),
+        "address6": None if config is None or config.address6 is None else str(config.address6),
         "peers": [] if config is None else [p.name for p in config.peers],
         "blocks": [] if config is None else [str(b) for b in config.originate.blocks],
+        "pools": [] if config is None else [str(c) for c in config.pools.cidrs],
         "problems": [str(p) for p in derivation.problems],
     }

@@ -63,9 +63,10 @@ class DatastoreFeed:
         config = await anext(self._stream)
         self.applied = config
         self.applied_revision = self.source.status.revision
-        log.info("datastore: configuration read at revision %d: router id %s, AS %d, %d peers, "
-                 "%d blocks", self.applied_revision, config.router_id, config.asn,
-                 len(config.peers), len(config.originate.blocks))
+        log.info("datastore: configuration read at revision %d: router id %s, AS %d, IPv6 "
+                 "address %s, %d peers, %d blocks", self.applied_revision, config.router_id,
+                 config.asn, config.address6 or "none", len(config.peers),
+                 len(config.originate.blocks))
         return config
 
     def start(self, apply: Callable[[Config], bool]) -> None:
@@ -158,6 +159,7 @@ class DatastoreFeed:
             reads=st.reads, keys=len(self.source.snapshot), problems=st.problems,
             router_id=None if config is None else config.router_id,
             asn=0 if config is None else config.asn,
+            address6=None if config is None else config.address6,
             peers=() if config is None else tuple(
                 DatastorePeerView(p.name, p.address, p.asn, p.passive) for p in config.peers),
             blocks=() if config is None else tuple(config.originate.blocks),

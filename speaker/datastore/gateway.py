@@ -5,7 +5,7 @@ channels (no CA / client certificate, which Calico's ETCD_*_FILE settings need) 
 grpcio and protobuf; the gateway that every etcd 3.4+ serves on its client port speaks JSON
 over HTTP, which asyncio streams and the ssl module handle.  We need three calls: Range (a
 prefix at one revision, paged), Watch (a stream of events from a revision) and, for the lab,
-Put / DeleteRange / Compact.  Keys and values are base64 in the JSON; 64-bit integers are
+Put / DeleteRange / Txn / Compact.  Keys and values are base64 in the JSON; 64-bit integers are
 strings.  The decoding helpers are pure and unit-tested; only :class:`Gateway` does I/O.
 """
 
@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ __all__ = [
     "WatchBatch",
     "decode_watch_result",
     "prefix_end",
+    "txn_body",
 ]
 
 PAGE = 1000
@@ -80,6 +81,16 @@ def prefix_end(prefix: str) -> str:
         raw.pop()
     raw[-1] += 1
     return raw.decode("latin-1")
+
+
+def txn_body(put: Mapping[str, bytes], delete: Sequence[str] = ()) -> dict[str, Any]:
+    """The gateway's /v3/kv/txn request writing ``put`` and deleting ``delete`` atomically
+    (no compare: always the success branch), so watchers see them as one revision."""
+    ops: list[dict[str, Any]] = [
+        {"request_put": {"key": _b64(k), "value": base64.b64encode(v).decode()}}
+        for k, v in put.items()]
+    ops += [{"request_delete_range": {"key": _b64(k)}} for k in delete]
+    return {"compare": [], "success": ops, "failure": []}
 
 
 def decode_watch_result(endpoint: str, message: Mapping[str, Any]) -> WatchBatch | None:
@@ -304,6 +315,14 @@ class Gateway:
     async def delete(self, key: str) -> int:
         """Delete one key; the new revision."""
         reply = await self._call("/v3/kv/deleterange", {"key": _b64(key)})
+        return int(reply.get("header", {}).get("revision", 0))
+
+    async def txn(self, put: Mapping[str, bytes], delete: Sequence[str] = ()) -> int:
+        """Write and delete keys in one transaction (one revision); the new revision.  The
+        lab registers many nodes at once with it (integration/bench/datastore.py)."""
+        reply = await self._call("/v3/kv/txn", txn_body(put, delete))
+        if not reply.get("succeeded"):
+            raise EtcdError(f"{self.endpoint}/v3/kv/txn: not applied: {reply}")
         return int(reply.get("header", {}).get("revision", 0))
 
     async def compact(self, revision: int) -> None:

@@ -9,8 +9,9 @@ the I/O and keeps the timers:
   latest state; the write happens when the task gets to it);
 * a scan task re-dumps every ``scan_time`` seconds (or at once after an overrun or a surprise)
   and lets the reconciler restore what was changed behind our back;
-* the monitor socket is drained by a loop reader *and* right before every batch and scan, so
-  echoes of our own writes are consumed while the view already holds what we wrote;
+* the monitor socket is drained by a loop reader *and* right before every batch and scan; a
+  socket filter keeps the notifications of our own routes out of it (the echoes of our
+  writes: ``speaker.kernel.netlink.own_echo_filter``), as BIRD ignores them;
 * ``converged()`` (or ``convergence_wait``) enables sweeping of unwanted routes of ours.
 
 All I/O to the kernel is serialised by one lock: a dump never races our own writes.
@@ -33,7 +34,6 @@ from speaker.kernel.codec import (
     RTM_NEWROUTE,
     FibRoute,
     RouteParser,
-    peek_key,
 )
 from speaker.kernel.model import (
     IPAddress,
@@ -105,11 +105,6 @@ class KernelBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "new"
         self._resync_reason = ""
-        # Keys written by the batch in progress or just finished: their notifications are
-        # our echoes (one per write) and are dropped unparsed; the view already holds what
-        # the ACK confirmed, and the next scan is authoritative anyway (BIRD ignores async
-        # notifications for its own routes altogether).  Cleared once the monitor is empty.
-        self._echoes: set[int] = set()
         self._reading = False  # monitor reader registered with the loop
         self._last_write = 0.0  # time.monotonic() of the last batch sent
         self.last_scan: float | None = None
@@ -130,6 +125,7 @@ class KernelBridge:
                 groups=RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
                 rcvbuf=MONITOR_RCVBUF,
                 sndbuf=1 << 16,
+                drop_protocol=self.config.protocol,
             )
             self._change = NetlinkChannel.open(
                 netns, groups=0, rcvbuf=CHANGE_RCVBUF, sndbuf=CHANGE_SNDBUF
@@ -320,7 +316,6 @@ class KernelBridge:
                         self._drain_monitor()
                         ops = self._rec.plan(CHUNK_MESSAGES * 4)
                         if ops:
-                            self._echoes = {op.route.key for op in ops}
                             self._last_write = time.monotonic()
                             results = await self._execute(ops)
                             self._rec.apply(results, time.monotonic())
@@ -469,8 +464,6 @@ class KernelBridge:
         now = time.monotonic()
         parse = self._parser.parse
         observe = self._rec.observe
-        echoes = self._echoes
-        ours = self.config.protocol
         count = 0
         while limit is None or count < limit:
             try:
@@ -486,28 +479,18 @@ class KernelBridge:
                     return
                 continue
             if data is None:
-                if limit is None:
-                    echoes.clear()
                 return
             count += 1
             off = 0
             size = len(data)
-            while off + 16 <= size:  # inlined message walk: 100k echoes per bulk install
+            while off + 16 <= size:
                 length, mtype = _NL_HEAD.unpack_from(data, off)
                 if length < 16 or off + length > size:
                     break
                 if mtype in (RTM_NEWROUTE, RTM_DELROUTE):
-                    begin = off + 16
-                    end = off + length
-                    key = None
-                    if echoes and end > begin + 5 and data[begin + 5] == ours:
-                        key = peek_key(data, begin, end)
-                    if key is not None and key in echoes:
-                        echoes.discard(key)
-                    else:
-                        route = parse(data, begin, end)
-                        if route is not None:
-                            observe(route, mtype == RTM_DELROUTE, now)
+                    route = parse(data, off + 16, off + length)
+                    if route is not None:
+                        observe(route, mtype == RTM_DELROUTE, now)
                 off += (length + 3) & ~3
 
     # -- callbacks -------------------------------------------------------------------------

@@ -501,29 +501,6 @@ def pack_newroute(route: FibRoute, seq: int, flags: int, pid: int = 0) -> bytes:
     return b"".join((_NLMSGHDR.pack(length, RTM_NEWROUTE, flags, seq, pid), rtm, dst, tail))
 
 
-def peek_key(data: bytes, offset: int, end: int) -> int | None:
-    """The prefix key of a route message without parsing it (echo filtering)."""
-    if offset + _RTMSG_LEN > end:
-        return None
-    family = data[offset]
-    plen = data[offset + 1]
-    alen = _ADDR_LEN.get(family)
-    if alen is None:
-        return None
-    dst = 0
-    off = offset + _RTMSG_LEN
-    while off + 4 <= end:
-        nla_len, nla_type = _NLA.unpack_from(data, off)
-        if nla_len < 4:
-            break
-        if nla_type & 0x3FFF == RTA_DST:
-            dst = int.from_bytes(data[off + 4 : off + nla_len], "big")
-            break
-        off += (nla_len + 3) & ~3
-    key = dst << 8 | plen
-    return key | _V6_FLAG if family == socket.AF_INET6 else key
-
-
 def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DELETE) -> bytes:
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
     protocol (the kernel then never deletes another protocol's route at that prefix).

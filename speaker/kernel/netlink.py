@@ -7,8 +7,10 @@
   the receive buffer is sized for it.  ``NETLINK_CAP_ACK`` keeps ACKs small,
   ``NETLINK_EXT_ACK`` gives the kernel's error text, ``NETLINK_GET_STRICT_CHK`` makes the
   kernel filter dumps by table.
-* The **monitor** socket is bound to the IPv4/IPv6 route groups; its receive buffer may still
-  overrun under a burst (ENOBUFS), which the bridge answers with a full re-dump.
+* The **monitor** socket is bound to the IPv4/IPv6 route groups, with a socket filter that
+  drops the notifications of our own protocol's routes (our writes' echoes, see
+  :func:`own_echo_filter`); its receive buffer may still overrun under a burst (ENOBUFS),
+  which the bridge answers with a full re-dump.
 
 Sockets in a named namespace are created by :func:`pyroute2.netns.create_socket` (imported
 only then; in our own namespace a plain ``socket.socket``): for a named namespace pyroute2
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import random
 import socket
 import struct
+import sys
 import time
 from collections.abc import Sequence
 
@@ -100,6 +104,47 @@ def _netlink_socket(netns: str | None) -> socket.socket:
     return sock
 
 
+SO_ATTACH_FILTER = 26
+_BPF_LDB_ABS = 0x30  # BPF_LD | BPF_B | BPF_ABS: load the octet at offset k
+_BPF_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K: keep k octets of the datagram (0: drop it)
+_RTM_NEWROUTE = 24
+_RTM_DELROUTE = 25
+_RTM_PROTOCOL_OFFSET = 16 + 5  # nlmsghdr (16 octets), then rtmsg's rtm_protocol
+
+
+def own_echo_filter(protocol: int) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program for the monitor socket that drops the notifications of routes of
+    ``protocol`` (ours): the kernel's echo of every route we write or delete, 100,000 per full
+    feed, each a ``recv`` and a parse for nothing.  BIRD's kernel protocol ignores the
+    notifications for its own routes the same way; what someone else does to our routes is
+    caught by the next scan.  Other protocols' routes (``learn``) still arrive.
+
+    ``nlmsg_type`` is host-endian: on a little-endian host its low octet is at offset 4.
+    Each instruction is (code, jump if true, jump if false, k)."""
+    low, high = (4, 5) if sys.byteorder == "little" else (5, 4)
+    accept, drop = (_BPF_RET_K, 0, 0, 0xFFFFFFFF), (_BPF_RET_K, 0, 0, 0)
+    return [
+        (_BPF_LDB_ABS, 0, 0, high),
+        (_BPF_JEQ_K, 0, 5, 0),  # a type above 255: not a route message, keep
+        (_BPF_LDB_ABS, 0, 0, low),
+        (_BPF_JEQ_K, 1, 0, _RTM_NEWROUTE),
+        (_BPF_JEQ_K, 0, 2, _RTM_DELROUTE),
+        (_BPF_LDB_ABS, 0, 0, _RTM_PROTOCOL_OFFSET),
+        (_BPF_JEQ_K, 1, 0, protocol),
+        accept,
+        drop,
+    ]
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """``SO_ATTACH_FILTER`` (struct sock_fprog) with ``program``."""
+    code = b"".join(struct.pack("=HBBI", *ins) for ins in program)
+    buf = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 class NetlinkChannel:
     """One non-blocking NETLINK_ROUTE socket driven by the running asyncio loop."""
 
@@ -109,7 +154,8 @@ class NetlinkChannel:
         self.closed = False
 
     @classmethod
-    def open(cls, netns: str | None, *, groups: int, rcvbuf: int, sndbuf: int) -> NetlinkChannel:
+    def open(cls, netns: str | None, *, groups: int, rcvbuf: int, sndbuf: int,
+             drop_protocol: int | None = None) -> NetlinkChannel:
         """Open, configure and bind a socket in ``netns`` (None: this process's namespace).
 
         The namespace is never created here: pyroute2's default ``O_CREAT`` would make a
@@ -126,6 +172,8 @@ class NetlinkChannel:
                 # older kernels: plain errors, and the table filter happens on our side
                 with contextlib.suppress(OSError):
                     sock.setsockopt(SOL_NETLINK, option, 1)
+            if drop_protocol is not None:
+                attach_filter(sock, own_echo_filter(drop_protocol))
             sock.bind((0, groups))
             sock.setblocking(False)
         except OSError as exc:

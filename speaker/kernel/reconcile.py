@@ -458,9 +458,10 @@ class Reconciler:
     def observe(self, route: FibRoute, deleted: bool, now: float) -> None:
         """One RTM_NEWROUTE/RTM_DELROUTE notification from the monitor socket.
 
-        The bridge drains the monitor before every batch, so echoes of our own writes arrive
-        when the view already holds what we wrote and compare equal: no action.  Anything else
-        on a route of ours is a change made outside the speaker; it is fixed at once, at most
+        The bridge's monitor socket filters out our own protocol's routes (their echoes), so
+        these are mostly aliens; should a note of ours arrive (an unfiltered socket), one that
+        matches the view is no action, anything else on a route of ours is a change made
+        outside the speaker; it is fixed at once, at most
         once per prefix per scan interval (the scan catches the rest, and a kernel that
         normalises a route differently from us cannot make us loop)."""
         cfg = self.config

@@ -13,7 +13,7 @@ next hop, ...) are decoded once, when the set is interned.
 from __future__ import annotations
 
 import ipaddress
-import weakref
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -42,6 +42,9 @@ from speaker.wire.attributes import (
 from speaker.wire.enums import AsPathSegmentType, Origin
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_SWEEP_MIN = 4096
+_ONLY_THE_TABLE = 2
 
 _InternKey = tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
 
@@ -72,9 +75,11 @@ class AttributeSet:
     atomic_aggregate: bool
     aggregator: tuple[int, ipaddress.IPv4Address] | None
 
-    _table: ClassVar[weakref.WeakValueDictionary[_InternKey, AttributeSet]] = (
-        weakref.WeakValueDictionary()
-    )
+    _table: ClassVar[dict[_InternKey, AttributeSet]] = {}
+    """The interned sets, held strongly (a plain dict: a ``WeakValueDictionary`` cost 12% of a
+    feed of one set per route in its Python-level get/set and removal callbacks); the sets no
+    route holds any more are dropped by :meth:`sweep`."""
+    _sweep_at: ClassVar[int] = _SWEEP_MIN
 
     # ------------------------------------------------------------------ construction
 
@@ -100,12 +105,29 @@ class AttributeSet:
             hops = tuple(next_hops)
         # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
         key: _InternKey = (attrs, tuple([a.flags for a in attrs]), hops)
-        found = cls._table.get(key)
+        table = cls._table
+        found = table.get(key)
         if found is not None:
             return found
-        made = cls._make(attrs, hops)
-        cls._table[key] = made
+        made = table[key] = cls._make(attrs, hops)
+        if len(table) >= cls._sweep_at:
+            cls.sweep()
         return made
+
+    @classmethod
+    def sweep(cls) -> int:
+        """Forget the sets nothing else refers to (no route, no cache); returns how many.
+
+        Called when the table has doubled since the last sweep (amortised: a feed of one set
+        per route sweeps log2(n) times) and by the RIB when its table has shrunk by half."""
+        table = cls._table
+        refs = sys.getrefcount
+        # a set only the table holds: the table's reference and getrefcount's argument
+        dead = [key for key in table if refs(table[key]) <= _ONLY_THE_TABLE]
+        for key in dead:
+            del table[key]
+        cls._sweep_at = max(_SWEEP_MIN, 2 * len(table))
+        return len(dead)
 
     @classmethod
     def build(

@@ -78,6 +78,8 @@ class LocRib:
         self.best_by_source: dict[str, int] = {}
         """IPv4 prefixes whose best path comes from each source (peer or local source
         name), kept as entries settle: ``show protocols all``'s "preferred" without a walk."""
+        self.best_by_source6: dict[str, int] = {}
+        """The same for the IPv6 prefixes."""
         self.non_ipv4 = 0
         """Entries that are not IPv4 (kept as entries come and go)."""
 
@@ -115,6 +117,7 @@ class LocRib:
         policy = self.policy
         limit = self.merge_limit
         by_source = self.best_by_source
+        by_source6 = self.best_by_source6
         for e in dirty:
             e.dirty = False
             paths = e.paths
@@ -125,7 +128,7 @@ class LocRib:
                 only = paths[0]
                 e.best = only
                 if old_best is None or old_best.peer is not only.peer:
-                    _count_best(by_source, old_best, only)
+                    _count_best(by_source, by_source6, old_best, only)
                 if len(old_ecmp) == 1 and only.same_route(old_best):
                     e.ecmp = (only,)
                     continue
@@ -143,7 +146,7 @@ class LocRib:
                 e.best = None
                 e.ecmp = ()
                 if old_best is not None:
-                    _count_best(by_source, old_best, None)
+                    _count_best(by_source, by_source6, old_best, None)
                     append(
                         RouteChange(e.prefix, old_best, None, old_ecmp, (), BestPathReason.NO_PATH)
                     )
@@ -155,7 +158,7 @@ class LocRib:
                 e.best = best
                 e.ecmp = ecmp
                 if old_best is None or old_best.peer is not best.peer:
-                    _count_best(by_source, old_best, best)
+                    _count_best(by_source, by_source6, old_best, best)
                 if best.same_route(old_best) and same_paths(ecmp, old_ecmp):
                     continue
                 append(
@@ -166,11 +169,15 @@ class LocRib:
         return changes
 
 
-def _count_best(by_source: dict[str, int], old: Path | None, new: Path | None) -> None:
-    """A prefix's best path moved from ``old``'s source to ``new``'s (IPv4 only)."""
+def _count_best(by_source: dict[str, int], by_source6: dict[str, int], old: Path | None,
+                new: Path | None) -> None:
+    """A prefix's best path moved from ``old``'s source to ``new``'s (IPv4 and IPv6 are
+    counted apart, as BIRD 1.6's two daemons count them)."""
     path = old if old is not None else new
-    if path is None or path.prefix.afi is not _IPV4:
+    if path is None:
         return
+    if path.prefix.afi is not _IPV4:
+        by_source = by_source6
     if old is not None:
         name = old.peer.name
         left = by_source[name] - 1

@@ -20,6 +20,7 @@ from enum import Enum
 from typing import NamedTuple, Protocol
 
 from speaker.rib.path import Path, SourceKind
+from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
 
 
@@ -95,6 +96,48 @@ def _covering(prefix: Prefix, nets: tuple[Prefix, ...]) -> Prefix | None:
         if net.contains(prefix):
             return net
     return None
+
+
+_WIDTH = {Afi.IPV4: 32, Afi.IPV6: 128}
+
+
+class NetIndex:
+    """A few networks, ready for the per-route checks of the kernel filter: each as its
+    family, its top bits and length, so that "covers" and "overlaps" are one shift and one
+    comparison (100,000 routes pass the import guard in a full feed)."""
+
+    __slots__ = ("_by_afi",)
+
+    def __init__(self, nets: Iterable[Prefix]) -> None:
+        by_afi: dict[Afi, list[tuple[int, int, int, Prefix]]] = {}
+        for net in nets:
+            shift = _WIDTH[net.afi] - net.length
+            by_afi.setdefault(net.afi, []).append((net.addr >> shift, net.length, shift, net))
+        self._by_afi = {afi: tuple(entries) for afi, entries in by_afi.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_afi)
+
+    def covering(self, prefix: Prefix) -> Prefix | None:
+        """The first network that contains ``prefix`` (or is it)."""
+        length, addr = prefix.length, prefix.addr
+        for top, net_length, shift, net in self._by_afi.get(prefix.afi, ()):
+            if length >= net_length and addr >> shift == top:
+                return net
+        return None
+
+    def overlapping(self, prefix: Prefix) -> Prefix | None:
+        """The first network that contains ``prefix`` or lies inside it."""
+        length, addr = prefix.length, prefix.addr
+        for top, net_length, shift, net in self._by_afi.get(prefix.afi, ()):
+            if length >= net_length:
+                if addr >> shift == top:
+                    return net
+            else:
+                cut = _WIDTH[prefix.afi] - length
+                if net.addr >> cut == addr >> cut:
+                    return net
+        return None
 
 
 @dataclass(frozen=True)
@@ -202,6 +245,10 @@ class KernelDecision(NamedTuple):
         return f"{self.verdict.value}: {self.step.value}{where}"
 
 
+_ACCEPT = KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, False)
+_ACCEPT_BLACKHOLE = KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, True)
+
+
 class CalicoKernelPolicy:
     """``calico_kernel_programming``: reject the reject CIDRs, accept everything else; in
     front of it, for routes learned from peers, the import guard.
@@ -231,6 +278,9 @@ class CalicoKernelPolicy:
         self.protect = _prefixes(protect)
         self.own = frozenset(own)
         """Our own addresses: a next hop among them is refused."""
+        self._reject_index = NetIndex(self.reject_cidrs)
+        self._pool_index = NetIndex(self.pools)
+        self._protect_index = NetIndex(self.protect)
 
     def explain(self, prefix: Prefix, best: Path | SourceKind) -> KernelDecision:
         """The verdict for ``prefix`` whose best path is ``best``."""
@@ -243,13 +293,13 @@ class CalicoKernelPolicy:
             refused = self.guard(prefix, best if isinstance(best, Path) else None)
             if refused is not None:
                 return refused
-        hit = _covering(prefix, self.reject_cidrs)
+        hit = self._reject_index.covering(prefix) if self._reject_index else None
         if hit is not None:
             return KernelDecision(Verdict.REJECT, KernelStep.REJECT_CIDR, matched=hit)
         blackhole = kind is SourceKind.LOCAL
         if prefix in self.blocks:
             return KernelDecision(Verdict.ACCEPT, KernelStep.OWN_BLOCK, blackhole, prefix)
-        return KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, blackhole)
+        return _ACCEPT_BLACKHOLE if blackhole else _ACCEPT
 
     def guard(self, prefix: Prefix, path: Path | None) -> KernelDecision | None:
         """The import guard's refusal of a route learned from a peer, or None (it passes)."""
@@ -257,10 +307,10 @@ class CalicoKernelPolicy:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_DEFAULT)
         if prefix in self.blocks:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_OWN_BLOCK, matched=prefix)
-        for net in self.protect:
-            if net.contains(prefix) or prefix.contains(net):
-                return KernelDecision(Verdict.REJECT, KernelStep.GUARD_PROTECTED, matched=net)
-        if self.pools and _covering(prefix, self.pools) is None:
+        net = self._protect_index.overlapping(prefix) if self._protect_index else None
+        if net is not None:
+            return KernelDecision(Verdict.REJECT, KernelStep.GUARD_PROTECTED, matched=net)
+        if self._pool_index and self._pool_index.covering(prefix) is None:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_OUTSIDE_POOLS)
         if path is not None and path.next_hop is not None and path.next_hop in self.own:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_NEXT_HOP_SELF)

@@ -93,6 +93,9 @@ class Rib:
         self.loc = LocRib(self.selection, merge_paths=merge_paths, merge_limit=merge_limit)
         self._clock = clock
         self._in: dict[str, AdjRibIn] = {}
+        self._high_water = 0
+        """The Loc-RIB's largest size since the last sweep of the attribute sets."""
+        self._sweep_due = False
         self._out: dict[str, AdjRibOut] = {}
         self._local: dict[SourceKind, AdjRibIn] = {}
         for kind in (SourceKind.LOCAL, SourceKind.KERNEL, SourceKind.DIRECT):
@@ -255,10 +258,24 @@ class Rib:
     def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
         if not dirty:
             return []
+        if self._sweep_due:
+            self._sweep_attributes()
         changes = self.loc.settle(dirty)
         for out in self._out.values():
             out.note(dirty)
+        # the interned attribute sets of routes gone are swept once the table has halved, at
+        # the next RIB step (the caller still holds this step's changes and their paths)
+        size = len(self.loc.entries)
+        if size > self._high_water:
+            self._high_water = size
+        elif size < self._high_water >> 1:
+            self._sweep_due = True
         return changes
+
+    def _sweep_attributes(self) -> None:
+        AttributeSet.sweep()
+        self._sweep_due = False
+        self._high_water = len(self.loc.entries)
 
     # ------------------------------------------------------------------ graceful restart
 
@@ -447,6 +464,8 @@ class Rib:
 
     def flush_all(self) -> dict[str, list[bytes]]:
         """Pending changes of every peer that has some."""
+        if self._sweep_due:
+            self._sweep_attributes()
         out: dict[str, list[bytes]] = {}
         for name, rib_out in self._out.items():
             msgs = rib_out.flush(self.loc.entries)
@@ -538,10 +557,27 @@ class Rib:
         """``show route count`` by a walk of the table (every AFI)."""
         return count(self.loc)
 
-    def counts(self) -> TableCounts:
-        """The IPv4 table's counters, read in O(sources): what the control views show."""
-        paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
-        return TableCounts(self.loc.ipv4_count(), paths, dict(self.loc.best_by_source))
+    def counts(self, afi: Afi | None = Afi.IPV4) -> TableCounts:
+        """One family's table counters (None: both), read in O(sources): what the control
+        views show."""
+        loc = self.loc
+        if afi is None:
+            v4, v6 = self.counts(Afi.IPV4), self.counts(Afi.IPV6)
+            return TableCounts(v4.networks + v6.networks,
+                               _add_counts(v4.paths_by_source, v6.paths_by_source),
+                               _add_counts(v4.best_by_source, v6.best_by_source))
+        if afi is Afi.IPV4:
+            paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
+            return TableCounts(loc.ipv4_count(), paths, dict(loc.best_by_source))
+        paths = {a.name: a.non_ipv4 for a in self._in.values() if a.non_ipv4}
+        return TableCounts(loc.non_ipv4, paths, dict(loc.best_by_source6))
 
     def __repr__(self) -> str:
         return f"Rib(AS{self.asn}, {len(self.loc)} prefixes, {len(self._out)} sessions)"
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for name, n in b.items():
+        out[name] = out.get(name, 0) + n
+    return out

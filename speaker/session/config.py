@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from speaker.wire.capabilities import (
     AddPathCapability,
@@ -62,18 +62,31 @@ def _address(name: str, value: object) -> IPv4Address:
         raise ValueError(f"SessionConfig.{name}: {value!r} is not an IPv4 address") from None
 
 
+def _ip(name: str, value: object) -> IPv4Address | IPv6Address:
+    if isinstance(value, IPv4Address | IPv6Address):
+        return value
+    try:
+        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"SessionConfig.{name}: {value!r} is not an IPv4 or IPv6 address"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     """One neighbour, as the session state machine needs it.
 
-    Addresses may be given as strings; they are stored as :class:`IPv4Address`.
+    Addresses may be given as strings; they are stored as ``ipaddress`` objects.  The peer
+    may be IPv4 or IPv6 (the TCP connection's family); the BGP Identifier is 4 octets always
+    (RFC 6286), also on an IPv6 session.
     """
 
     local_as: int
     router_id: IPv4Address
     """Our BGP Identifier (RFC 4271 4.2, RFC 6286: non-zero, unique within the AS)."""
     peer_as: int
-    peer_address: IPv4Address
+    peer_address: IPv4Address | IPv6Address
     hold_time: int = 240
     """Hold time we offer; the session uses min(ours, theirs) (RFC 4271 4.2). 0 or >= 3."""
     keepalive_time: int | None = None
@@ -103,7 +116,7 @@ class SessionConfig:
     families: tuple[Family, ...] = (IPV4_UNICAST,)
     route_refresh: bool = True
     """Advertise route refresh (RFC 2918) and enhanced route refresh (RFC 7313), as BIRD."""
-    source_address: IPv4Address | None = None
+    source_address: IPv4Address | IPv6Address | None = None
     """Local address outgoing connections are made from (None: the kernel chooses)."""
     port: int = BGP_PORT
     send_hold_time: float = 480
@@ -114,9 +127,13 @@ class SessionConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "router_id", _address("router_id", self.router_id))
-        set_(self, "peer_address", _address("peer_address", self.peer_address))
+        set_(self, "peer_address", _ip("peer_address", self.peer_address))
         if self.source_address is not None:
-            set_(self, "source_address", _address("source_address", self.source_address))
+            source = _ip("source_address", self.source_address)
+            if source.version != self.peer_address.version:
+                raise ValueError(f"SessionConfig.source_address: {source} is not of the peer "
+                                 f"address's family ({self.peer_address})")
+            set_(self, "source_address", source)
         for name in ("local_as", "peer_as"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_ASN:

@@ -106,6 +106,11 @@ class SessionCore:
     @property
     def state(self) -> State:
         """The most advanced connection's state, else Idle (stopped, error wait) or Active."""
+        conns = self._conns
+        if len(conns) == 1:  # the steady case, asked twice per received segment: no scan
+            for only in conns.values():
+                if only.state is State.ESTABLISHED and not only.closing:
+                    return State.ESTABLISHED
         best = max((c.state for c in self._live()), key=STATE_RANK.__getitem__, default=None)
         if best is not None and STATE_RANK[best] >= STATE_RANK[State.CONNECT]:
             return best

@@ -13,7 +13,7 @@ made it happen, so the log teaches the protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from speaker.events import Event
 from speaker.session.config import family_name
@@ -275,9 +275,9 @@ class ConnectRequest(SessionEvent):
 
     KIND = "connect"
     conn_id: int
-    address: IPv4Address
+    address: IPv4Address | IPv6Address
     port: int
-    source_address: IPv4Address | None = None
+    source_address: IPv4Address | IPv6Address | None = None
 
     def describe(self) -> str:
         src = f" from {self.source_address}" if self.source_address else ""

@@ -15,7 +15,7 @@ route refresh, the peer's graceful restart capability, both OPENs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from speaker.session.config import SessionConfig, family_name
 from speaker.wire.capabilities import (
@@ -80,7 +80,7 @@ class PeerGracefulRestart:
 class SessionInfo:
     """What one Established session agreed (BIRD's "Neighbor caps" and "Session" lines)."""
 
-    peer_address: IPv4Address
+    peer_address: IPv4Address | IPv6Address
     peer_as: int
     peer_id: IPv4Address
     local_as: int
