@@ -11,9 +11,9 @@ Runs on either backend (``--lab-backend docker``: bird and bird6 in containers o
   meanwhile (graceful-restart helpers), a continuous 20/s ping6 between pods across .82 loses
   nothing, and bird on .82 with its IPv4 sessions is not disturbed.
 * The seed mix with our speaker on .81, dual stack: the same, and the speaker's IPv6 kernel
-  routes are those bird6 installs on the BIRD nodes.  Skipped (saying why) while
-  ``speaker check-config`` refuses an IPv6 peer address; it runs by itself once the speaker
-  accepts the dual-stack config.
+  routes are those bird6 installs on the BIRD nodes.  Skipped (saying why) where
+  ``speaker check-config`` refuses an IPv6 peer address (a speaker from before IPv6); any other
+  refusal of the rendered config fails it.
 """
 
 from __future__ import annotations
