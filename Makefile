@@ -3,6 +3,7 @@
 MIX ?= seed
 BACKEND ?= $(or $(SPEAKER_LAB_BACKEND),netns)
 DATASTORE ?= none
+STACK ?= ipv4
 
 .PHONY: install lab lab-status lab-down test help
 
@@ -13,8 +14,10 @@ install:
 # `make lab BACKEND=docker`: BIRD nodes in Docker containers (docs/docker-lab.md).
 # `make lab DATASTORE=etcd`: the mesh from Calico's etcd (etcd 3.4 with TLS in node80's
 # namespace, BIRD's config rendered from its keys, the speaker with [datastore]; docs/datastore.md).
+# `make lab STACK=dual`: IPv4 and IPv6, bird6 beside bird (docs/lab.md).
 lab:
-	bash scripts/lab.sh --mix $(MIX) --backend $(BACKEND) --datastore $(DATASTORE)
+	$(if $(filter-out ipv4 dual,$(STACK)),$(error STACK=$(STACK): want ipv4 or dual))
+	bash scripts/lab.sh --mix $(MIX) --backend $(BACKEND) --datastore $(DATASTORE) $(if $(filter dual,$(STACK)),--dual-stack)
 
 lab-status: install
 	.venv/bin/python -m integration.lab_up status
@@ -27,6 +30,7 @@ test: ; bash scripts/test.sh
 help:
 	@echo "make install                 Debian packages and the package in .venv/"
 	@echo "make lab [MIX=seed|bird|speaker] [BACKEND=netns|docker] [DATASTORE=none|etcd]"
+	@echo "         [STACK=ipv4|dual]   (dual: IPv6 too, bird6 beside bird; docs/lab.md)"
 	@echo "                             the seed's 3-node mesh in namespaces, with its report"
 	@echo "make lab-status              the report again;  make lab-down: tear the lab down"
 	@echo "make test                    lint, type checks, unit tests, lab tests (root)"

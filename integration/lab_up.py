@@ -2,7 +2,7 @@
 
     python3 -m integration.lab_up up [--mix seed] [--timeout 60] [--backend netns|docker]
                                      [--datastore none|etcd]   # make lab [BACKEND=docker]
-                                                               #   [DATASTORE=etcd]
+                                     [--dual-stack]            #   [DATASTORE=etcd] [STACK=dual]
     python3 -m integration.lab_up status                            # make lab-status
     python3 -m integration.lab_up down [--all]                      # make lab-down
 
@@ -11,7 +11,10 @@ builds the mix (default ``seed``: speaker on .81, BIRD on .80 and .82) as a *per
 that outlives this process, records it in ``lab-run/state.json`` and prints: session states
 (after waiting up to ``--timeout`` s for Established), ``speaker status`` of each speaker node,
 BIRD's ``show protocols`` and ``show route`` from .80, each node's kernel routes and pod
-reachability.  ``--backend docker`` runs the BIRD nodes in Docker containers
+reachability.  ``--dual-stack`` adds IPv6 (bird6 beside bird, IPv6 addresses, blocks and pods;
+docs/lab.md) and the report shows both families: calicoctl's IPv4 and IPv6 BGP status tables of
+every node, IPv6 kernel routes and a ping6 between every two pods; the verdict covers both.
+``--backend docker`` runs the BIRD nodes in Docker containers
 (integration/lab/docker.py, docs/docker-lab.md; the engine is found or started, and stopped again
 by ``down``).  ``--datastore etcd`` drives the mesh from Calico's etcd
 (integration/lab/etcd_lab.py): etcd 3.4 with TLS in node80's namespace on 192.168.0.80:2379,
@@ -43,6 +46,7 @@ from integration.lab import (
     LabError,
     NodeRef,
     NodeSpec,
+    calico_node_status,
     cleanup_stale,
     default_backend,
     destroy_run,
@@ -59,6 +63,8 @@ STATE_FILE = Path(os.environ.get("SPEAKER_LAB_STATE") or REPO_ROOT / "lab-run" /
 APT_PACKAGES = {
     "bird": "bird",
     "birdc": "bird",
+    "bird6": "bird",
+    "birdc6": "bird",
     "ip": "iproute2",
     "ss": "iproute2",
     "sysctl": "procps",
@@ -154,19 +160,30 @@ def report(lab: Lab, timeout: float, datastore: EtcdLab | None = None) -> list[s
     empty when the mesh is all up.
     """
     problems: list[str] = []
-    _section("nodes")
+    dual = lab.dual_stack
+    _section("nodes" + (" (dual stack: IPv4 and IPv6)" if dual else ""))
     for node in lab.nodes:
-        pid = lab.daemon_pid(node)
-        code = lab.daemon_exit_code(node)
-        state = f"pid {pid}" if pid else f"NOT RUNNING{'' if code is None else f' (exit {code})'}"
-        if not pid:
-            problems.append(f"{node.kind} on {node.name} not running")
+        states = []
+        for program, family in lab.node_daemons(node):
+            pid = lab.daemon_pid(node, family)
+            code = lab.daemon_exit_code(node, family)
+            exited = "" if code is None else f" (exit {code})"
+            states.append(f"{program} pid {pid}" if pid else f"{program} NOT RUNNING{exited}")
+            if not pid:
+                problems.append(f"{program} on {node.name} not running")
         _say(
             f"  {node.name:8} {node.address:15} {node.kind:8} block {node.block:18} "
-            f"pod {node.pod_address:15} netns {lab.netns(node)}  {node.kind} {state}"
+            f"pod {node.pod_address:15} netns {lab.netns(node)}  {', '.join(states)}"
         )
+        if dual:
+            _say(
+                f"{'':11}{node.ipv6('address6'):24} block {node.ipv6('block6'):22} "
+                f"pod {node.ipv6('pod_address6')}"
+            )
         if lab.backend == "docker" and node.kind == "bird":
-            _say(f"{'':11}containers {lab.netns(node)} (node), {lab.netns(node)}-bird (BIRD)")
+            daemons = ", ".join(f"{lab.netns(node)}-{program} ({program})"
+                                for program, _ in lab.node_daemons(node))  # fmt: skip
+            _say(f"{'':11}containers {lab.netns(node)} (node), {daemons}")
     if datastore is not None:
         problems += report_etcd(datastore)
 
@@ -181,7 +198,8 @@ def report(lab: Lab, timeout: float, datastore: EtcdLab | None = None) -> list[s
     established = all(s.startswith("up Established") for v in status.values() for s in v.values())
     _say(format_mesh_status(status))
     if established:
-        _say(f"all sessions Established after {took:.1f} s")
+        families = "IPv4 and IPv6 " if dual else ""
+        _say(f"all {families}sessions Established after {took:.1f} s")
     else:
         _say(f"NOT all sessions Established after {took:.0f} s (shown above: what each node sees)")
         down = sorted(
@@ -191,6 +209,19 @@ def report(lab: Lab, timeout: float, datastore: EtcdLab | None = None) -> list[s
             if not state.startswith("up Established")
         )
         problems.append(f"sessions not Established: {', '.join(down)}")
+
+    if dual:
+        for node in lab.nodes:
+            where = "bird.ctl and bird6.ctl" if node.kind == "bird" else "its two control sockets"
+            _section(f"calicoctl node status on {node.name} ({node.address}, from {where})")
+            texts: list[str | None] = []
+            for family in lab.families:
+                try:
+                    texts.append(lab.birdc(node, "show protocols", family=family))
+                except LabError as exc:
+                    _say(f"(IPv{family}: {str(exc).splitlines()[0]})")
+                    texts.append(None)
+            _say(calico_node_status(texts[0] or "", texts[1]).rstrip())
 
     for node in lab.speaker_nodes():
         _section(f"speaker status on {node.name} ({node.address})")
@@ -215,30 +246,39 @@ def report(lab: Lab, timeout: float, datastore: EtcdLab | None = None) -> list[s
     birds = lab.bird_nodes()
     if birds:
         ref = next((n for n in birds if n.address == "192.168.0.80"), birds[0])
-        for command in ("show protocols", "show route"):
-            _section(f"birdc {command} on {ref.name} ({ref.address})")
-            try:
-                _say(lab.birdc(ref, command).rstrip())
-            except LabError as exc:
-                _say(f"({exc})")
+        for family in lab.families:
+            client = "birdc" if family == 4 else "birdc6"
+            for command in ("show protocols", "show route"):
+                _section(f"{client} {command} on {ref.name} ({ref.address_of(family)})")
+                try:
+                    _say(lab.birdc(ref, command, family=family).rstrip())
+                except LabError as exc:
+                    _say(f"({exc})")
 
-    for node in lab.nodes:
-        _section(f"kernel routes on {node.name} ({node.address}, {node.kind})")
-        _say(lab.route_text(node).rstrip())
+    for family in lab.families:
+        for node in lab.nodes:
+            what = "kernel routes" if family == 4 else "IPv6 kernel routes"
+            _section(f"{what} on {node.name} ({node.address_of(family)}, {node.kind})")
+            _say(lab.route_text(node, family).rstrip())
 
-    _section("pod to pod ping (up to 3 echoes each)")
-    lost = []
-    for src in lab.nodes:
-        cells = []
-        for dst in lab.nodes:
-            if dst.name != src.name:
-                got = lab.ping(src, dst.pod_address, count=3, timeout=1.0)
-                cells.append(f"{dst.pod_address} {'ok' if got.ok else 'LOST'}")
-                if not got.ok:
-                    lost.append(f"{src.pod_address}->{dst.pod_address}")
-        _say(f"  from {src.pod_address:15} -> " + ", ".join(cells))
-    if lost:
-        problems.append(f"pods not answering: {', '.join(lost)}")
+    for family in lab.families:
+        ping = "ping" if family == 4 else "ping6"
+        _section(f"pod to pod {ping} (up to 3 echoes each)")
+        lost = []
+        for src in lab.nodes:
+            cells = []
+            source = src.pod_of(family)
+            for dst in lab.nodes:
+                if dst.name != src.name:
+                    target = dst.pod_of(family)
+                    got = lab.ping(src, target, count=3, timeout=1.0)
+                    cells.append(f"{target} {'ok' if got.ok else 'LOST'}")
+                    if not got.ok:
+                        lost.append(f"{source}->{target}")
+            _say(f"  from {source:{15 if family == 4 else 17}} -> " + ", ".join(cells))
+        if lost:
+            over = "" if family == 4 else " over IPv6"
+            problems.append(f"pods not answering{over}: {', '.join(lost)}")
     return problems
 
 
@@ -284,13 +324,24 @@ def report_etcd(driven: EtcdLab) -> list[str]:
     return problems
 
 
-def verdict(problems: list[str], nodes: int, datastore: EtcdLab | None = None) -> str:
-    """The report's last line: all up, or what is not."""
-    if not problems:
-        etcd = "" if datastore is None else f"; mesh from etcd {datastore.etcd.endpoint}"
-        return (f"VERDICT: all up: {nodes} nodes, every session Established, every pod "
-                f"answers{etcd}")
-    return "VERDICT: NOT all up: " + "; ".join(problems)
+def verdict(
+    problems: list[str],
+    nodes: int,
+    datastore: EtcdLab | None = None,
+    *,
+    dual_stack: bool = False,
+) -> str:
+    """The report's last line: all up (in both families for a dual-stack lab), or what is not."""
+    if problems:
+        return "VERDICT: NOT all up: " + "; ".join(problems)
+    etcd = "" if datastore is None else f"; mesh from etcd {datastore.etcd.endpoint}"
+    if dual_stack:
+        return (
+            f"VERDICT: all up: {nodes} nodes, dual stack: every IPv4 and IPv6 session "
+            f"Established, every pod answers ping and ping6{etcd}"
+        )
+    return (f"VERDICT: all up: {nodes} nodes, every session Established, every pod "
+            f"answers{etcd}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -300,8 +351,15 @@ def _tail(path: Path, lines: int = 15) -> str:
         return f"(cannot read {path}: {exc})"
 
 
-def up(mix: str, timeout: float, backend: str = "netns", datastore: str = "none") -> int:
-    """Build the lab, record it, print the report and how to tear it down."""
+def up(
+    mix: str,
+    timeout: float,
+    backend: str = "netns",
+    datastore: str = "none",
+    dual_stack: bool = False,
+) -> int:
+    """Build the lab (``dual_stack``: IPv4 and IPv6), record it, print the report and how to
+    tear it down."""
     ensure_tools(datastore)
     if read_state() is not None:
         _say("a lab is already recorded; replacing it")
@@ -309,8 +367,11 @@ def up(mix: str, timeout: float, backend: str = "netns", datastore: str = "none"
     cleanup_stale()
     nodes: list[NodeSpec] = nodes_for_mix(mix)
     etcd = datastore == "etcd"
-    lab = lab_class(backend)(nodes, persistent=True, start_daemons=not etcd)
+    lab = lab_class(backend)(
+        nodes, persistent=True, start_daemons=not etcd, dual_stack=dual_stack
+    )
     how = f", mesh from etcd in {ETCD_NODE}'s namespace" if etcd else ""
+    how += ", dual stack" if dual_stack else ""
     _say(f"building lab {lab.prefix} (mix {mix!r}, backend {backend}{how}) in {lab.run_dir}")
     try:
         lab.up()  # on failure it has torn down what it built
@@ -319,7 +380,8 @@ def up(mix: str, timeout: float, backend: str = "netns", datastore: str = "none"
         _say(f"VERDICT: NOT all up: the lab could not be built: {exc}")
         return 1
     state: dict[str, object] = {"prefix": lab.prefix, "run_dir": str(lab.run_dir), "mix": mix,
-                                "backend": backend, "datastore": datastore}
+                                "backend": backend, "datastore": datastore,
+                                "dual_stack": dual_stack}
     if etcd:
         state["etcd_node"] = ETCD_NODE
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -346,9 +408,14 @@ def up(mix: str, timeout: float, backend: str = "netns", datastore: str = "none"
         bird = lab.bird_nodes()[0]
         host = f"DOCKER_HOST={lab.engine.base_url} " if hasattr(lab, "engine") else ""
         _say(f"  BIRD's CLI:               {host}docker exec {lab.prefix}{bird.name}-bird birdc")
+        if dual_stack:
+            cli6 = f"{host}docker exec {lab.prefix}{bird.name}-bird6 birdc6"
+            _say(f"  bird6's CLI:              {cli6}")
         _say(f"  containers:               {host}docker ps --filter label=speaker-lab")
     else:
         _say(f"  BIRD's CLI:               birdc -s {lab.control_socket(first)}")
+        if dual_stack:
+            _say(f"  bird6's CLI:              birdc6 -s {lab.control_socket(first, 6)}")
     if driven is not None:
         t = driven.etcd.tls
         _say(f"  etcd's CLI:               ip netns exec {driven.etcd.netns} etcdctl "
@@ -357,7 +424,7 @@ def up(mix: str, timeout: float, backend: str = "netns", datastore: str = "none"
     _say("  report again:             make lab-status")
     _say("  tear down:                bash scripts/lab.sh down   (or make lab-down)")
     _say()
-    _say(verdict(problems, len(lab.nodes), driven))
+    _say(verdict(problems, len(lab.nodes), driven, dual_stack=dual_stack))
     return 1 if problems else 0
 
 
@@ -371,7 +438,7 @@ def status() -> int:
     driven = attach_datastore(lab, state)
     problems = report(lab, 0.0, driven)
     _say()
-    _say(verdict(problems, len(lab.nodes), driven))
+    _say(verdict(problems, len(lab.nodes), driven, dual_stack=lab.dual_stack))
     return 1 if problems else 0
 
 
@@ -395,16 +462,24 @@ def main(argv: list[str] | None = None) -> int:
         "BIRD's config rendered from its keys; speakers with [datastore])",
     )
     p_up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for sessions")
+    p_up.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help="IPv4 and IPv6: bird6 beside bird, IPv6 addresses, blocks and pods (docs/lab.md)",
+    )
     p_down = sub.add_parser("down", help="tear down the recorded lab")
     p_down.add_argument("--all", action="store_true", help="also every ownerless lab run")
     sub.add_parser("status", help="report on the recorded lab")
     args = parser.parse_args(argv)
     if args.command == "up" and args.datastore == "etcd" and args.backend != "netns":
         parser.error("--datastore etcd runs with the netns backend only")
+    if args.command == "up" and args.datastore == "etcd" and args.dual_stack:
+        parser.error("--dual-stack and --datastore etcd do not go together yet: the lab's confd "
+                     "renders bird.cfg only, not bird6.cfg")
     if os.geteuid() != 0:
         parser.error("the lab needs root (network namespaces)")
     if args.command == "up":
-        return up(args.mix, args.timeout, args.backend, args.datastore)
+        return up(args.mix, args.timeout, args.backend, args.datastore, args.dual_stack)
     if args.command == "down":
         return down(args.all)
     return status()

@@ -13,6 +13,11 @@ Runs only with ``--lab-backend docker`` (or ``SPEAKER_LAB_BACKEND=docker``); ski
   denote the containers' own namespaces, sessions are Established on all sides, every kernel
   holds the blocks (for the containers read from inside their namespace with nsenter), and the
   pods ping each other.
+* Dual stack, BIRD everywhere: each node's bird6 runs in a container of its own
+  (``<node>-bird6``) in the node container's namespace, beside ``<node>-bird``; all twelve
+  sessions are Established, every IPv6 table read from inside the container namespaces holds
+  the /122 blocks, and the pods ping6 each other.  ``docker kill -s KILL`` of one bird6
+  container leaves bird and the namespace alone.
 * ``docker kill -s KILL`` of .82's BIRD container, then a new BIRD container with ``bird -R``:
   a continuous 20/s ping between the pods of .81 (speaker) and .82, both ways, loses nothing;
   a control ping into .82's blackhole, in the same window, loses everything.
@@ -90,6 +95,23 @@ def kernel_problems(mesh: Any, node: NodeSpec) -> list[str]:
 
 def all_kernel_problems(mesh: Any) -> list[str]:
     return [p for node in mesh.nodes for p in kernel_problems(mesh, node)]
+
+
+def kernel6_problems(mesh: Any, node: NodeSpec) -> list[str]:
+    """The IPv6 table of a BIRD node's container, read from inside its namespace: the other
+    nodes' /122 via their IPv6 address, the own /122 a blackhole, all ``proto bird``."""
+    routes = {r["dst"]: r for r in mesh.container_routes(node, 6)}
+    problems: list[str] = []
+    own = routes.get(node.block6)
+    if own is None or own["type"] != "blackhole" or own["protocol"] != "bird":
+        problems.append(f"{node.name}: own {node.block6} not 'blackhole proto bird': {own}")
+    for peer in mesh.nodes:
+        if peer.name != node.name:
+            got = routes.get(peer.block6)
+            want = {"type": "unicast", "gateway": peer.address6, "dev": "eth0", "protocol": "bird"}
+            if got is None or any(got.get(k) != v for k, v in want.items()):
+                problems.append(f"{node.name}: {peer.block6} want {want}, got {got}")
+    return problems
 
 
 def ns_inode(path: str) -> int:
@@ -286,6 +308,51 @@ def test_seed_mix_bird_in_containers(lab: LabFactory) -> None:
             if dst.name != src.name:
                 result = mesh.ping(src, dst.pod_address, count=3, interval=0.1)
                 assert result.ok, f"pod {src.pod_address} -> pod {dst.pod_address}: {result}"
+
+
+def test_dual_stack_bird6_in_containers(lab: LabFactory) -> None:
+    mesh: Any = lab("bird", dual_stack=True)
+    for node in mesh.nodes:
+        holder = mesh.node_container(node)
+        bird, bird6 = mesh.bird_container(node), mesh.bird_container(node, 6)
+        assert bird6.name == f"{mesh.prefix}{node.name}-bird6"
+        assert holder.status == bird.status == bird6.status == "running"
+        assert bird6.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+        assert bird6.attrs["Config"]["Cmd"][0] == "/usr/sbin/bird6"
+        named = ns_inode(f"/run/netns/{mesh.netns(node)}")
+        assert ns_inode(f"/proc/{bird6.attrs['State']['Pid']}/ns/net") == named
+        assert mesh.daemon_pid(node, 6) == bird6.attrs["State"]["Pid"] != mesh.daemon_pid(node)
+        assert "BIRD 1.6.8" in mesh.birdc(node, "show status", family=6)  # docker exec birdc6
+
+    status = mesh.wait_established(CONVERGE)
+    for node in mesh.nodes:
+        assert len(status[node.name]) == 4, status
+        assert all(s.startswith("up Established") for s in status[node.name].values()), status
+
+    def problems() -> list[str]:
+        return [p for node in mesh.nodes for p in kernel6_problems(mesh, node)]
+
+    assert wait_until(lambda: not problems(), KERNEL_SYNC), problems()
+    assert wait_until(lambda: not all_kernel_problems(mesh), KERNEL_SYNC), all_kernel_problems(mesh)
+    for src in mesh.nodes:
+        for dst in mesh.nodes:
+            if dst.name != src.name:
+                result = mesh.ping(src, dst.pod_address6, count=3, interval=0.1)
+                assert result.ok, f"pod {src.pod_address6} -> pod {dst.pod_address6}: {result}"
+
+    victim = mesh.nodes[2]
+    bird_pid = mesh.daemon_pid(victim)
+    mesh.kill_bird(victim, family=6)  # docker kill -s KILL <prefix>node82-bird6
+    killed = mesh.bird_container(victim, 6)
+    assert killed.status == "exited" and killed.attrs["State"]["ExitCode"] == 137
+    assert mesh.daemon_pid(victim) == bird_pid  # bird's container lives on
+    assert mesh.node_container(victim).status == "running"
+    time.sleep(3)  # more than a kernel scan: bird6's routes stay (persist)
+    assert kernel6_problems(mesh, victim) == []
+    mesh.start_bird(victim, graceful=True, family=6)
+    assert "-R" in mesh.bird_container(victim, 6).attrs["Config"]["Cmd"]
+    mesh.wait_established(CONVERGE)
+    assert wait_until(lambda: not problems(), KERNEL_SYNC), problems()
 
 
 def test_bird_container_killed_restarted_with_R_no_ping_lost(

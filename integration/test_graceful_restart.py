@@ -48,6 +48,7 @@ from integration.conftest import LabFactory
 from integration.lab import Lab, wait_until
 from integration.lab.capture import Capture
 from integration.lab.netns import netns_exec_argv
+from integration.lab.spec import Family
 from speaker.wire.capabilities import FamilyFlags, GracefulRestartCapability
 from speaker.wire.context import DEFAULT_CONTEXT
 from speaker.wire.messages import Open, decode_message
@@ -78,9 +79,10 @@ _RESULTS: dict[str, dict[str, Any]] = {}
 # A continuous ICMP echo client, run inside a pod namespace with ``python3 -c``.  It sends one
 # request every INTERVAL seconds until its stdin closes, waits one more second for replies, then
 # prints JSON: requests sent, replies received, and the send times (CLOCK_MONOTONIC, the same
-# clock as time.monotonic() in the test) of the requests that got no reply.
+# clock as time.monotonic() in the test) of the requests that got no reply.  An IPv6 address
+# gets ICMPv6 echo (the kernel fills in that checksum and strips the IPv6 header on receive).
 _PINGER = r"""
-import json, os, select, socket, struct, sys, time
+import ipaddress, json, os, select, socket, struct, sys, time
 
 def checksum(data):
     total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
@@ -89,7 +91,13 @@ def checksum(data):
     return ~total & 0xFFFF
 
 addr, interval = sys.argv[1], float(sys.argv[2])
-sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+target = ipaddress.ip_address(addr)
+v6 = target.version == 6
+if v6:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+else:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+request, reply = (128, 129) if v6 else (8, 0)
 ident = os.getpid() & 0xFFFF
 sent, got = {}, set()
 seq, next_send, stop_at = 0, time.monotonic(), None
@@ -98,8 +106,9 @@ while True:
     now = time.monotonic()
     if stop_at is None and now >= next_send:
         body = struct.pack("!d", now) + b"speaker-gr-test!"
-        head = struct.pack("!BBHHH", 8, 0, 0, ident, seq & 0xFFFF)
-        packet = struct.pack("!BBHHH", 8, 0, checksum(head + body), ident, seq & 0xFFFF) + body
+        head = struct.pack("!BBHHH", request, 0, 0, ident, seq & 0xFFFF)
+        csum = 0 if v6 else checksum(head + body)
+        packet = struct.pack("!BBHHH", request, 0, csum, ident, seq & 0xFFFF) + body
         try:
             sock.sendto(packet, (addr, 0))
         except OSError:
@@ -115,11 +124,11 @@ while True:
     if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
         stop_at = time.monotonic() + 1.0
     if sock in ready:
-        data, (src, _) = sock.recvfrom(65535)
-        ihl = (data[0] & 0x0F) * 4
-        if src == addr and len(data) >= ihl + 8:
+        data, peer = sock.recvfrom(65535)
+        ihl = 0 if v6 else (data[0] & 0x0F) * 4
+        if ipaddress.ip_address(peer[0]) == target and len(data) >= ihl + 8:
             kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-            if kind == 0 and rid == ident and rseq in sent:
+            if kind == reply and rid == ident and rseq in sent:
                 got.add(rseq)
 lost = sorted(sent[s] for s in sent if s not in got)
 print(json.dumps({"sent": len(sent), "received": len(got), "lost_at": lost}), flush=True)
@@ -147,11 +156,13 @@ class PingStats:
 
 
 class Pinger:
-    """A continuous pod-to-pod ping in the background (a process we started, ended by PID)."""
+    """A continuous pod-to-pod ping (``family=6``: ping6) in the background (a process we
+    started, ended by PID)."""
 
-    def __init__(self, lab: Lab, src: str, dst: str) -> None:
-        self.name = f"pod {src} -> pod {dst}"
-        argv = [sys.executable, "-c", _PINGER, POD[dst], str(PING_INTERVAL)]
+    def __init__(self, lab: Lab, src: str, dst: str, family: Family = 4) -> None:
+        self.name = f"pod {src} -> pod {dst}" + ("" if family == 4 else " (IPv6)")
+        target = lab.node(dst).pod_of(family)
+        argv = [sys.executable, "-c", _PINGER, target, str(PING_INTERVAL)]
         self.proc = subprocess.Popen(
             netns_exec_argv(lab.pod_netns(src), argv),
             stdin=subprocess.PIPE,
@@ -185,12 +196,13 @@ class Pinger:
 
 
 @contextlib.contextmanager
-def pinging(lab: Lab, *pairs: tuple[str, str]) -> Iterator[list[Pinger]]:
-    """Continuous pings for the given (source node, destination node) pod pairs."""
+def pinging(lab: Lab, *pairs: tuple[str, str], family: Family = 4) -> Iterator[list[Pinger]]:
+    """Continuous pings (``family=6``: ping6) for the given (source node, destination node)
+    pod pairs."""
     pingers: list[Pinger] = []
     try:
         for src, dst in pairs:
-            pingers.append(Pinger(lab, src, dst))
+            pingers.append(Pinger(lab, src, dst, family))
         yield pingers
     finally:
         for pinger in pingers:

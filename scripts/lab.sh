@@ -2,11 +2,12 @@
 # The README's first command: bring up the seed's mesh in network namespaces and show it.
 #   bash scripts/lab.sh [--mix seed|bird|speaker] [--timeout 60] [--backend netns|docker]  (root)
 #                       [--datastore etcd]     (the mesh from Calico's etcd: docs/datastore.md)
+#                       [--dual-stack]   (IPv4 and IPv6: bird6 beside bird; docs/lab.md)
 #   bash scripts/lab.sh down                                                   (tear it down)
 # Installs what it needs (Debian packages; the package in .venv/; etcd-server, etcd-client and
 # openssl only with --datastore etcd), then exits non-zero with the reason when anything fails:
 # an install, a node that does not come up, a session that is not Established or a pod that
-# does not answer.
+# does not answer (in either family with --dual-stack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then

@@ -27,7 +27,7 @@ if [ "$(id -u)" -eq 0 ]; then
     else
         echo "== integration tests, BIRD nodes as Docker containers (--lab-backend docker)"
         "$PY" -m pytest -q integration --lab-backend docker \
-            -k "test_lab_bird or test_docker_lab or test_seed_mix_joins_the_mesh"
+            -k "test_lab_bird or test_lab_dual_stack or test_docker_lab or test_seed_mix_joins_the_mesh"
     fi
 else
     echo "== integration tests skipped: they need root"

@@ -9,6 +9,11 @@ Typical use::
         print(lab.routes("node80"))
         assert lab.ping("node80", "10.244.42.65").ok
 
+    with Lab("bird", dual_stack=True) as lab:      # bird6 beside bird, IPv6 pods
+        lab.wait_established(60)                   # IPv4 and IPv6 sessions
+        print(lab.routes("node80", family=6))
+        assert lab.ping("node80", "fd00:10:244::2a41").ok
+
 Everything runs inside namespaces named ``spk<6 hex>-*`` (never connected to the root
 namespace); run files are in ``/tmp/spk<6 hex>/``.  See core.py for the topology.
 """
@@ -29,6 +34,7 @@ from integration.lab.spec import (
     BIRD,
     DEFAULT_ASN,
     DEFAULT_POOL,
+    DEFAULT_POOL6,
     DEFAULT_PREFIXLEN,
     MIXES,
     SPEAKER,
@@ -39,13 +45,21 @@ from integration.lab.spec import (
     nodes_for_mix,
     passive_toward,
     seed_nodes,
+    with_ipv6,
 )
-from integration.lab.status import ProtocolState, TcpConnection, parse_protocols, parse_ss
+from integration.lab.status import (
+    ProtocolState,
+    TcpConnection,
+    calico_node_status,
+    parse_protocols,
+    parse_ss,
+)
 
 __all__ = [
     "BIRD",
     "DEFAULT_ASN",
     "DEFAULT_POOL",
+    "DEFAULT_POOL6",
     "DEFAULT_PREFIXLEN",
     "GATEWAY",
     "KERNEL_PROTOCOL",
@@ -61,6 +75,7 @@ __all__ = [
     "ProtocolState",
     "SpecError",
     "TcpConnection",
+    "calico_node_status",
     "cleanup_stale",
     "destroy_run",
     "format_mesh_status",
@@ -74,6 +89,7 @@ __all__ = [
     "run_dir_for",
     "seed_nodes",
     "wait_until",
+    "with_ipv6",
 ]
 
 

@@ -6,6 +6,12 @@ Calico-fork attribute ``krt_tunnel`` is dropped, since stock BIRD rejects it and
 tunnel) is what it would be set to anyway.  The only lab additions are a ``log`` line, so each
 BIRD writes its own log file into the run directory.
 
+A dual-stack node also gets a bird6.cfg from the same renderer (``family=6``), as Calico's
+bird6 templates of the same generation make it: the same filters, kernel, device, direct and
+template sections over the IPv6 block and pool; router id still the node's IPv4 address (a
+router id is 4 octets even in MP-BGP); mesh sessions ``Mesh_<IPv6 with ':' -> '_'>`` to the
+peers' IPv6 addresses from the node's own, passive toward a greater address as text.
+
 The speaker TOML schema is shared with the daemon (speaker/), which parses it; keep them in step.
 """
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from integration.lab.spec import NodeSpec, passive_toward
+from integration.lab.spec import Family, NodeSpec, mesh_protocol_name, passive_toward
 
 KERNEL_PROTOCOL = 186
 """Route protocol number the speaker uses for kernel routes (not BIRD's 12, see facts e.17)."""
@@ -22,15 +28,30 @@ KERNEL_PROTOCOL = 186
 
 @dataclass(frozen=True)
 class MeshPeer:
-    """A mesh peer known only by what the datastore says (name, address, AS)."""
+    """A mesh peer known only by what the datastore says (name, address, AS, IPv6 address)."""
 
     name: str
     address: str
     asn: int
+    address6: str | None = None
 
     @property
     def protocol_name(self) -> str:
-        return "Mesh_" + self.address.replace(".", "_")
+        return mesh_protocol_name(self.address)
+
+
+def _peer_address(peer: NodeSpec | MeshPeer, family: Family) -> str:
+    """The peer's session address in ``family``; ValueError for an IPv4-only peer in bird6."""
+    if family == 4:
+        return peer.address
+    if peer.address6 is None:
+        raise ValueError(f"peer {peer.name} has no IPv6 address: it cannot be in bird6.cfg")
+    return peer.address6
+
+
+def bird_config_name(family: Family) -> str:
+    """The file Calico's confd writes for ``family``: ``bird.cfg`` or ``bird6.cfg``."""
+    return "bird.cfg" if family == 4 else "bird6.cfg"
 
 
 def _peers(node: NodeSpec, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
@@ -45,16 +66,24 @@ def render_bird_config(
     log_file: str | None = None,
     blocks: Sequence[str] | None = None,
     header: str = "integration/lab/configs.py",
+    family: Family = 4,
 ) -> str:
-    """bird.cfg for ``node`` in a mesh of ``nodes`` (``node`` itself is skipped as a peer).
+    """bird.cfg (``family=6``: bird6.cfg) for ``node`` in a mesh of ``nodes`` (``node`` itself
+    is skipped as a peer).
 
-    ``blocks``: the node's confirmed blocks (default: its one ``block``); ``pool``: one CIDR
-    or several (integration/lab/etcd_bird.py renders from etcd's keys with both)."""
-    own_blocks = [node.block] if blocks is None else list(blocks)
+    ``blocks``: the node's confirmed blocks (default: its one ``block``, or ``block6``);
+    ``pool``: one CIDR or several of the family (integration/lab/etcd_bird.py renders from
+    etcd's keys with both).  One renderer for both files, so bird.cfg and bird6.cfg cannot
+    drift apart: only addresses, blocks, pools and names depend on the family."""
+    own_address = node.address_of(family)
+    own_blocks = [node.block_of(family)] if blocks is None else list(blocks)
     pools = [pool] if isinstance(pool, str) else list(pool)
+    cfg = bird_config_name(family)
+    stem = cfg.removesuffix(".cfg")
+    templates = f"{stem}.cfg, {stem}_aggr.cfg, {stem}_ipam.cfg"
     lines: list[str] = [
-        f"# bird.cfg for {node.name} ({node.address}), rendered by {header}",
-        "# after Calico's confd templates (bird.cfg, bird_aggr.cfg, bird_ipam.cfg inlined);",
+        f"# {cfg} for {node.name} ({own_address}), rendered by {header}",
+        f"# after Calico's confd templates ({templates} inlined);",
         "# stock BIRD 1.6.8: the Calico-fork `krt_tunnel` statement is left out.",
     ]
     if log_file is not None:
@@ -64,7 +93,7 @@ def render_bird_config(
         "{",
         "}",
         "",
-        "# ---- bird_aggr.cfg ----",
+        f"# ---- {stem}_aggr.cfg ----",
         "protocol static {",
         "   # IP blocks for this host.",
         *[f"   route {block} blackhole;" for block in own_blocks],
@@ -79,7 +108,7 @@ def render_bird_config(
             f"      if ( net ~ {block} ) then {{ reject; }}")],
         "}",
         "",
-        "# ---- bird_ipam.cfg ----",
+        f"# ---- {stem}_ipam.cfg ----",
         "filter calico_export_to_bgp_peers {",
         "  # filter code terminates when it calls `accept;` or `reject;`, "
         "call apply_communities() before calico_aggr()",
@@ -95,8 +124,9 @@ def render_bird_config(
         "  accept;",
         "}",
         "",
-        "# ---- bird.cfg ----",
-        f"router id {node.address};",
+        f"# ---- {cfg} ----",
+        f"router id {node.address};"
+        + ("" if family == 4 else "  # IPv4 address: a router id is 4 octets, even in MP-BGP"),
         "",
         "# Configure synchronization between routing tables and kernel.",
         "protocol kernel {",
@@ -141,16 +171,18 @@ def render_bird_config(
         "# ------------- Node-to-node mesh -------------",
     ]
     for peer in nodes:
-        lines.append(f"# For peer {peer.name} ({peer.address})")
         if peer.name == node.name:
-            lines += [f"# Skipping ourselves ({node.address})", ""]
+            lines += [f"# For peer {peer.name} ({own_address})"]
+            lines += [f"# Skipping ourselves ({own_address})", ""]
             continue
+        peer_address = _peer_address(peer, family)
         lines += [
-            f"protocol bgp {peer.protocol_name} from bgp_template {{",
-            f"  neighbor {peer.address} as {peer.asn};",
-            f"  source address {node.address};  # The local address we use for the TCP connection",
+            f"# For peer {peer.name} ({peer_address})",
+            f"protocol bgp {mesh_protocol_name(peer_address)} from bgp_template {{",
+            f"  neighbor {peer_address} as {peer.asn};",
+            f"  source address {own_address};  # The local address we use for the TCP connection",
         ]
-        if passive_toward(node.address, peer.address):
+        if passive_toward(own_address, peer_address):
             lines.append("  passive on; # Mesh is unidirectional, peer will connect to us.")
         if node.password is not None:
             lines.append(f"  password {_bird_str(node.password)};  # TCP MD5 (RFC 2385)")
@@ -188,11 +220,20 @@ def render_speaker_config(
     *,
     control_socket: str,
     port: int = 179,
+    pool6: str | None = None,
+    control_socket6: str | None = None,
 ) -> str:
     """The speaker daemon's TOML config for ``node`` (schema agreed with the daemon's author).
 
     ``passive`` is deliberately not written: the daemon applies Calico's text rule itself.
+    A dual-stack node (``node.dual_stack``; then ``pool6`` and ``control_socket6`` are needed)
+    also gets what bird6 would have: ``control_socket6`` (answers as bird6.ctl, only the IPv6
+    protocols), one ``[[peer]]`` per peer's IPv6 address from its own (an IPv6 unicast session),
+    its IPv6 block among ``[originate] blocks`` and ``pool6`` among ``[pools] cidrs``.
     """
+    dual = node.dual_stack
+    if dual and (pool6 is None or control_socket6 is None):
+        raise ValueError(f"{node.name} is dual-stack: pool6 and control_socket6 are needed")
     lines = [
         f"# speaker config for {node.name}, rendered by integration/lab/configs.py",
         f"router_id = {_toml_str(node.address)}",
@@ -200,27 +241,38 @@ def render_speaker_config(
         f"listen = {_toml_str(node.address)}",
         f"port = {port}",
         f"control_socket = {_toml_str(control_socket)}",
-        "",
     ]
-    for peer in _peers(node, nodes):
-        lines += [
-            "[[peer]]",
-            f"address = {_toml_str(peer.address)}",
-            f"asn = {peer.asn}",
-            f"source_address = {_toml_str(node.address)}",
-            "# passive omitted: the daemon applies the text rule itself",
-        ]
-        if node.password is not None:
-            lines.append(f"password = {_toml_str(node.password)}")
-        if node.ttl_security:
-            lines.append("ttl_security = true")
-        lines.append("")
+    if control_socket6 is not None and dual:
+        lines.append(
+            f"control_socket6 = {_toml_str(control_socket6)}  "
+            "# answers as bird6.ctl: only the IPv6 protocols"
+        )
+    lines.append("")
+    families: tuple[Family, ...] = (4, 6) if dual else (4,)
+    for family in families:
+        for peer in _peers(node, nodes):
+            lines.append("[[peer]]")
+            if family == 6:
+                lines.append("# an IPv6 peer: an IPv6 unicast session, as bird6 makes")
+            lines += [
+                f"address = {_toml_str(_peer_address(peer, family))}",
+                f"asn = {peer.asn}",
+                f"source_address = {_toml_str(node.address_of(family))}",
+                "# passive omitted: the daemon applies the text rule itself",
+            ]
+            if node.password is not None:
+                lines.append(f"password = {_toml_str(node.password)}")
+            if node.ttl_security:
+                lines.append("ttl_security = true")
+            lines.append("")
+    blocks = [node.block_of(f) for f in families]
+    pools = [pool] if pool6 is None or not dual else [pool, pool6]
     lines += [
         "[originate]",
-        f"blocks = [{_toml_str(node.block)}]",
+        f"blocks = [{', '.join(_toml_str(b) for b in blocks)}]",
         "",
         "[pools]",
-        f"cidrs = [{_toml_str(pool)}]",
+        f"cidrs = [{', '.join(_toml_str(p) for p in pools)}]",
         "",
         "[kernel]",
         f"protocol = {KERNEL_PROTOCOL}",

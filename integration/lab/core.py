@@ -8,6 +8,13 @@ Topology for a run with prefix ``P`` (e.g. ``spk3fa9c1-``)::
     P<name>-pod pod namespace: eth0 <pod>/32, default via 169.254.1.1 dev eth0 onlink,
                 permanent neighbour 169.254.1.1 -> MAC of the node's cali<hex>
 
+A dual-stack lab (``dual_stack=True``) adds, in the same namespaces: eth0 <address6>/64 on the
+node, IPv6 forwarding, route <pod6>/128 dev cali<hex>; eth0 <pod6>/128 in the pod, default via
+fe80::ecee:eeff:feee:eeee dev eth0 (Calico's IPv6 gateway) with a permanent neighbour entry to
+the cali's MAC, like 169.254.1.1.  Addresses are added ``nodad`` and DAD is off in node and pod
+namespaces (link-locals too), so everything is usable at once.  BIRD nodes run bird6 beside bird
+(its own config, control socket ``<name>-6.ctl``, PID and logs).
+
 No namespace is connected to the root namespace; configuration commands always name a lab
 namespace.  Daemons run inside their node namespace via ``ip netns exec`` (which execs in place,
 so the tracked PID is the daemon's PID).  Run files live in ``/tmp/spk<hex>/``.
@@ -57,10 +64,13 @@ from integration.lab.runs import (
 )
 from integration.lab.spec import (
     DEFAULT_POOL,
+    DEFAULT_POOL6,
     DEFAULT_PREFIXLEN,
+    Family,
     NodeSpec,
     nodes_for_mix,
     validate_lab,
+    with_ipv6,
 )
 from integration.lab.status import ProtocolState, TcpConnection, parse_protocols, parse_ss
 
@@ -68,6 +78,16 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 ICMP_SCRIPT: Final = Path(__file__).resolve().with_name("icmp.py")
 GATEWAY: Final = "169.254.1.1"
 """Calico's fake next hop for pods; answered by a permanent neighbour entry, not proxy ARP."""
+GATEWAY6: Final = "fe80::ecee:eeff:feee:eeee"
+"""Calico's IPv6 next hop for pods (the link-local of MAC ee:ee:ee:ee:ee:ee).  As for IPv4, a
+permanent neighbour entry maps it to the cali veth's MAC: no proxy NDP, no wait for neighbour
+discovery or DAD before the first packet."""
+NODE_PREFIXLEN6: Final = 64
+IPV6_RECORD: Final = "ipv6.json"
+"""A dual-stack run's IPv6 pool, beside owner.json (whose keys older lab code must still read;
+the nodes' dicts there carry their IPv6 parts, so ``attach`` knows the run is dual-stack)."""
+BIRD_PROGRAMS: Final[dict[Family, tuple[str, str]]] = {4: ("bird", "birdc"), 6: ("bird6", "birdc6")}
+"""The daemon and client of each family (Debian's bird package ships both pairs)."""
 
 NodeRef = NodeSpec | str
 """A node given as its NodeSpec, its name (``node80``) or its address (``192.168.0.80``)."""
@@ -121,7 +141,9 @@ class Lab:
     Use as a context manager (``with Lab(nodes) as lab:``) or call ``up()``/``down()``.
     ``nodes`` is a list of NodeSpec or a mix name (``"seed"``, ``"bird"``, ``"speaker"`` or
     ``"bird,speaker,bird"``).  ``persistent`` runs (``make lab``) survive their creator and are
-    skipped by the atexit/signal teardown and by ``cleanup_stale()``.
+    skipped by the atexit/signal teardown and by ``cleanup_stale()``.  ``dual_stack`` adds
+    IPv6 (``pool6``; nodes without IPv6 parts get them from ``spec.with_ipv6``): bird6 beside
+    bird, IPv6 addresses, routes and pods; methods that read one family take ``family=6``.
     """
 
     backend: ClassVar[str] = "netns"
@@ -136,17 +158,26 @@ class Lab:
         persistent: bool = False,
         start_daemons: bool = True,
         prefix: str | None = None,
+        dual_stack: bool = False,
+        pool6: str = DEFAULT_POOL6,
     ) -> None:
         node_list = nodes_for_mix(nodes) if isinstance(nodes, str) else list(nodes)
         validate_lab(node_list, pool, prefixlen)
+        self.dual_stack = dual_stack or any(n.dual_stack for n in node_list)
+        if self.dual_stack:
+            node_list = [n if n.dual_stack else with_ipv6(n, pool, pool6) for n in node_list]
+            validate_lab(node_list, pool, prefixlen, pool6)
+        self.families: tuple[Family, ...] = (4, 6) if self.dual_stack else (4,)
         self.nodes: list[NodeSpec] = node_list
         self.pool = pool
+        self.pool6 = pool6
         self.prefixlen = prefixlen
         self.persistent = persistent
         self.start_daemons = start_daemons
         self.prefix = check_prefix(prefix) if prefix is not None else new_prefix()
         self.run_dir = run_dir_for(self.prefix)
-        self._daemons: dict[str, _Daemon] = {}
+        self._daemons: dict[tuple[str, Family], _Daemon] = {}
+        """Running daemons by (node name, family); a speaker (both families) is under 4."""
         self.speaker_log_level = "debug"
         """Tests read per-route kernel and message lines from the log; benchmarks say info."""
         self._state: Literal["new", "up", "down"] = "new"
@@ -174,14 +205,15 @@ class Lab:
             prefixlen=owner.prefixlen,
             persistent=owner.persistent,
             prefix=prefix,
+            pool6=_read_pool6(run_dir_for(prefix)),
         )
         lab._state = "up"
         for node in lab.nodes:
-            pid_file = lab.run_dir / f"{node.name}.daemon.pid"
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(pid_file.read_text().strip())
-                log = lab.run_dir / f"{node.name}.{node.kind}.out"
-                lab._daemons[node.name] = _Daemon(node.kind, pid, None, log)
+            for program, family in lab.node_daemons(node):
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(lab._pid_file(node, family).read_text().strip())
+                    log = lab.log_path(node, family)
+                    lab._daemons[(node.name, family)] = _Daemon(program, pid, None, log)
         if own:
             _register(lab)
         return lab
@@ -207,6 +239,8 @@ class Lab:
         if self._state != "new":
             raise LabError(f"lab {self.prefix} is already {self._state}")
         self.run_dir.mkdir(mode=0o755, parents=False, exist_ok=False)
+        if self.dual_stack:  # before owner.json: a reader finds both or an ownerless directory
+            (self.run_dir / IPV6_RECORD).write_text(json.dumps({"pool6": self.pool6}) + "\n")
         write_owner(self.run_dir, self._owner_record())
         self._state = "up"
         _register(self)
@@ -230,9 +264,9 @@ class Lab:
             return
         self._state = "down"
         try:
-            for name in list(self._daemons):
+            for name, family in list(self._daemons):
                 with contextlib.suppress(LabError, OSError):
-                    self._stop_daemon(name, signal.SIGTERM, timeout=5.0)
+                    self._stop_daemon(self.node(name), family, signal.SIGTERM, timeout=5.0)
             destroy_run(self.prefix)
         finally:
             _unregister(self)
@@ -261,6 +295,9 @@ class Lab:
             node_ns, pod_ns, cali = self.netns(node), self.pod_netns(node), self.cali_name(node)
             self._add_node_netns(node)
             add_netns(pod_ns)
+            if self.dual_stack:
+                for ns in (node_ns, pod_ns):
+                    _ipv6_without_dad(ns)
             port = f"v{index}{node.name}"[:15]
             ip(
                 bridge,
@@ -312,6 +349,31 @@ class Lab:
                 "permanent",
             )
             ip(node_ns, "route", "add", f"{node.pod_address}/32", "dev", cali, "scope", "link")
+            if self.dual_stack:
+                self._build_ipv6(node, mac)
+
+    def _build_ipv6(self, node: NodeSpec, cali_mac: str) -> None:
+        """The node's and pod's IPv6 side, once their links exist (see the module docstring)."""
+        node_ns, pod_ns, cali = self.netns(node), self.pod_netns(node), self.cali_name(node)
+        address6, pod6 = node.ipv6("address6"), node.ipv6("pod_address6")
+        ip(node_ns, "-6", "addr", "add", f"{address6}/{NODE_PREFIXLEN6}", "dev", "eth0", "nodad")
+        sysctl(node_ns, "net.ipv6.conf.all.forwarding", "1")
+        ip(pod_ns, "-6", "addr", "add", f"{pod6}/128", "dev", "eth0", "nodad")
+        ip(pod_ns, "-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0")
+        ip(
+            pod_ns,
+            "-6",
+            "neigh",
+            "replace",
+            GATEWAY6,
+            "lladdr",
+            cali_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        )
+        ip(node_ns, "-6", "route", "add", f"{pod6}/128", "dev", cali)
 
     def _add_node_netns(self, node: NodeSpec) -> None:
         """Create the node's namespace (a backend may instead name a container's, see docker.py)."""
@@ -319,16 +381,26 @@ class Lab:
 
     def _write_configs(self) -> None:
         for node in self.nodes:
-            path = self.config_path(node)
             if node.kind == "bird":
-                text = configs.render_bird_config(
-                    node, self.nodes, self.pool, log_file=str(self.bird_log_path(node))
-                )
+                for family in self.families:
+                    text = configs.render_bird_config(
+                        node,
+                        self.nodes,
+                        self.pool if family == 4 else self.pool6,
+                        log_file=str(self.bird_log_path(node, family)),
+                        family=family,
+                    )
+                    self.config_path(node, family).write_text(text)
             else:
                 text = configs.render_speaker_config(
-                    node, self.nodes, self.pool, control_socket=str(self.control_socket(node))
+                    node,
+                    self.nodes,
+                    self.pool,
+                    control_socket=str(self.control_socket(node)),
+                    pool6=self.pool6 if self.dual_stack else None,
+                    control_socket6=str(self.control_socket(node, 6)) if self.dual_stack else None,
                 )
-            path.write_text(text)
+                self.config_path(node).write_text(text)
 
     # ------------------------------------------------------------------ naming
     def node(self, ref: NodeRef) -> NodeSpec:
@@ -364,24 +436,43 @@ class Lab:
         digest = hashlib.sha1(f"{self.prefix}{node.name}".encode()).hexdigest()
         return "cali" + digest[:11]
 
-    def config_path(self, ref: NodeRef) -> Path:
-        """The node's daemon config: ``<name>.bird.cfg`` or ``<name>.toml``."""
+    def config_path(self, ref: NodeRef, family: Family = 4) -> Path:
+        """The node's daemon config: ``<name>.bird.cfg`` (``.bird6.cfg``) or ``<name>.toml``
+        (one file for both families)."""
         node = self.node(ref)
-        suffix = "bird.cfg" if node.kind == "bird" else "toml"
+        suffix = self._program(node, family) + ".cfg" if node.kind == "bird" else "toml"
         return self.run_dir / f"{node.name}.{suffix}"
 
-    def control_socket(self, ref: NodeRef) -> Path:
-        """The node's control socket (BIRD's, or the speaker's BIRD-compatible one)."""
-        return self.run_dir / f"{self.node(ref).name}.ctl"
+    def control_socket(self, ref: NodeRef, family: Family = 4) -> Path:
+        """The node's control socket (BIRD's, or the speaker's BIRD-compatible one); family 6:
+        bird6's, or the speaker's ``control_socket6`` (``<name>-6.ctl``)."""
+        name = self.node(ref).name
+        return self.run_dir / (f"{name}.ctl" if family == 4 else f"{name}-6.ctl")
 
-    def log_path(self, ref: NodeRef) -> Path:
-        """Where the daemon's stdout/stderr go (``<name>.bird.out`` / ``<name>.speaker.out``)."""
+    def log_path(self, ref: NodeRef, family: Family = 4) -> Path:
+        """Where the daemon's stdout/stderr go (``<name>.bird.out``, ``<name>.bird6.out``,
+        ``<name>.speaker.out``)."""
         node = self.node(ref)
-        return self.run_dir / f"{node.name}.{node.kind}.out"
+        return self.run_dir / f"{node.name}.{self._program(node, family)}.out"
 
-    def bird_log_path(self, ref: NodeRef) -> Path:
-        """BIRD's own log file (the config's ``log`` statement)."""
-        return self.run_dir / f"{self.node(ref).name}.bird.log"
+    def bird_log_path(self, ref: NodeRef, family: Family = 4) -> Path:
+        """BIRD's own log file (the config's ``log`` statement): ``<name>.bird[6].log``."""
+        return self.run_dir / f"{self.node(ref).name}.{BIRD_PROGRAMS[family][0]}.log"
+
+    def _pid_file(self, node: NodeSpec, family: Family) -> Path:
+        """Where the lab records a daemon's PID (``attach`` reads it back)."""
+        return self.run_dir / f"{node.name}.daemon{'' if family == 4 else '6'}.pid"
+
+    def _program(self, node: NodeSpec, family: Family) -> str:
+        """The daemon that serves ``family`` on the node: bird, bird6 or speaker (both)."""
+        return BIRD_PROGRAMS[family][0] if node.kind == "bird" else node.kind
+
+    def node_daemons(self, ref: NodeRef) -> list[tuple[str, Family]]:
+        """The daemons a node runs, as (program, family): bird (and bird6), or the speaker."""
+        node = self.node(ref)
+        if node.kind != "bird":
+            return [(node.kind, 4)]
+        return [(BIRD_PROGRAMS[f][0], f) for f in self.families]
 
     def bird_nodes(self) -> list[NodeSpec]:
         """Nodes running BIRD."""
@@ -393,65 +484,77 @@ class Lab:
 
     # ------------------------------------------------------------------ daemons
     def start_node(self, ref: NodeRef) -> int:
-        """Start the node's daemon according to its kind; returns its PID."""
+        """Start the node's daemons according to its kind (bird6 too, dual stack); returns the
+        PID of its first (bird, or the speaker)."""
         node = self.node(ref)
-        return self.start_bird(node) if node.kind == "bird" else self.start_speaker(node)
+        if node.kind != "bird":
+            return self.start_speaker(node)
+        pids = [self.start_bird(node, family=family) for family in self.families]
+        return pids[0]
 
-    def start_bird(self, ref: NodeRef, *, graceful: bool = False) -> int:
-        """Start BIRD in the node's namespace (``-R`` if ``graceful``); wait for its socket.
+    def start_bird(self, ref: NodeRef, *, graceful: bool = False, family: Family = 4) -> int:
+        """Start BIRD (``family=6``: bird6) in the node's namespace (``-R`` if ``graceful``);
+        wait for its control socket.
 
         Runs ``bird -f -c CFG -s SOCK -P PIDFILE`` (``-f``: stay in the foreground so the lab
         tracks the real PID).  Raises LabError if the config does not parse or BIRD exits.
         """
-        node = self._require(ref, "bird")
-        self._require_not_running(node)
-        cfg = self.config_path(node)
-        parse = run(["bird", "-p", "-c", str(cfg)], check=False)
+        node = self._require(ref, "bird", family)
+        self._require_not_running(node, family)
+        program, client = BIRD_PROGRAMS[family]
+        cfg = self.config_path(node, family)
+        parse = run([program, "-p", "-c", str(cfg)], check=False)
         if parse.returncode != 0:
-            raise LabError(f"BIRD rejects {cfg}: {parse.stderr.strip() or parse.stdout.strip()}")
-        sock = self.control_socket(node)
+            raise LabError(
+                f"{program} rejects {cfg}: {parse.stderr.strip() or parse.stdout.strip()}"
+            )
+        sock = self.control_socket(node, family)
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         argv = [
-            "bird",
+            program,
             "-f",
             "-c",
             str(cfg),
             "-s",
             str(sock),
             "-P",
-            str(self.run_dir / f"{node.name}.bird.pid"),
+            str(self.run_dir / f"{node.name}.{program}.pid"),
         ]
         if graceful:
             argv.append("-R")
-        daemon = self._spawn(node, argv)
+        daemon = self._spawn(node, argv, family)
 
         def answering_or_dead() -> bool:
             if not pid_alive(daemon.pid):
                 return True
-            probe = ["birdc", "-s", str(sock), "show", "status"]
+            probe = [client, "-s", str(sock), "show", "status"]
             return sock.exists() and run(probe, check=False).returncode == 0
 
         ok = wait_until(answering_or_dead, 10.0, interval=0.1)
         if not pid_alive(daemon.pid):
-            self._forget(node)
-            raise LabError(f"BIRD on {node.name} exited at start:\n{_tail(daemon.log)}")
+            self._forget(node, family)
+            raise LabError(f"{program} on {node.name} exited at start:\n{_tail(daemon.log)}")
         if not ok:
-            raise LabError(f"BIRD on {node.name}: control socket {sock} not answering after 10 s")
+            raise LabError(
+                f"{program} on {node.name}: control socket {sock} not answering after 10 s"
+            )
         return daemon.pid
 
-    def stop_bird(self, ref: NodeRef, *, timeout: float = 10.0) -> int | None:
-        """Stop BIRD cleanly (SIGTERM: it sends Cease to its peers); returns its exit status."""
-        node = self._require(ref, "bird")
-        return self._stop_daemon(node.name, signal.SIGTERM, timeout=timeout)
+    def stop_bird(self, ref: NodeRef, *, timeout: float = 10.0, family: Family = 4) -> int | None:
+        """Stop BIRD (bird6) cleanly (SIGTERM: it sends Cease to its peers); returns its exit
+        status."""
+        node = self._require(ref, "bird", family)
+        return self._stop_daemon(node, family, signal.SIGTERM, timeout=timeout)
 
-    def kill_bird(self, ref: NodeRef, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to BIRD (SIGKILL: die without NOTIFICATION, for graceful-restart tests).
+    def kill_bird(self, ref: NodeRef, sig: int = signal.SIGKILL, *, family: Family = 4) -> None:
+        """Send ``sig`` to BIRD (bird6) (SIGKILL: die without NOTIFICATION, for graceful-restart
+        tests); the other family's daemon is left alone.
 
         Waits for the process to end when ``sig`` is SIGKILL/SIGTERM/SIGINT.
         """
-        node = self._require(ref, "bird")
-        self._signal_daemon(node.name, sig)
+        node = self._require(ref, "bird", family)
+        self._signal_daemon(node, family, sig)
 
     def start_speaker(self, ref: NodeRef) -> int:
         """Start ``python -m speaker run --config FILE`` in the node's namespace; returns its PID.
@@ -460,7 +563,7 @@ class Lab:
         its log).
         """
         node = self._require(ref, "speaker")
-        self._require_not_running(node)
+        self._require_not_running(node, 4)
         argv = [
             sys.executable,
             "-m",
@@ -471,56 +574,73 @@ class Lab:
             "--log-level",
             self.speaker_log_level,
         ]
-        return self._spawn(node, argv).pid
+        return self._spawn(node, argv, 4).pid
 
     def stop_speaker(
         self, ref: NodeRef, sig: int = signal.SIGTERM, *, timeout: float = 10.0
     ) -> int | None:
         """Send ``sig`` to the speaker and wait (SIGKILL after ``timeout``); returns exit status."""
         node = self._require(ref, "speaker")
-        return self._stop_daemon(node.name, sig, timeout=timeout)
+        return self._stop_daemon(node, 4, sig, timeout=timeout)
 
     def kill_speaker(self, ref: NodeRef, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the speaker (waits when it is SIGKILL/SIGTERM/SIGINT)."""
         node = self._require(ref, "speaker")
-        self._signal_daemon(node.name, sig)
+        self._signal_daemon(node, 4, sig)
 
     def stop_node(self, ref: NodeRef, *, timeout: float = 10.0) -> int | None:
-        """Stop the node's daemon, whatever its kind."""
-        return self._stop_daemon(self.node(ref).name, signal.SIGTERM, timeout=timeout)
+        """Stop the node's daemons, whatever its kind; returns the first one's exit status."""
+        node = self.node(ref)
+        codes = [
+            self._stop_daemon(node, family, signal.SIGTERM, timeout=timeout)
+            for _, family in self.node_daemons(node)
+        ]
+        return codes[0]
 
-    def daemon_pid(self, ref: NodeRef) -> int | None:
-        """PID of the node's daemon if the lab started one and it still runs."""
-        daemon = self._daemons.get(self.node(ref).name)
+    def daemon_pid(self, ref: NodeRef, family: Family = 4) -> int | None:
+        """PID of the node's daemon (``family=6``: bird6) if the lab started one and it runs."""
+        node = self.node(ref)
+        daemon = self._daemons.get((node.name, self._daemon_family(node, family)))
         if daemon is None or not self._alive(daemon):
             return None
         return daemon.pid
 
-    def daemon_running(self, ref: NodeRef) -> bool:
-        """True if the node's daemon is running."""
-        return self.daemon_pid(ref) is not None
+    def daemon_running(self, ref: NodeRef, family: Family = 4) -> bool:
+        """True if the node's daemon (``family=6``: bird6) is running."""
+        return self.daemon_pid(ref, family) is not None
 
-    def daemon_exit_code(self, ref: NodeRef) -> int | None:
+    def daemon_exit_code(self, ref: NodeRef, family: Family = 4) -> int | None:
         """Exit status of the node's daemon if it was started by this process and has ended."""
-        daemon = self._daemons.get(self.node(ref).name)
+        node = self.node(ref)
+        daemon = self._daemons.get((node.name, self._daemon_family(node, family)))
         if daemon is None or daemon.popen is None:
             return None
         return daemon.popen.poll()
 
-    def _require(self, ref: NodeRef, kind: str) -> NodeSpec:
+    @staticmethod
+    def _daemon_family(node: NodeSpec, family: Family) -> Family:
+        """The key a family's daemon is kept under: the speaker serves both families as one."""
+        return family if node.kind == "bird" else 4
+
+    def _require(self, ref: NodeRef, kind: str, family: Family = 4) -> NodeSpec:
         node = self.node(ref)
         if node.kind != kind:
             raise LabError(f"node {node.name} runs {node.kind}, not {kind}")
         if self._state != "up":
             raise LabError(f"lab {self.prefix} is {self._state}, not up")
+        if family not in self.families:
+            raise LabError(f"lab {self.prefix} is not dual-stack: no IPv6 daemon on {node.name}")
         return node
 
-    def _require_not_running(self, node: NodeSpec) -> None:
-        if self.daemon_running(node):
-            raise LabError(f"{node.name}: {node.kind} already runs (pid {self.daemon_pid(node)})")
+    def _require_not_running(self, node: NodeSpec, family: Family) -> None:
+        if self.daemon_running(node, family):
+            raise LabError(
+                f"{node.name}: {self._program(node, family)} already runs "
+                f"(pid {self.daemon_pid(node, family)})"
+            )
 
-    def _spawn(self, node: NodeSpec, argv: list[str]) -> _Daemon:
-        log = self.log_path(node)
+    def _spawn(self, node: NodeSpec, argv: list[str], family: Family = 4) -> _Daemon:
+        log = self.log_path(node, family)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -537,40 +657,40 @@ class Lab:
                 env=env,
                 start_new_session=True,
             )
-        daemon = _Daemon(node.kind, popen.pid, popen, log)
-        self._daemons[node.name] = daemon
-        (self.run_dir / f"{node.name}.daemon.pid").write_text(f"{popen.pid}\n")
+        daemon = _Daemon(self._program(node, family), popen.pid, popen, log)
+        self._daemons[(node.name, family)] = daemon
+        self._pid_file(node, family).write_text(f"{popen.pid}\n")
         return daemon
 
-    def _forget(self, node: NodeSpec) -> None:
-        self._daemons.pop(node.name, None)
+    def _forget(self, node: NodeSpec, family: Family) -> None:
+        self._daemons.pop((node.name, family), None)
         with contextlib.suppress(FileNotFoundError):
-            (self.run_dir / f"{node.name}.daemon.pid").unlink()
+            self._pid_file(node, family).unlink()
 
     def _alive(self, daemon: _Daemon) -> bool:
         if daemon.popen is not None:
             return daemon.popen.poll() is None
         return pid_alive(daemon.pid)
 
-    def _owned_pid(self, name: str) -> int | None:
+    def _owned_pid(self, node: NodeSpec, family: Family) -> int | None:
         """The daemon's PID, only if it still runs inside this lab's node namespace."""
-        daemon = self._daemons.get(name)
+        daemon = self._daemons.get((node.name, family))
         if daemon is None or not self._alive(daemon):
             return None
-        if daemon.popen is None and daemon.pid not in netns_pids(self.netns(name)):
+        if daemon.popen is None and daemon.pid not in netns_pids(self.netns(node)):
             return None  # attached run: the recorded PID is no longer our daemon
         return daemon.pid
 
-    def _signal_daemon(self, name: str, sig: int) -> None:
-        pid = self._owned_pid(name)
+    def _signal_daemon(self, node: NodeSpec, family: Family, sig: int) -> None:
+        pid = self._owned_pid(node, family)
         if pid is None:
-            raise LabError(f"{name}: no running daemon to signal")
+            raise LabError(f"{node.name}: no running {self._program(node, family)} to signal")
         os.kill(pid, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            self._wait_daemon(name, 10.0)
+            self._wait_daemon(node, family, 10.0)
 
-    def _wait_daemon(self, name: str, timeout: float) -> int | None:
-        daemon = self._daemons[name]
+    def _wait_daemon(self, node: NodeSpec, family: Family, timeout: float) -> int | None:
+        daemon = self._daemons[(node.name, family)]
         if daemon.popen is not None:
             try:
                 return daemon.popen.wait(timeout)
@@ -579,21 +699,22 @@ class Lab:
         wait_until(lambda: not pid_alive(daemon.pid), timeout, interval=0.05)
         return None
 
-    def _stop_daemon(self, name: str, sig: int, *, timeout: float) -> int | None:
-        node = self.node(name)
-        daemon = self._daemons.get(node.name)
+    def _stop_daemon(
+        self, node: NodeSpec, family: Family, sig: int, *, timeout: float
+    ) -> int | None:
+        daemon = self._daemons.get((node.name, family))
         if daemon is None:
             return None
-        pid = self._owned_pid(node.name)
+        pid = self._owned_pid(node, family)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            if self._alive(daemon) and self._wait_daemon(node.name, timeout) is None:
+            if self._alive(daemon) and self._wait_daemon(node, family, timeout) is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                self._wait_daemon(node.name, 5.0)
+                self._wait_daemon(node, family, 5.0)
         code = daemon.popen.poll() if daemon.popen is not None else None
-        self._forget(node)
+        self._forget(node, family)
         return code
 
     # ------------------------------------------------------------------ observation
@@ -617,49 +738,61 @@ class Lab:
             raise LabError(f"where={where!r}: want node, pod or bridge")
         return run(netns_exec_argv(ns, argv), check=check, timeout=timeout, cwd=REPO_ROOT)
 
-    def birdc(self, ref: NodeRef, command: str, *, timeout: float = 10.0) -> str:
-        """Run ``birdc -s <node's control socket> <command>``; returns its text output.
+    def birdc(
+        self, ref: NodeRef, command: str, *, timeout: float = 10.0, family: Family = 4
+    ) -> str:
+        """Run ``birdc -s <node's control socket> <command>`` (``family=6``: ``birdc6`` on the
+        IPv6 socket); returns its text output.
 
         Works for speaker nodes too once the daemon serves BIRD's control protocol.
         """
-        sock = self.control_socket(ref)
+        sock = self.control_socket(ref, family)
         if not sock.exists():
             raise LabError(f"{self.node(ref).name}: no control socket at {sock}")
-        proc = run(["birdc", "-s", str(sock), *command.split()], timeout=timeout, check=False)
+        client = BIRD_PROGRAMS[family][1]
+        proc = run([client, "-s", str(sock), *command.split()], timeout=timeout, check=False)
         if proc.returncode != 0:
             raise LabError(
-                f"birdc {command!r} on {self.node(ref).name} failed (exit {proc.returncode}): "
+                f"{client} {command!r} on {self.node(ref).name} failed (exit {proc.returncode}): "
                 f"{proc.stderr.strip() or proc.stdout.strip()}"
             )
         return proc.stdout
 
-    def protocols(self, ref: NodeRef) -> dict[str, ProtocolState]:
-        """The node's ``show protocols`` rows, keyed by protocol name."""
-        return parse_protocols(self.birdc(ref, "show protocols"))
+    def protocols(self, ref: NodeRef, family: Family = 4) -> dict[str, ProtocolState]:
+        """The node's ``show protocols`` rows (``family=6``: bird6's), keyed by protocol name."""
+        return parse_protocols(self.birdc(ref, "show protocols", family=family))
 
-    def expected_sessions(self, ref: NodeRef) -> list[str]:
-        """Protocol names a node should have: ``Mesh_<peer>`` for every other node."""
+    def expected_sessions(self, ref: NodeRef, family: Family = 4) -> list[str]:
+        """Protocol names a node should have: ``Mesh_<peer>`` for every other node (``family=6``:
+        ``Mesh_<peer's IPv6 address>``)."""
         node = self.node(ref)
-        return [p.protocol_name for p in self.nodes if p.name != node.name]
+        return [p.protocol_name_of(family) for p in self.nodes if p.name != node.name]
 
-    def mesh_status(self, nodes: Sequence[NodeRef] | None = None) -> dict[str, dict[str, str]]:
-        """For each node, expected session -> state text (``Established``, ``Passive``, ...).
+    def mesh_status(
+        self, nodes: Sequence[NodeRef] | None = None, families: Sequence[Family] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """For each node, expected session -> state text (``Established``, ``Passive``, ...),
+        the sessions of every family of the lab (or of ``families``) together: their names
+        differ (``Mesh_192_168_0_80``, ``Mesh_fd00_192_168__80``).
 
         A node whose control socket does not answer maps every session to the error text.
         """
         result: dict[str, dict[str, str]] = {}
         for ref in self.nodes if nodes is None else nodes:
             node = self.node(ref)
-            try:
-                rows = self.protocols(node)
-            except LabError as exc:
-                short = f"(no status: {str(exc).splitlines()[0]})"
-                result[node.name] = dict.fromkeys(self.expected_sessions(node), short)
-                continue
-            result[node.name] = {
-                s: (f"{rows[s].state} {rows[s].info}".strip() if s in rows else "(missing)")
-                for s in self.expected_sessions(node)
-            }
+            result[node.name] = {}
+            for family in self.families if families is None else families:
+                expected = self.expected_sessions(node, family)
+                try:
+                    rows = self.protocols(node, family)
+                except LabError as exc:
+                    short = f"(no status: {str(exc).splitlines()[0]})"
+                    result[node.name].update(dict.fromkeys(expected, short))
+                    continue
+                result[node.name].update(
+                    (s, f"{rows[s].state} {rows[s].info}".strip() if s in rows else "(missing)")
+                    for s in expected
+                )
         return result
 
     def wait_established(
@@ -668,8 +801,10 @@ class Lab:
         *,
         nodes: Sequence[NodeRef] | None = None,
         check: bool = True,
+        families: Sequence[Family] | None = None,
     ) -> dict[str, dict[str, str]]:
-        """Wait until every expected session of ``nodes`` (default all) is Established.
+        """Wait until every expected session of ``nodes`` (default all) is Established, in
+        every family of the lab (or those of ``families``).
 
         Returns the last mesh_status.  On timeout raises LabTimeout listing each session's
         state, unless ``check`` is False.
@@ -678,7 +813,7 @@ class Lab:
 
         def all_up() -> bool:
             nonlocal last
-            last = self.mesh_status(nodes)
+            last = self.mesh_status(nodes, families)
             return all(
                 state.startswith("up Established")
                 for sessions in last.values()
@@ -691,23 +826,29 @@ class Lab:
             f"sessions not all Established after {timeout:.0f}s:\n" + format_mesh_status(last)
         )
 
-    def routes(self, ref: NodeRef, *, where: Where = "node") -> list[dict[str, Any]]:
-        """The namespace's main routing table, ``ip -j route show`` parsed.
+    def routes(
+        self, ref: NodeRef, *, where: Where = "node", family: Family = 4
+    ) -> list[dict[str, Any]]:
+        """The namespace's main routing table, ``ip -j route show`` parsed (``family=6``:
+        ``ip -6``).
 
         Every entry has a ``protocol`` key (iproute2 omits it for ``boot``; filled in here):
         ``bird`` (12) for BIRD's routes, ``bgp`` (186) for the speaker's.
         """
         ns = {"node": self.netns, "pod": self.pod_netns}.get(where)
         name = self.bridge_netns if ns is None else ns(ref)
-        entries: list[dict[str, Any]] = json.loads(ip(name, "-j", "route", "show").stdout or "[]")
+        out = ip(name, f"-{family}", "-j", "route", "show").stdout
+        entries: list[dict[str, Any]] = json.loads(out or "[]")
         for entry in entries:
             entry.setdefault("protocol", "boot")
             entry.setdefault("type", "unicast")
         return entries
 
-    def route_text(self, ref: NodeRef) -> str:
-        """The node's routing table as ``ip route show`` prints it."""
-        return ip(self.netns(ref), "route", "show").stdout
+    def route_text(self, ref: NodeRef, family: Family = 4) -> str:
+        """The node's routing table as ``ip route show`` (``ip -6 route show``) prints it."""
+        if family == 4:
+            return ip(self.netns(ref), "route", "show").stdout
+        return ip(self.netns(ref), "-6", "route", "show").stdout
 
     def ping(
         self,
@@ -719,7 +860,8 @@ class Lab:
         timeout: float = 2.0,
         where: Where = "pod",
     ) -> PingResult:
-        """ICMP echo from a node's pod (or the node itself) to ``to_addr``, inside the lab."""
+        """ICMP echo from a node's pod (or the node itself) to ``to_addr``, inside the lab
+        (an IPv6 ``to_addr``: ICMPv6 echo, a ping6)."""
         argv = [
             sys.executable,
             str(ICMP_SCRIPT),
@@ -743,22 +885,43 @@ class Lab:
         """A human-readable dump of the lab (sessions, routes, log tails) for failure reports."""
         parts = [f"=== lab {self.prefix} ({self.run_dir})"]
         for node in self.nodes:
-            running = self.daemon_running(node)
-            exit_code = self.daemon_exit_code(node)
-            parts.append(
-                f"--- {node.name} {node.address} {node.kind} "
-                f"({'running' if running else f'not running, exit {exit_code}'})"
-            )
-            try:
-                parts.append(self.birdc(node, "show protocols").rstrip())
-            except LabError as exc:
-                parts.append(f"(show protocols: {exc})")
-            with contextlib.suppress(LabError):
-                parts.append(self.route_text(node).rstrip())
-            for log in (self.log_path(node), self.bird_log_path(node)):
+            for program, family in self.node_daemons(node):
+                running = self.daemon_running(node, family)
+                exit_code = self.daemon_exit_code(node, family)
+                parts.append(
+                    f"--- {node.name} {node.address_of(family)} {program} "
+                    f"({'running' if running else f'not running, exit {exit_code}'})"
+                )
+            for family in self.families:
+                try:
+                    parts.append(self.birdc(node, "show protocols", family=family).rstrip())
+                except LabError as exc:
+                    parts.append(f"(show protocols, IPv{family}: {exc})")
+                with contextlib.suppress(LabError):
+                    parts.append(self.route_text(node, family).rstrip())
+            logs = {self.log_path(node, f): None for f in self.families}
+            logs.update({self.bird_log_path(node, f): None for f in self.families})
+            for log in logs:
                 if log.exists():
                     parts.append(f"[{log.name}]\n{_tail(log)}")
         return "\n".join(parts)
+
+
+def _read_pool6(run_dir: Path) -> str:
+    """The IPv6 pool a dual-stack run recorded (the default for other runs)."""
+    try:
+        return str(json.loads((run_dir / IPV6_RECORD).read_text())["pool6"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_POOL6
+
+
+def _ipv6_without_dad(netns: str) -> None:
+    """IPv6 on, duplicate address detection off for links made from now on in ``netns``: the
+    link-locals are then usable at once, as the ``nodad`` addresses are (a container engine
+    may also have switched IPv6 off in a namespace it made)."""
+    for key in ("all", "default"):
+        sysctl(netns, f"net.ipv6.conf.{key}.disable_ipv6", "0")
+        sysctl(netns, f"net.ipv6.conf.{key}.accept_dad", "0")
 
 
 def format_mesh_status(status: dict[str, dict[str, str]]) -> str:

@@ -17,6 +17,12 @@ A BIRD node is two containers of one image (BIRD 1.6.8), both with Docker networ
 
 Speaker nodes, the pods and the bridge stay plain namespaces, so any mix works.
 
+A dual-stack lab gives each BIRD node a third container, ``<prefix><node>-bird6`` (PID 1
+``bird6 -f``), in the same network namespace, as Calico runs bird6 beside bird: killed and
+restarted on its own, reached with ``docker exec ... birdc6``.  The node's IPv6 addresses and
+routes are set through the lab's namespace name like the IPv4 ones; the containers' Docker
+networking stays off, so no Docker network needs IPv6.
+
 The image is built per run and tagged ``speaker-lab-bird:<prefix>``: from integration/docker/
 Dockerfile (Debian + ``bird``) where the base image can be had, otherwise offline by
 ``docker import`` of a root filesystem made of the host's bird/birdc binaries and the libraries
@@ -60,7 +66,7 @@ from docker.errors import (  # type: ignore[import-untyped]
 )
 from docker.models.containers import Container  # type: ignore[import-untyped]
 
-from integration.lab.core import Lab, NodeRef, wait_until
+from integration.lab.core import BIRD_PROGRAMS, Lab, NodeRef, wait_until
 from integration.lab.netns import (
     LabError,
     add_netns,
@@ -72,7 +78,7 @@ from integration.lab.netns import (
     run,
 )
 from integration.lab.runs import run_dir_for
-from integration.lab.spec import NodeSpec
+from integration.lab.spec import Family, NodeSpec
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DOCKERFILE_DIR: Final = REPO_ROOT / "integration" / "docker"
@@ -88,6 +94,10 @@ RUN_RECORD: Final = "docker.json"
 
 BIRD_SOCKET: Final = "/run/bird/bird.ctl"
 """BIRD's control socket inside the BIRD container (Debian's default, so bare birdc finds it)."""
+BIRD_SOCKETS: Final[dict[Family, str]] = {4: BIRD_SOCKET, 6: "/run/bird/bird6.ctl"}
+"""The control socket per family, inside its container (bare birdc6 finds bird6.ctl)."""
+BIRD_ROLES: Final = ("bird", "bird6")
+"""Container roles of the BIRD daemons (removed before the node containers)."""
 NODE_INIT: Final = (
     "/bin/sh",
     "-c",
@@ -103,6 +113,8 @@ MACHINE_SOCKET: Final = "unix:///var/run/docker.sock"
 ROOTFS_PROGRAMS: Final = (
     ("/usr/sbin/bird", "/usr/sbin/bird"),
     ("/usr/sbin/birdc", "/usr/sbin/birdc"),
+    ("/usr/sbin/bird6", "/usr/sbin/bird6"),
+    ("/usr/sbin/birdc6", "/usr/sbin/birdc6"),
     ("/bin/sh", "/bin/sh"),
     ("/bin/sleep", "/bin/sleep"),
 )
@@ -665,7 +677,7 @@ def destroy_docker_run(prefix: str) -> list[str]:
     for client in clients:
         try:
             containers = lab_containers(client, prefix)
-            containers.sort(key=lambda c: c.labels.get(LABEL_ROLE) != "bird")
+            containers.sort(key=lambda c: c.labels.get(LABEL_ROLE) not in BIRD_ROLES)
             for container in containers:
                 with contextlib.suppress(NotFound):
                     container.remove(force=True)
@@ -787,9 +799,9 @@ class DockerLab(Lab):
         """Name of the container that owns a BIRD node's network namespace."""
         return f"{self.prefix}{self.node(ref).name}"
 
-    def bird_container_name(self, ref: NodeRef) -> str:
-        """Name of the container running a BIRD node's BIRD."""
-        return f"{self.prefix}{self.node(ref).name}-bird"
+    def bird_container_name(self, ref: NodeRef, family: Family = 4) -> str:
+        """Name of the container running a BIRD node's BIRD (``-bird``; bird6: ``-bird6``)."""
+        return f"{self.prefix}{self.node(ref).name}-{BIRD_PROGRAMS[family][0]}"
 
     def in_container(self, ref: NodeRef) -> bool:
         """True for nodes that run in containers (BIRD nodes)."""
@@ -807,9 +819,9 @@ class DockerLab(Lab):
         """The node container (docker SDK object, fresh state), or None."""
         return self._container(self.node_container_name(ref))
 
-    def bird_container(self, ref: NodeRef) -> Container | None:
-        """The BIRD container (docker SDK object, fresh state), or None."""
-        return self._container(self.bird_container_name(ref))
+    def bird_container(self, ref: NodeRef, family: Family = 4) -> Container | None:
+        """The BIRD (bird6) container (docker SDK object, fresh state), or None."""
+        return self._container(self.bird_container_name(ref, family))
 
     def node_container_pid(self, ref: NodeRef) -> int:
         """Host PID of the node container's init; LabError if it does not run."""
@@ -819,11 +831,13 @@ class DockerLab(Lab):
             raise LabError(f"{self.node(ref).name}: node container is not running")
         return pid
 
-    def container_routes(self, ref: NodeRef) -> list[dict[str, Any]]:
+    def container_routes(self, ref: NodeRef, family: Family = 4) -> list[dict[str, Any]]:
         """The main routing table as seen from inside the node container's own network
-        namespace (``nsenter -t <container pid> -n ip -j route``), not through the lab's name."""
+        namespace (``nsenter -t <container pid> -n ip -j route``), not through the lab's name;
+        ``family=6``: the IPv6 table."""
         pid = self.node_container_pid(ref)
-        out = run(["nsenter", "-t", str(pid), "-n", "ip", "-j", "route", "show"]).stdout
+        argv = ["nsenter", "-t", str(pid), "-n", "ip", f"-{family}", "-j", "route", "show"]
+        out = run(argv).stdout
         entries: list[dict[str, Any]] = json.loads(out or "[]")
         for entry in entries:
             entry.setdefault("protocol", "boot")
@@ -902,62 +916,69 @@ class DockerLab(Lab):
         ip(name, "link", "set", "lo", "up")
 
     # ---------------------------------------------------------------- BIRD in a container
-    def start_bird(self, ref: NodeRef, *, graceful: bool = False) -> int:
-        """Start a BIRD container on the node (``bird -f``, plus ``-R`` if ``graceful``).
+    def start_bird(self, ref: NodeRef, *, graceful: bool = False, family: Family = 4) -> int:
+        """Start a BIRD container on the node (``bird -f``, plus ``-R`` if ``graceful``;
+        ``family=6``: a bird6 container, ``bird6 -f``).
 
-        It shares the node container's network namespace.  A previous, ended BIRD container of
-        the node is removed first (its output appended to the node's ``.bird.out``).  Waits until
-        birdc answers through ``docker exec``; returns BIRD's host PID.  LabError if the config
-        does not parse or BIRD exits.
+        It shares the node container's network namespace.  A previous, ended container of the
+        node's daemon is removed first (its output appended to the node's ``.bird.out`` or
+        ``.bird6.out``).  Waits until birdc (birdc6) answers through ``docker exec``; returns
+        the daemon's host PID.  LabError if the config does not parse or BIRD exits.
         """
-        node = self._require(ref, "bird")
-        self._require_not_running(node)
-        cfg = str(self.config_path(node))
+        node = self._require(ref, "bird", family)
+        self._require_not_running(node, family)
+        program, client = (f"/usr/sbin/{name}" for name in BIRD_PROGRAMS[family])
+        sock = BIRD_SOCKETS[family]
+        cfg = str(self.config_path(node, family))
         holder = self.node_container(node)
         if _running_pid(holder) is None or holder is None:
             raise LabError(f"{node.name}: node container is not running")
-        parse = holder.exec_run(["/usr/sbin/bird", "-p", "-c", cfg], demux=True)
+        parse = holder.exec_run([program, "-p", "-c", cfg], demux=True)
         if parse.exit_code != 0:
-            raise LabError(f"BIRD rejects {cfg}: {_exec_text(parse.output)}")
-        old = self.bird_container(node)
+            raise LabError(f"{program} rejects {cfg}: {_exec_text(parse.output)}")
+        old = self.bird_container(node, family)
         if old is not None:
-            self._archive_and_remove(node, old)
-        argv = ["/usr/sbin/bird", "-f", "-c", cfg, "-s", BIRD_SOCKET, "-P", "/run/bird/bird.pid"]
+            self._archive_and_remove(node, old, family)
+        pid_file = sock.replace(".ctl", ".pid")
+        argv = [program, "-f", "-c", cfg, "-s", sock, "-P", pid_file]
         if graceful:
             argv.append("-R")
-        with self.log_path(node).open("a") as out:
+        with self.log_path(node, family).open("a") as out:
             out.write(f"--- {time.strftime('%H:%M:%S')} docker run: {' '.join(argv)}\n")
         try:
             container = self.client.containers.run(
                 self.image_tag,
                 argv,
-                name=self.bird_container_name(node),
+                name=self.bird_container_name(node, family),
                 network_mode=f"container:{holder.id}",
                 cap_add=["NET_ADMIN"],
                 detach=True,
-                labels=self._labels(node, "bird"),
+                labels=self._labels(node, BIRD_PROGRAMS[family][0]),
                 volumes={str(self.run_dir): {"bind": str(self.run_dir), "mode": "rw"}},
             )
         except (DockerException, OSError) as exc:
-            raise LabError(f"{node.name}: cannot start BIRD container: {exc}") from exc
+            raise LabError(f"{node.name}: cannot start {program} container: {exc}") from exc
 
         def answering_or_dead() -> bool:
             container.reload()
             if container.status != "running":
                 return True
-            probe = container.exec_run(["/usr/sbin/birdc", "-s", BIRD_SOCKET, "show", "status"])
+            probe = container.exec_run([client, "-s", sock, "show", "status"])
             return bool(probe.exit_code == 0)
 
         ok = wait_until(answering_or_dead, 10.0, interval=0.1)
         pid = _running_pid(container)
         if pid is None:
-            raise LabError(f"BIRD container of {node.name} exited at start:\n{_logs(container)}")
+            raise LabError(
+                f"{program} container of {node.name} exited at start:\n{_logs(container)}"
+            )
         if not ok:
-            raise LabError(f"BIRD on {node.name}: birdc (docker exec) not answering after 10 s")
+            raise LabError(f"{program} on {node.name}: {client} (docker exec) silent after 10 s")
         return pid
 
-    def _archive_and_remove(self, node: NodeSpec, container: Container) -> None:
-        with contextlib.suppress(DockerException, OSError), self.log_path(node).open("a") as out:
+    def _archive_and_remove(self, node: NodeSpec, container: Container, family: Family) -> None:
+        log = self.log_path(node, family)
+        with contextlib.suppress(DockerException, OSError), log.open("a") as out:
             out.write(_logs(container, lines=200) + "\n")
         try:
             container.remove(force=True)
@@ -966,10 +987,11 @@ class DockerLab(Lab):
         except (DockerException, OSError) as exc:
             raise LabError(f"{node.name}: cannot remove old BIRD container: {exc}") from exc
 
-    def stop_bird(self, ref: NodeRef, *, timeout: float = 10.0) -> int | None:
-        """``docker stop`` the BIRD container (SIGTERM: Cease to peers); returns its exit code."""
-        node = self._require(ref, "bird")
-        container = self.bird_container(node)
+    def stop_bird(self, ref: NodeRef, *, timeout: float = 10.0, family: Family = 4) -> int | None:
+        """``docker stop`` the BIRD (bird6) container (SIGTERM: Cease to peers); returns its
+        exit code."""
+        node = self._require(ref, "bird", family)
+        container = self.bird_container(node, family)
         if container is None or _running_pid(container) is None:
             return None
         try:
@@ -979,14 +1001,14 @@ class DockerLab(Lab):
             raise LabError(f"{node.name}: docker stop failed: {exc}") from exc
         return int(container.attrs["State"]["ExitCode"])
 
-    def kill_bird(self, ref: NodeRef, sig: int = signal.SIGKILL) -> None:
-        """``docker kill -s <sig>`` the BIRD container (default SIGKILL: BIRD dies without a
-        NOTIFICATION; the node's namespace and kernel routes stay).  Waits for the container to
-        end when ``sig`` is SIGKILL/SIGTERM/SIGINT."""
-        node = self._require(ref, "bird")
-        container = self.bird_container(node)
+    def kill_bird(self, ref: NodeRef, sig: int = signal.SIGKILL, *, family: Family = 4) -> None:
+        """``docker kill -s <sig>`` the BIRD (bird6) container (default SIGKILL: it dies without
+        a NOTIFICATION; the node's namespace, kernel routes and other daemon stay).  Waits for
+        the container to end when ``sig`` is SIGKILL/SIGTERM/SIGINT."""
+        node = self._require(ref, "bird", family)
+        container = self.bird_container(node, family)
         if container is None or _running_pid(container) is None:
-            raise LabError(f"{node.name}: no running BIRD container to signal")
+            raise LabError(f"{node.name}: no running {BIRD_PROGRAMS[family][0]} container")
         try:
             container.kill(signal=signal.Signals(sig).name)
             if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
@@ -995,48 +1017,53 @@ class DockerLab(Lab):
             raise LabError(f"{node.name}: docker kill -s {sig} failed: {exc}") from exc
 
     def stop_node(self, ref: NodeRef, *, timeout: float = 10.0) -> int | None:
-        """Stop the node's daemon, whatever its kind."""
-        if self.in_container(ref):
-            return self.stop_bird(ref, timeout=timeout)
-        return super().stop_node(ref, timeout=timeout)
-
-    def daemon_pid(self, ref: NodeRef) -> int | None:
-        """Host PID of the node's daemon (BIRD: its container's PID 1) while it runs."""
+        """Stop the node's daemons, whatever its kind; returns the first one's exit status."""
         if not self.in_container(ref):
-            return super().daemon_pid(ref)
+            return super().stop_node(ref, timeout=timeout)
+        codes = [self.stop_bird(ref, timeout=timeout, family=f) for f in self.families]
+        return codes[0]
+
+    def daemon_pid(self, ref: NodeRef, family: Family = 4) -> int | None:
+        """Host PID of the node's daemon (BIRD, bird6: its container's PID 1) while it runs."""
+        if not self.in_container(ref):
+            return super().daemon_pid(ref, family)
         with contextlib.suppress(LabError):
-            return _running_pid(self.bird_container(ref))
+            return _running_pid(self.bird_container(ref, family))
         return None
 
-    def daemon_exit_code(self, ref: NodeRef) -> int | None:
-        """Exit status of the node's daemon once it ended (BIRD: its container's)."""
+    def daemon_exit_code(self, ref: NodeRef, family: Family = 4) -> int | None:
+        """Exit status of the node's daemon once it ended (BIRD, bird6: its container's)."""
         if not self.in_container(ref):
-            return super().daemon_exit_code(ref)
+            return super().daemon_exit_code(ref, family)
         with contextlib.suppress(LabError):
-            container = self.bird_container(ref)
+            container = self.bird_container(ref, family)
             if container is not None and container.status in ("exited", "dead"):
                 return int(container.attrs["State"]["ExitCode"])
         return None
 
-    def birdc(self, ref: NodeRef, command: str, *, timeout: float = 10.0) -> str:
-        """``birdc <command>`` through ``docker exec`` in the BIRD container (speaker nodes:
-        their control socket, as in the namespace lab)."""
+    def birdc(
+        self, ref: NodeRef, command: str, *, timeout: float = 10.0, family: Family = 4
+    ) -> str:
+        """``birdc <command>`` (``family=6``: ``birdc6`` in the bird6 container) through
+        ``docker exec`` (speaker nodes: their control socket, as in the namespace lab)."""
         if not self.in_container(ref):
-            return super().birdc(ref, command, timeout=timeout)
+            return super().birdc(ref, command, timeout=timeout, family=family)
         node = self.node(ref)
-        container = self.bird_container(node)
+        container = self.bird_container(node, family)
+        name = self.bird_container_name(node, family)
         if container is None or container.status != "running":
             state = "missing" if container is None else container.status
-            raise LabError(f"{node.name}: BIRD container {self.bird_container_name(node)} {state}")
-        argv = ["/usr/sbin/birdc", "-s", BIRD_SOCKET, *command.split()]
+            raise LabError(f"{node.name}: BIRD container {name} {state}")
+        client = f"/usr/sbin/{BIRD_PROGRAMS[family][1]}"
+        argv = [client, "-s", BIRD_SOCKETS[family], *command.split()]
         try:
             result = container.exec_run(argv, demux=True)
         except (DockerException, OSError) as exc:
-            raise LabError(f"birdc {command!r} on {node.name} (docker exec): {exc}") from exc
+            raise LabError(f"{client} {command!r} on {node.name} (docker exec): {exc}") from exc
         stdout, stderr = result.output if result.output else (None, None)
         if result.exit_code != 0:
             raise LabError(
-                f"birdc {command!r} on {node.name} failed (exit {result.exit_code}): "
+                f"{client} {command!r} on {node.name} failed (exit {result.exit_code}): "
                 f"{(stderr or stdout or b'').decode(errors='replace').strip()}"
             )
         return (stdout or b"").decode(errors="replace")
@@ -1047,7 +1074,8 @@ class DockerLab(Lab):
         try:
             parts.append(f"=== {self.describe_backend()}")
             for node in self.bird_nodes():
-                for container in (self.node_container(node), self.bird_container(node)):
+                daemons = [self.bird_container(node, f) for f in self.families]
+                for container in (self.node_container(node), *daemons):
                     if container is None:
                         continue
                     state = container.attrs["State"]

@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -86,11 +86,18 @@ def write_owner(run_dir: Path, record: OwnerRecord) -> None:
 
 
 def read_owner(run_dir: Path) -> OwnerRecord | None:
-    """Read ``owner.json``; None if absent or unreadable."""
+    """Read ``owner.json``; None if absent or unreadable.
+
+    Keys this version does not know are ignored: a run written by newer lab code must not
+    look ownerless here (the stale sweep would destroy a live run).  For the same reason new
+    facts about a run go into the nodes' dicts or files beside owner.json, not new top-level
+    keys, which older readers refuse.
+    """
     try:
         data = json.loads((run_dir / OWNER_FILE).read_text())
-        return OwnerRecord(**data)
-    except (OSError, ValueError, TypeError):
+        known = {f.name for f in fields(OwnerRecord)}
+        return OwnerRecord(**{k: v for k, v in data.items() if k in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 

@@ -2,8 +2,10 @@
 
 A node is one Calico host: an address on the shared L2 segment, the /26 IPAM block it owns (and
 announces), one pod inside that block, and which BGP implementation runs on it (real BIRD or our
-speaker).  Validation happens here so that a bad lab description fails before any namespace is
-created, with an error that names the offending field.
+speaker).  A dual-stack node also has an IPv6 address on the segment, an IPv6 block and an IPv6
+pod address (``with_ipv6`` derives them; docs/lab.md has the addressing plan).  Validation
+happens here so that a bad lab description fails before any namespace is created, with an error
+that names the offending field.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 Kind = Literal["bird", "speaker"]
 """Which BGP implementation runs on a node."""
+
+Family = Literal[4, 6]
+"""An address family: IPv4 (``bird``, bird.ctl) or IPv6 (``bird6``, bird6.ctl)."""
+FAMILIES: Final[tuple[Family, ...]] = (4, 6)
 
 KINDS: Final[tuple[Kind, ...]] = ("bird", "speaker")
 BIRD: Final[Kind] = "bird"
@@ -24,6 +30,10 @@ SPEAKER: Final[Kind] = "speaker"
 DEFAULT_ASN: Final = 64512
 DEFAULT_POOL: Final = "10.244.0.0/16"
 DEFAULT_PREFIXLEN: Final = 24
+DEFAULT_POOL6: Final = "fd00:10:244::/64"
+"""The IPv6 pool of a dual-stack lab (ULA); each node's IPv6 block is a /122 inside it."""
+NODE_NET6: Final = "fd00:192:168::/64"
+"""The segment's IPv6 subnet (ULA): node ``a.b.c.d`` gets ``fd00:192:168::<c>:<d>`` in it."""
 
 _NAME_RE: Final = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _RESERVED_NAMES: Final = frozenset({"br"})
@@ -46,6 +56,9 @@ class NodeSpec:
     password: the TCP MD5 key (RFC 2385) this node uses on all its sessions (Calico's BGPPeer
         ``password``; BIRD ``password``, our ``password``), or None.
     ttl_security: GTSM (RFC 5082) on all its sessions (BIRD ``ttl security on``).
+    address6, block6, pod_address6: the IPv6 counterparts (all three or none): the node's
+        IPv6 address on the segment (bird6's source address), its IPv6 block, the pod's IPv6
+        address inside it.  Set on the nodes of a dual-stack lab.
     """
 
     name: str
@@ -56,6 +69,9 @@ class NodeSpec:
     asn: int = DEFAULT_ASN
     password: str | None = None
     ttl_security: bool = False
+    address6: str | None = None
+    block6: str | None = None
+    pod_address6: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name) or self.name in _RESERVED_NAMES:
@@ -90,11 +106,144 @@ class NodeSpec:
             )
         if not 1 <= self.asn <= 0xFFFFFFFF:
             raise SpecError(f"node {self.name}: asn {self.asn} is not in 1..4294967295")
+        self._check_ipv6()
+
+    def _check_ipv6(self) -> None:
+        """The IPv6 parts: all or none, an address, a network, the pod inside the block."""
+        parts = {
+            "address6": self.address6,
+            "block6": self.block6,
+            "pod_address6": self.pod_address6,
+        }
+        given = [k for k, v in parts.items() if v is not None]
+        if not given:
+            return
+        if len(given) != len(parts):
+            missing = sorted(set(parts) - set(given))
+            raise SpecError(
+                f"node {self.name}: {', '.join(given)} given without {', '.join(missing)}"
+            )
+        try:
+            addr6 = ipaddress.IPv6Address(str(self.address6))
+        except ValueError as exc:
+            raise SpecError(f"node {self.name}: address6 {self.address6!r} is not IPv6") from exc
+        if addr6.is_loopback or addr6.is_multicast or addr6.is_unspecified or addr6.is_link_local:
+            raise SpecError(f"node {self.name}: address6 {self.address6} is not a global unicast")
+        try:
+            block6 = ipaddress.IPv6Network(str(self.block6))
+        except ValueError as exc:
+            raise SpecError(
+                f"node {self.name}: block6 {self.block6!r} is not an IPv6 network "
+                "(host bits must be zero)"
+            ) from exc
+        try:
+            pod6 = ipaddress.IPv6Address(str(self.pod_address6))
+        except ValueError as exc:
+            raise SpecError(
+                f"node {self.name}: pod_address6 {self.pod_address6!r} is not IPv6"
+            ) from exc
+        if pod6 not in block6:
+            raise SpecError(
+                f"node {self.name}: pod_address6 {self.pod_address6} is outside block6 "
+                f"{self.block6}"
+            )
+
+    @property
+    def dual_stack(self) -> bool:
+        """True when the node has its IPv6 parts (and so runs bird6 beside bird)."""
+        return self.address6 is not None
 
     @property
     def protocol_name(self) -> str:
         """BIRD's name for the mesh session toward this node, as Calico renders it."""
-        return "Mesh_" + self.address.replace(".", "_")
+        return mesh_protocol_name(self.address)
+
+    @property
+    def protocol_name6(self) -> str:
+        """bird6's name for the IPv6 mesh session toward this node (``Mesh_fd00_192_168__80``)."""
+        return mesh_protocol_name(self.ipv6("address6"))
+
+    def ipv6(self, field: Literal["address6", "block6", "pod_address6"]) -> str:
+        """One IPv6 part, or SpecError if the node is IPv4-only (so callers need no None case)."""
+        value: str | None = getattr(self, field)
+        if value is None:
+            raise SpecError(f"node {self.name} has no {field}: it is not a dual-stack node")
+        return value
+
+    def address_of(self, family: Family) -> str:
+        """The node's address on the segment in ``family`` (its BGP source address there)."""
+        return self.address if family == 4 else self.ipv6("address6")
+
+    def block_of(self, family: Family) -> str:
+        """The node's block in ``family``."""
+        return self.block if family == 4 else self.ipv6("block6")
+
+    def pod_of(self, family: Family) -> str:
+        """The pod's address in ``family``."""
+        return self.pod_address if family == 4 else self.ipv6("pod_address6")
+
+    def protocol_name_of(self, family: Family) -> str:
+        """The mesh session's name toward this node in ``family``."""
+        return self.protocol_name if family == 4 else self.protocol_name6
+
+
+def mesh_protocol_name(address: str) -> str:
+    """Calico's mesh protocol name: ``Mesh_`` + the address with ``.`` or ``:`` turned to ``_``.
+
+    Calico's bird6 template splits the IPv6 text on ``:`` and joins with ``_``, so ``::``
+    becomes ``__`` (``fd00:192:168::80`` -> ``Mesh_fd00_192_168__80``).
+    """
+    return "Mesh_" + address.replace(".", "_").replace(":", "_")
+
+
+def node_address6(address: str, net6: str = NODE_NET6) -> str:
+    """The dual-stack lab's IPv6 address for IPv4 ``a.b.c.d``: ``<net6>::<c>:<d>``.
+
+    The two low octets are written with the same digits as IPv6 groups, so the address reads
+    like its IPv4 twin: 192.168.0.80 -> fd00:192:168::80, 10.0.1.5 -> fd00:192:168::1:5.  Unique
+    for nodes on one IPv4 segment of /16 or longer.
+    """
+    octets = address.split(".")
+    net = ipaddress.IPv6Network(net6)
+    text = str(net.network_address).rstrip(":") + f"::{octets[2]}:{octets[3]}"
+    return str(ipaddress.IPv6Address(text))
+
+
+def _same_offset(
+    pool: ipaddress.IPv4Network, pool6: ipaddress.IPv6Network, addr: ipaddress.IPv4Address
+) -> ipaddress.IPv6Address:
+    return pool6.network_address + (int(addr) - int(pool.network_address))
+
+
+def with_ipv6(node: NodeSpec, pool: str = DEFAULT_POOL, pool6: str = DEFAULT_POOL6) -> NodeSpec:
+    """The node with its IPv6 parts derived from its IPv4 ones (dual-stack lab).
+
+    address6: ``node_address6``.  block6: the block of the same size (a /26 holds 64 addresses,
+    so a /122) at the same offset inside ``pool6`` as the IPv4 block has inside ``pool``;
+    pod_address6 likewise.  10.244.152.128/26 is 0x9880 into 10.244.0.0/16, so its twin is
+    fd00:10:244::9880/122 and pod 10.244.152.129 becomes fd00:10:244::9881.
+    """
+    try:
+        pool_net = ipaddress.IPv4Network(pool)
+        pool6_net = ipaddress.IPv6Network(pool6)
+    except ValueError as exc:
+        raise SpecError(f"pools {pool!r}, {pool6!r}: want an IPv4 and an IPv6 network") from exc
+    block = ipaddress.IPv4Network(node.block)
+    if not block.subnet_of(pool_net):
+        raise SpecError(f"node {node.name}: block {node.block} is not inside pool {pool}")
+    if 128 - pool6_net.prefixlen < 32 - pool_net.prefixlen:
+        raise SpecError(f"pool6 {pool6} is smaller than pool {pool}: no twin for every block")
+    host_bits = 32 - block.prefixlen
+    block6 = ipaddress.IPv6Network(
+        (_same_offset(pool_net, pool6_net, block.network_address), 128 - host_bits)
+    )
+    pod6 = _same_offset(pool_net, pool6_net, ipaddress.IPv4Address(node.pod_address))
+    return replace(
+        node,
+        address6=node_address6(node.address),
+        block6=str(block6),
+        pod_address6=str(pod6),
+    )
 
 
 def passive_toward(own_address: str, peer_address: str) -> bool:
@@ -178,9 +327,12 @@ def nodes_for_mix(mix: str) -> list[NodeSpec]:
     return seed_nodes(kinds)
 
 
-def validate_lab(nodes: Sequence[NodeSpec], pool: str, prefixlen: int) -> None:
+def validate_lab(
+    nodes: Sequence[NodeSpec], pool: str, prefixlen: int, pool6: str | None = None
+) -> None:
     """Check that the nodes form a coherent mesh: unique names/addresses, one subnet, blocks
-    disjoint and inside the pool.  Raises SpecError naming the first problem found."""
+    disjoint and inside the pool (and with ``pool6``, the same for the IPv6 parts, which every
+    node must then have).  Raises SpecError naming the first problem found."""
     if not nodes:
         raise SpecError("a lab needs at least one node")
     try:
@@ -217,3 +369,34 @@ def validate_lab(nodes: Sequence[NodeSpec], pool: str, prefixlen: int) -> None:
                     f"node {node.name}: block {node.block} overlaps {other} of node {owner}"
                 )
         blocks.append((block, node.name))
+    if pool6 is not None:
+        _validate_ipv6(nodes, pool6)
+
+
+def _validate_ipv6(nodes: Sequence[NodeSpec], pool6: str) -> None:
+    """The IPv6 half of validate_lab: every node dual-stack, unique addresses on one /64,
+    blocks disjoint inside ``pool6``."""
+    try:
+        pool6_net = ipaddress.IPv6Network(pool6)
+    except ValueError as exc:
+        raise SpecError(f"pool6 {pool6!r} is not an IPv6 network") from exc
+    seen: dict[ipaddress.IPv6Address, str] = {}
+    blocks6: list[tuple[ipaddress.IPv6Network, str]] = []
+    subnet6: ipaddress.IPv6Network | None = None
+    for node in nodes:
+        if not node.dual_stack:
+            raise SpecError(f"node {node.name} has no IPv6 parts in a dual-stack lab")
+        iface = ipaddress.IPv6Interface(f"{node.ipv6('address6')}/64")
+        if iface.ip in seen:
+            raise SpecError(f"duplicate node address6 {iface.ip} ({seen[iface.ip]}, {node.name})")
+        seen[iface.ip] = node.name
+        subnet6 = subnet6 or iface.network
+        if iface.network != subnet6:
+            raise SpecError(f"node {node.name}: {iface} is not in {subnet6} (one L2 segment)")
+        block6 = ipaddress.IPv6Network(node.ipv6("block6"))
+        if not block6.subnet_of(pool6_net):
+            raise SpecError(f"node {node.name}: block6 {block6} is not inside pool6 {pool6}")
+        for other, owner in blocks6:
+            if block6.overlaps(other):
+                raise SpecError(f"node {node.name}: block6 {block6} overlaps {other} of {owner}")
+        blocks6.append((block6, node.name))

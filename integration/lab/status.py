@@ -1,5 +1,6 @@
 """Parsers for what the lab reads back: BIRD's ``show protocols``, ``ss -tanH``, and Calico's
-etcd keys as the lab report lists them."""
+etcd keys as the lab report lists them; the ``calicoctl node status`` tables made from
+bird.ctl's and bird6.ctl's ``show protocols``."""
 
 from __future__ import annotations
 
@@ -109,3 +110,27 @@ def format_calico_keys(items: Mapping[str, bytes]) -> list[str]:
     """One line per key, in key order: the key, then what it holds."""
     width = max((len(k) for k in items), default=0)
     return [f"  {k:<{width}}  {describe_calico_value(k, items[k])}" for k in sorted(items)]
+
+
+def calico_node_status(protocols_v4: str, protocols_v6: str | None = None) -> str:
+    """``calicoctl node status`` for a node, from birdc's ``show protocols`` of bird.ctl and
+    (dual stack) birdc6's of bird6.ctl, as calicoctl reads the two sockets.
+
+    The rows go through the speaker's reproduction of calicoctl's parser and table
+    (speaker/control/calicoctl.py), so BIRD nodes and speaker nodes print alike; birdc's text
+    has no reply codes, so each row is handed over as a continuation line.
+    """
+    from speaker.control.calicoctl import parse_bird_protocols, render_node_status
+
+    def rows(text: str | None) -> list[str]:
+        if text is None:
+            return []
+        return [
+            " " + line
+            for line in text.splitlines()
+            if line.strip() and not line.startswith(("BIRD ", "name ", " "))
+        ]
+
+    peers_v4 = parse_bird_protocols(rows(protocols_v4), ip_version=4)
+    peers_v6 = parse_bird_protocols(rows(protocols_v6), ip_version=6)
+    return render_node_status(peers_v4, peers_v6)
