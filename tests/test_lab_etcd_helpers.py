@@ -21,7 +21,7 @@ def test_each_seed_key_is_described_by_what_it_holds() -> None:
     assert said[r.affinity("node82", "10.244.103.64/26")[0]] == "block affinity, confirmed"
     assert said[r.block("10.244.42.64/26", "node81")[0]] == (
         "IPAM block 10.244.42.64/26, host:node81")
-    assert said[r.ip_pool("default-ipv4-ippool", "x")[0]] == "IPPool 10.244.0.0/16"
+    assert said[r.ip_pool("default-ipv4-ippool", "10.244.0.0/16")[0]] == "IPPool 10.244.0.0/16"
     assert said[r.bgp_configuration()[0]] == (
         "BGPConfiguration, AS 64512, node-to-node mesh on")
 
