@@ -238,3 +238,43 @@ def test_speaker_mix_dual_stack(lab: LabFactory, tmp_path: Path) -> None:
     birds = kernel_entry(mesh, bird80, bird80.ipv6("block6"))
     assert ours["type"] == birds["type"] == "blackhole", (ours, birds)
     assert_pods_reach_each_other(mesh)
+
+
+def test_speaker_killed_and_restarted_loses_no_ping6(lab: LabFactory, tmp_path: Path) -> None:
+    """Our own graceful restart on the IPv6 side: the speaker on .81 is killed (SIGKILL, no
+    NOTIFICATION); bird6 on .80 and .82 keeps our /122 stale and its kernel keeps the route,
+    our kernel keeps theirs (persist); the restarted speaker adopts its IPv6 routes, recovers
+    (R and F flags per family) and no ping6 through .81 is lost, nor any IPv4 ping."""
+    refusal = speaker_refuses_ipv6_peers(tmp_path)
+    if refusal is not None:
+        pytest.skip(f"the speaker does not take IPv6 peers yet (speaker check-config: {refusal})")
+    mesh = lab("seed", dual_stack=True)
+    bird80, speaker81, bird82 = mesh.nodes
+    mesh.wait_established(CONVERGE)
+    assert wait_until(lambda: not all_kernel6_problems(mesh), KERNEL_SYNC), all_kernel6_problems(
+        mesh
+    )
+    pairs = (("node81", "node82"), ("node82", "node81"), ("node80", "node81"))
+    show = f"show protocols all {speaker81.protocol_name6}"
+
+    def helping(bird: NodeSpec) -> bool:
+        return "Neighbor graceful restart active" in mesh.birdc(bird, show, family=6)
+
+    with pinging(mesh, *pairs, family=6) as pingers6, pinging(mesh, *pairs) as pingers4:
+        time.sleep(1)
+        mesh.kill_speaker(speaker81)
+        for bird in (bird80, bird82):
+            assert wait_until(functools.partial(helping, bird), 15.0), mesh.birdc(
+                bird, show, family=6)
+        time.sleep(3)  # more than a kernel scan: nothing flushed on either side
+        assert all_kernel6_problems(mesh) == []
+        mesh.start_speaker(speaker81)
+        assert wait_until(lambda: not any(helping(b) for b in (bird80, bird82)), 30.0)
+        status = mesh.wait_established(CONVERGE)
+        assert all(s.startswith("up Established") for s in status[speaker81.name].values())
+        assert wait_until(lambda: not all_kernel6_problems(mesh), KERNEL_SYNC)
+        time.sleep(1)
+        stats6 = stop_all(pingers6)
+        stats4 = stop_all(pingers4)
+    assert_no_loss(stats6)
+    assert_no_loss(stats4)
