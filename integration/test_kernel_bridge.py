@@ -326,6 +326,35 @@ async def test_ipv6_route_and_no_rewrite_on_scans(ns: str, bridge: Factory) -> N
     assert b.stats()["writes"] == writes == 3
 
 
+async def test_ipv6_multipath_written_as_bird6_does_is_read_as_one_route(
+    ns: str, bridge: Factory
+) -> None:
+    """bird6 (BIRD 1.6) writes an IPv6 ECMP route as one route plus an NLM_F_APPEND per next
+    hop (``ip -6 route append``); the kernel merges them into one multipath route, and we read
+    it back as one learned route with both next hops, at start-up (dump) and live (monitor).
+    Our own IPv6 ECMP route (RTA_MULTIPATH) reads back the same way."""
+    ip(ns, "-6", "route", "add", "2001:db8:40::/64", "via", "2001:db8::80", "proto", "bird")
+    ip(ns, "-6", "route", "append", "2001:db8:40::/64", "via", "2001:db8::82", "proto", "bird")
+    b, rec = await bridge()
+    learned = {str(r.prefix): r for r in rec.learned}
+    assert sorted(map(str, learned["2001:db8:40::/64"].nexthops)) == [
+        "2001:db8::80", "2001:db8::82"]
+    ip(ns, "-6", "route", "add", "2001:db8:41::/64", "via", "2001:db8::80", "proto", "bird")
+    ip(ns, "-6", "route", "append", "2001:db8:41::/64", "via", "2001:db8::82", "proto", "bird")
+
+    def both_hops() -> bool:
+        last = [r for r in rec.learned if str(r.prefix) == "2001:db8:41::/64"]
+        return bool(last) and len(last[-1].nexthops) == 2
+
+    await eventually(both_hops, 3, "the appended next hop learned live")
+    b.want(kroute("2001:db8:42::/64", "2001:db8::80", "2001:db8::82"))
+    await b.settled(5)
+    await b.scan_now()
+    entry = next(e for e in b.snapshot().entries if str(e.prefix) == "2001:db8:42::/64")
+    assert entry.installed is not None and len(entry.installed.nexthops) == 2
+    assert str(entry.state) == "installed"
+
+
 async def test_monitor_overrun_triggers_full_resync(ns: str, bridge: Factory) -> None:
     b, rec = await bridge(scan_time=30.0)  # no scheduled scan can help: only the resync
     b.want(kroute("10.244.40.0/26", "192.168.0.80"))
