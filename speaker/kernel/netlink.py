@@ -23,9 +23,9 @@ marshal (~30k routes/s) and cannot continue after ENOBUFS.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
-import ctypes
 import errno
 import os
 import random
@@ -139,9 +139,10 @@ def own_echo_filter(protocol: int) -> list[tuple[int, int, int, int]]:
 
 def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
     """``SO_ATTACH_FILTER`` (struct sock_fprog) with ``program``."""
-    code = b"".join(struct.pack("=HBBI", *ins) for ins in program)
-    buf = ctypes.create_string_buffer(code, len(code))
-    fprog = struct.pack("@HP", len(program), ctypes.addressof(buf))
+    # the instructions in a buffer that stays alive during the call (array, not ctypes:
+    # ctypes would cost the daemon's start-up RSS); the kernel copies the program
+    code = array.array("B", b"".join(struct.pack("=HBBI", *ins) for ins in program))
+    fprog = struct.pack("@HP", len(program), code.buffer_info()[0])
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
