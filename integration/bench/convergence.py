@@ -1,7 +1,7 @@
 """Convergence on a large feed from a real BIRD 1.6.8: a BIRD 1.6.8 receiver vs our speaker.
 
 Run as root: ``python3 -m integration.bench.convergence [--routes 100000] [--repeat 1]
-[--feed packed|distinct|both] [--receivers bird,speaker] [--py-spy DIR]``.
+[--feed packed|distinct|both] [--family 4|6|both] [--receivers bird,speaker] [--py-spy DIR]``.
 
 Each run builds a fresh two-node lab (integration/lab, namespaces only, torn down afterwards):
 
@@ -10,11 +10,24 @@ Each run builds a fresh two-node lab (integration/lab, namespaces only, torn dow
   passive BGP session toward .81 (add-path, graceful restart, multihop, like Calico's template)
   whose export filter accepts 10.0.0.0/8.  ``packed``: every route has the same attributes, so
   BIRD packs several hundred prefixes per UPDATE.  ``distinct``: the export filter gives each
-  prefix its own MED (``case net.ip { 10.0.0.0: bgp_med = 1; ... }``, one arm per prefix, as
+  prefix its own MED (``case net.ip { 10.0.0.0 : bgp_med = 1; ... }``, one arm per prefix, as
   BIRD 1.6 has no way to turn an address into a number), so BIRD sends one UPDATE per prefix.
 * ``node81`` (192.168.0.81): the receiver, with the lab's own config (Calico's bird.cfg for
   BIRD, the lab's TOML for the speaker) for a pool of 10.0.0.0/8.  It dials .80 after its
   connect delay (2 s for both).
+
+``--family 6``: the same over IPv6 in a dual-stack lab (docs/lab.md).  The sender is bird6 on
+node80 (fd00:192:168::80) with N blackholes ``fd00:10:244::1:0:0/122`` upwards (steps of 64
+addresses, 2^32 into the pool fd00:10:244::/64, above the nodes' /122 twins), the session toward
+fd00:192:168::81 and an export filter over the IPv6 pool.  bird6 reads an arm's trailing ``:``
+as part of the address, so the arms are written ``fd00:10:244::1:0:0 : bgp_med = 1;`` (for
+IPv4 too).  The receiver is bird6 alone (bird is not started) or the speaker, which runs both
+families from the lab's TOML: its IPv4 peer 192.168.0.80 finds no listener (bird6's socket is
+IPv6-only) and retries every 5 s, two log lines each time.  Kernel count from
+``/proc/<pid>/net/rt6_stats`` (route entries), session from ``tcp6``, RIB from bird6.ctl or
+the speaker's ``control_socket6`` (``show route count protocol Mesh_fd00_192_168__80``), the
+exact check ``ip -6 route show proto P via fd00:192:168::80``.  ``--family both`` runs IPv4
+first, then IPv6, and prints a table per family and feed.
 
 The sender is started and loaded first; then the receiver daemon is started and watched:
 
@@ -27,10 +40,11 @@ The sender is started and loaded first; then the receiver daemon is started and 
   slowest of these answers during the feed is shown.  Speaker without a control socket: the
   timestamp (ms) of its log line for the sender's End-of-RIB;
 * ``kernel full``: all N routes in the receiver's kernel table.  Polled every 0.05 s by
-  reading ``/proc/<pid>/net/fib_triestat`` (a route count kept by the kernel, read through an
-  idle ``sleep`` process inside the receiver's namespace) instead of dumping 100,000 routes with
-  ``ip route`` each time, which would steal a core from the daemons on a small machine.  The
-  final count is checked exactly once with ``ip route show proto P via 192.168.0.80``;
+  reading ``/proc/<pid>/net/fib_triestat`` (IPv6: ``rt6_stats``; a route count kept by the
+  kernel, read through an idle ``sleep`` process inside the receiver's namespace) instead of
+  dumping 100,000 routes with ``ip route`` each time, which would steal a core from the
+  daemons on a small machine.  The final count is checked exactly once with ``ip route show
+  proto P via 192.168.0.80``;
 * ``cpu``: receiver CPU time (utime+stime from /proc/PID/stat) from session up to kernel full,
   during the withdrawal, and in total (daemon start to kernel empty, without the exact checks
   made between the phases); the sender's CPU during the feed is shown too;
