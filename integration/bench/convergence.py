@@ -1,7 +1,7 @@
 """Convergence on a large feed from a real BIRD 1.6.8: a BIRD 1.6.8 receiver vs our speaker.
 
 Run as root: ``python3 -m integration.bench.convergence [--routes 100000] [--repeat 1]
-[--feed packed|distinct|both] [--receivers bird,speaker] [--py-spy DIR]``.
+[--feed packed|distinct|both] [--family 4|6|both] [--receivers bird,speaker] [--py-spy DIR]``.
 
 Each run builds a fresh two-node lab (integration/lab, namespaces only, torn down afterwards):
 
@@ -10,11 +10,24 @@ Each run builds a fresh two-node lab (integration/lab, namespaces only, torn dow
   passive BGP session toward .81 (add-path, graceful restart, multihop, like Calico's template)
   whose export filter accepts 10.0.0.0/8.  ``packed``: every route has the same attributes, so
   BIRD packs several hundred prefixes per UPDATE.  ``distinct``: the export filter gives each
-  prefix its own MED (``case net.ip { 10.0.0.0: bgp_med = 1; ... }``, one arm per prefix, as
+  prefix its own MED (``case net.ip { 10.0.0.0 : bgp_med = 1; ... }``, one arm per prefix, as
   BIRD 1.6 has no way to turn an address into a number), so BIRD sends one UPDATE per prefix.
 * ``node81`` (192.168.0.81): the receiver, with the lab's own config (Calico's bird.cfg for
   BIRD, the lab's TOML for the speaker) for a pool of 10.0.0.0/8.  It dials .80 after its
   connect delay (2 s for both).
+
+``--family 6``: the same over IPv6 in a dual-stack lab (docs/lab.md).  The sender is bird6 on
+node80 (fd00:192:168::80) with N blackholes ``fd00:10:244::1:0:0/122`` upwards (steps of 64
+addresses, 2^32 into the pool fd00:10:244::/64, above the nodes' /122 twins), the session toward
+fd00:192:168::81 and an export filter over the IPv6 pool.  bird6 reads an arm's trailing ``:``
+as part of the address, so the arms are written ``fd00:10:244::1:0:0 : bgp_med = 1;`` (for
+IPv4 too).  The receiver is bird6 alone (bird is not started) or the speaker, which runs both
+families from the lab's TOML: its IPv4 peer 192.168.0.80 finds no listener (bird6's socket is
+IPv6-only) and retries every 5 s, two log lines each time.  Kernel count from
+``/proc/<pid>/net/rt6_stats`` (route entries), session from ``tcp6``, RIB from bird6.ctl or
+the speaker's ``control_socket6`` (``show route count protocol Mesh_fd00_192_168__80``), the
+exact check ``ip -6 route show proto P via fd00:192:168::80``.  ``--family both`` runs IPv4
+first, then IPv6, and prints a table per family and feed.
 
 The sender is started and loaded first; then the receiver daemon is started and watched:
 
@@ -27,10 +40,11 @@ The sender is started and loaded first; then the receiver daemon is started and 
   slowest of these answers during the feed is shown.  Speaker without a control socket: the
   timestamp (ms) of its log line for the sender's End-of-RIB;
 * ``kernel full``: all N routes in the receiver's kernel table.  Polled every 0.05 s by
-  reading ``/proc/<pid>/net/fib_triestat`` (a route count kept by the kernel, read through an
-  idle ``sleep`` process inside the receiver's namespace) instead of dumping 100,000 routes with
-  ``ip route`` each time, which would steal a core from the daemons on a small machine.  The
-  final count is checked exactly once with ``ip route show proto P via 192.168.0.80``;
+  reading ``/proc/<pid>/net/fib_triestat`` (IPv6: ``rt6_stats``; a route count kept by the
+  kernel, read through an idle ``sleep`` process inside the receiver's namespace) instead of
+  dumping 100,000 routes with ``ip route`` each time, which would steal a core from the
+  daemons on a small machine.  The final count is checked exactly once with ``ip route show
+  proto P via 192.168.0.80``;
 * ``cpu``: receiver CPU time (utime+stime from /proc/PID/stat) from session up to kernel full,
   during the withdrawal, and in total (daemon start to kernel empty, without the exact checks
   made between the phases); the sender's CPU during the feed is shown too;
@@ -61,64 +75,144 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from integration.lab import Lab, make_node, unavailable_reason
 from integration.lab.configs import KERNEL_PROTOCOL
+from integration.lab.core import BIRD_PROGRAMS
 from integration.lab.netns import netns_exec_argv
+from integration.lab.spec import (
+    DEFAULT_POOL6,
+    FAMILIES,
+    Family,
+    NodeSpec,
+    mesh_protocol_name,
+    with_ipv6,
+)
 
 SENDER = "192.168.0.80"
 RECEIVER = "192.168.0.81"
 POOL = "10.0.0.0/8"
+POOL6 = DEFAULT_POOL6
 SENDER_BLOCK = "10.255.255.128/26"
 RECEIVER_BLOCK = "10.255.255.192/26"
-MAX_ROUTES = (1 << 18) - 2
-"""/26 prefixes of 10.0.0.0/8 below the two nodes' own blocks at its top."""
+BLOCK_SIZE = 64
+"""Addresses per feed prefix: a /26, and its IPv6 twin a /122 (as the lab's blocks)."""
+FIRST_FEED: dict[Family, str] = {4: "10.0.0.0", 6: "fd00:10:244::1:0:0"}
+"""Where each family's feed starts.  IPv4: the pool's start, the nodes' blocks are at its top.
+IPv6: 2^32 into the pool, above the nodes' /122 twins (fd00:10:244::ff:ff80 and ::ff:ffc0)."""
 ASN = 64512
 FEED_PROTOCOL = "feed"
-SESSION_NAME = "Mesh_" + SENDER.replace(".", "_")
 BIRD_KERNEL_PROTOCOL = "bird"  # rtm_protocol 12
 KERNEL_POLL = 0.05
 RIB_POLL = 0.05
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+# ------------------------------------------------------------------------- the plan
+
+
+def bench_nodes(kind: str, family: Family) -> list[NodeSpec]:
+    """Sender (BIRD) and receiver (``kind``); for family 6 with the IPv6 parts the Lab derives."""
+    nodes = [make_node(SENDER, "bird", SENDER_BLOCK), make_node(RECEIVER, kind, RECEIVER_BLOCK)]
+    return nodes if family == 4 else [with_ipv6(n, POOL, POOL6) for n in nodes]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One family's feed: who sends to whom, inside which pool, which prefixes."""
+
+    family: Family
+    sender: str
+    receiver: str
+    pool: str
+    first: str
+    blocks: tuple[str, ...]
+    """The nodes' own blocks, which the feed must stay clear of."""
+
+    @classmethod
+    def of(cls, family: Family) -> Plan:
+        sender, receiver = bench_nodes("bird", family)
+        return cls(
+            family,
+            sender.address_of(family),
+            receiver.address_of(family),
+            POOL if family == 4 else POOL6,
+            FIRST_FEED[family],
+            (sender.block_of(family), receiver.block_of(family)),
+        )
+
+    @property
+    def prefixlen(self) -> int:
+        """26 or 122: prefixes of BLOCK_SIZE addresses."""
+        return (32 if self.family == 4 else 128) - (BLOCK_SIZE.bit_length() - 1)
+
+    @property
+    def session_name(self) -> str:
+        """The receiver's protocol toward the sender (``Mesh_fd00_192_168__80`` for IPv6)."""
+        return mesh_protocol_name(self.sender)
+
+    @property
+    def daemon(self) -> str:
+        """The sending daemon, as the table heading names it."""
+        return "BIRD 1.6.8" if self.family == 4 else "BIRD 1.6.8 (bird6)"
+
+    def max_routes(self) -> int:
+        """Feed prefixes from ``first`` up to the pool's end or the first node block above it."""
+        first = int(ipaddress.ip_address(self.first))
+        limit = int(ipaddress.ip_network(self.pool).broadcast_address) + 1
+        for block in self.blocks:
+            start = int(ipaddress.ip_network(block).network_address)
+            if start >= first:
+                limit = min(limit, start)
+        return max(0, (limit - first) // BLOCK_SIZE)
+
+
+PLANS: dict[Family, Plan] = {f: Plan.of(f) for f in FAMILIES}
+
+
 # ------------------------------------------------------------------------- the sender
 
 
-def feed_prefixes(count: int) -> list[str]:
-    """The ``count`` /26 network addresses of the feed, from 10.0.0.0 up."""
-    return [str(ipaddress.IPv4Address(0x0A000000 + i * 64)) for i in range(count)]
+def feed_prefixes(count: int, family: Family = 4) -> list[str]:
+    """The ``count`` network addresses of the feed (/26 or /122), from FIRST_FEED up."""
+    first = ipaddress.ip_address(FIRST_FEED[family])
+    return [str(first + i * BLOCK_SIZE) for i in range(count)]
 
 
-def sender_config(count: int, distinct: bool, log_file: Path) -> str:
-    """bird.cfg of the sender: N static blackholes, one passive iBGP session toward .81."""
-    nets = feed_prefixes(count)
+def sender_config(count: int, distinct: bool, log_file: Path, family: Family = 4) -> str:
+    """bird.cfg (bird6.cfg) of the sender: N static blackholes, one passive iBGP session
+    toward the receiver's address of the family."""
+    plan = PLANS[family]
+    nets = feed_prefixes(count, family)
     lines = [
-        "# convergence bench sender, written by integration/bench/convergence.py",
+        f"# convergence bench sender ({BIRD_PROGRAMS[family][0]}), "
+        "written by integration/bench/convergence.py",
         f'log "{log_file}" all;',
-        f"router id {SENDER};",
+        f"router id {SENDER};",  # four octets in bird6 too
         "protocol device { scan time 2; }",
         f"protocol static {FEED_PROTOCOL} {{",
-        *(f"  route {net}/26 blackhole;" for net in nets),
+        *(f"  route {net}/{plan.prefixlen} blackhole;" for net in nets),
         "}",
         "filter feed_out {",
-        f"  if ! (net ~ {POOL}) then reject;",
+        f"  if ! (net ~ {plan.pool}) then reject;",
     ]
     if distinct:
-        # One MED per prefix: no two routes share attributes, so one UPDATE each.
+        # One MED per prefix: no two routes share attributes, so one UPDATE each.  The space
+        # before ':' matters to bird6, whose lexer would read "fd00::1:0:0:" as one address.
         lines.append("  case net.ip {")
-        lines += [f"    {net}: bgp_med = {i + 1};" for i, net in enumerate(nets)]
+        lines += [f"    {net} : bgp_med = {i + 1};" for i, net in enumerate(nets)]
         lines.append("  }")
     lines += [
         "  accept;",
         "}",
-        f"protocol bgp Mesh_{RECEIVER.replace('.', '_')} {{",
+        f"protocol bgp {mesh_protocol_name(plan.receiver)} {{",
         f"  local as {ASN};",
-        f"  neighbor {RECEIVER} as {ASN};",
-        f"  source address {SENDER};",
+        f"  neighbor {plan.receiver} as {ASN};",
+        f"  source address {plan.sender};",
         "  multihop;",
         "  passive on;",
         "  add paths on;",
@@ -148,10 +242,40 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-class NamespaceProbe:
-    """An idle ``sleep`` inside a namespace: its /proc/PID/net shows that namespace's tables."""
+def parse_fib_triestat(text: str) -> int:
+    """Prefixes in the main (and merged local) IPv4 FIB trie, from /proc/net/fib_triestat."""
+    main = text.index("Main:")
+    start = text.index("Prefixes:", main) + len("Prefixes:")
+    return int(text[start : text.index("\n", start)])
 
-    def __init__(self, netns: str) -> None:
+
+def parse_rt6_stats(text: str) -> int:
+    """IPv6 route entries (fib_rt_entries, all tables), the 4th hex field of /proc/net/rt6_stats.
+
+    The kernel keeps the count; cached clones are a field of their own, not in it.
+    """
+    return int(text.split()[3], 16)
+
+
+KERNEL_COUNTERS: dict[Family, tuple[str, Callable[[str], int]]] = {
+    4: ("fib_triestat", parse_fib_triestat),
+    6: ("rt6_stats", parse_rt6_stats),
+}
+"""Per family: the /proc/PID/net file with the kernel's own route count, and its parser."""
+
+
+def proc_tcp_address(address: str) -> str:
+    """An address as /proc/net/tcp{,6} writes it: each 32-bit word in host (little-endian)
+    order, in upper-case hex."""
+    packed = ipaddress.ip_address(address).packed
+    return "".join(packed[i : i + 4][::-1].hex() for i in range(0, len(packed), 4)).upper()
+
+
+class NamespaceProbe:
+    """An idle ``sleep`` inside a namespace: its /proc/PID/net shows that namespace's tables
+    (``family``: which kernel route count ``kernel_routes`` reads)."""
+
+    def __init__(self, netns: str, family: Family = 4) -> None:
         self.proc = subprocess.Popen(
             netns_exec_argv(netns, ["sleep", "3600"]),
             stdin=subprocess.DEVNULL,
@@ -165,21 +289,20 @@ class NamespaceProbe:
                 self.close()
                 raise RuntimeError(f"probe in {netns} did not start")
             time.sleep(0.01)
-        self._fib = f"/proc/{self.pid}/net/fib_triestat"
-        self._tcp = f"/proc/{self.pid}/net/tcp"
+        name, self._parse = KERNEL_COUNTERS[family]
+        self._routes = f"/proc/{self.pid}/net/{name}"
 
-    def fib_prefixes(self) -> int:
-        """Prefixes in the main (and merged local) FIB trie: the kernel keeps this count."""
-        with open(self._fib) as fh:
-            text = fh.read()
-        main = text.index("Main:")
-        start = text.index("Prefixes:", main) + len("Prefixes:")
-        return int(text[start : text.index("\n", start)])
+    def kernel_routes(self) -> int:
+        """The family's route count in the namespace's kernel (IPv4: FIB trie prefixes, IPv6:
+        route entries): the kernel keeps it, nothing is dumped."""
+        with open(self._routes) as fh:
+            return self._parse(fh.read())
 
     def bgp_established(self, peer: str) -> bool:
-        """A TCP connection to ``peer`` port 179 is ESTABLISHED in the namespace."""
-        want = f"{int(ipaddress.IPv4Address(peer).packed[::-1].hex(), 16):08X}:00B3"
-        with open(self._tcp) as fh:
+        """A TCP connection to ``peer`` (IPv4 or IPv6) port 179 is ESTABLISHED in the namespace."""
+        want = f"{proc_tcp_address(peer)}:00B3"
+        table = "tcp" if ipaddress.ip_address(peer).version == 4 else "tcp6"
+        with open(f"/proc/{self.pid}/net/{table}") as fh:
             next(fh)
             for line in fh:
                 parts = line.split(None, 4)
@@ -245,6 +368,7 @@ class Result:
 
     receiver: str
     feed: str
+    family: Family = 4
     session: float = float("nan")
     rib_full: float = float("nan")
     kernel_full: float = float("nan")
@@ -312,34 +436,47 @@ def _open_control(path: Path, deadline: float) -> ControlClient | None:
     return None
 
 
-def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path | None) -> Result:
-    """Build a lab, feed ``count`` routes to a ``kind`` receiver, withdraw them, measure."""
+def one_run(
+    kind: str,
+    count: int,
+    distinct: bool,
+    timeout: float,
+    py_spy: Path | None,
+    family: Family = 4,
+) -> Result:
+    """Build a lab, feed ``count`` routes of ``family`` to a ``kind`` receiver, withdraw them,
+    measure.  Family 6: a dual-stack lab where only bird6 runs on the sender and on a BIRD
+    receiver (the speaker runs both families; its IPv4 peer finds nobody and keeps retrying)."""
     feed = "distinct" if distinct else "packed"
-    result = Result(kind, feed)
-    nodes = [
-        make_node(SENDER, "bird", SENDER_BLOCK),
-        make_node(RECEIVER, kind, RECEIVER_BLOCK),
-    ]
+    plan = PLANS[family]
+    result = Result(kind, feed, family)
     spy: Profiler | None = None
-    with Lab(nodes, pool=POOL, start_daemons=False) as lab:
+    spy_name = f"speaker{'' if family == 4 else '-ipv6'}-{feed}-{count}"
+    with Lab(
+        bench_nodes(kind, family), pool=POOL, pool6=POOL6, start_daemons=False,
+        dual_stack=family == 6,
+    ) as lab:  # fmt: skip
         lab.speaker_log_level = "info"  # as a daemon runs: no per-route log lines
         sender, receiver = lab.nodes
-        lab.config_path(sender).write_text(
-            sender_config(count, distinct, lab.bird_log_path(sender))
+        lab.config_path(sender, family).write_text(
+            sender_config(count, distinct, lab.bird_log_path(sender, family), family)
         )
-        sender_pid = lab.start_bird(sender)
-        sender_ctl = ControlClient(lab.control_socket(sender))
+        sender_pid = lab.start_bird(sender, family=family)
+        sender_ctl = ControlClient(lab.control_socket(sender, family))
         deadline = time.monotonic() + 60
         while sender_ctl.route_count(FEED_PROTOCOL) < count:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sender did not load {count} static routes in 60 s")
             time.sleep(0.1)
-        probe = NamespaceProbe(lab.netns(receiver))
+        probe = NamespaceProbe(lab.netns(receiver), family)
         control: ControlClient | None = None
         try:
-            baseline = probe.fib_prefixes()
+            baseline = probe.kernel_routes()
             t_start = time.monotonic()
-            pid = lab.start_node(receiver)
+            if kind == "bird":
+                pid = lab.start_bird(receiver, family=family)
+            else:
+                pid = lab.start_speaker(receiver)
             cpu_start = cpu_seconds(pid)
             end = t_start + timeout
             # 1. session: the TCP connection to the sender is ESTABLISHED.  Each sample reads
@@ -347,24 +484,26 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
             #    and holds the receiver's own routes (its blackhole).
             before = baseline
             while True:
-                fib = probe.fib_prefixes()
-                if probe.bgp_established(SENDER):
+                fib = probe.kernel_routes()
+                if probe.bgp_established(plan.sender):
                     t_up = time.monotonic()
                     wall_up = time.time()
                     break
                 before = fib
-                if time.monotonic() > end or lab.daemon_pid(receiver) is None:
-                    raise RuntimeError(f"{kind}: no session to {SENDER} ({lab.log_path(receiver)})")
+                if time.monotonic() > end or lab.daemon_pid(receiver, family) is None:
+                    raise RuntimeError(
+                        f"{kind}: no session to {plan.sender} ({lab.log_path(receiver, family)})"
+                    )
                 time.sleep(0.01)
             cpu_up = cpu_seconds(pid)
             sender_cpu_up = cpu_seconds(sender_pid)
             result.session = t_up - t_start
             result.rss_start_mb = status_kb(pid, "VmRSS") / 1024
             if py_spy is not None and kind == "speaker":
-                spy = Profiler.start(pid, py_spy / f"speaker-{feed}-{count}-feed.txt")
+                spy = Profiler.start(pid, py_spy / f"{spy_name}-feed.txt")
             # Both answer `show route count` in milliseconds (the speaker from counters):
             # poll it, and `show protocols all`, timing every answer.
-            control = _open_control(lab.control_socket(receiver), end)
+            control = _open_control(lab.control_socket(receiver, family), end)
             if control is not None:
                 result.control_max_ms = 0.0
             else:
@@ -380,7 +519,7 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
                 if now > end:
                     result.notes.append(f"feed not complete after {timeout:.0f} s")
                     break
-                if not kernel_done and probe.fib_prefixes() >= full_fib:
+                if not kernel_done and probe.kernel_routes() >= full_fib:
                     result.kernel_full = time.monotonic() - t_up
                     cpu_full = cpu_seconds(pid)
                     result.cpu_feed = cpu_full - cpu_up
@@ -389,7 +528,7 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
                     kernel_done = True
                 if not rib_done and control is not None and now >= next_rib:
                     t0 = time.monotonic()
-                    rib = control.route_count(SESSION_NAME)
+                    rib = control.route_count(plan.session_name)
                     t1 = time.monotonic()
                     control.command("show protocols all")
                     t2 = time.monotonic()
@@ -409,7 +548,7 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
                 spy = None
             if kind == "speaker" and result.rib_full != result.rib_full:
                 # no answer from the control socket: the End-of-RIB log line instead
-                eor = speaker_eor_time(lab.log_path(receiver), SENDER)
+                eor = speaker_eor_time(lab.log_path(receiver), plan.sender)
                 if eor is None:
                     result.notes.append("no End-of-RIB line in the speaker's log: no RIB figure")
                 else:
@@ -417,22 +556,24 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
             # Exact checks, outside the measured phases: the speaker's `show route count`
             # builds a view of every route, so the peak RSS is reset after it (clear_refs 5).
             peak_feed = status_kb(pid, "VmHWM")
-            result.routes_checked = _count_kernel(lab, receiver.name, kind)
+            result.routes_checked = _count_kernel(lab, receiver.name, kind, plan, count)
             if control is None:
-                control = _open_control(lab.control_socket(receiver), time.monotonic() + 10)
+                control = _open_control(
+                    lab.control_socket(receiver, family), time.monotonic() + 10
+                )
             if control is not None:
-                result.rib_checked = control.route_count(SESSION_NAME)
+                result.rib_checked = control.route_count(plan.session_name)
             Path(f"/proc/{pid}/clear_refs").write_text("5")
             # 3. withdrawal: disable the static protocol on the sender.
             if py_spy is not None and kind == "speaker":
-                spy = Profiler.start(pid, py_spy / f"speaker-{feed}-{count}-withdraw.txt")
+                spy = Profiler.start(pid, py_spy / f"{spy_name}-withdraw.txt")
             cpu_w = cpu_seconds(pid)
             reply = sender_ctl.command(f"disable {FEED_PROTOCOL}")
             t_w = time.monotonic()
             if not any(line.startswith("0009") for line in reply):
                 result.notes.append(f"disable {FEED_PROTOCOL}: {' | '.join(reply)}")
             end = t_w + timeout
-            while probe.fib_prefixes() > before:
+            while probe.kernel_routes() > before:
                 if time.monotonic() > end:
                     result.notes.append(f"withdrawal not complete after {timeout:.0f} s")
                     break
@@ -460,11 +601,30 @@ def one_run(kind: str, count: int, distinct: bool, timeout: float, py_spy: Path 
     return result
 
 
-def _count_kernel(lab: Lab, node: str, kind: str) -> int:
-    """Exact count of feed routes in the kernel: ``ip route show proto P via SENDER``."""
+def _count_kernel(lab: Lab, node: str, kind: str, plan: Plan, count: int) -> int:
+    """Exact count of feed routes in the kernel: ``ip -4|-6 route show proto P via SENDER``."""
     proto = BIRD_KERNEL_PROTOCOL if kind == "bird" else str(KERNEL_PROTOCOL)
-    out = lab.exec(node, ["ip", "-4", "route", "show", "proto", proto, "via", SENDER]).stdout
-    return sum(1 for line in out.splitlines() if line.startswith("10."))
+    argv = ["ip", f"-{plan.family}", "route", "show", "proto", proto, "via", plan.sender]
+    return count_feed_routes(lab.exec(node, argv).stdout, plan, count)
+
+
+def count_feed_routes(ip_route: str, plan: Plan, count: int) -> int:
+    """Lines of ``ip route`` output whose destination is one of the ``count`` feed prefixes."""
+    first = int(ipaddress.ip_address(plan.first))
+    end = first + count * BLOCK_SIZE
+    n = 0
+    for line in ip_route.splitlines():
+        dest = line.split(None, 1)[0] if line.strip() else ""
+        if "/" not in dest:
+            continue
+        try:
+            net = ipaddress.ip_network(dest)
+        except ValueError:
+            continue
+        addr = int(net.network_address)
+        if net.version == plan.family and net.prefixlen == plan.prefixlen and first <= addr < end:
+            n += 1
+    return n
 
 
 @dataclass
@@ -537,16 +697,21 @@ def _median(values: list[float]) -> float:
     return statistics.median(clean) if clean else float("nan")
 
 
-def report(results: list[Result], feed: str, count: int) -> None:
+def report(results: list[Result], feed: str, count: int, family: Family = 4) -> None:
+    """The table of one family and feed: medians per receiver and the speaker/BIRD ratios."""
+    plan = PLANS[family]
     by_kind: dict[str, list[Result]] = {}
     for r in results:
-        if r.feed == feed:
+        if r.feed == feed and r.family == family:
             by_kind.setdefault(r.receiver, []).append(r)
     if not by_kind:
         return
     kinds = list(by_kind)
     runs = max(len(v) for v in by_kind.values())
-    print(f"\n{feed} feed: {count} x /26 from BIRD 1.6.8 at {SENDER}; median of {runs} run(s)")
+    print(
+        f"\nIPv{family} {feed} feed: {count} x /{plan.prefixlen} from {plan.daemon} at "
+        f"{plan.sender}; median of {runs} run(s)"
+    )
     head = f"{'figure':38}" + "".join(f"{k:>12}" for k in kinds)
     if "bird" in by_kind and "speaker" in by_kind:
         head += f"{'speaker/BIRD':>14}"
@@ -575,11 +740,16 @@ def report(results: list[Result], feed: str, count: int) -> None:
         )
         print(
             f"  {k}: {rate:,.0f} routes/s into the kernel; {how}; after the feed "
-            f"`ip route` shows {kernel} feed routes, the RIB {rib}"
+            f"`ip -{family} route` shows {kernel} feed routes, the RIB {rib}"
         )
         for r in rs:
             for note in r.notes:
                 print(f"  {k}: NOTE {note}")
+
+
+def _load() -> str:
+    """The load averages, for the header: figures of a busy machine are slower."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -591,6 +761,10 @@ def main(argv: list[str] | None = None) -> int:
         help="identical attributes (packed UPDATEs) or one MED per prefix (one UPDATE each)",
     )  # fmt: skip
     parser.add_argument("--distinct", action="store_true", help="same as --feed distinct")
+    parser.add_argument(
+        "--family", choices=("4", "6", "both"), default="4",
+        help="IPv4 feed (/26 from bird), IPv6 feed (/122 from bird6), or both, each its table",
+    )  # fmt: skip
     parser.add_argument("--receivers", default="bird,speaker", help="comma list, in run order")
     parser.add_argument("--timeout", type=float, default=120.0, help="per phase, seconds")
     parser.add_argument(
@@ -602,8 +776,14 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"convergence bench: {reason}", file=sys.stderr)
         return 2
-    if not 1 <= args.routes <= MAX_ROUTES:
-        parser.error(f"--routes {args.routes}: want 1..{MAX_ROUTES} (/26s of {POOL})")
+    families: list[Family] = [4, 6] if args.family == "both" else [4 if args.family == "4" else 6]
+    for family in families:
+        plan = PLANS[family]
+        if not 1 <= args.routes <= plan.max_routes():
+            parser.error(
+                f"--routes {args.routes}: want 1..{plan.max_routes()} "
+                f"(/{plan.prefixlen}s of {plan.pool} from {plan.first})"
+            )
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: want at least 1")
     kinds = [k.strip() for k in args.receivers.split(",") if k.strip()]
@@ -612,26 +792,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--receivers {args.receivers!r}: want a comma list of bird, speaker")
     feed = "distinct" if args.distinct else args.feed
     feeds = ["packed", "distinct"] if feed == "both" else [feed]
+    sizes = ", ".join(f"IPv{f} /{PLANS[f].prefixlen}" for f in families)
     print(
-        f"convergence benchmark: {args.routes} x /26, receivers {', '.join(kinds)}, "
+        f"convergence benchmark: {args.routes} x ({sizes}), receivers {', '.join(kinds)}, "
         f"feeds {', '.join(feeds)}, {args.repeat} run(s) each; {os.cpu_count()} CPUs; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}"
+        f"{time.strftime('%Y-%m-%d %H:%M')}; load {_load()}"
     )
     results: list[Result] = []
-    for f in feeds:
-        for i in range(args.repeat):
-            for kind in kinds:
-                t0 = time.monotonic()
-                r = one_run(kind, args.routes, f == "distinct", args.timeout, args.py_spy)
-                results.append(r)
-                print(
-                    f"  run {i + 1} {f:8} {kind:8} kernel full {r.kernel_full:6.2f} s, "
-                    f"kernel empty {r.kernel_empty:6.2f} s, peak RSS {r.peak_rss_mb:6.1f} MiB "
-                    f"({time.monotonic() - t0:.0f} s incl. lab)",
-                    flush=True,
-                )
-    for f in feeds:
-        report(results, f, args.routes)
+    for family in families:
+        for f in feeds:
+            for i in range(args.repeat):
+                for kind in kinds:
+                    t0 = time.monotonic()
+                    r = one_run(
+                        kind, args.routes, f == "distinct", args.timeout, args.py_spy, family
+                    )
+                    results.append(r)
+                    print(
+                        f"  run {i + 1} IPv{family} {f:8} {kind:8} kernel full "
+                        f"{r.kernel_full:6.2f} s, kernel empty {r.kernel_empty:6.2f} s, peak RSS "
+                        f"{r.peak_rss_mb:6.1f} MiB ({time.monotonic() - t0:.0f} s incl. lab)",
+                        flush=True,
+                    )
+    print(f"load at the end {_load()}")
+    for family in families:
+        for f in feeds:
+            report(results, f, args.routes, family)
     for r in results:
         for path in r.profiles:
             print()
