@@ -46,6 +46,8 @@ from integration.conftest import LabFactory, lab_backend
 from integration.lab import Lab, NodeSpec, cleanup_stale, wait_until
 from integration.lab.core import ICMP_SCRIPT, REPO_ROOT
 from integration.lab.netns import netns_exec_argv, pid_alive, run
+from integration.lab.spec import Family
+from integration.test_lab_bird import route_problems
 
 CONVERGE = 60.0
 KERNEL_SYNC = 20.0
@@ -67,30 +69,14 @@ def lab_docker() -> Any:
 
 
 # ---------------------------------------------------------------------- helpers
-def kernel_problems(mesh: Any, node: NodeSpec) -> list[str]:
-    """Differences between a node's kernel table and what the mesh should have put there.
-
-    Container nodes are read from inside the container's own namespace (nsenter -t PID -n),
-    speaker nodes through the lab's namespace name.  BIRD's routes are ``proto bird``, the
-    speaker's ``proto bgp`` (186).
-    """
-    in_container = mesh.in_container(node)
-    routes = {
-        r["dst"]: r for r in (mesh.container_routes(node) if in_container else mesh.routes(node))
-    }
-    proto = "bird" if node.kind == "bird" else "bgp"
-    problems: list[str] = []
-    own = routes.get(node.block)
-    if own is None or own["type"] != "blackhole" or own["protocol"] != proto:
-        problems.append(f"{node.name}: own block {node.block} not 'blackhole proto {proto}': {own}")
-    for peer in mesh.nodes:
-        if peer.name == node.name:
-            continue
-        got = routes.get(peer.block)
-        want = {"type": "unicast", "gateway": peer.address, "dev": "eth0", "protocol": proto}
-        if got is None or any(got.get(k) != v for k, v in want.items()):
-            problems.append(f"{node.name}: {peer.block} want {want}, got {got}")
-    return problems
+def kernel_problems(mesh: Any, node: NodeSpec, family: Family = 4) -> list[str]:
+    """Differences between a node's kernel table and what the mesh should have put there
+    (:func:`integration.test_lab_bird.route_problems`).  Container nodes are read from inside
+    the container's own namespace (nsenter -t PID -n), speaker nodes through the lab's
+    namespace name."""
+    routes = (mesh.container_routes(node, family) if mesh.in_container(node)
+              else mesh.routes(node, family=family))
+    return route_problems(node, mesh.nodes, routes, family)
 
 
 def all_kernel_problems(mesh: Any) -> list[str]:
@@ -98,20 +84,8 @@ def all_kernel_problems(mesh: Any) -> list[str]:
 
 
 def kernel6_problems(mesh: Any, node: NodeSpec) -> list[str]:
-    """The IPv6 table of a BIRD node's container, read from inside its namespace: the other
-    nodes' /122 via their IPv6 address, the own /122 a blackhole, all ``proto bird``."""
-    routes = {r["dst"]: r for r in mesh.container_routes(node, 6)}
-    problems: list[str] = []
-    own = routes.get(node.block6)
-    if own is None or own["type"] != "blackhole" or own["protocol"] != "bird":
-        problems.append(f"{node.name}: own {node.block6} not 'blackhole proto bird': {own}")
-    for peer in mesh.nodes:
-        if peer.name != node.name:
-            got = routes.get(peer.block6)
-            want = {"type": "unicast", "gateway": peer.address6, "dev": "eth0", "protocol": "bird"}
-            if got is None or any(got.get(k) != v for k, v in want.items()):
-                problems.append(f"{node.name}: {peer.block6} want {want}, got {got}")
-    return problems
+    """The IPv6 table of a node, read as :func:`kernel_problems` reads the IPv4 one."""
+    return kernel_problems(mesh, node, 6)
 
 
 def ns_inode(path: str) -> int:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from integration.conftest import LabFactory
 from integration.lab import Lab, NodeSpec, TcpConnection, make_node, wait_until
+from integration.lab.spec import Family
 
 CONVERGE = 60.0
 """Seconds allowed for sessions to come up (BIRD: connect delay 2 s, retry 5 s)."""
@@ -23,21 +26,33 @@ KERNEL_SYNC = 20.0
 """Seconds allowed for routes to reach the kernel (BIRD scans every 2 s)."""
 
 
-def kernel_problems(mesh: Lab, node: NodeSpec) -> list[str]:
-    """Differences between the node's kernel table and what Calico's BIRD programs."""
+def route_problems(node: NodeSpec, nodes: Sequence[NodeSpec], routes: Sequence[dict[str, Any]],
+                   family: Family = 4) -> list[str]:
+    """Differences between a node's kernel table of ``family`` (``ip -j route`` rows) and what
+    Calico's BIRD (bird6) programs there: the other nodes' blocks via their address on eth0,
+    the own block as a blackhole.  BIRD's routes are ``proto bird``, the speaker's ``proto
+    bgp`` (186)."""
+    proto = "bird" if node.kind == "bird" else "bgp"
+    by_dst = {r["dst"]: r for r in routes}
     problems: list[str] = []
-    routes = {r["dst"]: r for r in mesh.routes(node)}
-    own = routes.get(node.block)
-    if own is None or own["type"] != "blackhole" or own["protocol"] != "bird":
-        problems.append(f"{node.name}: own block {node.block} not 'blackhole proto bird': {own}")
-    for peer in mesh.nodes:
+    block = node.block_of(family)
+    own = by_dst.get(block)
+    if own is None or own["type"] != "blackhole" or own["protocol"] != proto:
+        problems.append(f"{node.name}: own block {block} not 'blackhole proto {proto}': {own}")
+    for peer in nodes:
         if peer.name == node.name:
             continue
-        got = routes.get(peer.block)
-        want = {"type": "unicast", "gateway": peer.address, "dev": "eth0", "protocol": "bird"}
+        got = by_dst.get(peer.block_of(family))
+        want = {"type": "unicast", "gateway": peer.address_of(family), "dev": "eth0",
+                "protocol": proto}
         if got is None or any(got.get(k) != v for k, v in want.items()):
-            problems.append(f"{node.name}: {peer.block} want {want}, got {got}")
+            problems.append(f"{node.name}: {peer.block_of(family)} want {want}, got {got}")
     return problems
+
+
+def kernel_problems(mesh: Lab, node: NodeSpec, family: Family = 4) -> list[str]:
+    """:func:`route_problems` of the node's table as the lab reads it."""
+    return route_problems(node, mesh.nodes, mesh.routes(node, family=family), family)
 
 
 def all_kernel_problems(mesh: Lab) -> list[str]:

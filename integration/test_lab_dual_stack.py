@@ -42,7 +42,7 @@ from integration.lab import (
 from integration.lab.core import REPO_ROOT
 from integration.lab.spec import Family
 from integration.test_graceful_restart import assert_no_loss, pinging, stop_all
-from integration.test_lab_bird import all_kernel_problems
+from integration.test_lab_bird import all_kernel_problems, kernel_problems
 
 CONVERGE = 60.0
 KERNEL_SYNC = 20.0
@@ -51,23 +51,9 @@ KERNEL_FIELDS = ("type", "gateway", "dev")
 
 
 def kernel6_problems(mesh: Lab, node: NodeSpec) -> list[str]:
-    """Differences between the node's IPv6 table and what Calico's bird6 programs: the other
-    nodes' blocks via their IPv6 address on eth0, the own block as a blackhole.  The speaker's
-    routes are ``proto bgp`` (186), BIRD's ``proto bird``."""
-    proto = "bird" if node.kind == "bird" else "bgp"
-    routes = {r["dst"]: r for r in mesh.routes(node, family=6)}
-    problems: list[str] = []
-    own = routes.get(node.block6)
-    if own is None or own["type"] != "blackhole" or own["protocol"] != proto:
-        problems.append(f"{node.name}: own {node.block6} not 'blackhole proto {proto}': {own}")
-    for peer in mesh.nodes:
-        if peer.name == node.name:
-            continue
-        got = routes.get(peer.block6)
-        want = {"type": "unicast", "gateway": peer.address6, "dev": "eth0", "protocol": proto}
-        if got is None or any(got.get(k) != v for k, v in want.items()):
-            problems.append(f"{node.name}: {peer.block6} want {want}, got {got}")
-    return problems
+    """The node's IPv6 table against what Calico's bird6 programs (the IPv6 half of
+    :func:`integration.test_lab_bird.kernel_problems`)."""
+    return kernel_problems(mesh, node, 6)
 
 
 def all_kernel6_problems(mesh: Lab) -> list[str]:

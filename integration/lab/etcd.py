@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from integration.lab.core import REPO_ROOT, Lab, wait_until
-from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, run
+from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, run, terminate
 
 __all__ = ["EtcdServer", "TlsFiles", "TxnResult", "TxnWriter", "Watcher", "make_tls"]
 
@@ -137,18 +137,7 @@ class EtcdServer:
         SIGKILL after 10 s."""
         pid = self.pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if self.popen is not None:
-                try:
-                    self.popen.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.kill(pid, signal.SIGKILL)
-                    self.popen.wait(5)
-            elif not wait_until(lambda: not pid_alive(pid), 10.0, interval=0.05):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                wait_until(lambda: not pid_alive(pid), 5.0, interval=0.05)
+            terminate(pid, self.popen, 10.0)
         self.popen = None
         self.pid_file.unlink(missing_ok=True)
 

@@ -38,7 +38,7 @@ from types import FrameType
 from integration.lab.core import REPO_ROOT, Lab, wait_until
 from integration.lab.etcd import EtcdServer
 from integration.lab.etcd_bird import EtcdBirdRenderer, read_keys
-from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive
+from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, terminate
 
 __all__ = ["Confd", "Render", "parse_log"]
 
@@ -110,17 +110,7 @@ class Confd:
         """SIGTERM it by its PID (it stops its etcdctl watch), SIGKILL after 5 s."""
         pid = self.pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if self.popen is not None:
-                try:
-                    self.popen.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.kill(pid, signal.SIGKILL)
-                    self.popen.wait(5)
-            elif not wait_until(lambda: not pid_alive(pid), 5.0, interval=0.05):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            terminate(pid, self.popen, 5.0)
         self.popen = None
         self.pid_file.unlink(missing_ok=True)
 

@@ -104,6 +104,29 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def terminate(pid: int, popen: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """SIGTERM ``pid`` (a process we started: ``popen``, or one recorded in a run folder),
+    wait ``grace`` seconds for it, then SIGKILL; by PID only, never by name."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if popen is not None:
+        try:
+            popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            popen.wait(5)
+        return
+    deadline = time.monotonic() + grace
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def pid_start_time(pid: int) -> int | None:
     """Kernel start time of ``pid`` (clock ticks since boot): with the PID, a unique identity."""
     try:
