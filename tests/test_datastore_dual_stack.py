@@ -19,11 +19,12 @@ from speaker.control.commands import CommandExecutor
 from speaker.control.static import StaticBackend
 from speaker.core import DaemonEvent
 from speaker.datastore import resources as r
-from speaker.datastore.derive import Derivation, derive_config, summarize
+from speaker.datastore.derive import Derivation, summarize
 from speaker.datastore.model import AFFINITY_PREFIX, BGPPEER_PREFIX, NODE_PREFIX
 from speaker.session import SessionDown
 from speaker.wire.enums import CeaseSubcode
 from tests.corenet import CoreNet
+from tests.test_datastore_derive import config_of, derive
 from tests.test_datastore_feed import make_feed, until
 
 OWN6 = "fd00:192:168::81"
@@ -36,14 +37,6 @@ def dual(**kw: Any) -> dict[str, bytes]:
     return r.seed_snapshot(nodes6=r.SEED_NODES6, **kw)
 
 
-def derive(snapshot: dict[str, bytes], node: str = "node81") -> Derivation:
-    return derive_config(snapshot, node)
-
-
-def config_of(snapshot: dict[str, bytes], node: str = "node81") -> Config:
-    d = derive(snapshot, node)
-    assert d.config is not None, d.problems
-    return d.config
 
 
 def names(config: Config, version: int | None = None) -> list[str]:

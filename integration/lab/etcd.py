@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from integration.lab.core import REPO_ROOT, Lab, wait_until
-from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, run, terminate
+from integration.lab.netns import (
+    LabError,
+    netns_exec_argv,
+    pid_alive,
+    recorded_pid,
+    run,
+    terminate,
+)
 
 __all__ = ["EtcdServer", "TlsFiles", "TxnResult", "TxnWriter", "Watcher", "make_tls"]
 
@@ -96,13 +103,7 @@ class EtcdServer:
 
     def pid(self) -> int | None:
         """etcd's PID while it runs inside its namespace (so it is the one we started)."""
-        if self.popen is not None:
-            return self.popen.pid if self.popen.poll() is None else None
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) and pid in netns_pids(self.netns) else None
+        return recorded_pid(self.popen, self.pid_file, self.netns)
 
     def start(self) -> None:
         """Start etcd and wait until it answers."""

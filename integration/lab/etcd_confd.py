@@ -38,7 +38,7 @@ from types import FrameType
 from integration.lab.core import REPO_ROOT, Lab, wait_until
 from integration.lab.etcd import EtcdServer
 from integration.lab.etcd_bird import EtcdBirdRenderer, read_keys
-from integration.lab.netns import LabError, netns_exec_argv, netns_pids, pid_alive, terminate
+from integration.lab.netns import LabError, netns_exec_argv, recorded_pid, terminate
 
 __all__ = ["Confd", "Render", "parse_log"]
 
@@ -98,13 +98,7 @@ class Confd:
 
     def pid(self) -> int | None:
         """Its PID while it runs inside the node's namespace (so it is the one started)."""
-        if self.popen is not None:
-            return self.popen.pid if self.popen.poll() is None else None
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) and pid in netns_pids(self.lab.netns(self.node)) else None
+        return recorded_pid(self.popen, self.pid_file, self.lab.netns(self.node))
 
     def stop(self) -> None:
         """SIGTERM it by its PID (it stops its etcdctl watch), SIGKILL after 5 s."""

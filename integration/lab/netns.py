@@ -104,6 +104,18 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def recorded_pid(popen: subprocess.Popen[bytes] | None, pid_file: Path, netns: str) -> int | None:
+    """The PID of a helper process while it runs: ours (``popen``), or the one written to
+    ``pid_file`` if it is alive inside ``netns`` (so it is the one the lab started)."""
+    if popen is not None:
+        return popen.pid if popen.poll() is None else None
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) and pid in netns_pids(netns) else None
+
+
 def terminate(pid: int, popen: subprocess.Popen[bytes] | None, grace: float) -> None:
     """SIGTERM ``pid`` (a process we started: ``popen``, or one recorded in a run folder),
     wait ``grace`` seconds for it, then SIGKILL; by PID only, never by name."""
