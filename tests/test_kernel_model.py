@@ -93,7 +93,7 @@ def r(
 ) -> FibRoute:
     net = N(prefix)
     hops = (NextHop(A(gw) if gw else None, oif),) if rtype == RouteType.UNICAST else ()
-    return FibRoute(net_key(net), net, 254, proto, rtype, 0, metric, hops)
+    return FibRoute(net_key(net), 254, proto, rtype, 0, metric, hops)
 
 
 def test_resolver_longest_prefix_and_lowest_metric() -> None:

@@ -39,7 +39,6 @@ def fib_route(
     net = N(prefix)
     return FibRoute(
         net_key(net),
-        net,
         table,
         proto,
         rtype,

@@ -122,7 +122,7 @@ async def bench_writer(count: int) -> float:
         ops = [
             Op(
                 OpKind.ADD,
-                FibRoute(net_key(n), n, 254, 186, RouteType.UNICAST, 0, 0, hop),
+                FibRoute(net_key(n), 254, 186, RouteType.UNICAST, 0, 0, hop),
                 KernelEventKind.INSTALLED,
                 "bench",
             )

@@ -81,10 +81,10 @@ class PlanningKernel:
     def __init__(self) -> None:
         self.rec = Reconciler(KernelConfig(protocol=186))
         connected = FibRoute(
-            0, _net("192.168.0.0/24"), 254, 2, RouteType.UNICAST,
+            _key(_net("192.168.0.0/24")), 254, 2, RouteType.UNICAST,
             nexthops=(NextHop(None, 2),),
         )
-        self.rec.load([connected._replace(key=_key(connected.prefix))], 0.0, initial=True)
+        self.rec.load([connected], 0.0, initial=True)
         self.rec.converge("replay")
         self.rec.take_events()
         self.bytes = 0

@@ -233,22 +233,20 @@ class NetlinkChannel:
 
 
 _NO_ACK = ~NLM_F_ACK & 0xFFFF
-_FLAGS = {
-    # (kind, acknowledged) -> nlmsg_flags
-    **{(k, True): f for k, f in ((OpKind.ADD, FLAGS_ADD), (OpKind.REPLACE, FLAGS_REPLACE),
-                                 (OpKind.DELETE, FLAGS_DELETE))},
-    **{(k, False): f & _NO_ACK for k, f in ((OpKind.ADD, FLAGS_ADD),
-                                           (OpKind.REPLACE, FLAGS_REPLACE),
-                                           (OpKind.DELETE, FLAGS_DELETE))},
-}
+_KIND_FLAGS = ((OpKind.ADD, FLAGS_ADD), (OpKind.REPLACE, FLAGS_REPLACE),
+               (OpKind.DELETE, FLAGS_DELETE))
+_FLAGS_ACK = dict(_KIND_FLAGS)  # kind -> nlmsg_flags
+_FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
+_DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
 
 
 def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
     """The request for one planned change (``ack=False``: the kernel answers only if it
     fails: rtnetlink sends an NLMSG_ERROR for a failed request whatever its flags)."""
-    flags = _FLAGS[op.kind, ack]
-    if op.kind is OpKind.DELETE:
+    kind = op.kind
+    flags = (_FLAGS_ACK if ack else _FLAGS_NO_ACK)[kind]
+    if kind is _DELETE:
         return pack_delroute(op.route, seq, flags=flags)
     return pack_newroute(op.route, seq, flags)
 
