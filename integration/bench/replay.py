@@ -28,14 +28,15 @@ import gc
 import statistics
 import time
 import tracemalloc
-from ipaddress import IPv4Address
+from collections.abc import Sequence
+from ipaddress import IPv4Address, ip_network
 from pathlib import Path
 
 from speaker.config import Config, parse_config
 from speaker.core import Dial, SpeakerCore
 from speaker.events import Event
 from speaker.kernel.codec import FibRoute, NextHop
-from speaker.kernel.model import IPNetwork, KernelConfig, KernelRoute, RouteType
+from speaker.kernel.model import KernelConfig, KernelIntent, RouteType, network_key
 from speaker.kernel.netlink import CHUNK_MESSAGES, pack_op
 from speaker.kernel.reconcile import OpResult, Reconciler
 from speaker.pcap import read_capture
@@ -76,12 +77,16 @@ def sender_stream(feed: str) -> list[bytes]:
 
 class PlanningKernel:
     """A KernelPort: the bridge's Reconciler, its batches packed to bytes, a fake kernel
-    acknowledging every request (the daemon's route path minus the sockets)."""
+    acknowledging every request (the daemon's route path minus the sockets).
 
-    def __init__(self) -> None:
+    ``route_events``: publish an event per routine write, as the daemon does at
+    ``--log-level debug`` (off: as it runs by default, at info)."""
+
+    def __init__(self, route_events: bool = False) -> None:
         self.rec = Reconciler(KernelConfig(protocol=186))
+        self.rec.route_events = route_events
         connected = FibRoute(
-            _key(_net("192.168.0.0/24")), 254, 2, RouteType.UNICAST,
+            network_key(ip_network("192.168.0.0/24")), 254, 2, RouteType.UNICAST,
             nexthops=(NextHop(None, 2),),
         )
         self.rec.load([connected], 0.0, initial=True)
@@ -90,11 +95,8 @@ class PlanningKernel:
         self.bytes = 0
         self.seq = 1
 
-    def want(self, route: KernelRoute) -> None:
-        self.rec.want(route)
-
-    def unwant(self, prefix: IPNetwork) -> None:
-        self.rec.unwant(prefix)
+    def apply(self, intents: Sequence[KernelIntent]) -> None:
+        self.rec.want_all(intents)
 
     def converged(self) -> None:
         pass
@@ -118,18 +120,6 @@ def rec_ours(rec: Reconciler) -> int:
     return int(rec.stats()["ours"])
 
 
-def _net(text: str) -> IPNetwork:
-    from ipaddress import ip_network
-
-    return ip_network(text)
-
-
-def _key(prefix: IPNetwork) -> int:
-    from speaker.kernel.codec import net_key
-
-    return net_key(prefix)
-
-
 def _null(_event: Event) -> None:
     pass
 
@@ -150,9 +140,9 @@ def establish(core: SpeakerCore) -> tuple[str, int]:
             return action.peer, action.conn_id
 
 
-def run_feed(config: Config, segments: list[bytes]) -> tuple[SpeakerCore, PlanningKernel,
-                                                             str, int, float]:
-    kernel = PlanningKernel()
+def run_feed(config: Config, segments: list[bytes], route_events: bool = False,
+             ) -> tuple[SpeakerCore, PlanningKernel, str, int, float]:
+    kernel = PlanningKernel(route_events)
     core = SpeakerCore(config, kernel, _null)
     peer, conn = establish(core)
     gc.collect()
@@ -195,7 +185,8 @@ def decode_only(config: Config, segments: list[bytes]) -> float:
     return time.process_time() - t0
 
 
-def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) -> None:
+def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
+            route_events: bool = False) -> None:
     config = parse_config(CONFIG)
     segments = sender_stream(feed)
     decode: list[float] = []
@@ -203,7 +194,7 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) 
     withdraws: list[float] = []
     for _ in range(repeat):
         decode.append(decode_only(config, segments))
-        core, kernel, peer, _conn, elapsed = run_feed(config, segments)
+        core, kernel, peer, _conn, elapsed = run_feed(config, segments, route_events)
         feeds.append(elapsed)
         installed = kernel.installed()
         withdraws.append(run_withdraw(core, kernel, peer))
@@ -216,7 +207,7 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) 
           f"   (installed {installed}, left {left}; {len(segments)} segments)")
     if profile:
         prof = cProfile.Profile()
-        kernel = PlanningKernel()
+        kernel = PlanningKernel(route_events)
         core = SpeakerCore(config, kernel, _null)
         peer, conn = establish(core)
         prof.enable()
@@ -232,14 +223,14 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) 
         prof.dump_stats(out)
         print(f"          cProfile of feed + withdraw: {out}")
     if use_tracemalloc:
-        _memory(feed, config, segments)
+        _memory(feed, config, segments, route_events)
 
 
-def _memory(feed: str, config: Config, segments: list[bytes]) -> None:
+def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool) -> None:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    core, kernel, _peer, _conn, _ = run_feed(config, segments)
+    core, kernel, _peer, _conn, _ = run_feed(config, segments, route_events)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     peak = tracemalloc.get_traced_memory()[1] - base
@@ -262,13 +253,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="write cProfile stats to PREFIX-<feed>.prof")
     parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument("--route-events", action="store_true",
+                        help="an event per routine kernel write, as the daemon at debug level"
+                             " (default: none, as the daemon at info)")
     args = parser.parse_args(argv)
     gc.set_threshold(20_000, 20, 20)  # as speaker.daemon.run_daemon sets it
     feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
     print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
-          f" {args.repeat}")
+          f" {args.repeat}; route events {'on' if args.route_events else 'off'}")
     for feed in feeds:
-        measure(feed, args.repeat, args.profile, not args.no_tracemalloc)
+        measure(feed, args.repeat, args.profile, not args.no_tracemalloc, args.route_events)
 
 if __name__ == "__main__":
     main()
