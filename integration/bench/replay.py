@@ -23,25 +23,30 @@ and, in a separate pass under tracemalloc, the Python heap the feed leaves behin
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import gc
 import statistics
+import struct
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import Sequence
 from ipaddress import IPv4Address, ip_network
 from pathlib import Path
+from typing import cast
 
 from speaker.config import Config, parse_config
 from speaker.core import Dial, SpeakerCore
 from speaker.events import Event
-from speaker.kernel.codec import FibRoute, NextHop
+from speaker.kernel.codec import NLM_F_ACK, NLMSG_ERROR, FibRoute, NextHop
 from speaker.kernel.model import KernelConfig, KernelIntent, RouteType, network_key
-from speaker.kernel.netlink import CHUNK_MESSAGES, pack_op
-from speaker.kernel.reconcile import OpResult, Reconciler
+from speaker.kernel.netlink import CHUNK_MESSAGES, NetlinkChannel, RouteWriter
+from speaker.kernel.reconcile import Reconciler
 from speaker.pcap import read_capture
 from speaker.session import PeerSession
 
+LOOP = asyncio.new_event_loop()
 CAPTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "captures"
 SENDER = "192.168.0.80"
 RECEIVER = "192.168.0.81"
@@ -75,9 +80,43 @@ def sender_stream(feed: str) -> list[bytes]:
     return [m.data for m in read_capture(path) if str(m.source) == f"{SENDER}:179"]
 
 
+class AckingChannel:
+    """The bridge's change socket as a kernel where every write succeeds: rtnetlink answers
+    only the request that asked for an ACK (the last of each datagram the writer sends)."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._answers: deque[bytes] = deque()
+        self.bytes = 0
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def send(self, data: bytes) -> None:
+        self.bytes += len(data)
+        off, size, unpack = 0, len(data), _NLMSGHDR.unpack_from
+        while off < size:  # a tight walk: the fake should cost next to nothing
+            length, _type, flags, seq, _pid = unpack(data, off)
+            if flags & NLM_F_ACK:  # nlmsgerr: error 0, the request's header (CAP_ACK)
+                self._answers.append(_ACK.pack(36, NLMSG_ERROR, 0x100, seq, 0, 0) + _HDR0)
+            off += (length + 3) & ~3
+
+    def recv_nowait(self) -> bytes | None:
+        return self._answers.popleft() if self._answers else None
+
+    async def readable(self, timeout: float) -> None:
+        raise TimeoutError  # every answer is queued by send()
+
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_ACK = struct.Struct("=IHHIIi")
+_HDR0 = bytes(16)
+
+
 class PlanningKernel:
-    """A KernelPort: the bridge's Reconciler, its batches packed to bytes, a fake kernel
-    acknowledging every request (the daemon's route path minus the sockets).
+    """A KernelPort: the bridge's Reconciler and its RouteWriter, writing to a fake kernel
+    that accepts every request (the daemon's route path minus the sockets).
 
     ``route_events``: publish an event per routine write, as the daemon does at
     ``--log-level debug`` (off: as it runs by default, at info)."""
@@ -92,8 +131,8 @@ class PlanningKernel:
         self.rec.load([connected], 0.0, initial=True)
         self.rec.converge("replay")
         self.rec.take_events()
-        self.bytes = 0
-        self.seq = 1
+        self.channel = AckingChannel()
+        self.writer = RouteWriter(cast(NetlinkChannel, self.channel))
 
     def apply(self, intents: Sequence[KernelIntent]) -> None:
         self.rec.want_all(intents)
@@ -102,14 +141,15 @@ class PlanningKernel:
         pass
 
     def flush(self) -> None:
-        """What the bridge's flush loop does: plan, pack, 'send', apply the ACKs."""
+        """What the bridge's flush loop does: plan, write (pack, send, collect the ACKs),
+        apply the results; on an event loop, as the writer yields between chunks."""
+        LOOP.run_until_complete(self._flush())
+
+    async def _flush(self) -> None:
         rec = self.rec
         while rec.has_work():
             ops = rec.plan(CHUNK_MESSAGES * 4)
-            for op in ops:
-                self.seq += 1
-                self.bytes += len(pack_op(op, self.seq))
-            rec.apply([OpResult(op, 0) for op in ops], 0.0)
+            rec.apply(await self.writer.execute(ops), 0.0)
             rec.take_events()
 
     def installed(self) -> int:

@@ -239,6 +239,7 @@ _FLAGS_ACK = dict(_KIND_FLAGS)  # kind -> nlmsg_flags
 _FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
 _DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
+_new_tuple = tuple.__new__
 
 
 def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
@@ -287,16 +288,20 @@ class RouteWriter:
         """Send all ``ops``; returns one OpResult per op."""
         results: list[OpResult] = []
         index = 0
-        while index < len(ops):
+        count = len(ops)
+        next_seq = self.channel.next_seq
+        chunk_messages, chunk_bytes = self.chunk_messages, self.chunk_bytes
+        while index < count:
             pending: dict[int, Op] = {}
             parts: list[bytes] = []
             size = 0
-            while index < len(ops) and len(pending) < self.chunk_messages:
-                seq = self.channel.next_seq()
-                data = pack_op(ops[index], seq, ack=False)
-                if pending and size + len(data) > self.chunk_bytes:
+            while index < count and len(parts) < chunk_messages:
+                op = ops[index]
+                seq = next_seq()
+                data = pack_op(op, seq, ack=False)
+                if parts and size + len(data) > chunk_bytes:
                     break
-                pending[seq] = ops[index]
+                pending[seq] = op
                 parts.append(data)
                 size += len(data)
                 index += 1
@@ -351,11 +356,14 @@ class RouteWriter:
                     if seq == last:
                         closed = True  # answers come in order: nothing else can fail now
                 off += (length + 3) & ~3
-        for seq, op in pending.items():
-            result = failed.get(seq)
-            if result is None:
-                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
-            results.append(result)
+        if closed and not failed:  # the usual case: all done
+            results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
+        else:
+            for seq, op in pending.items():
+                result = failed.get(seq)
+                if result is None:
+                    result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
+                results.append(result)
         pending.clear()
 
 
