@@ -837,3 +837,34 @@ def test_want_all_checks_each_next_hop_set_once_and_refuses_bad_ones() -> None:
         rec.want_all([(net_key(N("2001:db8:1::/64")), hops)])
     rec.want_all([(net_key(N(f"10.0.{i}.0/24")), None) for i in range(3)])
     assert rec.stats()["wanted"] == 0
+
+
+def test_routine_events_are_counted_not_published_when_nobody_reads_them() -> None:
+    """``route_events`` off (the daemon at info): installed, replaced, deleted, swept and
+    adopted routes are counted as with it on, and only the other events are published."""
+
+    def scenario(route_events: bool) -> tuple[dict[str, int], list[tuple[KernelEventKind, str]]]:
+        fib = FakeFib([CONNECTED, fib_route("10.244.3.0/26", ("192.168.0.82", OIF)),
+                       fib_route("10.244.4.0/26", ("192.168.0.82", OIF), metric=7)])
+        rec = Reconciler(KernelConfig(), {OIF: "eth0"})
+        rec.route_events = route_events
+        rec.load(fib.dump(), 0.0, initial=True)  # adopts two routes
+        want(rec, "10.244.1.0/26", "192.168.0.80")
+        want(rec, "10.244.2.0/26", "192.168.0.80")
+        want(rec, "2001:db8:1::/64", "2001:db8::80")  # unresolvable: no IPv6 route
+        fib.fail["10.244.2.0/26"] = errno.EINVAL
+        run(rec, fib)
+        want(rec, "10.244.1.0/26", "192.168.0.82")  # replaced
+        run(rec, fib)
+        rec.converge("t")  # sweeps the adopted routes
+        rec.unwant(N("10.244.1.0/26"))  # deleted
+        run(rec, fib)
+        return rec.stats(), kinds(rec)
+
+    on_stats, on_events = scenario(True)
+    off_stats, off_events = scenario(False)
+    assert off_stats == on_stats
+    assert {on_stats[k] for k in ("adopted", "installed", "replaced", "deleted", "swept")} == {1, 2}
+    routine = {"adopted", "installed", "replaced", "deleted", "swept"}
+    assert off_events == [(k, p) for k, p in on_events if k.value not in routine]
+    assert {k.value for k, _ in off_events} == {"failed", "converged"}

@@ -468,22 +468,27 @@ class Reconciler:
                 self._unconfirmed_extra = {
                     (r.key, r.tos, r.priority) for rs in new_extra.values() for r in rs
                 }
-            for route in new_ours.values():
-                self._emit(
-                    KernelEventKind.ADOPTED,
-                    route.prefix,
-                    "route of ours found at start-up: kept until convergence",
-                    _gateways(route),
-                )
-            for extras in new_extra.values():
-                for route in extras:
+            if not self.route_events:  # routine: counted, not published (100,000 at restart)
+                adopted = len(new_ours) + sum(len(extras) for extras in new_extra.values())
+                if adopted:
+                    self.counters[_KIND_NAME[KernelEventKind.ADOPTED]] += adopted
+            else:
+                for route in new_ours.values():
                     self._emit(
                         KernelEventKind.ADOPTED,
                         route.prefix,
-                        f"route of ours at metric {route.priority}, tos {route.tos}: "
-                        "removed after convergence",
+                        "route of ours found at start-up: kept until convergence",
                         _gateways(route),
                     )
+                for extras in new_extra.values():
+                    for route in extras:
+                        self._emit(
+                            KernelEventKind.ADOPTED,
+                            route.prefix,
+                            f"route of ours at metric {route.priority}, tos {route.tos}: "
+                            "removed after convergence",
+                            _gateways(route),
+                        )
             for key in self._wanted:
                 self._dirty[key] = None
             return
