@@ -9,7 +9,8 @@ datagram-sized pieces the capture holds.  The kernel port is a real
 bytes (:class:`~speaker.kernel.netlink.RouteWriter`'s packing) and acknowledged by a fake
 kernel: everything of the daemon's route path except the sockets.
 
-Per stage it prints CPU seconds (``time.process_time``), medians of ``--repeat`` runs:
+Per stage it prints CPU seconds (``time.process_time``), medians of ``--repeat`` runs and
+their range:
 
 * ``decode``: the session alone (framing, FSM, UPDATE decode), events drained;
 * ``feed``: session + RIB + core + kernel intents + reconciler + packing, until the last
@@ -245,9 +246,8 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
         left = kernel.installed()
         del core, kernel
         gc.collect()
-    print(f"{feed:9s} decode {statistics.median(decode):6.3f} s"
-          f"   feed {statistics.median(feeds):6.3f} s"
-          f"   withdraw {statistics.median(withdraws):6.3f} s"
+    print(f"{feed:9s} decode {_spread(decode)}   feed {_spread(feeds)}"
+          f"   withdraw {_spread(withdraws)}"
           f"   (installed {installed}, left {left}; {len(segments)} segments)")
     if profile:
         prof = cProfile.Profile()
@@ -268,6 +268,14 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
         print(f"          cProfile of feed + withdraw: {out}")
     if use_tracemalloc:
         _memory(feed, config, segments, route_events)
+
+
+def _spread(values: list[float]) -> str:
+    """``median s (min-max)``; the range only when there is more than one run."""
+    text = f"{statistics.median(values):6.3f} s"
+    if len(values) > 1:
+        text += f" ({min(values):.3f}-{max(values):.3f})"
+    return text
 
 
 def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool) -> None:
