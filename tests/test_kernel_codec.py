@@ -357,6 +357,26 @@ def test_dump_request_and_datagram_walk() -> None:
     assert again[0] is out[0]  # identical bytes -> the very same object (scan fast path)
 
 
+def test_parsed_routes_share_next_hop_tuples() -> None:
+    """A scan of 100,000 routes via one gateway holds one next-hop tuple, and the same one
+    the interner gives the reconciler's routes (comparisons are identity checks)."""
+    interner = Interner()
+    parser = RouteParser(interner)
+    parsed = []
+    for prefix, hops in [("10.0.0.0/26", (("192.168.0.80", 2),)),
+                         ("10.0.0.64/26", (("192.168.0.80", 2),)),
+                         ("10.0.1.0/26", (("192.168.0.80", 2), ("192.168.0.82", 2))),
+                         ("10.0.2.0/26", (("192.168.0.82", 2), ("192.168.0.80", 2)))]:
+        data = pack_newroute(route(prefix, *hops), 1, FLAGS_ADD)
+        got = parser.parse(data, 16, len(data))
+        assert got is not None and got == route(prefix, *sorted(hops))
+        parsed.append(got)
+    assert parsed[0].nexthops is parsed[1].nexthops
+    assert parsed[2].nexthops is parsed[3].nexthops
+    mine = (NextHop(A("192.168.0.80"), 2),)
+    assert interner.hops(mine) is parsed[0].nexthops
+
+
 def test_interner_shares_objects() -> None:
     interner = Interner()
     assert interner.addr_raw(bytes([192, 168, 0, 1])) is interner.addr(A("192.168.0.1"))

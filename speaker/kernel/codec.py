@@ -100,17 +100,29 @@ def addr_key(addr: IPAddress) -> int:
 
 
 class Interner:
-    """One canonical object per gateway address.
+    """One canonical object per gateway address and per next-hop tuple.
 
-    Routes parsed from every scan and routes we compute then share their ``gateway``
-    objects, so comparing two FibRoutes is mostly identity checks.  (Prefixes need no
+    Routes parsed from every scan and routes we compute then share their ``gateway`` and
+    ``nexthops`` objects, so comparing two FibRoutes is mostly identity checks, and 100,000
+    parsed routes hold a handful of next-hop tuples, not one each.  (Prefixes need no
     interning: they are int keys.)  Bounded: when it grows too large it is simply cleared
     (identity is an optimisation, not a semantic)."""
 
     LIMIT = 1 << 21
+    HOPS_LIMIT = 1 << 14
 
     def __init__(self) -> None:
         self._addrs: dict[int, IPAddress] = {}
+        self._hops: dict[tuple[NextHop, ...], tuple[NextHop, ...]] = {}
+
+    def hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
+        """The canonical object for a next-hop tuple (hashes its addresses: once per set)."""
+        canon = self._hops.get(hops)
+        if canon is None:
+            if len(self._hops) > self.HOPS_LIMIT:
+                self._hops.clear()
+            canon = self._hops[hops] = hops
+        return canon
 
     def addr(self, addr: IPAddress) -> IPAddress:
         """The canonical object for an address."""
@@ -240,6 +252,8 @@ class RouteParser:
         # handing back the very same object makes the reconciler's comparison an identity
         # check.  (IPv6 payloads carry volatile RTA_CACHEINFO and simply miss.)
         self._seen: dict[bytes, FibRoute | None] = {}
+        # (gateway octets, oif, flags) -> the interned 1-tuple of that next hop
+        self._single: dict[tuple[bytes | None, int, int], tuple[NextHop, ...]] = {}
 
     def parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:
         """One route message payload; None for families/shapes we do not handle."""
@@ -338,10 +352,17 @@ class RouteParser:
         if route_type not in _NEXTHOP_TYPES:
             nexthops = ()  # blackhole & co: the kernel may report "dev lo"; not configuration
         elif multipath is not None:
-            nexthops = tuple(sorted(multipath, key=_nh_sort_key))
+            nexthops = self.interner.hops(tuple(sorted(multipath, key=_nh_sort_key)))
         elif gateway is not None or oif:
-            gw = self.interner.addr_raw(gateway) if gateway and len(gateway) == alen else None
-            nexthops = (NextHop(gw, oif, 1, rflags & RTNH_CONFIG_FLAGS),)
+            flags = rflags & RTNH_CONFIG_FLAGS
+            single = self._single.get((gateway, oif, flags))
+            if single is None:
+                gw = self.interner.addr_raw(gateway) if gateway and len(gateway) == alen else None
+                single = self.interner.hops((NextHop(gw, oif, 1, flags),))
+                if len(self._single) > Interner.HOPS_LIMIT:
+                    self._single.clear()
+                self._single[gateway, oif, flags] = single
+            nexthops = single
         else:
             nexthops = ()
         return FibRoute(

@@ -425,7 +425,7 @@ class Reconciler:
                 continue
             seen.add((hop.gateway, hop.oif))
             hops.append(hop)
-        return sort_nexthops(hops), "; ".join(problems)
+        return self.interner.hops(sort_nexthops(hops)), "; ".join(problems)
 
     # -- the kernel side -------------------------------------------------------------------
 
