@@ -10,7 +10,7 @@ and moves a millisecond clock from deadline to deadline.  The kernel is a record
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from speaker.config import Config
 from speaker.core import Close, Dial, Forget, SpeakerCore, session_config
 from speaker.events import Event
-from speaker.kernel.model import KernelRoute
+from speaker.kernel.model import KernelIntent, KernelRoute, key_network
 from speaker.rib import AttributeSet
 from speaker.session import (
     CloseConnection,
@@ -49,14 +49,19 @@ class FakeKernel:
     wanted: dict[Net, KernelRoute] = field(default_factory=dict)
     converged_calls: int = 0
     log: list[tuple[str, Net]] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # intents per apply() call
 
-    def want(self, route: KernelRoute) -> None:
-        self.wanted[route.prefix] = route
-        self.log.append(("want", route.prefix))
-
-    def unwant(self, prefix: Net) -> None:
-        self.wanted.pop(prefix, None)
-        self.log.append(("unwant", prefix))
+    def apply(self, intents: Sequence[KernelIntent]) -> None:
+        """The core's batch, one intent at a time, each checked as a KernelRoute."""
+        self.batches.append(len(intents))
+        for key, hops in intents:
+            prefix = key_network(key)
+            if hops is None:
+                self.wanted.pop(prefix, None)
+                self.log.append(("unwant", prefix))
+            else:
+                self.wanted[prefix] = KernelRoute(prefix, hops, blackhole=not hops)
+                self.log.append(("want", prefix))
 
     def converged(self) -> None:
         self.converged_calls += 1

@@ -7,13 +7,19 @@ bad route next to a good one; the good one is programmed, the bad one is not, an
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
 
 from speaker.config import parse_config
 from speaker.core import ImportRefused
+from speaker.core.routes import KernelIntents
+from speaker.rib import CalicoKernelPolicy, RouteChange
 from speaker.rib.policy import KernelStep
 from speaker.wire.nlri import Prefix
-from tests.corenet import CoreNet, update
+from tests.corenet import CoreNet, FakeKernel, update
 
 A = "192.168.0.80"
 GOOD = "10.244.80.0/26"
@@ -106,3 +112,46 @@ def test_an_ecmp_member_via_ourselves_is_left_out() -> None:
     net.pump()
     hops = net.kernel.hops(GOOD)
     assert hops is not None and "192.168.0.81" not in hops and A in hops
+
+
+def test_an_update_is_one_kernel_batch_and_each_refusal_follows_its_change() -> None:
+    """The core hands the kernel one batch per RIB delta; the events come out as they did
+    with one call per change: each route change, then its refusal if it has one."""
+    net, a = make()
+    before = len(net.kernel.batches)
+    refused_prefix = "172.16.5.0/24"
+    net.remotes[a].send_update(update(GOOD, refused_prefix, "10.244.82.0/26", via=A))
+    net.pump()
+    assert net.kernel.batches[before:] == [3]
+    assert net.kernel.hops(GOOD) == net.kernel.hops("10.244.82.0/26") == (A,)
+    assert net.kernel.hops(refused_prefix) is None
+    stream = [e for e in net.events if isinstance(e, (RouteChange, ImportRefused))]
+    changes = [str(e.prefix) for e in stream if isinstance(e, RouteChange)][-3:]
+    assert sorted(changes) == sorted([GOOD, refused_prefix, "10.244.82.0/26"])
+    at = next(i for i, e in enumerate(stream) if isinstance(e, ImportRefused))
+    before_refusal = stream[at - 1]
+    assert isinstance(before_refusal, RouteChange) and str(before_refusal.prefix) == refused_prefix
+    # a withdrawal of all of them is one batch too
+    net.remotes[a].send_update(update(via=A, withdraw=(GOOD, refused_prefix, "10.244.82.0/26")))
+    net.pump()
+    assert net.kernel.batches[-1] == 3
+    assert net.kernel.hops(GOOD) is None and net.kernel.hops("10.244.82.0/26") is None
+
+
+def _ecmp_change(*hops: str) -> RouteChange:
+    paths = [SimpleNamespace(next_hop=ip_address(h)) for h in hops]
+    return cast(RouteChange, SimpleNamespace(new_best=paths[0], new_ecmp=tuple(paths)))
+
+
+def test_next_hop_sets_are_shared_and_follow_a_new_policy() -> None:
+    """One tuple per next-hop set reaches the kernel; a new policy (new own addresses on
+    reconfiguration) is applied to the sets seen before it."""
+    intents = KernelIntents(FakeKernel(), CalicoKernelPolicy(own=[ip_address("192.168.0.82")]))
+    first = intents.next_hops(_ecmp_change(A, "192.168.0.82"))
+    assert first == (ip_address(A),)
+    assert intents.next_hops(_ecmp_change(A, "192.168.0.82")) is first
+    single = intents.next_hops(_ecmp_change(A))
+    assert single == (ip_address(A),) and intents.next_hops(_ecmp_change(A)) is single
+    intents.policy = CalicoKernelPolicy(own=[ip_address(A)])
+    assert intents.next_hops(_ecmp_change(A, "192.168.0.82")) == (ip_address("192.168.0.82"),)
+    assert intents.next_hops(_ecmp_change(A)) == ()

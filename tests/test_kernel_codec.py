@@ -34,7 +34,7 @@ from speaker.kernel.codec import (
     pack_route_dump,
     parse_error,
 )
-from speaker.kernel.model import RouteType
+from speaker.kernel.model import RouteType, key_is_v6, key_network, key_order, key_parts, prefix_key
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -52,7 +52,7 @@ def route(
     if priority is None:
         priority = 1024 if net.version == 6 else 0
     nexthops = tuple(NextHop(A(g) if g else None, oif) for g, oif in hops)
-    return FibRoute(net_key(net), net, table, proto, rtype, 0, priority, nexthops)
+    return FibRoute(net_key(net), table, proto, rtype, 0, priority, nexthops)
 
 
 def pyroute2_bytes(command: str, **kwargs: object) -> bytes:
@@ -292,7 +292,7 @@ def test_pack_then_parse_round_trip(
 ) -> None:
     rtype = RouteType.UNICAST if hops else RouteType.BLACKHOLE
     nexthops = tuple(sorted((NextHop(g, o) for g, o in hops), key=lambda n: int(n.gateway or 0)))
-    original = FibRoute(net_key(net), net, table, 186, rtype, 0, 0, nexthops)
+    original = FibRoute(net_key(net), table, 186, rtype, 0, 0, nexthops)
     data = pack_newroute(original, 1, FLAGS_REPLACE)
     (hdr,) = iter_messages(data)
     assert RouteParser().parse(data, hdr.offset, hdr.end) == original
@@ -357,14 +357,50 @@ def test_dump_request_and_datagram_walk() -> None:
     assert again[0] is out[0]  # identical bytes -> the very same object (scan fast path)
 
 
+def test_parsed_routes_share_next_hop_tuples() -> None:
+    """A scan of 100,000 routes via one gateway holds one next-hop tuple, and the same one
+    the interner gives the reconciler's routes (comparisons are identity checks)."""
+    interner = Interner()
+    parser = RouteParser(interner)
+    parsed = []
+    for prefix, hops in [("10.0.0.0/26", (("192.168.0.80", 2),)),
+                         ("10.0.0.64/26", (("192.168.0.80", 2),)),
+                         ("10.0.1.0/26", (("192.168.0.80", 2), ("192.168.0.82", 2))),
+                         ("10.0.2.0/26", (("192.168.0.82", 2), ("192.168.0.80", 2)))]:
+        data = pack_newroute(route(prefix, *hops), 1, FLAGS_ADD)
+        got = parser.parse(data, 16, len(data))
+        assert got is not None and got == route(prefix, *sorted(hops))
+        parsed.append(got)
+    assert parsed[0].nexthops is parsed[1].nexthops
+    assert parsed[2].nexthops is parsed[3].nexthops
+    mine = (NextHop(A("192.168.0.80"), 2),)
+    assert interner.hops(mine) is parsed[0].nexthops
+
+
 def test_interner_shares_objects() -> None:
     interner = Interner()
-    key, a = interner.net(N("10.0.0.0/8"))
-    key2, b = interner.net(N("10.0.0.0/8"))
-    assert key == key2 == net_key(N("10.0.0.0/8"))
-    assert a is b
-    assert net_key(N("::/0")) != net_key(N("0.0.0.0/0"))
     assert interner.addr_raw(bytes([192, 168, 0, 1])) is interner.addr(A("192.168.0.1"))
+    assert interner.addr_raw(A("2001:db8::1").packed) is interner.addr(A("2001:db8::1"))
+    assert interner.addr(A("::c0a8:1")) is not interner.addr(A("192.168.0.1"))
+
+
+PREFIXES = ["0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/26", "10.0.0.64/26", "10.0.0.0/32",
+            "255.255.255.255/32", "::/0", "::/96", "2001:db8::/64", "2001:db8::1/128",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]
+
+
+def test_prefix_keys_stand_for_prefixes() -> None:
+    nets = [N(p) for p in PREFIXES]
+    keys = [net_key(n) for n in nets]
+    assert len(set(keys)) == len(nets)  # ::/0 and 0.0.0.0/0, ::/96 and 0.0.0.0/0 apart
+    for net, key in zip(nets, keys, strict=True):
+        assert key_network(key) == net and str(key_network(key)) == str(net)
+        assert key_parts(key) == (net.version == 6, int(net.network_address), net.prefixlen)
+        assert key == prefix_key(int(net.network_address), net.prefixlen, net.version == 6)
+        assert key_is_v6(key) is (net.version == 6)
+    # key_order sorts them as show kernel lists prefixes: family, address, length
+    by_key = [key_network(k) for k in sorted(keys, key=key_order)]
+    assert by_key == sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x01\x00", b"\xff" * 15])

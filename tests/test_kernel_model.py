@@ -13,6 +13,7 @@ from speaker.kernel.model import (
     KernelEventKind,
     KernelRoute,
     RouteType,
+    network_key,
 )
 from speaker.kernel.resolve import Resolver
 
@@ -57,6 +58,10 @@ def test_reject_cidrs_match_subnets_only() -> None:
     assert not cfg.rejects(N("10.0.0.0/8"))  # a supernet is not "net ~ cidr"
     assert not cfg.rejects(N("10.244.0.0/26"))
     assert cfg.rejects(N("fd00:1::/64"))
+    for text in ("10.96.0.0/12", "10.100.1.0/24", "10.0.0.0/8", "10.244.0.0/26", "10.111.0.0/16",
+                 "10.112.0.0/16", "fd00:1::/64", "fd00::/8", "fc00::/7", "::/0", "0.0.0.0/0",
+                 "::a60:0/108"):  # the last: IPv4's 10.96.0.0/12 bits in an IPv6 prefix
+        assert cfg.rejects_key(network_key(N(text))) is cfg.rejects(N(text)), text
 
 
 @pytest.mark.parametrize(
@@ -93,7 +98,7 @@ def r(
 ) -> FibRoute:
     net = N(prefix)
     hops = (NextHop(A(gw) if gw else None, oif),) if rtype == RouteType.UNICAST else ()
-    return FibRoute(net_key(net), net, 254, proto, rtype, 0, metric, hops)
+    return FibRoute(net_key(net), 254, proto, rtype, 0, metric, hops)
 
 
 def test_resolver_longest_prefix_and_lowest_metric() -> None:

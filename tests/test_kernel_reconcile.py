@@ -39,7 +39,6 @@ def fib_route(
     net = N(prefix)
     return FibRoute(
         net_key(net),
-        net,
         table,
         proto,
         rtype,
@@ -753,3 +752,119 @@ def test_property_one_scan_before_convergence_leaves_only_unconfirmed_adopted_ex
             assert have is not None and prefix in found, (prefix, have, target)
             held = {(h.gateway, h.oif) for h in target.nexthops}
             assert held < {(h.gateway, h.oif) for h in have.nexthops}, (prefix, have, target)
+
+
+# -- property: a batch of intents is the same as one call per intent -------------------------
+
+BATCH_PREFIXES = [*PREFIXES[:4], "10.96.1.0/24", "2001:db8:1::/64", "2001:db8:2::/64"]
+HOP_SETS = {
+    4: [(A("192.168.0.80"),), (A("192.168.0.80"), A("192.168.0.82")), (A("172.16.0.9"),), ()],
+    6: [(A("2001:db8::80"),), ()],
+}
+
+intent = st.tuples(st.sampled_from(BATCH_PREFIXES), st.integers(0, 4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    initial=st.lists(st.sampled_from(BATCH_PREFIXES), unique=True),
+    batches=st.lists(st.lists(intent, max_size=8), max_size=6),
+)
+def test_property_a_batch_is_one_call_per_intent(
+    initial: list[str], batches: list[list[tuple[str, int]]]
+) -> None:
+    """``want_all`` (the core's batches, shared next-hop tuples) leaves the reconciler
+    exactly as ``want``/``unwant`` one intent at a time (fresh tuples each call) do: same
+    view, same writes, same events, IPv4 and IPv6, blackholes, rejected and unresolvable."""
+    config = KernelConfig(reject_cidrs=(N("10.96.0.0/12"),))
+    found = [fib_route(p, ("192.168.0.80" if ":" not in p else "2001:db8::80", OIF))
+             for p in initial]
+    one_fib, batch_fib = (FakeFib([CONNECTED, CONNECTED6, *found]) for _ in range(2))
+    one, batch = start(one_fib, config), start(batch_fib, config)
+    for number, intents in enumerate(batches):
+        shared: list[tuple[int, tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] | None]]
+        shared = []
+        for prefix, pick in intents:
+            net = N(prefix)
+            sets = HOP_SETS[net.version]
+            hops = sets[pick] if pick < len(sets) else None
+            shared.append((net_key(net), hops))
+            if hops is None:
+                one.unwant(net)
+            elif hops:
+                one.want(KernelRoute(net, tuple(A(str(h)) for h in hops)))  # a fresh tuple
+            else:
+                one.want(KernelRoute(net, blackhole=True))
+        batch.want_all(shared)
+        assert batch.snapshot() == one.snapshot()
+        if number % 2:
+            assert run(batch, batch_fib) == run(one, one_fib)
+        if number == 3:
+            batch.converge("t")
+            one.converge("t")
+        if number in (1, 4):  # next hop 172.16.0.9 becomes resolvable, then not again
+            alien = fib_route("172.16.0.0/16", ("192.168.0.1", OIF), proto=4)
+            for rec, fib in ((one, one_fib), (batch, batch_fib)):
+                if number == 1:
+                    fib.put(alien)
+                else:
+                    fib.remove("172.16.0.0/16", 4)
+                rec.observe(alien, number == 4, float(number))
+            assert batch.snapshot() == one.snapshot()
+    assert run(batch, batch_fib) == run(one, one_fib)
+    assert batch.take_events() == one.take_events()
+    assert batch.stats() == one.stats() and batch_fib.table == one_fib.table
+
+
+def test_want_all_checks_each_next_hop_set_once_and_refuses_bad_ones() -> None:
+    rec = start(FakeFib())
+    v4 = net_key(N("10.0.0.0/26"))
+    with pytest.raises(TypeError, match="tuple"):
+        rec.want_all([(v4, [A("192.168.0.80")])])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not an ip address"):
+        rec.want_all([(v4, ("192.168.0.80",))])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="not a unicast"):
+        rec.want_all([(v4, (A("224.0.0.1"),))])
+    with pytest.raises(ValueError, match="two families"):
+        rec.want_all([(v4, (A("192.168.0.80"), A("2001:db8::80")))])
+    with pytest.raises(ValueError, match="another family"):
+        rec.want_all([(net_key(N("2001:db8:1::/64")), (A("192.168.0.80"),))])
+    assert rec.stats()["wanted"] == 0 and rec.pending() == 0
+    hops = (A("192.168.0.80"),)
+    rec.want_all([(net_key(N(f"10.0.{i}.0/24")), hops) for i in range(3)])
+    assert rec.stats()["wanted"] == 3 and rec.pending() == 3
+    with pytest.raises(ValueError, match="another family"):  # a known set, the wrong family
+        rec.want_all([(net_key(N("2001:db8:1::/64")), hops)])
+    rec.want_all([(net_key(N(f"10.0.{i}.0/24")), None) for i in range(3)])
+    assert rec.stats()["wanted"] == 0
+
+
+def test_routine_events_are_counted_not_published_when_nobody_reads_them() -> None:
+    """``route_events`` off (the daemon at info): installed, replaced, deleted, swept and
+    adopted routes are counted as with it on, and only the other events are published."""
+
+    def scenario(route_events: bool) -> tuple[dict[str, int], list[tuple[KernelEventKind, str]]]:
+        fib = FakeFib([CONNECTED, fib_route("10.244.3.0/26", ("192.168.0.82", OIF)),
+                       fib_route("10.244.4.0/26", ("192.168.0.82", OIF), metric=7)])
+        rec = Reconciler(KernelConfig(), {OIF: "eth0"})
+        rec.route_events = route_events
+        rec.load(fib.dump(), 0.0, initial=True)  # adopts two routes
+        want(rec, "10.244.1.0/26", "192.168.0.80")
+        want(rec, "10.244.2.0/26", "192.168.0.80")
+        want(rec, "2001:db8:1::/64", "2001:db8::80")  # unresolvable: no IPv6 route
+        fib.fail["10.244.2.0/26"] = errno.EINVAL
+        run(rec, fib)
+        want(rec, "10.244.1.0/26", "192.168.0.82")  # replaced
+        run(rec, fib)
+        rec.converge("t")  # sweeps the adopted routes
+        rec.unwant(N("10.244.1.0/26"))  # deleted
+        run(rec, fib)
+        return rec.stats(), kinds(rec)
+
+    on_stats, on_events = scenario(True)
+    off_stats, off_events = scenario(False)
+    assert off_stats == on_stats
+    assert {on_stats[k] for k in ("adopted", "installed", "replaced", "deleted", "swept")} == {1, 2}
+    routine = {"adopted", "installed", "replaced", "deleted", "swept"}
+    assert off_events == [(k, p) for k, p in on_events if k.value not in routine]
+    assert {k.value for k, _ in off_events} == {"failed", "converged"}

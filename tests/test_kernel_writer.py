@@ -74,7 +74,7 @@ def ops(n: int, kind: OpKind = OpKind.ADD) -> list[Op]:
     for i in range(n):
         net = ipaddress.IPv4Network((0x0A000000 + i * 64, 26))
         hop = NextHop(ipaddress.IPv4Address("192.168.0.80"), 2)
-        route = FibRoute(net_key(net), net, 254, 186, RouteType.UNICAST, 0, 0, (hop,))
+        route = FibRoute(net_key(net), 254, 186, RouteType.UNICAST, 0, 0, (hop,))
         out.append(Op(kind, route, KernelEventKind.INSTALLED, "test"))
     return out
 

@@ -9,7 +9,8 @@ datagram-sized pieces the capture holds.  The kernel port is a real
 bytes (:class:`~speaker.kernel.netlink.RouteWriter`'s packing) and acknowledged by a fake
 kernel: everything of the daemon's route path except the sockets.
 
-Per stage it prints CPU seconds (``time.process_time``), medians of ``--repeat`` runs:
+Per stage it prints CPU seconds (``time.process_time``), medians of ``--repeat`` runs and
+their range:
 
 * ``decode``: the session alone (framing, FSM, UPDATE decode), events drained;
 * ``feed``: session + RIB + core + kernel intents + reconciler + packing, until the last
@@ -23,21 +24,26 @@ and, in a separate pass under tracemalloc, the Python heap the feed leaves behin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import statistics
+import struct
 import time
 import tracemalloc
-from ipaddress import IPv4Address
+from collections import deque
+from collections.abc import Sequence
+from ipaddress import IPv4Address, ip_network
 from pathlib import Path
+from typing import cast
 
 from speaker.config import Config, parse_config
 from speaker.core import Dial, SpeakerCore
 from speaker.events import Event
-from speaker.kernel.codec import FibRoute, NextHop
-from speaker.kernel.model import IPNetwork, KernelConfig, KernelRoute, RouteType
-from speaker.kernel.netlink import CHUNK_MESSAGES, pack_op
-from speaker.kernel.reconcile import OpResult, Reconciler
+from speaker.kernel.codec import NLM_F_ACK, NLMSG_ERROR, FibRoute, NextHop
+from speaker.kernel.model import KernelConfig, KernelIntent, RouteType, network_key
+from speaker.kernel.netlink import CHUNK_MESSAGES, NetlinkChannel, RouteWriter
+from speaker.kernel.reconcile import Reconciler
 from speaker.pcap import read_capture
 from speaker.session import PeerSession
 
@@ -74,40 +80,81 @@ def sender_stream(feed: str) -> list[bytes]:
     return [m.data for m in read_capture(path) if str(m.source) == f"{SENDER}:179"]
 
 
-class PlanningKernel:
-    """A KernelPort: the bridge's Reconciler, its batches packed to bytes, a fake kernel
-    acknowledging every request (the daemon's route path minus the sockets)."""
+class AckingChannel:
+    """The bridge's change socket as a kernel where every write succeeds: rtnetlink answers
+    only the request that asked for an ACK (the last of each datagram the writer sends)."""
 
     def __init__(self) -> None:
+        self._seq = 0
+        self._answers: deque[bytes] = deque()
+        self.bytes = 0
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def send(self, data: bytes) -> None:
+        self.bytes += len(data)
+        off, size, unpack = 0, len(data), _NLMSGHDR.unpack_from
+        while off < size:  # a tight walk: the fake should cost next to nothing
+            length, _type, flags, seq, _pid = unpack(data, off)
+            if flags & NLM_F_ACK:  # nlmsgerr: error 0, the request's header (CAP_ACK)
+                self._answers.append(_ACK.pack(36, NLMSG_ERROR, 0x100, seq, 0, 0) + _HDR0)
+            off += (length + 3) & ~3
+
+    def recv_nowait(self) -> bytes | None:
+        return self._answers.popleft() if self._answers else None
+
+    async def readable(self, timeout: float) -> None:
+        raise TimeoutError  # every answer is queued by send()
+
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_ACK = struct.Struct("=IHHIIi")
+_HDR0 = bytes(16)
+
+
+class PlanningKernel:
+    """A KernelPort: the bridge's Reconciler and its RouteWriter, writing to a fake kernel
+    that accepts every request (the daemon's route path minus the sockets).
+
+    ``route_events``: publish an event per routine write, as the daemon does at
+    ``--log-level debug`` (off: as it runs by default, at info)."""
+
+    def __init__(self, route_events: bool = False) -> None:
         self.rec = Reconciler(KernelConfig(protocol=186))
+        self.rec.route_events = route_events
         connected = FibRoute(
-            0, _net("192.168.0.0/24"), 254, 2, RouteType.UNICAST,
+            network_key(ip_network("192.168.0.0/24")), 254, 2, RouteType.UNICAST,
             nexthops=(NextHop(None, 2),),
         )
-        self.rec.load([connected._replace(key=_key(connected.prefix))], 0.0, initial=True)
+        self.rec.load([connected], 0.0, initial=True)
         self.rec.converge("replay")
         self.rec.take_events()
-        self.bytes = 0
-        self.seq = 1
+        self.channel = AckingChannel()
+        self.writer = RouteWriter(cast(NetlinkChannel, self.channel))
 
-    def want(self, route: KernelRoute) -> None:
-        self.rec.want(route)
-
-    def unwant(self, prefix: IPNetwork) -> None:
-        self.rec.unwant(prefix)
+    def apply(self, intents: Sequence[KernelIntent]) -> None:
+        self.rec.want_all(intents)
 
     def converged(self) -> None:
         pass
 
     def flush(self) -> None:
-        """What the bridge's flush loop does: plan, pack, 'send', apply the ACKs."""
+        """What the bridge's flush loop does: plan, write (pack, send, collect the ACKs),
+        apply the results.  The writer only ever awaits ``asyncio.sleep(0)`` here (the fake
+        kernel has answered before it is asked), so the coroutine is stepped by hand: an
+        event loop round per segment would cost more than a segment's routes (distinct)."""
+        step = self._flush()
+        with contextlib.suppress(StopIteration):
+            while True:
+                step.send(None)
+
+    async def _flush(self) -> None:
         rec = self.rec
         while rec.has_work():
             ops = rec.plan(CHUNK_MESSAGES * 4)
-            for op in ops:
-                self.seq += 1
-                self.bytes += len(pack_op(op, self.seq))
-            rec.apply([OpResult(op, 0) for op in ops], 0.0)
+            rec.apply(await self.writer.execute(ops), 0.0)
             rec.take_events()
 
     def installed(self) -> int:
@@ -116,18 +163,6 @@ class PlanningKernel:
 
 def rec_ours(rec: Reconciler) -> int:
     return int(rec.stats()["ours"])
-
-
-def _net(text: str) -> IPNetwork:
-    from ipaddress import ip_network
-
-    return ip_network(text)
-
-
-def _key(prefix: IPNetwork) -> int:
-    from speaker.kernel.codec import net_key
-
-    return net_key(prefix)
 
 
 def _null(_event: Event) -> None:
@@ -150,9 +185,9 @@ def establish(core: SpeakerCore) -> tuple[str, int]:
             return action.peer, action.conn_id
 
 
-def run_feed(config: Config, segments: list[bytes]) -> tuple[SpeakerCore, PlanningKernel,
-                                                             str, int, float]:
-    kernel = PlanningKernel()
+def run_feed(config: Config, segments: list[bytes], route_events: bool = False,
+             ) -> tuple[SpeakerCore, PlanningKernel, str, int, float]:
+    kernel = PlanningKernel(route_events)
     core = SpeakerCore(config, kernel, _null)
     peer, conn = establish(core)
     gc.collect()
@@ -195,7 +230,8 @@ def decode_only(config: Config, segments: list[bytes]) -> float:
     return time.process_time() - t0
 
 
-def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) -> None:
+def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
+            route_events: bool = False) -> None:
     config = parse_config(CONFIG)
     segments = sender_stream(feed)
     decode: list[float] = []
@@ -203,20 +239,19 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) 
     withdraws: list[float] = []
     for _ in range(repeat):
         decode.append(decode_only(config, segments))
-        core, kernel, peer, _conn, elapsed = run_feed(config, segments)
+        core, kernel, peer, _conn, elapsed = run_feed(config, segments, route_events)
         feeds.append(elapsed)
         installed = kernel.installed()
         withdraws.append(run_withdraw(core, kernel, peer))
         left = kernel.installed()
         del core, kernel
         gc.collect()
-    print(f"{feed:9s} decode {statistics.median(decode):6.3f} s"
-          f"   feed {statistics.median(feeds):6.3f} s"
-          f"   withdraw {statistics.median(withdraws):6.3f} s"
+    print(f"{feed:9s} decode {_spread(decode)}   feed {_spread(feeds)}"
+          f"   withdraw {_spread(withdraws)}"
           f"   (installed {installed}, left {left}; {len(segments)} segments)")
     if profile:
         prof = cProfile.Profile()
-        kernel = PlanningKernel()
+        kernel = PlanningKernel(route_events)
         core = SpeakerCore(config, kernel, _null)
         peer, conn = establish(core)
         prof.enable()
@@ -232,14 +267,22 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool) 
         prof.dump_stats(out)
         print(f"          cProfile of feed + withdraw: {out}")
     if use_tracemalloc:
-        _memory(feed, config, segments)
+        _memory(feed, config, segments, route_events)
 
 
-def _memory(feed: str, config: Config, segments: list[bytes]) -> None:
+def _spread(values: list[float]) -> str:
+    """``median s (min-max)``; the range only when there is more than one run."""
+    text = f"{statistics.median(values):6.3f} s"
+    if len(values) > 1:
+        text += f" ({min(values):.3f}-{max(values):.3f})"
+    return text
+
+
+def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool) -> None:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    core, kernel, _peer, _conn, _ = run_feed(config, segments)
+    core, kernel, _peer, _conn, _ = run_feed(config, segments, route_events)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     peak = tracemalloc.get_traced_memory()[1] - base
@@ -262,13 +305,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="write cProfile stats to PREFIX-<feed>.prof")
     parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument("--route-events", action="store_true",
+                        help="an event per routine kernel write, as the daemon at debug level"
+                             " (default: none, as the daemon at info)")
     args = parser.parse_args(argv)
     gc.set_threshold(20_000, 20, 20)  # as speaker.daemon.run_daemon sets it
     feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
     print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
-          f" {args.repeat}")
+          f" {args.repeat}; route events {'on' if args.route_events else 'off'}")
     for feed in feeds:
-        measure(feed, args.repeat, args.profile, not args.no_tracemalloc)
+        measure(feed, args.repeat, args.profile, not args.no_tracemalloc, args.route_events)
 
 if __name__ == "__main__":
     main()

@@ -2,25 +2,29 @@
 
 The core does no I/O.  It hands out three kinds of work: *actions* for the session transport
 (:class:`Dial`, :class:`Close`, :class:`Forget`), bytes per connection (``data_to_send``), and
-kernel intents through a :class:`KernelPort` (``want``/``unwant``/``converged``; the asyncio
-:class:`~speaker.kernel.bridge.KernelBridge` is one, a recording fake is another).
+kernel intents through a :class:`KernelPort` (``apply``, a batch of intents per RIB delta, and
+``converged``; the asyncio :class:`~speaker.kernel.bridge.KernelBridge` is one, a recording
+fake is another).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from speaker.kernel.model import IPNetwork, KernelRoute
+from speaker.kernel.model import KernelIntent
 
 
 class KernelPort(Protocol):
     """Where kernel intents go (implemented by the kernel bridge)."""
 
-    def want(self, route: KernelRoute) -> None: ...
-
-    def unwant(self, prefix: IPNetwork) -> None: ...
+    def apply(self, intents: Sequence[KernelIntent]) -> None:
+        """One RIB delta's intents, in order: ``(key, hops)`` wants the prefix ``key``
+        (:func:`~speaker.kernel.model.prefix_key`) via ``hops`` (one shared tuple per
+        next-hop set; ``()``: a blackhole), ``(key, None)`` wants nothing there."""
+        ...
 
     def converged(self) -> None: ...
 

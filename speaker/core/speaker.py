@@ -597,13 +597,9 @@ class SpeakerCore:
     # -- routes --------------------------------------------------------------------------------
 
     def _apply(self, changes: Iterable[RouteChange]) -> None:
-        """Follow RIB changes into the kernel; the peers' Adj-RIB-Out flush is due."""
-        any_change = False
-        for change in changes:
-            any_change = True
-            self._publish(change)
-            self.intents.follow(change)
-        if any_change and not self.flush_due:
+        """Publish RIB changes and follow them into the kernel, one batch per RIB delta; the
+        peers' Adj-RIB-Out flush is due."""
+        if self.intents.follow(changes) and not self.flush_due:
             self.flush_due = True
             self._wake()
 

@@ -26,7 +26,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from speaker.kernel.codec import (
@@ -41,6 +41,7 @@ from speaker.kernel.model import (
     KernelConfig,
     KernelEvent,
     KernelEventKind,
+    KernelIntent,
     KernelRoute,
     KernelSnapshot,
     LearnedRoute,
@@ -220,6 +221,12 @@ class KernelBridge:
             self._links = None
 
     # -- the RIB side ----------------------------------------------------------------------
+
+    def apply(self, intents: Sequence[KernelIntent]) -> None:
+        """A batch of intents from the core, in order (one RIB delta: an UPDATE's prefixes),
+        in one loop of the reconciler; coalesced per prefix, latest wins."""
+        self._rec.want_all(intents)
+        self._wake.set()
 
     def want(self, route: KernelRoute) -> None:
         """Desired state for a prefix (replaces the previous one; coalesced, latest wins)."""

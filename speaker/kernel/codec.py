@@ -18,9 +18,16 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from speaker.kernel.model import IPAddress, IPNetwork, RouteType
+from speaker.kernel.model import (
+    V6_FLAG,
+    IPAddress,
+    IPNetwork,
+    RouteType,
+    key_network,
+    network_key,
+)
 
 # <linux/netlink.h>
 NLMSG_ERROR = 2
@@ -79,74 +86,43 @@ _U32 = struct.Struct("=I")
 _HDR_LEN = 16
 _RTMSG_LEN = 12
 
-_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 _NEXTHOP_TYPES = frozenset({RouteType.UNICAST, RouteType.LOCAL, RouteType.ANYCAST})
 _ADDR_LEN: dict[int, int] = {socket.AF_INET: 4, socket.AF_INET6: 16}
 
 
-_V6_FLAG = 1 << 140  # keeps IPv6 keys apart from IPv4 ones
-
-
-def net_key(prefix: IPNetwork) -> int:
-    """An int standing for a prefix: ``ipaddress`` networks recompute their hash on every
-    dict lookup (~1 us each), which dominated a 100k-route scan; ints hash for free."""
-    key = int(prefix.network_address) << 8 | prefix.prefixlen
-    return key | _V6_FLAG if prefix.version == 6 else key
+_V6_FLAG = V6_FLAG
+net_key = network_key  # the codec's historical name for it
 
 
 def addr_key(addr: IPAddress) -> int:
-    """An int standing for an address (same reason as :func:`net_key`)."""
+    """An int standing for an address (ints hash for free, addresses do not)."""
     return int(addr) | _V6_FLAG if addr.version == 6 else int(addr)
 
 
 class Interner:
-    """One canonical object per prefix and per address.
+    """One canonical object per gateway address and per next-hop tuple.
 
-    Routes parsed from every scan and routes we compute then share their ``prefix`` and
-    ``gateway`` objects, so comparing two FibRoutes is mostly identity checks.  Bounded: when
-    it grows too large it is simply cleared (identity is an optimisation, not a semantic)."""
+    Routes parsed from every scan and routes we compute then share their ``gateway`` and
+    ``nexthops`` objects, so comparing two FibRoutes is mostly identity checks, and 100,000
+    parsed routes hold a handful of next-hop tuples, not one each.  (Prefixes need no
+    interning: they are int keys.)  Bounded: when it grows too large it is simply cleared
+    (identity is an optimisation, not a semantic)."""
 
     LIMIT = 1 << 21
+    HOPS_LIMIT = 1 << 14
 
     def __init__(self) -> None:
-        self._nets: dict[int, IPNetwork] = {}
         self._addrs: dict[int, IPAddress] = {}
+        self._hops: dict[tuple[NextHop, ...], tuple[NextHop, ...]] = {}
 
-    def net(self, prefix: IPNetwork) -> tuple[int, IPNetwork]:
-        """(key, canonical object) for a prefix."""
-        key = net_key(prefix)
-        canon = self._nets.get(key)
+    def hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
+        """The canonical object for a next-hop tuple (hashes its addresses: once per set)."""
+        canon = self._hops.get(hops)
         if canon is None:
-            if len(self._nets) > self.LIMIT:
-                self._nets.clear()
-            canon = self._nets[key] = prefix
-        return key, canon
-
-    def net_for(self, key: int, prefix: IPNetwork) -> IPNetwork:
-        """The canonical object for ``prefix`` whose key is already known."""
-        canon = self._nets.get(key)
-        if canon is None:
-            if len(self._nets) > self.LIMIT:
-                self._nets.clear()
-            canon = self._nets[key] = prefix
+            if len(self._hops) > self.HOPS_LIMIT:
+                self._hops.clear()
+            canon = self._hops[hops] = hops
         return canon
-
-    def net_raw(self, family: int, raw: bytes, plen: int) -> tuple[int, IPNetwork] | None:
-        """(key, canonical object) from an RTA_DST payload; None if malformed."""
-        key = int.from_bytes(raw, "big") << 8 | plen
-        if family == socket.AF_INET6:
-            key |= _V6_FLAG
-        canon = self._nets.get(key)
-        if canon is not None:
-            return key, canon
-        try:
-            if family == socket.AF_INET:
-                prefix: IPNetwork = ipaddress.IPv4Network((raw, plen), strict=False)
-            else:
-                prefix = ipaddress.IPv6Network((raw, plen), strict=False)
-        except ValueError:
-            return None
-        return self.net(prefix)
 
     def addr(self, addr: IPAddress) -> IPAddress:
         """The canonical object for an address."""
@@ -181,10 +157,10 @@ class NextHop(NamedTuple):
 class FibRoute(NamedTuple):
     """One kernel route, normalised so that what we write compares equal to what a later dump
     of it returns.  A NamedTuple, not a dataclass: a scan builds 100k of these every 2 s.
-    ``key`` is :func:`net_key` of ``prefix``."""
+    The prefix is its int ``key`` (:func:`~speaker.kernel.model.prefix_key`); the
+    ``ipaddress`` network is built only when asked for (:attr:`prefix`, for display)."""
 
     key: int
-    prefix: IPNetwork
     table: int
     proto: int
     type: RouteType
@@ -192,6 +168,11 @@ class FibRoute(NamedTuple):
     priority: int = 0
     nexthops: tuple[NextHop, ...] = ()
     extras: bytes = b""  # attributes we do not model, raw; b"" for every route we write
+
+    @property
+    def prefix(self) -> IPNetwork:
+        """The destination as an ``ipaddress`` network (built on each call: for display)."""
+        return key_network(self.key)
 
     @property
     def is_primary(self) -> bool:
@@ -271,6 +252,8 @@ class RouteParser:
         # handing back the very same object makes the reconciler's comparison an identity
         # check.  (IPv6 payloads carry volatile RTA_CACHEINFO and simply miss.)
         self._seen: dict[bytes, FibRoute | None] = {}
+        # (gateway octets, oif, flags) -> the interned 1-tuple of that next hop
+        self._single: dict[tuple[bytes | None, int, int], tuple[NextHop, ...]] = {}
 
     def parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:
         """One route message payload; None for families/shapes we do not handle."""
@@ -358,24 +341,32 @@ class RouteParser:
                 extras.append(data[off : off + nla_len])
             off += (nla_len + 3) & ~3
         route_type = _ROUTE_TYPES.get(rtype)
-        if len(dst) != alen or route_type is None:
+        bits = alen * 8
+        if len(dst) != alen or route_type is None or dst_len > bits:
             return None
-        keyed = self.interner.net_raw(family, dst, dst_len)
-        if keyed is None:
-            return None
+        # prefix_key: host bits dropped (the kernel never reports any)
+        key = 1 << dst_len | int.from_bytes(dst, "big") >> (bits - dst_len)
+        if alen == 16:
+            key |= _V6_FLAG
         nexthops: tuple[NextHop, ...]
         if route_type not in _NEXTHOP_TYPES:
             nexthops = ()  # blackhole & co: the kernel may report "dev lo"; not configuration
         elif multipath is not None:
-            nexthops = tuple(sorted(multipath, key=_nh_sort_key))
+            nexthops = self.interner.hops(tuple(sorted(multipath, key=_nh_sort_key)))
         elif gateway is not None or oif:
-            gw = self.interner.addr_raw(gateway) if gateway and len(gateway) == alen else None
-            nexthops = (NextHop(gw, oif, 1, rflags & RTNH_CONFIG_FLAGS),)
+            flags = rflags & RTNH_CONFIG_FLAGS
+            single = self._single.get((gateway, oif, flags))
+            if single is None:
+                gw = self.interner.addr_raw(gateway) if gateway and len(gateway) == alen else None
+                single = self.interner.hops((NextHop(gw, oif, 1, flags),))
+                if len(self._single) > Interner.HOPS_LIMIT:
+                    self._single.clear()
+                self._single[gateway, oif, flags] = single
+            nexthops = single
         else:
             nexthops = ()
         return FibRoute(
-            keyed[0],
-            keyed[1],
+            key,
             table,
             proto,
             route_type,
@@ -438,21 +429,30 @@ def _table_fields(table: int) -> tuple[int, bytes]:
 _TAILS: dict[tuple[int, int, int, int, tuple[NextHop, ...]], tuple[bytes, int]] = {}
 
 
-_LAST_TAIL: list[object] = [None, None, b"", 0]  # nexthops object, ident, tail, flags
+#: the last tail packed: nexthops object, type, table, priority, tos, tail, rtm_flags
+_LAST_TAIL: list[Any] = [None, None, None, None, None, b"", 0]
 
 
 def _route_tail(route: FibRoute) -> tuple[bytes, int]:
     """Everything after RTA_DST (and the rtm_flags), cached per next-hop set: thousands of
     prefixes share a handful of sets (and the very same tuple object), and packing is on the
     hot path; hashing a tuple of addresses is not free, hence the identity fast path."""
+    _key, table, _proto, rtype, tos, priority, hops, _extras = route
     last = _LAST_TAIL
-    ident = (route.type, route.table, route.priority, route.tos)
-    if route.nexthops is last[0] and ident == last[1]:
-        return last[2], last[3]  # type: ignore[return-value]
-    cached = _TAILS.get((*ident, route.nexthops))
-    if cached is not None:
-        last[:] = [route.nexthops, ident, cached[0], cached[1]]
-        return cached
+    if (hops is last[0] and rtype == last[1] and table == last[2] and priority == last[3]
+            and tos == last[4]):
+        return last[5], last[6]
+    cached = _TAILS.get((rtype, table, priority, tos, hops))
+    if cached is None:
+        cached = _pack_tail(route)
+        if len(_TAILS) > 4096:
+            _TAILS.clear()
+        _TAILS[rtype, table, priority, tos, hops] = cached
+    last[:] = [hops, rtype, table, priority, tos, cached[0], cached[1]]
+    return cached
+
+
+def _pack_tail(route: FibRoute) -> tuple[bytes, int]:
     rflags = 0
     body: list[bytes] = []
     hops = route.nexthops
@@ -473,56 +473,72 @@ def _route_tail(route: FibRoute) -> tuple[bytes, int]:
     body.append(_table_fields(route.table)[1])
     if route.priority:
         body.append(_u32_nla(RTA_PRIORITY, route.priority))
-    if len(_TAILS) > 4096:
-        _TAILS.clear()
-    cached = _TAILS[(*ident, route.nexthops)] = (b"".join(body), rflags)
-    last[:] = [route.nexthops, ident, cached[0], cached[1]]
-    return cached
+    return b"".join(body), rflags
+
+
+#: nlmsghdr, rtmsg and RTA_DST's attribute header (32 octets): one ``pack`` per request
+_HEAD = struct.Struct("=IHHIIBBBBBBBBIHH")
+_HEAD_LEN = _HEAD.size
+_HEAD4_LEN = _HEAD_LEN + 4
+_TABLE_NLAS: dict[int, tuple[int, bytes]] = {}
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+_BE32 = struct.Struct(">I").pack
+
+
+def _dst(key: int) -> tuple[int, int, bytes]:
+    """(family, length, RTA_DST payload) of a prefix key (:func:`prefix_key`)."""
+    if key < _V6_FLAG:
+        length = key.bit_length() - 1
+        return _AF_INET, length, _BE32((key ^ 1 << length) << (32 - length))
+    key ^= _V6_FLAG
+    length = key.bit_length() - 1
+    return _AF_INET6, length, ((key ^ 1 << length) << (128 - length)).to_bytes(16, "big")
 
 
 def pack_newroute(route: FibRoute, seq: int, flags: int, pid: int = 0) -> bytes:
     """RTM_NEWROUTE for one of our routes, attribute order as pyroute2 writes them (DST,
-    GATEWAY, OIF | MULTIPATH, TABLE[, PRIORITY]).  ``route.extras`` is never written."""
-    prefix = route.prefix
-    tail, rflags = _route_tail(route)
-    dst = _addr_nla(RTA_DST, prefix.network_address.packed)
-    rtm = _RTMSG.pack(
-        _FAMILY[prefix.version],
-        prefix.prefixlen,
-        0,
-        route.tos,
-        route.table if route.table < 256 else RT_TABLE_COMPAT,
-        route.proto,
-        RT_SCOPE_UNIVERSE,
-        route.type,
-        rflags,
-    )
-    length = _HDR_LEN + _RTMSG_LEN + len(dst) + len(tail)
-    return b"".join((_NLMSGHDR.pack(length, RTM_NEWROUTE, flags, seq, pid), rtm, dst, tail))
+    GATEWAY, OIF | MULTIPATH, TABLE[, PRIORITY]), packed straight from the prefix key.
+    ``route.extras`` is never written."""
+    key, table, proto, rtype, tos, priority, hops, _extras = route
+    last = _LAST_TAIL
+    if (hops is last[0] and rtype == last[1] and table == last[2] and priority == last[3]
+            and tos == last[4]):  # _route_tail's fast path, inlined: the usual case
+        tail: bytes = last[5]
+        rflags: int = last[6]
+    else:
+        tail, rflags = _route_tail(route)
+    if key < _V6_FLAG:  # _dst, inlined
+        length = key.bit_length() - 1
+        family, dst = _AF_INET, _BE32((key ^ 1 << length) << (32 - length))
+    else:
+        family, length, dst = _dst(key)
+    return _HEAD.pack(
+        _HEAD_LEN + len(dst) + len(tail), RTM_NEWROUTE, flags, seq, pid,
+        family, length, 0, tos, table if table < 256 else RT_TABLE_COMPAT,
+        proto, RT_SCOPE_UNIVERSE, rtype, rflags,
+        4 + len(dst), RTA_DST,
+    ) + dst + tail
 
 
 def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DELETE) -> bytes:
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
     protocol (the kernel then never deletes another protocol's route at that prefix).
     Scope NOWHERE means "any scope" to the IPv4 delete path."""
-    prefix = route.prefix
-    rtm_table, table_nla = _table_fields(route.table)
-    body = _addr_nla(RTA_DST, prefix.network_address.packed) + table_nla
+    fields = _TABLE_NLAS.get(route.table)
+    if fields is None:
+        fields = _TABLE_NLAS[route.table] = _table_fields(route.table)
+    rtm_table, body = fields
     if route.priority:
         body += _u32_nla(RTA_PRIORITY, route.priority)
-    rtm = _RTMSG.pack(
-        _FAMILY[prefix.version],
-        prefix.prefixlen,
-        0,
-        route.tos,
-        rtm_table,
-        route.proto,
-        RT_SCOPE_NOWHERE,
-        0,
-        0,
+    family, length, dst = _dst(route.key)
+    head = _HEAD.pack(
+        _HEAD_LEN + len(dst) + len(body), RTM_DELROUTE, flags, seq, pid,
+        family, length, 0, route.tos, rtm_table,
+        route.proto, RT_SCOPE_NOWHERE, 0, 0,
+        4 + len(dst), RTA_DST,
     )
-    length = _HDR_LEN + _RTMSG_LEN + len(body)
-    return _NLMSGHDR.pack(length, RTM_DELROUTE, flags, seq, pid) + rtm + body
+    return head + dst + body
 
 
 def pack_route_dump(family: int, table: int, seq: int, pid: int = 0) -> bytes:

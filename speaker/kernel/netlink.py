@@ -234,22 +234,21 @@ class NetlinkChannel:
 
 
 _NO_ACK = ~NLM_F_ACK & 0xFFFF
-_FLAGS = {
-    # (kind, acknowledged) -> nlmsg_flags
-    **{(k, True): f for k, f in ((OpKind.ADD, FLAGS_ADD), (OpKind.REPLACE, FLAGS_REPLACE),
-                                 (OpKind.DELETE, FLAGS_DELETE))},
-    **{(k, False): f & _NO_ACK for k, f in ((OpKind.ADD, FLAGS_ADD),
-                                           (OpKind.REPLACE, FLAGS_REPLACE),
-                                           (OpKind.DELETE, FLAGS_DELETE))},
-}
+_KIND_FLAGS = ((OpKind.ADD, FLAGS_ADD), (OpKind.REPLACE, FLAGS_REPLACE),
+               (OpKind.DELETE, FLAGS_DELETE))
+_FLAGS_ACK = dict(_KIND_FLAGS)  # kind -> nlmsg_flags
+_FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
+_DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
+_new_tuple = tuple.__new__
 
 
 def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
     """The request for one planned change (``ack=False``: the kernel answers only if it
     fails: rtnetlink sends an NLMSG_ERROR for a failed request whatever its flags)."""
-    flags = _FLAGS[op.kind, ack]
-    if op.kind is OpKind.DELETE:
+    kind = op.kind
+    flags = (_FLAGS_ACK if ack else _FLAGS_NO_ACK)[kind]
+    if kind is _DELETE:
         return pack_delroute(op.route, seq, flags=flags)
     return pack_newroute(op.route, seq, flags)
 
@@ -290,16 +289,20 @@ class RouteWriter:
         """Send all ``ops``; returns one OpResult per op."""
         results: list[OpResult] = []
         index = 0
-        while index < len(ops):
+        count = len(ops)
+        next_seq = self.channel.next_seq
+        chunk_messages, chunk_bytes = self.chunk_messages, self.chunk_bytes
+        while index < count:
             pending: dict[int, Op] = {}
             parts: list[bytes] = []
             size = 0
-            while index < len(ops) and len(pending) < self.chunk_messages:
-                seq = self.channel.next_seq()
-                data = pack_op(ops[index], seq, ack=False)
-                if pending and size + len(data) > self.chunk_bytes:
+            while index < count and len(parts) < chunk_messages:
+                op = ops[index]
+                seq = next_seq()
+                data = pack_op(op, seq, ack=False)
+                if parts and size + len(data) > chunk_bytes:
                     break
-                pending[seq] = ops[index]
+                pending[seq] = op
                 parts.append(data)
                 size += len(data)
                 index += 1
@@ -354,11 +357,14 @@ class RouteWriter:
                     if seq == last:
                         closed = True  # answers come in order: nothing else can fail now
                 off += (length + 3) & ~3
-        for seq, op in pending.items():
-            result = failed.get(seq)
-            if result is None:
-                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
-            results.append(result)
+        if closed and not failed:  # the usual case: all done
+            results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
+        else:
+            for seq, op in pending.items():
+                result = failed.get(seq)
+                if result is None:
+                    result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
+                results.append(result)
         pending.clear()
 
 

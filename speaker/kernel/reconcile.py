@@ -25,6 +25,10 @@ kernel`` can be unit-tested against a fake FIB.  The rules (``sysdep/unix/krt.c`
   the speaker are restored ("reinstalled"), failed writes are retried once per scan;
 * changes are coalesced per prefix: ``want``/``unwant`` only mark the prefix dirty, and
   :meth:`Reconciler.plan` computes the change from the latest state when it gets there.
+
+Every prefix is an int key (:func:`~speaker.kernel.model.prefix_key`) from the core's intents
+to the packed request and back from the monitor and the dumps; ``ipaddress`` networks are
+built only for events and ``show kernel``.
 """
 
 from __future__ import annotations
@@ -34,27 +38,33 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from itertools import islice
 from typing import NamedTuple
 
-from speaker.kernel.codec import FibRoute, Interner, NextHop, addr_key, net_key, sort_nexthops
+from speaker.kernel.codec import FibRoute, Interner, NextHop, addr_key, sort_nexthops
 from speaker.kernel.model import (
+    BLACKHOLE,
     LEARNABLE_TYPES,
     RTPROT_KERNEL,
     RTPROT_REDIRECT,
+    V6_FLAG,
     InstalledRoute,
     IPAddress,
     IPNetwork,
     KernelConfig,
     KernelEvent,
     KernelEventKind,
+    KernelIntent,
     KernelRoute,
     KernelSnapshot,
     KernelSnapshotEntry,
     LearnedRoute,
     RouteState,
     RouteType,
+    key_network,
+    key_order,
+    network_key,
 )
 from speaker.kernel.resolve import Resolver
 
@@ -111,13 +121,34 @@ _ROUTINE = frozenset({
     KernelEventKind.DELETED, KernelEventKind.SWEPT,
 })
 _DELETE = OpKind.DELETE
+_ADD = OpKind.ADD
+_UNICAST = RouteType.UNICAST
+_BLACKHOLE = RouteType.BLACKHOLE
+_INSTALLED = KernelEventKind.INSTALLED
+_new_tuple = tuple.__new__
+
+
+class _HopSet:
+    """One next-hop tuple as the core shares it among the prefixes of a next-hop set: its
+    address keys and family (checked once, when first seen), how many wanted prefixes use
+    it, and its resolution into kernel next hops (cached until the table's routes move)."""
+
+    __slots__ = ("akeys", "hops", "resolved", "users", "v6")
+
+    def __init__(self, hops: tuple[IPAddress, ...], akeys: tuple[int, ...], v6: bool) -> None:
+        self.hops = hops  # held: the set is found by id(hops), which cannot be reused meanwhile
+        self.akeys = akeys
+        self.v6 = v6
+        self.users = 0
+        self.resolved: tuple[tuple[NextHop, ...], str] | None = None
 
 
 class Reconciler:
     """State of one kernel table as the bridge sees it, and what to change in it.
 
-    Internally every prefix is an int key (:func:`~speaker.kernel.codec.net_key`) and every
-    prefix/address object is interned, which keeps a 100k-route scan cheap."""
+    Internally every prefix is an int key (:func:`~speaker.kernel.model.prefix_key`), gateway
+    addresses are interned, and a wanted route is its key and the core's shared next-hop
+    tuple: no object per route but the kernel route it becomes (:class:`FibRoute`)."""
 
     def __init__(self, config: KernelConfig, ifnames: Mapping[int, str] | None = None) -> None:
         self.config = config
@@ -133,7 +164,7 @@ class Reconciler:
         turns this off unless its log shows DEBUG or events go to JSON or metrics: a
         100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
-        self._wanted: dict[int, KernelRoute] = {}
+        self._wanted: dict[int, tuple[IPAddress, ...]] = {}  # next hops; BLACKHOLE: ()
         self._desired: dict[int, FibRoute | None] = {}
         self._why: dict[int, str] = {}  # why desired is None, or partial resolution
         self._ours: dict[int, FibRoute] = {}  # kernel: ours at the primary key
@@ -156,13 +187,14 @@ class Reconciler:
         self._unconfirmed_extra: set[tuple[int, int, int]] = set()  # (key, tos, metric)
         self._event_fix: dict[int, float] = {}
         self._resolver = Resolver()
-        # BGP next hop -> how many wanted prefixes use it (a count, not a set of 100,000
-        # keys: a next hop whose resolution changes is rare, and then one walk finds them)
+        # next-hop tuples in use, by id(); each counts its wanted prefixes (not a set of
+        # 100,000 keys: a next hop whose resolution changes is rare, and then one walk
+        # finds them)
+        self._sets: dict[int, _HopSet] = {}
+        # BGP next hop (address key) -> how many next-hop sets in use hold it
         self._nh_users: dict[int, int] = {}
         self._nh_addr: dict[int, IPAddress] = {}
         self._nh_cache: dict[int, NextHop | str] = {}
-        self._hopsets: dict[tuple[int, ...], tuple[tuple[NextHop, ...], str]] = {}
-        self._nh_keys: dict[int, tuple[tuple[IPAddress, ...], tuple[int, ...]]] = {}
         self._events: list[KernelEvent] = []
         self._learn_changes: list[LearnedRoute | IPNetwork] = []
 
@@ -195,38 +227,113 @@ class Reconciler:
         """Desired state for ``route.prefix`` (replaces any earlier one)."""
         if not isinstance(route, KernelRoute):
             raise TypeError(f"want() takes a KernelRoute, got {route!r}")
-        key = net_key(route.prefix)
-        old = self._wanted.get(key)
-        hops = route.nexthops
-        if old is not None and old.nexthops is hops and old.blackhole == route.blackhole:
-            return  # the same wanted route (the core shares one tuple per next-hop set)
-        if old == route:
-            return
-        self._wanted[key] = route
-        nh_keys = self._nh_keys_of(hops)
-        if old is None or old.nexthops is not hops:
-            self._track_nexthops(key, old, route, nh_keys)
-        self._withdrawn.discard(key)
-        self._recompute(key, nh_keys)
-        self._dirty[key] = None
+        if route.blackhole:
+            self.want_all(((network_key(route.prefix), BLACKHOLE),))
+        elif route.nexthops:
+            self.want_all(((network_key(route.prefix), route.nexthops),))
+        else:
+            raise ValueError(f"KernelRoute {route.prefix}: needs next hops, or blackhole=True")
 
     def unwant(self, prefix: IPNetwork) -> None:
         """No route wanted for ``prefix`` any more: deleted at once, unless it is an adopted
         route no peer has confirmed yet (then it waits for convergence)."""
         if not isinstance(prefix, (IPv4Network, IPv6Network)):
             raise TypeError(f"unwant() takes an ipaddress network, got {prefix!r}")
-        key = net_key(prefix)
-        old = self._wanted.pop(key, None)
-        if old is None:
-            return
-        self._track_nexthops(key, old, None)
-        self._desired.pop(key, None)
-        for notes in (self._why, self._lost, self._blocked, self._errors):
-            if notes:  # usually empty
-                notes.pop(key, None)
-        if key in self._ours or key in self._inflight:
-            self._withdrawn.add(key)
-        self._dirty[key] = None
+        self.want_all(((network_key(prefix), None),))
+
+    def want_all(self, intents: Iterable[KernelIntent]) -> None:
+        """What :meth:`want` and :meth:`unwant` do, for a batch of intents in order, in one
+        loop: ``(key, hops)`` wants the prefix ``key`` via ``hops`` (:data:`BLACKHOLE`: a
+        blackhole), ``(key, None)`` wants nothing there.  Keys and next hops come from the
+        core, which decoded and checked them; a next-hop tuple is checked once, the first
+        time it is seen (:meth:`_hop_set`), and the core shares one tuple per set."""
+        wanted = self._wanted
+        sets = self._sets
+        dirty = self._dirty
+        desired = self._desired
+        for key, hops in intents:
+            old = wanted.get(key)
+            if hops is None:  # unwanted
+                if old is None:
+                    continue
+                del wanted[key]
+                if old:
+                    self._release(old)
+                desired.pop(key, None)
+                if self._why or self._lost or self._blocked or self._errors:  # usually empty
+                    for notes in (self._why, self._lost, self._blocked, self._errors):
+                        notes.pop(key, None)
+                if key in self._ours or key in self._inflight:
+                    self._withdrawn.add(key)
+                dirty[key] = None
+                continue
+            if old is hops or (old is not None and old == hops):
+                continue  # the same wanted route (the core shares one tuple per set)
+            hset: _HopSet | None = None
+            if hops:
+                hset = sets.get(id(hops))
+                if hset is None:
+                    hset = self._hop_set(hops)
+                if hset.v6 is not (key >= V6_FLAG):
+                    if not hset.users:
+                        self._drop_set(hset)
+                    raise ValueError(
+                        f"kernel intent for {key_network(key)}: next hops "
+                        f"{', '.join(map(str, hops))} are of another family"
+                    )
+                hset.users += 1
+            if old:
+                self._release(old)
+            wanted[key] = hops
+            if self._withdrawn:
+                self._withdrawn.discard(key)
+            self._recompute(key, hset)
+            dirty[key] = None
+
+    def _hop_set(self, hops: tuple[IPAddress, ...]) -> _HopSet:
+        """A next-hop tuple seen for the first time: checked (as :class:`KernelRoute` checks
+        its next hops) and registered, with no prefix using it yet."""
+        if not isinstance(hops, tuple):
+            raise TypeError(f"kernel intent: next hops must be a tuple, got {hops!r}")
+        versions = set()
+        for nh in hops:
+            if not isinstance(nh, (IPv4Address, IPv6Address)):
+                raise TypeError(f"kernel intent: next hop {nh!r} is not an ip address")
+            if nh.is_unspecified or nh.is_multicast:
+                raise ValueError(f"kernel intent: next hop {nh} is not a unicast address")
+            versions.add(nh.version)
+        if len(versions) != 1:
+            raise ValueError(f"kernel intent: next hops {hops} are of two families")
+        akeys = tuple(addr_key(addr) for addr in hops)
+        hset = self._sets[id(hops)] = _HopSet(hops, akeys, 6 in versions)
+        users = self._nh_users
+        for addr, akey in zip(hops, akeys, strict=True):
+            count = users.get(akey)
+            if count is None:
+                users[akey] = 1
+                self._nh_addr[akey] = self.interner.addr(addr)
+            else:
+                users[akey] = count + 1
+        return hset
+
+    def _release(self, hops: tuple[IPAddress, ...]) -> None:
+        """One wanted prefix fewer uses ``hops``; the last one takes its set away."""
+        hset = self._sets[id(hops)]
+        hset.users -= 1
+        if not hset.users:
+            self._drop_set(hset)
+
+    def _drop_set(self, hset: _HopSet) -> None:
+        del self._sets[id(hset.hops)]
+        users = self._nh_users
+        for akey in hset.akeys:
+            count = users[akey]
+            if count > 1:
+                users[akey] = count - 1
+            else:
+                del users[akey]
+                self._nh_cache.pop(akey, None)
+                self._nh_addr.pop(akey, None)
 
     def converge(self, reason: str) -> None:
         """The RIB has converged: from now on unwanted routes of ours are deleted."""
@@ -262,84 +369,43 @@ class Reconciler:
             and (route.key, route.tos, route.priority) in self._unconfirmed_extra
         )
 
-    def _track_nexthops(
-        self,
-        key: int,
-        old: KernelRoute | None,
-        new: KernelRoute | None,
-        nh_keys: tuple[int, ...] = (),
-    ) -> None:
-        users = self._nh_users
-        if old is not None:
-            for akey in self._nh_keys_of(old.nexthops):
-                count = users.get(akey)
-                if count is not None:
-                    if count > 1:
-                        users[akey] = count - 1
-                    else:
-                        del users[akey]
-                        self._nh_cache.pop(akey, None)
-                        self._hopsets.clear()
-                        self._nh_addr.pop(akey, None)
-        if new is not None:
-            for addr, akey in zip(new.nexthops, nh_keys, strict=True):
-                count = users.get(akey)
-                if count is None:
-                    users[akey] = 1
-                    self._nh_addr[akey] = self.interner.addr(addr)
-                else:
-                    users[akey] = count + 1
-
-    def _nh_keys_of(self, hops: tuple[IPAddress, ...]) -> tuple[int, ...]:
-        """The address keys of a next-hop tuple, memoised on the (shared) tuple object."""
-        hit = self._nh_keys.get(id(hops))
-        if hit is not None and hit[0] is hops:
-            return hit[1]
-        keys = tuple(addr_key(addr) for addr in hops)
-        if len(self._nh_keys) > 4096:
-            self._nh_keys.clear()
-        self._nh_keys[id(hops)] = (hops, keys)  # holds hops: the id cannot be reused meanwhile
-        return keys
-
     def _resolve(self, akey: int) -> NextHop | str:
         hop = self._nh_cache.get(akey)
         if hop is None:
             hop = self._nh_cache[akey] = self._resolver.resolve(self._nh_addr[akey])
         return hop
 
-    def _recompute(self, key: int, nh_keys: tuple[int, ...] | None = None) -> None:
-        """Desired kernel route for a wanted prefix: reject_cidrs, blackhole, or resolved
-        next hops (deduplicated, at most merge_limit, or 1 when merge paths is off)."""
+    def _recompute(self, key: int, hset: _HopSet | None) -> None:
+        """Desired kernel route for a wanted prefix: reject_cidrs, blackhole (``hset`` None),
+        or resolved next hops (deduplicated, at most merge_limit, or 1 when merge paths is
+        off; resolved once per next-hop set)."""
         cfg = self.config
-        route = self._wanted[key]
-        if cfg.reject_cidrs and cfg.rejects(route.prefix):
+        if cfg.reject_cidrs and cfg.rejects_key(key):
             self._desired[key] = None
             self._why[key] = "inside reject_cidrs: never programmed"
             return
-        prefix = self.interner.net_for(key, route.prefix)
-        metric = 1024 if prefix.version == 6 else 0
-        if route.blackhole:
-            self._desired[key] = FibRoute(
-                key, prefix, cfg.table, cfg.protocol, RouteType.BLACKHOLE, 0, metric
+        metric = 1024 if key >= V6_FLAG else 0
+        if hset is None:
+            self._desired[key] = _new_tuple(
+                FibRoute, (key, cfg.table, cfg.protocol, _BLACKHOLE, 0, metric, (), b"")
             )
-            self._why.pop(key, None)
+            if self._why:
+                self._why.pop(key, None)
             return
-        if nh_keys is None:
-            nh_keys = tuple(addr_key(addr) for addr in route.nexthops)
-        resolved = self._hopsets.get(nh_keys)
+        resolved = hset.resolved
         if resolved is None:
-            resolved = self._hopsets[nh_keys] = self._resolve_set(nh_keys)
+            resolved = hset.resolved = self._resolve_set(hset.akeys)
         hops, problems = resolved
         if not hops:
             self._desired[key] = None
             self._why[key] = problems or "no usable next hop"
             return
-        self._desired[key] = FibRoute(
-            key, prefix, cfg.table, cfg.protocol, RouteType.UNICAST, 0, metric, hops
+        self._desired[key] = _new_tuple(
+            FibRoute, (key, cfg.table, cfg.protocol, _UNICAST, 0, metric, hops, b"")
         )
         if problems:
             self._why[key] = problems
-        else:
+        elif self._why:
             self._why.pop(key, None)
 
     def _resolve_set(self, nh_keys: tuple[int, ...]) -> tuple[tuple[NextHop, ...], str]:
@@ -359,7 +425,7 @@ class Reconciler:
                 continue
             seen.add((hop.gateway, hop.oif))
             hops.append(hop)
-        return sort_nexthops(hops), "; ".join(problems)
+        return self.interner.hops(sort_nexthops(hops)), "; ".join(problems)
 
     # -- the kernel side -------------------------------------------------------------------
 
@@ -402,22 +468,27 @@ class Reconciler:
                 self._unconfirmed_extra = {
                     (r.key, r.tos, r.priority) for rs in new_extra.values() for r in rs
                 }
-            for route in new_ours.values():
-                self._emit(
-                    KernelEventKind.ADOPTED,
-                    route.prefix,
-                    "route of ours found at start-up: kept until convergence",
-                    _gateways(route),
-                )
-            for extras in new_extra.values():
-                for route in extras:
+            if not self.route_events:  # routine: counted, not published (100,000 at restart)
+                adopted = len(new_ours) + sum(len(extras) for extras in new_extra.values())
+                if adopted:
+                    self.counters[_KIND_NAME[KernelEventKind.ADOPTED]] += adopted
+            else:
+                for route in new_ours.values():
                     self._emit(
                         KernelEventKind.ADOPTED,
                         route.prefix,
-                        f"route of ours at metric {route.priority}, tos {route.tos}: "
-                        "removed after convergence",
+                        "route of ours found at start-up: kept until convergence",
                         _gateways(route),
                     )
+                for extras in new_extra.values():
+                    for route in extras:
+                        self._emit(
+                            KernelEventKind.ADOPTED,
+                            route.prefix,
+                            f"route of ours at metric {route.priority}, tos {route.tos}: "
+                            "removed after convergence",
+                            _gateways(route),
+                        )
             for key in self._wanted:
                 self._dirty[key] = None
             return
@@ -529,13 +600,17 @@ class Reconciler:
         for akey, old_hop in list(self._nh_cache.items()):
             hop = self._resolver.resolve(self._nh_addr[akey])
             if hop != old_hop:
-                self._hopsets.clear()
                 self._nh_cache[akey] = hop
                 moved.add(akey)
         if moved:
-            for key, route in self._wanted.items():
-                if not moved.isdisjoint(self._nh_keys_of(route.nexthops)):
-                    self._recompute(key)
+            touched: set[int] = set()
+            for ident, hset in self._sets.items():
+                if not moved.isdisjoint(hset.akeys):
+                    hset.resolved = None
+                    touched.add(ident)
+            for key, hops in self._wanted.items():
+                if hops and id(hops) in touched:
+                    self._recompute(key, self._sets[id(hops)])
                     self._dirty[key] = None
         for key in keys:
             if key in self._wanted or key in self._ours:
@@ -599,6 +674,7 @@ class Reconciler:
             return ops
         dirty = self._dirty
         inflight = self._inflight
+        plan_key = self._plan_key
         while dirty and len(ops) < limit:
             # oldest first, in slices: a key marked dirty again while waiting keeps its place
             for key in list(islice(dirty, limit - len(ops))):
@@ -606,7 +682,7 @@ class Reconciler:
                 if key in inflight:
                     self._redo.add(key)
                     continue
-                self._plan_key(key, ops)
+                plan_key(key, ops)
         return ops
 
     def _start(self, op: Op, ops: list[Op]) -> None:
@@ -617,11 +693,11 @@ class Reconciler:
     def _plan_key(self, key: int, ops: list[Op]) -> None:
         want = self._desired.get(key)
         current = self._ours.get(key)
-        converged = self.phase is Phase.CONVERGED
         if want is not None:
             if self._unconfirmed:
                 self._unconfirmed.discard(key)  # a peer wants this prefix: confirmed
-            blocker = self._blocker(key, want.priority) if self._others else None
+            slot = self._others.get(key) if self._others else None
+            blocker = slot.get((0, want.priority)) if slot else None
             if blocker is not None:
                 text = (
                     f"proto {proto_name(blocker.proto)} route {blocker.describe()} holds this "
@@ -631,20 +707,24 @@ class Reconciler:
                     self._blocked[key] = text
                     self._emit(KernelEventKind.BLOCKED, want.prefix, text, _gateways(want))
             else:
-                self._blocked.pop(key, None)
-                if current is not None and current != want and self._held(key, want, current):
-                    pass  # adopted multipath kept whole until convergence
-                elif current is None or current != want:
-                    lost = self._lost.get(key)
-                    if current is None:
-                        kind = OpKind.ADD
-                        cause = KernelEventKind.REINSTALLED if lost else KernelEventKind.INSTALLED
-                        reason = lost or self._why.get(key) or "wanted"
+                if self._blocked:
+                    self._blocked.pop(key, None)
+                if current is None:  # the usual case in a feed: a new route
+                    lost = self._lost.get(key) if self._lost else None
+                    if lost:
+                        op = _new_tuple(Op, (_ADD, want, KernelEventKind.REINSTALLED, lost))
                     else:
-                        kind = OpKind.REPLACE
+                        why = self._why.get(key) if self._why else None
+                        op = _new_tuple(Op, (_ADD, want, _INSTALLED, why or "wanted"))
+                    ops.append(op)
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
+                elif current != want:
+                    if not self._held(key, want, current):
+                        lost = self._lost.get(key)
                         cause = KernelEventKind.REINSTALLED if lost else KernelEventKind.REPLACED
                         reason = lost or f"was {current.describe()}"
-                    self._start(Op(kind, want, cause, reason), ops)
+                        self._start(Op(OpKind.REPLACE, want, cause, reason), ops)
+                    # else: an adopted multipath route kept whole until convergence
                 else:
                     self._lost.pop(key, None)
                     self._errors.pop(key, None)
@@ -653,12 +733,13 @@ class Reconciler:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
             elif key in self._withdrawn:
                 cause, reason = KernelEventKind.DELETED, "withdrawn"
-            elif converged:
+            elif self.phase is Phase.CONVERGED:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
             else:
                 cause, reason = KernelEventKind.SWEPT, "not wanted, not found at start-up"
-            self._start(Op(OpKind.DELETE, current, cause, reason), ops)
-        if key in self._extra:
+            ops.append(_new_tuple(Op, (_DELETE, current, cause, reason)))
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+        if self._extra and key in self._extra:
             for route in self._extra[key]:
                 if self._keeps_extra(route):
                     continue
@@ -678,34 +759,28 @@ class Reconciler:
         wanted = {(nh.gateway, nh.oif) for nh in want.nexthops}
         return wanted < {(nh.gateway, nh.oif) for nh in current.nexthops}
 
-    def _blocker(self, key: int, metric: int) -> FibRoute | None:
-        slot = self._others.get(key)
-        if not slot:
-            return None
-        return slot.get((0, metric))
-
     def apply(self, results: Iterable[OpResult], now: float) -> None:
         """Fold the kernel's answers into the view; failures are kept and retried per scan."""
         inflight = self._inflight
         ours = self._ours
+        route_events = self.route_events
+        routine: dict[KernelEventKind, int] = {}  # counted, not published
         writes = 0
         for op, error, message in results:
             route = op.route
             key = route.key
-            left = inflight.get(key, 1) - 1
+            left = inflight.pop(key, 1) - 1
             if left > 0:
                 inflight[key] = left
-            else:
-                inflight.pop(key, None)
             kind = op.kind
-            ok = error == 0 or (kind is _DELETE and error in (errno.ESRCH, errno.ENOENT))
-            if ok:
+            if error == 0 or (kind is _DELETE and error in (errno.ESRCH, errno.ENOENT)):
                 writes += 1
                 # the sets below are empty but around a restart or a failure: test first
                 if kind is _DELETE:
                     if route.is_primary:
                         ours.pop(key, None)
-                        self._withdrawn.discard(key)
+                        if self._withdrawn:
+                            self._withdrawn.discard(key)
                         if self._adopted:
                             self._adopted.discard(key)
                         if self._unconfirmed:
@@ -723,10 +798,10 @@ class Reconciler:
                 if self._errors:
                     self._errors.pop(key, None)
                 cause = op.cause
-                if self.route_events or cause not in _ROUTINE:
+                if route_events or cause not in _ROUTINE:
                     self._emit(cause, route.prefix, op.reason, _gateways(route))
                 else:
-                    self.counters[_KIND_NAME[cause]] += 1
+                    routine[cause] = routine.get(cause, 0) + 1
             else:
                 self.counters["write_errors"] += 1
                 if error == UNKNOWN_OUTCOME:
@@ -748,6 +823,8 @@ class Reconciler:
             if self._redo and key in self._redo and key not in inflight:
                 self._redo.discard(key)
                 self._dirty[key] = None
+        for cause, count in routine.items():
+            self.counters[_KIND_NAME[cause]] += count
         if writes:
             self.counters["writes"] += writes
 
@@ -775,7 +852,7 @@ class Reconciler:
 
     def installed(self, prefix: IPNetwork) -> bool:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
-        key = net_key(prefix)
+        key = network_key(prefix)
         current = self._ours.get(key)
         return current is not None and current == self._desired.get(key)
 
@@ -793,7 +870,7 @@ class Reconciler:
 
     def desired(self, prefix: IPNetwork) -> FibRoute | None:
         """The kernel route we aim at for a wanted prefix (None: not programmable)."""
-        return self._desired.get(net_key(prefix))
+        return self._desired.get(network_key(prefix))
 
     def pending(self) -> int:
         """Prefixes queued or in flight."""
@@ -810,26 +887,16 @@ class Reconciler:
 
     def snapshot(self) -> KernelSnapshot:
         """Wanted vs installed per prefix, with state and reason."""
-        entries = [
-            self._entry(key) for key in self._wanted.keys() | self._ours.keys() | self._extra.keys()
-        ]
-        entries.sort(
-            key=lambda e: (e.prefix.version, int(e.prefix.network_address), e.prefix.prefixlen)
-        )
-        return KernelSnapshot(self.converged, tuple(entries), self.stats())
+        keys = sorted(self._wanted.keys() | self._ours.keys() | self._extra.keys(), key=key_order)
+        return KernelSnapshot(self.converged, tuple(map(self._entry, keys)), self.stats())
 
     def _entry(self, key: int) -> KernelSnapshotEntry:
-        wanted = self._wanted.get(key)
+        hops = self._wanted.get(key)
         want = self._desired.get(key)
         current = self._ours.get(key)
         extras = self._extra.get(key)
-        if wanted is not None:
-            prefix = wanted.prefix
-        elif current is not None:
-            prefix = current.prefix
-        else:
-            assert extras
-            prefix = extras[0].prefix
+        prefix = key_network(key)
+        wanted = None if hops is None else KernelRoute.trusted(prefix, hops, not hops)
         installed = (
             InstalledRoute(
                 current.type,

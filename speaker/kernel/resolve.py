@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from speaker.kernel.codec import FibRoute, NextHop
-from speaker.kernel.model import IPAddress, RouteType
+from speaker.kernel.model import IPAddress, RouteType, key_parts
 
 
 class Resolver:
@@ -37,12 +37,11 @@ class Resolver:
         for route in routes:
             if route.tos:
                 continue
-            net = route.prefix
-            slot = by_len[net.version].setdefault(net.prefixlen, {})
-            key = int(net.network_address)
-            best = slot.get(key)
+            v6, addr, length = key_parts(route.key)
+            slot = by_len[6 if v6 else 4].setdefault(length, {})
+            best = slot.get(addr)
             if best is None or route.priority < best.priority:
-                slot[key] = route
+                slot[addr] = route
         for version, lens in by_len.items():
             self._index[version] = sorted(lens.items(), key=lambda kv: -kv[0])
 
