@@ -281,6 +281,19 @@ class CalicoKernelPolicy:
         self._reject_index = NetIndex(self.reject_cidrs)
         self._pool_index = NetIndex(self.pools)
         self._protect_index = NetIndex(self.protect)
+        self._next_hop_self: dict[object, bool] = {}
+        """Per interned attribute set (hashed by identity): does its next hop lead to us?
+        One answer per set instead of an address hashed per route."""
+
+    def _to_ourselves(self, path: Path) -> bool:
+        attrs = path.attrs
+        known = self._next_hop_self.get(attrs)
+        if known is None:
+            if len(self._next_hop_self) >= 4096:
+                self._next_hop_self.clear()
+            hop = path.next_hop
+            known = self._next_hop_self[attrs] = hop is not None and hop in self.own
+        return known
 
     def explain(self, prefix: Prefix, best: Path | SourceKind) -> KernelDecision:
         """The verdict for ``prefix`` whose best path is ``best``."""
@@ -312,6 +325,6 @@ class CalicoKernelPolicy:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_PROTECTED, matched=net)
         if self._pool_index and self._pool_index.covering(prefix) is None:
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_OUTSIDE_POOLS)
-        if path is not None and path.next_hop is not None and path.next_hop in self.own:
+        if path is not None and self.own and self._to_ourselves(path):
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_NEXT_HOP_SELF)
         return None
