@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -171,3 +171,43 @@ def test_a_wrong_key_raises_the_kernels_counter(listener: socket.socket) -> None
     assert not try_connect(listener, key=b"wrong")
     why = md5_failure_reason(before, md5_drops())
     assert why is not None and "wrong signature" in why, why
+
+
+def test_listener_keys_go_to_the_listener_of_the_peers_family() -> None:
+    """An IPv4 listener cannot hold an IPv6 peer's key (EINVAL) nor the reverse: each key goes
+    to the listening sockets of its family, and a listener opened later (the IPv6 one, when
+    the first IPv6 peer is configured) gets the keys already set."""
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    with v4, v6:
+        v4.bind(("127.0.0.1", 0))
+        v6.bind(("::1", 0))
+        v4.listen(4)
+        v6.listen(4)
+        keys = ListenerKeys([v4])
+        peers = _peers('address6 = "fd00::99"\n'
+                       '[[peer]]\naddress = "127.0.0.1"\npassword = "four"\n'
+                       '[[peer]]\naddress = "::1"\npassword = "six"\n')
+        keys.apply(peers)  # the IPv6 key is remembered, with no socket of its family yet
+        assert set(map(str, keys.keys)) == {"127.0.0.1", "::1"}
+        keys.add_sockets([v6])
+        v6.settimeout(2)
+        assert not try_connect6(v6) and try_connect6(v6, key=b"six")
+        v4.settimeout(2)
+        assert try_connect(v4, key=b"four") and not try_connect(v4, key=b"six")
+
+
+def try_connect6(listener: socket.socket, *, key: bytes = b"") -> bool:
+    """:func:`try_connect` over IPv6 loopback."""
+    client = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    client.settimeout(1.0)
+    with client:
+        if key:
+            set_md5_key(client, IPv6Address("::1"), key)
+        try:
+            client.connect(listener.getsockname()[:2])
+        except (TimeoutError, OSError):
+            return False
+        conn, _ = listener.accept()
+        conn.close()
+        return True
