@@ -42,7 +42,7 @@ from integration.lab import (
     wait_until,
 )
 from integration.lab.core import REPO_ROOT
-from speaker.control.client import ControlClient
+from speaker.control.client import ControlClient, ControlReplyError
 
 CONVERGE = 60.0
 """Seconds allowed for sessions to come up (connect delay 2 s, retry 5 s, error wait 5 s)."""
@@ -354,7 +354,12 @@ def test_add_path_two_paths_one_withdrawn(lab: LabFactory) -> None:
     assert "Reconfigured" in reply, reply
 
     def paths() -> list[dict[str, Any]]:
-        data = control_json(mesh, sp, f"show route all for {ADDPATH_PREFIX}")
+        try:
+            data = control_json(mesh, sp, f"show route all for {ADDPATH_PREFIX}")
+        except ControlReplyError as exc:  # 8001: not announced yet (or withdrawn), no path
+            if "8001" not in str(exc):
+                raise
+            return []
         return [r for r in data["routes"] if r["prefix"] == ADDPATH_PREFIX]
 
     def paths_if(count: int) -> list[dict[str, Any]] | None:
