@@ -91,13 +91,6 @@ def _from_ibgp(source: Path | SourceKind) -> bool:
     return source.source is SourceKind.BGP and source.peer.internal and not source.peer.rr_client
 
 
-def _covering(prefix: Prefix, nets: tuple[Prefix, ...]) -> Prefix | None:
-    for net in nets:
-        if net.contains(prefix):
-            return net
-    return None
-
-
 _WIDTH = {Afi.IPV4: 32, Afi.IPV6: 128}
 
 
@@ -175,6 +168,10 @@ class CalicoExportPolicy:
         self.disabled_pools = _prefixes(disabled_pools)
         self.static_cidrs = _prefixes(static_cidrs)
         self._block_set = frozenset(self.blocks)
+        self._disabled_index = NetIndex(self.disabled_pools)
+        self._block_index = NetIndex(self.blocks)
+        self._static_index = NetIndex(self.static_cidrs)
+        self._pool_index = NetIndex(self.pools)
 
     def explain(
         self, prefix: Prefix, source: Path | SourceKind, *, internal_peer: bool = True
@@ -182,18 +179,18 @@ class CalicoExportPolicy:
         """The verdict and the deciding step for ``prefix`` learned from ``source``."""
         if internal_peer and _from_ibgp(source):
             return ExportDecision(Verdict.REJECT, ExportStep.SPLIT_HORIZON)
-        hit = _covering(prefix, self.disabled_pools)
+        hit = self._disabled_index.covering(prefix)
         if hit is not None:
             return ExportDecision(Verdict.REJECT, ExportStep.DISABLED_POOL, hit)
         if prefix in self._block_set:
             return ExportDecision(Verdict.ACCEPT, ExportStep.OWN_BLOCK, prefix)
-        hit = _covering(prefix, self.blocks)
+        hit = self._block_index.covering(prefix)
         if hit is not None:
             return ExportDecision(Verdict.REJECT, ExportStep.INSIDE_OWN_BLOCK, hit)
-        hit = _covering(prefix, self.static_cidrs)
+        hit = self._static_index.covering(prefix)
         if hit is not None:
             return ExportDecision(Verdict.ACCEPT, ExportStep.STATIC_CIDR, hit)
-        hit = _covering(prefix, self.pools)
+        hit = self._pool_index.covering(prefix)
         if hit is not None:
             return ExportDecision(Verdict.ACCEPT, ExportStep.IN_POOL, hit)
         return ExportDecision(Verdict.REJECT, ExportStep.NO_MATCH)
