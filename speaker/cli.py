@@ -220,6 +220,15 @@ def _lazy(module: str, name: str) -> Callable[..., Any] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from speaker.startup import import_asyncio
+
+    # TLS only for the etcd datastore, which a reload cannot add (speaker/startup.py); a
+    # config that does not load is reported by run_daemon, as ever
+    try:
+        tls = load_config(args.config).datastore is not None
+    except (ConfigError, OSError):
+        tls = True
+    import_asyncio(tls=tls)
     run_daemon = _lazy("speaker.daemon", "run_daemon")
     if run_daemon is None:
         return EXIT_ERROR
