@@ -185,3 +185,17 @@ def test_report_names_the_family_and_keeps_families_apart(
     assert "IPv4 packed feed: 1000 x /26 from BIRD 1.6.8 at 192.168.0.80" in out
     row = next(line for line in out.splitlines() if line.startswith("kernel full"))
     assert row.split()[-3:] == ["1.00", "4.00", "4.0x"]
+
+
+def test_a_million_ipv4_routes_fit_as_28s_clear_of_the_nodes_blocks() -> None:
+    plan = PLANS[4].with_prefix_length(28)
+    assert plan.prefixlen == 28 and plan.block_size == 16
+    assert PLANS[4].prefixlen == 26  # the default plan is left alone
+    assert PLANS[4].max_routes() < 1_000_000 <= plan.max_routes()
+    last = ipaddress.IPv4Network(f"{ipaddress.IPv4Address(plan.first) + 999_999 * 16}/28")
+    assert str(last) == "10.244.35.240/28"
+    blocks = [ipaddress.IPv4Network(b) for b in plan.blocks]
+    assert last.subnet_of(ipaddress.IPv4Network(plan.pool))
+    assert not any(last.overlaps(b) for b in blocks)
+    with pytest.raises(ValueError, match="prefix length 33"):
+        PLANS[4].with_prefix_length(33)

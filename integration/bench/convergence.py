@@ -1,7 +1,7 @@
 """Convergence on a large feed from a real BIRD 1.6.8: a BIRD 1.6.8 receiver vs our speaker.
 
 Run as root: ``python3 -m integration.bench.convergence [--routes 100000] [--repeat 1]
-[--feed packed|distinct|both] [--family 4|6|both] [--receivers bird,speaker] [--py-spy DIR]``.
+[--prefix-length 26] [--feed packed|distinct|both] [--family 4|6|both] [--receivers bird,speaker] [--py-spy DIR]``.
 
 Each run builds a fresh two-node lab (integration/lab, namespaces only, torn down afterwards):
 
@@ -76,7 +76,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -132,6 +132,9 @@ class Plan:
     first: str
     blocks: tuple[str, ...]
     """The nodes' own blocks, which the feed must stay clear of."""
+    block_size: int = BLOCK_SIZE
+    """Addresses per feed prefix: 64 (a /26 or /122) unless ``--prefix-length`` says; a
+    million IPv4 routes need /28s (10.0.0.0/8 holds 262,142 /26s below the nodes' blocks)."""
 
     @classmethod
     def of(cls, family: Family) -> Plan:
@@ -147,8 +150,15 @@ class Plan:
 
     @property
     def prefixlen(self) -> int:
-        """26 or 122: prefixes of BLOCK_SIZE addresses."""
-        return (32 if self.family == 4 else 128) - (BLOCK_SIZE.bit_length() - 1)
+        """26 or 122 by default: prefixes of ``block_size`` addresses."""
+        return (32 if self.family == 4 else 128) - (self.block_size.bit_length() - 1)
+
+    def with_prefix_length(self, length: int) -> Plan:
+        """The same plan with feed prefixes of this length (block_size a power of two)."""
+        width = 32 if self.family == 4 else 128
+        if not 1 <= length <= width:
+            raise ValueError(f"prefix length {length}: want 1..{width} for IPv{self.family}")
+        return replace(self, block_size=1 << (width - length))
 
     @property
     def session_name(self) -> str:
@@ -168,7 +178,7 @@ class Plan:
             start = int(ipaddress.ip_network(block).network_address)
             if start >= first:
                 limit = min(limit, start)
-        return max(0, (limit - first) // BLOCK_SIZE)
+        return max(0, (limit - first) // self.block_size)
 
 
 PLANS: dict[Family, Plan] = {f: Plan.of(f) for f in FAMILIES}
@@ -180,7 +190,8 @@ PLANS: dict[Family, Plan] = {f: Plan.of(f) for f in FAMILIES}
 def feed_prefixes(count: int, family: Family = 4) -> list[str]:
     """The ``count`` network addresses of the feed (/26 or /122), from FIRST_FEED up."""
     first = ipaddress.ip_address(FIRST_FEED[family])
-    return [str(first + i * BLOCK_SIZE) for i in range(count)]
+    step = PLANS[family].block_size
+    return [str(first + i * step) for i in range(count)]
 
 
 def sender_config(count: int, distinct: bool, log_file: Path, family: Family = 4) -> str:
@@ -611,7 +622,7 @@ def _count_kernel(lab: Lab, node: str, kind: str, plan: Plan, count: int) -> int
 def count_feed_routes(ip_route: str, plan: Plan, count: int) -> int:
     """Lines of ``ip route`` output whose destination is one of the ``count`` feed prefixes."""
     first = int(ipaddress.ip_address(plan.first))
-    end = first + count * BLOCK_SIZE
+    end = first + count * plan.block_size
     n = 0
     for line in ip_route.splitlines():
         dest = line.split(None, 1)[0] if line.strip() else ""
@@ -755,6 +766,10 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--routes", type=int, default=100_000, help="prefixes in the feed")
+    parser.add_argument(
+        "--prefix-length", type=int, metavar="LEN",
+        help="IPv4 feed prefix length (default 26; 28 holds 1,000,000 routes in 10.0.0.0/8)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per receiver and feed")
     parser.add_argument(
         "--feed", choices=("packed", "distinct", "both"), default="packed",
@@ -777,6 +792,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"convergence bench: {reason}", file=sys.stderr)
         return 2
     families: list[Family] = [4, 6] if args.family == "both" else [4 if args.family == "4" else 6]
+    if args.prefix_length is not None:
+        if families != [4]:
+            parser.error("--prefix-length: IPv4 only (--family 4)")
+        try:
+            PLANS[4] = PLANS[4].with_prefix_length(args.prefix_length)
+        except ValueError as exc:
+            parser.error(f"--prefix-length: {exc}")
     for family in families:
         plan = PLANS[family]
         if not 1 <= args.routes <= plan.max_routes():
