@@ -1,7 +1,8 @@
 """Convergence on a large feed from a real BIRD 1.6.8: a BIRD 1.6.8 receiver vs our speaker.
 
 Run as root: ``python3 -m integration.bench.convergence [--routes 100000] [--repeat 1]
-[--prefix-length 26] [--feed packed|distinct|both] [--family 4|6|both] [--receivers bird,speaker] [--py-spy DIR]``.
+[--prefix-length 26] [--feed packed|distinct|both] [--family 4|6|both]
+[--receivers bird,speaker] [--py-spy DIR]``.
 
 Each run builds a fresh two-node lab (integration/lab, namespaces only, torn down afterwards):
 
