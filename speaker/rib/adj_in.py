@@ -24,15 +24,16 @@ from speaker.wire.nlri import Nlri
 class AdjRibIn:
     """The paths of one source, and its graceful-restart and route-refresh state."""
 
-    __slots__ = ("gr_active", "info", "kind", "non_ipv4", "paths", "refresh")
+    __slots__ = ("gr_active", "info", "ipv6", "kind", "paths", "refresh")
 
     def __init__(self, info: PeerInfo, kind: SourceKind = SourceKind.BGP) -> None:
         self.info = info
         self.kind = kind
         self.paths: dict[Nlri, Path] = {}
-        self.non_ipv4 = 0
-        """How many of ``paths`` are not IPv4 (kept by the Rib as paths come and go): the
-        IPv4 count the views show is ``len(paths) - non_ipv4``, without a walk."""
+        self.ipv6 = 0
+        """How many of ``paths`` are IPv6 (kept by the Rib as paths come and go; only IPv4
+        and IPv6 are decoded): the IPv4 count the views show is ``len(paths) - ipv6``,
+        without a walk."""
         self.gr_active = False
         """True between mark_stale and the sweep that ends the restart (RFC 4724 4.2)."""
         self.refresh: dict[Afi, set[Nlri]] = {}
@@ -58,7 +59,7 @@ class AdjRibIn:
 
     def ipv4_count(self) -> int:
         """How many paths are IPv4 (O(1))."""
-        return len(self.paths) - self.non_ipv4
+        return len(self.paths) - self.ipv6
 
     def stale_count(self) -> int:
         """How many paths are stale (graceful restart)."""

@@ -80,8 +80,9 @@ class LocRib:
         name), kept as entries settle: ``show protocols all``'s "preferred" without a walk."""
         self.best_by_source6: dict[str, int] = {}
         """The same for the IPv6 prefixes."""
-        self.non_ipv4 = 0
-        """Entries that are not IPv4 (kept as entries come and go)."""
+        self.ipv6 = 0
+        """IPv6 entries (kept as entries come and go; the rest are IPv4, the only other family
+        decoded)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -99,12 +100,12 @@ class LocRib:
         if e is None:
             e = self.entries[prefix] = LocEntry(prefix)
             if prefix.afi is not _IPV4:
-                self.non_ipv4 += 1
+                self.ipv6 += 1
         return e
 
     def ipv4_count(self) -> int:
         """How many IPv4 prefixes the table holds (O(1))."""
-        return len(self.entries) - self.non_ipv4
+        return len(self.entries) - self.ipv6
 
     def settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
         """Recompute each dirty entry once; return the changes of best path or ECMP set.
@@ -142,7 +143,7 @@ class LocRib:
                 if entries.get(e.prefix) is e:
                     del entries[e.prefix]
                     if e.prefix.afi is not _IPV4:
-                        self.non_ipv4 -= 1
+                        self.ipv6 -= 1
                 e.best = None
                 e.ecmp = ()
                 if old_best is not None:

@@ -224,13 +224,13 @@ class Rib:
                 entry = entries[prefix] = LocEntry(prefix)
                 entry.paths.append(path)
                 if prefix.afi is not _IPV4:
-                    loc.non_ipv4 += 1
+                    loc.ipv6 += 1
             elif old is None:
                 entry.paths.append(path)
             else:
                 replace_path(entry.paths, old, path)
             if old is None and prefix.afi is not _IPV4:
-                adj.non_ipv4 += 1
+                adj.ipv6 += 1
             if not entry.dirty:
                 entry.dirty = True
                 dirty.append(entry)
@@ -248,7 +248,7 @@ class Rib:
             if old is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
             if old.prefix.afi is not _IPV4:
-                adj.non_ipv4 -= 1
+                adj.ipv6 -= 1
             entry = entries[old.prefix]
             remove_path(entry.paths, old)
             if not entry.dirty:
@@ -569,8 +569,8 @@ class Rib:
         if afi is Afi.IPV4:
             paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
             return TableCounts(loc.ipv4_count(), paths, dict(loc.best_by_source))
-        paths = {a.name: a.non_ipv4 for a in self._in.values() if a.non_ipv4}
-        return TableCounts(loc.non_ipv4, paths, dict(loc.best_by_source6))
+        paths = {a.name: a.ipv6 for a in self._in.values() if a.ipv6}
+        return TableCounts(loc.ipv6, paths, dict(loc.best_by_source6))
 
     def __repr__(self) -> str:
         return f"Rib(AS{self.asn}, {len(self.loc)} prefixes, {len(self._out)} sessions)"
