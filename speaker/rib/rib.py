@@ -6,10 +6,11 @@ on request, UPDATE bytes per peer (:meth:`Rib.flush`).  Time comes from an injec
 read once per operation.
 
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
-per prefix the work is one path tuple, one Adj-RIB-In store keyed by the decoded ``Nlri``,
-one Loc-RIB entry touched and put on the dirty list, and one RouteChange when the best path
-changes.  Selection runs once per touched prefix per operation, and only where a prefix has
-more than one path.
+per prefix the work is one path tuple, one Adj-RIB-In store keyed by the prefix (the
+Loc-RIB's own prefix object once the prefix is known: see :mod:`~speaker.rib.adj_in`), one
+Loc-RIB entry touched (created holding its first path inline) and put on the dirty list, and
+one RouteChange when the best path changes.  Selection runs once per touched prefix per
+operation, and only where a prefix has more than one path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from speaker.rib.adj_in import AdjRibIn
+from speaker.rib.adj_in import AdjRibIn, PathKey
 from speaker.rib.adj_out import AdjRibOut, RefreshAnswer
 from speaker.rib.attrs import AttributeSet, IpAddress
 from speaker.rib.decision import (
@@ -30,7 +31,7 @@ from speaker.rib.decision import (
     explain_ecmp,
 )
 from speaker.rib.events import RouteChange
-from speaker.rib.loc_rib import LocEntry, LocRib, remove_path, replace_path
+from speaker.rib.loc_rib import LocEntry, LocRib
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
 from speaker.rib.query import (
@@ -202,55 +203,89 @@ class Rib:
         now: float,
         dirty: list[LocEntry],
     ) -> None:
-        table = adj.paths
+        table = adj.table
         loc = self.loc
         entries = loc.entries
         peer = adj.info
         kind = adj.kind
         refresh = adj.refresh
+        added = added6 = 0
         for nlri in nlris:
-            prefix = nlri.prefix
+            prefix, path_id = nlri
+            entry = entries.get(prefix)
+            if entry is not None:
+                prefix = entry.prefix  # one prefix object per prefix: the Loc-RIB's key
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
                     pending.discard(nlri)
-            old = table.get(nlri)
+            slot = table.get(prefix)
+            old: Path | None = None
+            if slot is not None:
+                if isinstance(slot, dict):
+                    old = slot.get(path_id)
+                elif slot.path_id == path_id:
+                    old = slot
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
-            path = _new(Path, (prefix, nlri.path_id, attrs, peer, kind, False, now))
-            table[nlri] = path
-            entry = entries.get(prefix)
+            path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
+            if slot is None or slot is old:
+                table[prefix] = path
+            elif isinstance(slot, dict):
+                slot[path_id] = path
+            else:  # a second path id for the prefix from this source
+                table[prefix] = {slot.path_id: slot, path_id: path}
             if entry is None:
-                entry = entries[prefix] = LocEntry(prefix)
-                entry.paths.append(path)
+                entry = entries[prefix] = LocEntry(prefix, path)
                 if prefix.afi is not _IPV4:
                     loc.ipv6 += 1
             elif old is None:
-                entry.paths.append(path)
+                entry.add(path)
             else:
-                replace_path(entry.paths, old, path)
-            if old is None and prefix.afi is not _IPV4:
-                adj.ipv6 += 1
+                entry.replace(old, path)
+            if old is None:
+                added += 1
+                if prefix.afi is not _IPV4:
+                    added6 += 1
             if not entry.dirty:
                 entry.dirty = True
                 dirty.append(entry)
+        adj.count += added
+        adj.ipv6 += added6
 
-    def _withdraw(self, adj: AdjRibIn, nlris: Iterable[Nlri], dirty: list[LocEntry]) -> None:
-        table = adj.paths
+    def _withdraw(
+        self, adj: AdjRibIn, keys: Iterable[PathKey], dirty: list[LocEntry]
+    ) -> None:
+        """Remove the paths stored under these (prefix, path id) (those that are there)."""
+        table = adj.table
         entries = self.loc.entries
         refresh = adj.refresh
-        for nlri in nlris:
-            if refresh:
-                pending = refresh.get(nlri.prefix.afi)
-                if pending:
-                    pending.discard(nlri)
-            old = table.pop(nlri, None)
-            if old is None:
+        for key in keys:
+            prefix, path_id = key
+            slot = table.get(prefix)
+            if slot is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
-            if old.prefix.afi is not _IPV4:
+            if isinstance(slot, dict):
+                old = slot.pop(path_id, None)
+                if old is None:
+                    continue
+                if len(slot) == 1:
+                    (table[prefix],) = slot.values()
+            elif slot.path_id == path_id:
+                old = slot
+                del table[prefix]
+            else:
+                continue
+            prefix = old.prefix
+            if refresh:
+                pending = refresh.get(prefix.afi)
+                if pending:
+                    pending.discard(key)
+            adj.count -= 1
+            if prefix.afi is not _IPV4:
                 adj.ipv6 -= 1
-            entry = entries[old.prefix]
-            remove_path(entry.paths, old)
+            entry = entries[prefix]
+            entry.remove(old)
             if not entry.dirty:
                 entry.dirty = True
                 dirty.append(entry)
@@ -295,19 +330,34 @@ class Rib:
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         entries = self.loc.entries
-        table = adj.paths
-        for nlri, path in table.items():
-            if path.stale or (afis is not None and path.prefix.afi not in afis):
-                continue
-            stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
-            table[nlri] = stale
-            entry = entries[path.prefix]
-            replace_path(entry.paths, path, stale)
-            if not entry.dirty:
-                entry.dirty = True
-                dirty.append(entry)
+        for prefix, slot in adj.table.items():  # values replaced in place: no key changes
+            if isinstance(slot, dict):
+                for path in list(slot.values()):
+                    self._stale_path(path, afis, slot, path.path_id, entries, dirty)
+            else:
+                self._stale_path(slot, afis, adj.table, prefix, entries, dirty)
         adj.gr_active = True
         return self._settle(dirty)
+
+    @staticmethod
+    def _stale_path(
+        path: Path,
+        afis: set[Afi] | None,
+        where: dict[Any, Any],
+        key: object,
+        entries: dict[Prefix, LocEntry],
+        dirty: list[LocEntry],
+    ) -> None:
+        """Mark one path stale, in its Adj-RIB-In slot (``where[key]``) and its entry."""
+        if path.stale or (afis is not None and path.prefix.afi not in afis):
+            return
+        stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
+        where[key] = stale
+        entry = entries[path.prefix]
+        entry.replace(path, stale)
+        if not entry.dirty:
+            entry.dirty = True
+            dirty.append(entry)
 
     def sweep_stale(self, peer: PeerRef, family: Family | None = None) -> list[RouteChange]:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
@@ -315,7 +365,7 @@ class Rib:
         adj = self.adj_in(peer)
         dirty: list[LocEntry] = []
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
-        if not any(p.stale for p in adj.paths.values()):
+        if not any(p.stale for p in adj):
             adj.gr_active = False
         return self._settle(dirty)
 
@@ -328,8 +378,8 @@ class Rib:
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
         gone = [
-            nlri
-            for nlri, p in adj.paths.items()
+            (p.prefix, p.path_id)
+            for p in adj
             if p.stale and (afis is None or p.prefix.afi in afis)
         ]
         self._withdraw(adj, gone, dirty)
@@ -340,7 +390,7 @@ class Rib:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
         dirty: list[LocEntry] = []
-        self._withdraw(adj, list(adj.paths), dirty)
+        self._withdraw(adj, [(p.prefix, p.path_id) for p in adj], dirty)
         adj.gr_active = False
         adj.refresh.clear()
         return self._settle(dirty)
@@ -352,7 +402,7 @@ class Rib:
         again before EoRR, or they go.  Returns how many paths are awaiting refresh."""
         adj = self.adj_in(peer)
         afi = Afi(family[0])
-        adj.refresh[afi] = {nlri for nlri, p in adj.paths.items() if p.prefix.afi is afi}
+        adj.refresh[afi] = {(p.prefix, p.path_id) for p in adj if p.prefix.afi is afi}
         return len(adj.refresh[afi])
 
     def end_refresh(self, peer: PeerRef, family: Family = IPV4_UNICAST) -> list[RouteChange]:
@@ -393,10 +443,10 @@ class Rib:
     ) -> list[RouteChange]:
         """Make the local routes of ``kind`` exactly ``prefixes`` (e.g. the node's blocks)."""
         adj = self._local_source(kind)
-        want = {Nlri(parse_target(p), None) for p in prefixes}
+        want = {parse_target(p) for p in prefixes}
         dirty: list[LocEntry] = []
-        self._withdraw(adj, [n for n in adj.paths if n not in want], dirty)
-        new = sorted(n for n in want if n not in adj.paths)
+        self._withdraw(adj, [(p.prefix, None) for p in adj if p.prefix not in want], dirty)
+        new = [Nlri(p, None) for p in sorted(want) if p not in adj.table]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
 

@@ -1,0 +1,135 @@
+"""The RIB's per-route layout (issue #12, memory): a prefix with one path holds it inline with
+a derived ECMP set, one prefix object is shared by the Loc-RIB, the paths and every
+Adj-RIB-In, and a source's second path id for a prefix gets a small dict that goes again
+with the last but one.  Every change must read the same through the public API."""
+
+from __future__ import annotations
+
+from speaker.rib import AttributeSet, BestPathReason, PeerInfo, Rib
+from speaker.rib.path import Path
+from speaker.wire.enums import Afi
+from speaker.wire.nlri import Nlri, Prefix
+
+ASN = 64512
+A80 = PeerInfo.mesh("192.168.0.80", ASN)
+A82 = PeerInfo.mesh("192.168.0.82", ASN)
+VIA80 = AttributeSet.build(next_hop=A80.address, local_pref=100)
+VIA82 = AttributeSet.build(next_hop=A82.address, local_pref=100)
+
+
+def make_rib() -> Rib:
+    rib = Rib(asn=ASN, router_id="192.168.0.81", clock=lambda: 5.0)
+    rib.add_peer(A80)
+    rib.add_peer(A82)
+    return rib
+
+
+def pfx() -> Prefix:
+    """A new prefix object each call (equal, not identical), as each UPDATE decodes one."""
+    return Prefix(Afi.IPV4, (10 << 24) | (244 << 16) | (1 << 8), 26)
+
+
+def test_one_path_inline_then_a_list_then_inline_again() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    entry = rib.loc.get(pfx())
+    assert entry is not None
+    assert isinstance(entry._paths, Path) and entry._ecmp is None  # no list, no 1-tuple
+    (only,) = entry.paths
+    assert entry.best is only and entry.ecmp == (only,) and len(entry) == 1
+
+    (grew,) = rib.announce(A82, [Nlri(pfx(), 1)], VIA82)  # same MED etc.: ECMP of two
+    assert isinstance(entry._paths, list) and len(entry) == 2
+    assert entry._ecmp is not None and len(entry.ecmp) == 2 and entry.ecmp[0] is entry.best
+    assert grew.old_ecmp == (only,) and len(grew.new_ecmp) == 2
+
+    (shrank,) = rib.withdraw(A82, [Nlri(pfx(), 1)])
+    assert entry._paths is only and entry._ecmp is None  # back inline, set derived
+    assert entry.ecmp == (only,) and rib.ecmp(pfx()) == (only,)
+    assert len(shrank.old_ecmp) == 2 and shrank.new_ecmp == (only,)
+    assert shrank.reason is BestPathReason.ONLY_PATH
+
+    (gone,) = rib.withdraw(A80, [Nlri(pfx(), 1)])
+    assert gone.withdrawn and gone.old_ecmp == (only,) and gone.new_ecmp == ()
+    assert rib.loc.get(pfx()) is None and entry.paths == () and entry.ecmp == ()
+
+
+def test_an_unchanged_single_path_reports_nothing_and_a_new_one_reports_one_path() -> None:
+    rib = make_rib()
+    assert len(rib.announce(A80, [Nlri(pfx(), 1)], VIA80)) == 1
+    assert rib.announce(A80, [Nlri(pfx(), 1)], VIA80) == []  # the same route again
+    other = AttributeSet.build(next_hop=A80.address, local_pref=100, med=5)
+    (change,) = rib.announce(A80, [Nlri(pfx(), 1)], other)  # implicit withdraw
+    assert change.old_best is not None and change.new_best is not None
+    assert change.old_ecmp == (change.old_best,) and change.new_ecmp == (change.new_best,)
+    assert len(rib.paths(pfx())) == 1
+
+
+def test_one_prefix_object_per_prefix() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    rib.announce(A82, [Nlri(pfx(), 7)], VIA82)
+    rib.originate(pfx())
+    entry = rib.loc.get(pfx())
+    assert entry is not None
+    key = next(k for k in rib.loc.entries if k == pfx())
+    assert key is entry.prefix
+    assert all(p.prefix is key for p in entry.paths) and len(entry) == 3
+    for source in (A80.name, A82.name, "static1"):
+        (stored,) = rib.adj_in(source).table
+        assert stored is key
+
+
+def test_a_second_path_id_from_one_source_and_back() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    adj = rib.adj_in(A80)
+    rib.announce(A80, [Nlri(pfx(), 2)], VIA82)
+    assert isinstance(adj.table[pfx()], dict) and len(adj) == 2
+    assert Nlri(pfx(), 1) in adj and Nlri(pfx(), 2) in adj and Nlri(pfx(), 3) not in adj
+    assert Nlri(pfx(), None) not in adj
+    got = adj.get(Nlri(pfx(), 2))
+    assert got is not None and got.attrs is VIA82
+    assert {p.path_id for p in adj} == {1, 2} and len(rib.paths(pfx())) == 2
+
+    rib.withdraw(A80, [Nlri(pfx(), 3)])  # an unknown path id: nothing
+    assert len(adj) == 2
+    rib.withdraw(A80, [Nlri(pfx(), 1)])
+    slot = adj.table[pfx()]
+    assert isinstance(slot, Path) and slot.path_id == 2 and len(adj) == 1
+    rib.withdraw(A80, [Nlri(pfx(), 1)])  # withdrawn already: nothing
+    assert len(adj) == 1 and rib.paths(pfx()) == (slot,)
+
+
+def test_graceful_restart_and_refresh_with_two_path_ids() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1), Nlri(pfx(), 2)], VIA80)
+    rib.announce(A80, [Nlri(Prefix.parse("10.9.0.0/26"), 4)], VIA80)
+    adj = rib.adj_in(A80)
+    rib.mark_stale(A80)
+    assert adj.stale_count() == 3 and all(p.stale for p in rib.paths(pfx()))
+    rib.announce(A80, [Nlri(pfx(), 2)], VIA80)  # refreshed after the restart
+    rib.sweep_stale(A80)
+    (kept,) = rib.paths(pfx())
+    assert kept.path_id == 2 and not kept.stale and len(adj) == 1 and not adj.gr_active
+    assert rib.loc.get(Prefix.parse("10.9.0.0/26")) is None
+
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    assert rib.begin_refresh(A80) == 2
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)  # seen again
+    assert adj.refresh_pending() == 1
+    rib.end_refresh(A80)
+    assert [p.path_id for p in adj] == [1] and len(adj) == 1
+
+
+def test_drop_peer_with_a_dict_slot_counts_down_to_nothing() -> None:
+    rib = make_rib()
+    six = Prefix.parse("fd00:10::/64")
+    rib.announce(A80, [Nlri(pfx(), 1), Nlri(pfx(), 2), Nlri(six, 1)], VIA80)
+    adj = rib.adj_in(A80)
+    assert (len(adj), adj.ipv6, adj.ipv4_count()) == (3, 1, 2)
+    assert rib.counts(None).paths_by_source == {A80.name: 3}
+    changes = rib.drop_peer(A80)
+    assert len(changes) == 2 and all(c.withdrawn for c in changes)
+    assert (len(adj), adj.ipv6, adj.table) == (0, 0, {})
+    assert len(rib) == 0 and rib.loc.ipv6 == 0
