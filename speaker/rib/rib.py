@@ -8,7 +8,7 @@ read once per operation.
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
 per prefix the work is one path tuple, one Adj-RIB-In store keyed by the prefix (the
 Loc-RIB's own prefix object once the prefix is known: see :mod:`~speaker.rib.adj_in`), one
-Loc-RIB entry touched (created holding its first path inline) and put on the dirty list, and
+Loc-RIB entry touched (created holding its first path inline) and noted as dirty, and
 one RouteChange when the best path changes.  Selection runs once per touched prefix per
 operation, and only where a prefix has more than one path.
 """
@@ -31,7 +31,7 @@ from speaker.rib.decision import (
     explain_ecmp,
 )
 from speaker.rib.events import RouteChange
-from speaker.rib.loc_rib import LocEntry, LocRib
+from speaker.rib.loc_rib import Dirty, LocEntry, LocRib
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
 from speaker.rib.query import (
@@ -163,7 +163,7 @@ class Rib:
                 reach = a
             elif isinstance(a, MpUnreachAttr):
                 unreach = a
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         if update.withdrawn:
             self._withdraw(adj, update.withdrawn, dirty)
         if unreach is not None and unreach.withdrawn:
@@ -185,13 +185,13 @@ class Rib:
         self, peer: PeerRef, nlri: Iterable[Nlri], attrs: AttributeSet
     ) -> list[RouteChange]:
         """Store paths for these (prefix, path id) keys with one attribute set."""
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._announce(self.adj_in(peer), nlri, attrs, self._clock(), dirty)
         return self._settle(dirty)
 
     def withdraw(self, peer: PeerRef, nlri: Iterable[Nlri]) -> list[RouteChange]:
         """Remove the paths stored under these (prefix, path id) keys."""
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._withdraw(self.adj_in(peer), nlri, dirty)
         return self._settle(dirty)
 
@@ -201,7 +201,7 @@ class Rib:
         nlris: Iterable[Nlri],
         attrs: AttributeSet,
         now: float,
-        dirty: list[LocEntry],
+        dirty: Dirty,
     ) -> None:
         table = adj.table
         loc = self.loc
@@ -247,14 +247,12 @@ class Rib:
                 added += 1
                 if prefix.afi is not _IPV4:
                     added6 += 1
-            if not entry.dirty:
-                entry.dirty = True
-                dirty.append(entry)
+            dirty[id(entry)] = entry
         adj.count += added
         adj.ipv6 += added6
 
     def _withdraw(
-        self, adj: AdjRibIn, keys: Iterable[PathKey], dirty: list[LocEntry]
+        self, adj: AdjRibIn, keys: Iterable[PathKey], dirty: Dirty
     ) -> None:
         """Remove the paths stored under these (prefix, path id) (those that are there)."""
         table = adj.table
@@ -286,18 +284,17 @@ class Rib:
                 adj.ipv6 -= 1
             entry = entries[prefix]
             entry.remove(old)
-            if not entry.dirty:
-                entry.dirty = True
-                dirty.append(entry)
+            dirty[id(entry)] = entry
 
-    def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
+    def _settle(self, dirty: Dirty) -> list[RouteChange]:
         if not dirty:
             return []
         if self._sweep_due:
             self._sweep_attributes()
-        changes = self.loc.settle(dirty)
+        touched = dirty.values()
+        changes = self.loc.settle(touched)
         for out in self._out.values():
-            out.note(dirty)
+            out.note(touched)
         # the interned attribute sets of routes gone are swept once the table has halved, at
         # the next RIB step (the caller still holds this step's changes and their paths)
         size = len(self.loc.entries)
@@ -326,7 +323,7 @@ class Rib:
         """
         adj = self.adj_in(peer)
         afis = None if families is None else {Afi(f[0]) for f in families}
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         entries = self.loc.entries
@@ -346,7 +343,7 @@ class Rib:
         where: dict[Any, Any],
         key: object,
         entries: dict[Prefix, LocEntry],
-        dirty: list[LocEntry],
+        dirty: Dirty,
     ) -> None:
         """Mark one path stale, in its Adj-RIB-In slot (``where[key]``) and its entry."""
         if path.stale or (afis is not None and path.prefix.afi not in afis):
@@ -355,15 +352,13 @@ class Rib:
         where[key] = stale
         entry = entries[path.prefix]
         entry.replace(path, stale)
-        if not entry.dirty:
-            entry.dirty = True
-            dirty.append(entry)
+        dirty[id(entry)] = entry
 
     def sweep_stale(self, peer: PeerRef, family: Family | None = None) -> list[RouteChange]:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
         paths still stale (of ``family``, else of every family)."""
         adj = self.adj_in(peer)
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
         if not any(p.stale for p in adj):
             adj.gr_active = False
@@ -376,7 +371,7 @@ class Rib:
             return []
         return self.sweep_stale(peer, family)
 
-    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
+    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: Dirty) -> None:
         gone = [
             (p.prefix, p.path_id)
             for p in adj
@@ -389,7 +384,7 @@ class Rib:
     def drop_peer(self, peer: PeerRef) -> list[RouteChange]:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._withdraw(adj, [(p.prefix, p.path_id) for p in adj], dirty)
         adj.gr_active = False
         adj.refresh.clear()
@@ -409,7 +404,7 @@ class Rib:
         """EoRR from the peer: remove the paths it did not announce again since BoRR."""
         adj = self.adj_in(peer)
         leftover = adj.refresh.pop(Afi(family[0]), set())
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._withdraw(adj, list(leftover), dirty)
         return self._settle(dirty)
 
@@ -444,7 +439,7 @@ class Rib:
         """Make the local routes of ``kind`` exactly ``prefixes`` (e.g. the node's blocks)."""
         adj = self._local_source(kind)
         want = {parse_target(p) for p in prefixes}
-        dirty: list[LocEntry] = []
+        dirty: Dirty = {}
         self._withdraw(adj, [(p.prefix, None) for p in adj if p.prefix not in want], dirty)
         new = [Nlri(p, None) for p in sorted(want) if p not in adj.table]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
