@@ -8,7 +8,7 @@ read once per operation.
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
 per prefix the work is one path tuple, one Adj-RIB-In store keyed by the prefix (the
 Loc-RIB's own prefix object once the prefix is known: see :mod:`~speaker.rib.adj_in`), one
-Loc-RIB entry touched (created holding its first path inline) and noted as dirty, and
+Loc-RIB entry touched (created holding its first path inline) and put on the dirty list, and
 one RouteChange when the best path changes.  Selection runs once per touched prefix per
 operation, and only where a prefix has more than one path.
 """
@@ -31,7 +31,7 @@ from speaker.rib.decision import (
     explain_ecmp,
 )
 from speaker.rib.events import RouteChange
-from speaker.rib.loc_rib import Dirty, LocEntry, LocRib
+from speaker.rib.loc_rib import LocEntry, LocRib
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
 from speaker.rib.query import (
@@ -163,7 +163,7 @@ class Rib:
                 reach = a
             elif isinstance(a, MpUnreachAttr):
                 unreach = a
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         if update.withdrawn:
             self._withdraw(adj, update.withdrawn, dirty)
         if unreach is not None and unreach.withdrawn:
@@ -185,13 +185,13 @@ class Rib:
         self, peer: PeerRef, nlri: Iterable[Nlri], attrs: AttributeSet
     ) -> list[RouteChange]:
         """Store paths for these (prefix, path id) keys with one attribute set."""
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         self._announce(self.adj_in(peer), nlri, attrs, self._clock(), dirty)
         return self._settle(dirty)
 
     def withdraw(self, peer: PeerRef, nlri: Iterable[Nlri]) -> list[RouteChange]:
         """Remove the paths stored under these (prefix, path id) keys."""
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         self._withdraw(self.adj_in(peer), nlri, dirty)
         return self._settle(dirty)
 
@@ -201,7 +201,7 @@ class Rib:
         nlris: Iterable[Nlri],
         attrs: AttributeSet,
         now: float,
-        dirty: Dirty,
+        dirty: list[LocEntry],
     ) -> None:
         table = adj.table
         loc = self.loc
@@ -247,19 +247,22 @@ class Rib:
                 added += 1
                 if prefix.afi is not _IPV4:
                     added6 += 1
-            dirty[id(entry)] = entry
+            if not dirty or dirty[-1] is not entry:
+                dirty.append(entry)
         adj.count += added
         adj.ipv6 += added6
 
     def _withdraw(
-        self, adj: AdjRibIn, keys: Iterable[PathKey], dirty: Dirty
+        self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[LocEntry]
     ) -> None:
-        """Remove the paths stored under these (prefix, path id) (those that are there)."""
+        """Remove the paths stored under these (prefix, path id), those that are there: NLRI,
+        or paths of the table themselves (no key tuple built per path)."""
         table = adj.table
         entries = self.loc.entries
         refresh = adj.refresh
         for key in keys:
-            prefix, path_id = key
+            prefix = key[0]
+            path_id = key[1]
             slot = table.get(prefix)
             if slot is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
@@ -278,23 +281,23 @@ class Rib:
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
-                    pending.discard(key)
+                    pending.discard((prefix, path_id))
             adj.count -= 1
             if prefix.afi is not _IPV4:
                 adj.ipv6 -= 1
             entry = entries[prefix]
             entry.remove(old)
-            dirty[id(entry)] = entry
+            if not dirty or dirty[-1] is not entry:
+                dirty.append(entry)
 
-    def _settle(self, dirty: Dirty) -> list[RouteChange]:
+    def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
         if not dirty:
             return []
         if self._sweep_due:
             self._sweep_attributes()
-        touched = dirty.values()
-        changes = self.loc.settle(touched)
+        changes = self.loc.settle(dirty)
         for out in self._out.values():
-            out.note(touched)
+            out.note(dirty)
         # the interned attribute sets of routes gone are swept once the table has halved, at
         # the next RIB step (the caller still holds this step's changes and their paths)
         size = len(self.loc.entries)
@@ -323,7 +326,7 @@ class Rib:
         """
         adj = self.adj_in(peer)
         afis = None if families is None else {Afi(f[0]) for f in families}
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         entries = self.loc.entries
@@ -343,7 +346,7 @@ class Rib:
         where: dict[Any, Any],
         key: object,
         entries: dict[Prefix, LocEntry],
-        dirty: Dirty,
+        dirty: list[LocEntry],
     ) -> None:
         """Mark one path stale, in its Adj-RIB-In slot (``where[key]``) and its entry."""
         if path.stale or (afis is not None and path.prefix.afi not in afis):
@@ -352,13 +355,14 @@ class Rib:
         where[key] = stale
         entry = entries[path.prefix]
         entry.replace(path, stale)
-        dirty[id(entry)] = entry
+        if not dirty or dirty[-1] is not entry:
+            dirty.append(entry)
 
     def sweep_stale(self, peer: PeerRef, family: Family | None = None) -> list[RouteChange]:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
         paths still stale (of ``family``, else of every family)."""
         adj = self.adj_in(peer)
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
         if not any(p.stale for p in adj):
             adj.gr_active = False
@@ -371,12 +375,8 @@ class Rib:
             return []
         return self.sweep_stale(peer, family)
 
-    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: Dirty) -> None:
-        gone = [
-            (p.prefix, p.path_id)
-            for p in adj
-            if p.stale and (afis is None or p.prefix.afi in afis)
-        ]
+    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
+        gone = [p for p in adj if p.stale and (afis is None or p.prefix.afi in afis)]
         self._withdraw(adj, gone, dirty)
         if afis is None:
             adj.gr_active = False
@@ -384,8 +384,8 @@ class Rib:
     def drop_peer(self, peer: PeerRef) -> list[RouteChange]:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
-        dirty: Dirty = {}
-        self._withdraw(adj, [(p.prefix, p.path_id) for p in adj], dirty)
+        dirty: list[LocEntry] = []
+        self._withdraw(adj, list(adj), dirty)
         adj.gr_active = False
         adj.refresh.clear()
         return self._settle(dirty)
@@ -404,7 +404,7 @@ class Rib:
         """EoRR from the peer: remove the paths it did not announce again since BoRR."""
         adj = self.adj_in(peer)
         leftover = adj.refresh.pop(Afi(family[0]), set())
-        dirty: Dirty = {}
+        dirty: list[LocEntry] = []
         self._withdraw(adj, list(leftover), dirty)
         return self._settle(dirty)
 
@@ -439,8 +439,8 @@ class Rib:
         """Make the local routes of ``kind`` exactly ``prefixes`` (e.g. the node's blocks)."""
         adj = self._local_source(kind)
         want = {parse_target(p) for p in prefixes}
-        dirty: Dirty = {}
-        self._withdraw(adj, [(p.prefix, None) for p in adj if p.prefix not in want], dirty)
+        dirty: list[LocEntry] = []
+        self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
         new = [Nlri(p, None) for p in sorted(want) if p not in adj.table]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
