@@ -133,3 +133,16 @@ def test_drop_peer_with_a_dict_slot_counts_down_to_nothing() -> None:
     assert len(changes) == 2 and all(c.withdrawn for c in changes)
     assert (len(adj), adj.ipv6, adj.table) == (0, 0, {})
     assert len(rib) == 0 and rib.loc.ipv6 == 0
+
+
+def test_an_entry_touched_twice_in_one_operation_reports_once() -> None:
+    rib = make_rib()
+    other = Prefix.parse("10.9.0.0/26")
+    both = [Nlri(pfx(), 1), Nlri(other, 1), Nlri(pfx(), 2)]  # pfx() listed dirty twice
+    changes = rib.announce(A80, both, VIA80)
+    assert sorted(str(c.prefix) for c in changes) == ["10.244.1.0/26", "10.9.0.0/26"]
+    assert rib.counts().best_by_source == {A80.name: 2}
+    assert rib.counts().paths_by_source == {A80.name: 3}
+    changes = rib.withdraw(A80, both)
+    assert len(changes) == 2 and all(c.withdrawn for c in changes)
+    assert rib.counts().best_by_source == {} and len(rib) == 0
