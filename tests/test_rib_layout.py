@@ -1,7 +1,7 @@
 """The RIB's per-route layout (issue #12, memory): a prefix with one path holds it inline with
-a derived ECMP set, one prefix object is shared by the Loc-RIB, the paths and every
-Adj-RIB-In, and a source's second path id for a prefix gets a small dict that goes again
-with the last but one.  Every change must read the same through the public API."""
+a derived ECMP set, one prefix object is shared by the Loc-RIB entry and its paths, and the
+Adj-RIB-In is a view of the Loc-RIB (a source's paths are found there, by name and path id).
+Every change must read the same through the public API."""
 
 from __future__ import annotations
 
@@ -76,16 +76,17 @@ def test_one_prefix_object_per_prefix() -> None:
     assert key is entry.prefix
     assert all(p.prefix is key for p in entry.paths) and len(entry) == 3
     for source in (A80.name, A82.name, "static1"):
-        (stored,) = rib.adj_in(source).table
-        assert stored is key
+        (path,) = rib.adj_in(source)
+        assert path.prefix is key and rib.adj_in(source).lookup(pfx(), path.path_id) is path
 
 
 def test_a_second_path_id_from_one_source_and_back() -> None:
+    """Two path ids of one prefix from one source: two paths, found and withdrawn apart."""
     rib = make_rib()
     rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
     adj = rib.adj_in(A80)
     rib.announce(A80, [Nlri(pfx(), 2)], VIA82)
-    assert isinstance(adj.table[pfx()], dict) and len(adj) == 2
+    assert len(adj) == 2
     assert Nlri(pfx(), 1) in adj and Nlri(pfx(), 2) in adj and Nlri(pfx(), 3) not in adj
     assert Nlri(pfx(), None) not in adj
     got = adj.get(Nlri(pfx(), 2))
@@ -95,8 +96,8 @@ def test_a_second_path_id_from_one_source_and_back() -> None:
     rib.withdraw(A80, [Nlri(pfx(), 3)])  # an unknown path id: nothing
     assert len(adj) == 2
     rib.withdraw(A80, [Nlri(pfx(), 1)])
-    slot = adj.table[pfx()]
-    assert isinstance(slot, Path) and slot.path_id == 2 and len(adj) == 1
+    (slot,) = adj
+    assert slot.path_id == 2 and len(adj) == 1 and adj.lookup(pfx(), 1) is None
     rib.withdraw(A80, [Nlri(pfx(), 1)])  # withdrawn already: nothing
     assert len(adj) == 1 and rib.paths(pfx()) == (slot,)
 
@@ -131,7 +132,7 @@ def test_drop_peer_with_a_dict_slot_counts_down_to_nothing() -> None:
     assert rib.counts(None).paths_by_source == {A80.name: 3}
     changes = rib.drop_peer(A80)
     assert len(changes) == 2 and all(c.withdrawn for c in changes)
-    assert (len(adj), adj.ipv6, adj.table) == (0, 0, {})
+    assert (len(adj), adj.ipv6, list(adj)) == (0, 0, [])
     assert len(rib) == 0 and rib.loc.ipv6 == 0
 
 
@@ -146,3 +147,18 @@ def test_an_entry_touched_twice_in_one_operation_reports_once() -> None:
     changes = rib.withdraw(A80, both)
     assert len(changes) == 2 and all(c.withdrawn for c in changes)
     assert rib.counts().best_by_source == {} and len(rib) == 0
+
+
+def test_a_source_sees_only_its_own_paths_and_a_re_registered_peer_keeps_them() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    rib.announce(A82, [Nlri(pfx(), 1)], VIA82)  # same prefix and path id, other source
+    a80, a82 = rib.adj_in(A80), rib.adj_in(A82)
+    assert [p.peer for p in a80] == [A80] and [p.peer for p in a82] == [A82]
+    assert a80.get(Nlri(pfx(), 1)) is not a82.get(Nlri(pfx(), 1))
+    renamed = PeerInfo.mesh("192.168.0.80", ASN, router_id="10.0.0.80")  # same name
+    rib.add_peer(renamed)
+    assert len(rib.adj_in(A80)) == 1 and Nlri(pfx(), 1) in rib.adj_in(renamed)
+    (change,) = rib.withdraw(renamed, [Nlri(pfx(), 1)])
+    assert change.old_best is not None and change.new_best is not None
+    assert [p.peer for p in rib.paths(pfx())] == [A82] and len(a80) == 0

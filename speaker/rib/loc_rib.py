@@ -71,6 +71,18 @@ class LocEntry:
         p = self._paths
         return 0 if p is None else len(p) if isinstance(p, list) else 1
 
+    def find(self, source: str, path_id: int | None) -> Path | None:
+        """The path from the source of this name with this path id, if any."""
+        p = self._paths
+        if p is None:
+            return None
+        if isinstance(p, list):
+            for q in p:
+                if q.path_id == path_id and q.peer.name == source:
+                    return q
+            return None
+        return p if p.path_id == path_id and p.peer.name == source else None
+
     def add(self, path: Path) -> None:
         """Add a path (from a source or path id the entry does not have yet)."""
         p = self._paths

@@ -6,10 +6,10 @@ on request, UPDATE bytes per peer (:meth:`Rib.flush`).  Time comes from an injec
 read once per operation.
 
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
-per prefix the work is one path tuple, one Adj-RIB-In store keyed by the prefix (the
-Loc-RIB's own prefix object once the prefix is known: see :mod:`~speaker.rib.adj_in`), one
-Loc-RIB entry touched (created holding its first path inline) and put on the dirty list, and
-one RouteChange when the best path changes.  Selection runs once per touched prefix per
+per prefix the work is one path tuple, one Loc-RIB entry looked up (where the peer's previous
+path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
+(or created holding its first path inline) and put on the dirty list, and one RouteChange
+when the best path changes.  Selection runs once per touched prefix per
 operation, and only where a prefix has more than one path.
 """
 
@@ -101,7 +101,7 @@ class Rib:
         self._local: dict[SourceKind, AdjRibIn] = {}
         for kind in (SourceKind.LOCAL, SourceKind.KERNEL, SourceKind.DIRECT):
             info = PeerInfo.local(kind, self.router_id, asn)
-            self._local[kind] = self._in[info.name] = AdjRibIn(info, kind)
+            self._local[kind] = self._in[info.name] = AdjRibIn(info, kind, self.loc.entries)
 
     # ------------------------------------------------------------------ peers
 
@@ -115,7 +115,7 @@ class Rib:
             raise ValueError(f"peer name {peer.name!r} is reserved for a local source")
         adj = self._in.get(peer.name)
         if adj is None:
-            adj = self._in[peer.name] = AdjRibIn(peer)
+            adj = self._in[peer.name] = AdjRibIn(peer, entries=self.loc.entries)
         else:
             adj.info = peer
         return adj
@@ -203,38 +203,27 @@ class Rib:
         now: float,
         dirty: list[LocEntry],
     ) -> None:
-        table = adj.table
         loc = self.loc
         entries = loc.entries
         peer = adj.info
+        name = peer.name
         kind = adj.kind
         refresh = adj.refresh
         added = added6 = 0
         for nlri in nlris:
             prefix, path_id = nlri
             entry = entries.get(prefix)
+            old: Path | None = None
             if entry is not None:
                 prefix = entry.prefix  # one prefix object per prefix: the Loc-RIB's key
+                old = entry.find(name, path_id)
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
                     pending.discard(nlri)
-            slot = table.get(prefix)
-            old: Path | None = None
-            if slot is not None:
-                if isinstance(slot, dict):
-                    old = slot.get(path_id)
-                elif slot.path_id == path_id:
-                    old = slot
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
             path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
-            if slot is None or slot is old:
-                table[prefix] = path
-            elif isinstance(slot, dict):
-                slot[path_id] = path
-            else:  # a second path id for the prefix from this source
-                table[prefix] = {slot.path_id: slot, path_id: path}
             if entry is None:
                 entry = entries[prefix] = LocEntry(prefix, path)
                 if prefix.afi is not _IPV4:
@@ -255,29 +244,21 @@ class Rib:
     def _withdraw(
         self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[LocEntry]
     ) -> None:
-        """Remove the paths stored under these (prefix, path id), those that are there: NLRI,
-        or paths of the table themselves (no key tuple built per path)."""
-        table = adj.table
+        """Remove the source's paths of these (prefix, path id), those it has: NLRI, or its
+        paths themselves (no key tuple built per path)."""
         entries = self.loc.entries
+        name = adj.info.name
         refresh = adj.refresh
         for key in keys:
             prefix = key[0]
             path_id = key[1]
-            slot = table.get(prefix)
-            if slot is None:
+            entry = entries.get(prefix)
+            if entry is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
-            if isinstance(slot, dict):
-                old = slot.pop(path_id, None)
-                if old is None:
-                    continue
-                if len(slot) == 1:
-                    (table[prefix],) = slot.values()
-            elif slot.path_id == path_id:
-                old = slot
-                del table[prefix]
-            else:
+            old = entry.find(name, path_id)
+            if old is None:
                 continue
-            prefix = old.prefix
+            entry.remove(old)
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
@@ -285,8 +266,6 @@ class Rib:
             adj.count -= 1
             if prefix.afi is not _IPV4:
                 adj.ipv6 -= 1
-            entry = entries[prefix]
-            entry.remove(old)
             if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
 
@@ -330,33 +309,15 @@ class Rib:
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         entries = self.loc.entries
-        for prefix, slot in adj.table.items():  # values replaced in place: no key changes
-            if isinstance(slot, dict):
-                for path in list(slot.values()):
-                    self._stale_path(path, afis, slot, path.path_id, entries, dirty)
-            else:
-                self._stale_path(slot, afis, adj.table, prefix, entries, dirty)
+        fresh = [p for p in adj if not p.stale and (afis is None or p.prefix.afi in afis)]
+        for path in fresh:
+            stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
+            entry = entries[path.prefix]
+            entry.replace(path, stale)
+            if not dirty or dirty[-1] is not entry:
+                dirty.append(entry)
         adj.gr_active = True
         return self._settle(dirty)
-
-    @staticmethod
-    def _stale_path(
-        path: Path,
-        afis: set[Afi] | None,
-        where: dict[Any, Any],
-        key: object,
-        entries: dict[Prefix, LocEntry],
-        dirty: list[LocEntry],
-    ) -> None:
-        """Mark one path stale, in its Adj-RIB-In slot (``where[key]``) and its entry."""
-        if path.stale or (afis is not None and path.prefix.afi not in afis):
-            return
-        stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
-        where[key] = stale
-        entry = entries[path.prefix]
-        entry.replace(path, stale)
-        if not dirty or dirty[-1] is not entry:
-            dirty.append(entry)
 
     def sweep_stale(self, peer: PeerRef, family: Family | None = None) -> list[RouteChange]:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
@@ -441,7 +402,7 @@ class Rib:
         want = {parse_target(p) for p in prefixes}
         dirty: list[LocEntry] = []
         self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
-        new = [Nlri(p, None) for p in sorted(want) if p not in adj.table]
+        new = [Nlri(p, None) for p in sorted(want) if adj.lookup(p, None) is None]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
 
