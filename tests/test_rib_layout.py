@@ -162,3 +162,17 @@ def test_a_source_sees_only_its_own_paths_and_a_re_registered_peer_keeps_them() 
     (change,) = rib.withdraw(renamed, [Nlri(pfx(), 1)])
     assert change.old_best is not None and change.new_best is not None
     assert [p.peer for p in rib.paths(pfx())] == [A82] and len(a80) == 0
+
+
+def test_set_origins_keeps_adds_and_removes_blocks() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    assert {str(c.prefix) for c in rib.set_origins(["10.1.0.0/26", "10.2.0.0/26"])} == {
+        "10.1.0.0/26", "10.2.0.0/26"}
+    assert rib.set_origins(["10.2.0.0/26", "10.1.0.0/26"]) == []  # the same blocks: no change
+    changes = rib.set_origins(["10.2.0.0/26", "10.3.0.0/26", str(pfx())])
+    assert sorted((str(c.prefix), c.withdrawn) for c in changes) == [
+        ("10.1.0.0/26", True), ("10.244.1.0/26", False), ("10.3.0.0/26", False)]
+    assert len(rib.adj_in("static1")) == 3 and len(rib.paths(pfx())) == 2
+    rib.set_origins([])
+    assert len(rib.adj_in("static1")) == 0 and len(rib) == 1

@@ -401,7 +401,9 @@ class Rib:
         adj = self._local_source(kind)
         want = {parse_target(p) for p in prefixes}
         dirty: list[LocEntry] = []
-        self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
+        held = sum(1 for p in want if adj.lookup(p, None) is not None)
+        if held < len(adj):  # some are no longer wanted: find them (a walk of the table)
+            self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
         new = [Nlri(p, None) for p in sorted(want) if adj.lookup(p, None) is None]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
