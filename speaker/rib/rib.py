@@ -9,8 +9,8 @@ Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are i
 per prefix the work is one path tuple, one Loc-RIB entry looked up (where the peer's previous
 path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
 (or created holding its first path inline) and put on the dirty list, and one RouteChange
-when the best path changes.  Selection runs once per touched prefix per
-operation, and only where a prefix has more than one path.
+when the best path changes.  Selection runs once per touched prefix per operation, and only
+where a prefix has more than one path.
 """
 
 from __future__ import annotations
