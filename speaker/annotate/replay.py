@@ -190,7 +190,7 @@ class RibReplay:
         rx.notes.append(f"{where}: session with {sender} ({info.name}, AS {remote.asn}) up")
         if restarting:
             kept = _gr_families(remote)
-            stale = {p.prefix.afi for p in rx.rib.adj_in(info.name).paths.values() if p.stale}
+            stale = {p.prefix.afi for p in rx.rib.adj_in(info.name) if p.stale}
             for afi in stale:
                 family = next((f for f in kept if f[0] == int(afi)), None)
                 if family is None or not kept[family]:

@@ -208,7 +208,7 @@ def bgp_status(core: SpeakerCore, record: PeerRecord, now: float, wall: Wall) ->
         # kept by the Loc-RIB: no walk
         best = rib.loc.best_by_source.get(name, 0) + rib.loc.best_by_source6.get(name, 0)
         exported = len(rib.adj_out(name)) if name in rib.out_peers() else 0
-        routes = RouteCounts(imported=len(adj.paths), exported=exported, preferred=best)
+        routes = RouteCounts(imported=len(adj), exported=exported, preferred=best)
         # BIRD's gr_active: the peer's routes are stale until its End-of-RIB or timer
         gr_active = adj.gr_active
         deadline = session.restart_deadline

@@ -2,10 +2,11 @@
 
 Modules: ``attrs`` (interned attribute sets), ``path`` (paths, peers, source kinds and BIRD's
 preferences), ``decision`` (best path with reasons, ECMP merging), ``adj_in`` (per-peer
-Adj-RIB-In with graceful restart and route refresh state), ``loc_rib`` (per-prefix entries,
-recomputed per touched prefix), ``policy`` (Calico's export and kernel filters, explained),
-``adj_out`` (per-peer Adj-RIB-Out producing UPDATE bytes), ``query`` (views for
-``show route``), ``events`` (RouteChange), ``rib`` (the :class:`Rib` that ties them together).
+Adj-RIB-In, a view of the Loc-RIB, with graceful restart and route refresh state),
+``loc_rib`` (per-prefix entries, recomputed per touched prefix), ``policy`` (Calico's export
+and kernel filters, explained), ``adj_out`` (per-peer Adj-RIB-Out producing UPDATE bytes),
+``query`` (views for ``show route``), ``events`` (RouteChange), ``rib`` (the :class:`Rib` that
+ties them together).
 """
 
 from speaker.rib.adj_in import AdjRibIn

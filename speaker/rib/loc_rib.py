@@ -1,14 +1,18 @@
 """Loc-RIB: every path per prefix, the best one and the ECMP set, recomputed per touched prefix.
 
-Operations on Adj-RIBs-In put the entries they touch on a *dirty* list (each entry once, by a
-flag on the entry); :meth:`LocRib.settle` then recomputes each of them once and reports the
-prefixes whose best path or ECMP set changed.  A prefix with a single path (the common case:
+Operations on Adj-RIBs-In put the entries they touch on a *dirty* list; :meth:`LocRib.settle`
+then recomputes each of them and reports the prefixes whose best path or ECMP set changed.
+The list is kept by the operation, not by a flag on every entry of the table (a fifth slot:
+16 bytes a prefix), and is not a set (a dict by ``id`` costs some 80 bytes a touched entry
+while it lives: 8 MB when a peer's 100,000 routes go at once).  An entry touched again right
+after itself (the path ids of one prefix) is listed once; one touched again later is listed
+twice, which settling tolerates: it is idempotent.  A prefix with a single path (the common case:
 each Calico block has one announcer) skips selection entirely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from speaker.rib.decision import (
     DEFAULT_MERGE_LIMIT,
@@ -27,37 +31,98 @@ _IPV4 = Afi.IPV4
 
 
 class LocEntry:
-    """One prefix: its paths (from every source), best path and ECMP set."""
+    """One prefix: its paths (from every source), best path and ECMP set.
 
-    __slots__ = ("best", "dirty", "ecmp", "paths", "prefix")
+    Sized for the common case of a prefix with one path (each Calico block has one
+    announcer): that path is held inline, not in a list, and an ECMP set that is just the
+    best path is not stored but derived (``_ecmp`` None), so a 100,000-prefix table holds no
+    per-prefix list or 1-tuple.  A list appears with the second path and goes with the last
+    but one.  Four slots: 64 bytes an entry (a fifth would cost 16 more).
+    """
 
-    def __init__(self, prefix: Prefix) -> None:
+    __slots__ = ("_ecmp", "_paths", "best", "prefix")
+
+    def __init__(self, prefix: Prefix, path: Path | None = None) -> None:
         self.prefix = prefix
-        self.paths: list[Path] = []
+        self._paths: Path | list[Path] | None = path
+        """None, the only path, or a list of two or more paths."""
         self.best: Path | None = None
-        self.ecmp: tuple[Path, ...] = ()
-        self.dirty = False
+        self._ecmp: tuple[Path, ...] | None = None
+        """The ECMP set when it is more than ``(best,)`` (or ``()`` without a best path)."""
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        """Every path of the prefix (a tuple for one path; do not modify)."""
+        p = self._paths
+        if p is None:
+            return ()
+        return p if isinstance(p, list) else (p,)
+
+    @property
+    def ecmp(self) -> tuple[Path, ...]:
+        """The ECMP set, best first (``(best,)`` unless selection merged more paths)."""
+        e = self._ecmp
+        if e is not None:
+            return e
+        best = self.best
+        return () if best is None else (best,)
+
+    def __len__(self) -> int:
+        p = self._paths
+        return 0 if p is None else len(p) if isinstance(p, list) else 1
+
+    def find(self, source: str, path_id: int | None) -> Path | None:
+        """The path from the source of this name with this path id, if any."""
+        p = self._paths
+        if p is None:
+            return None
+        if isinstance(p, list):
+            for q in p:
+                if q.path_id == path_id and q.peer.name == source:
+                    return q
+            return None
+        return p if p.path_id == path_id and p.peer.name == source else None
+
+    def add(self, path: Path) -> None:
+        """Add a path (from a source or path id the entry does not have yet)."""
+        p = self._paths
+        if p is None:
+            self._paths = path
+        elif isinstance(p, list):
+            p.append(path)
+        else:
+            self._paths = [p, path]
+
+    def replace(self, old: Path, new: Path) -> None:
+        """Put ``new`` where ``old`` is (found by identity)."""
+        p = self._paths
+        if p is old:
+            self._paths = new
+            return
+        if isinstance(p, list):
+            for i, q in enumerate(p):
+                if q is old:
+                    p[i] = new
+                    return
+        raise KeyError(f"path {old.describe()} is not in the Loc-RIB")
+
+    def remove(self, old: Path) -> None:
+        """Remove ``old`` (found by identity); the last path but one goes back inline."""
+        p = self._paths
+        if p is old:
+            self._paths = None
+            return
+        if isinstance(p, list):
+            for i, q in enumerate(p):
+                if q is old:
+                    del p[i]
+                    if len(p) == 1:
+                        self._paths = p[0]
+                    return
+        raise KeyError(f"path {old.describe()} is not in the Loc-RIB")
 
     def __repr__(self) -> str:
-        return f"LocEntry({self.prefix}, {len(self.paths)} paths)"
-
-
-def replace_path(paths: list[Path], old: Path, new: Path) -> None:
-    """Put ``new`` where ``old`` is (found by identity)."""
-    for i, p in enumerate(paths):
-        if p is old:
-            paths[i] = new
-            return
-    raise KeyError(f"path {old.describe()} is not in the Loc-RIB")
-
-
-def remove_path(paths: list[Path], old: Path) -> None:
-    """Remove ``old`` (found by identity)."""
-    for i, p in enumerate(paths):
-        if p is old:
-            del paths[i]
-            return
-    raise KeyError(f"path {old.describe()} is not in the Loc-RIB")
+        return f"LocEntry({self.prefix}, {len(self)} paths)"
 
 
 class LocRib:
@@ -80,8 +145,9 @@ class LocRib:
         name), kept as entries settle: ``show protocols all``'s "preferred" without a walk."""
         self.best_by_source6: dict[str, int] = {}
         """The same for the IPv6 prefixes."""
-        self.non_ipv4 = 0
-        """Entries that are not IPv4 (kept as entries come and go)."""
+        self.ipv6 = 0
+        """IPv6 entries (kept as entries come and go; the rest are IPv4, the only other family
+        decoded)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -99,15 +165,16 @@ class LocRib:
         if e is None:
             e = self.entries[prefix] = LocEntry(prefix)
             if prefix.afi is not _IPV4:
-                self.non_ipv4 += 1
+                self.ipv6 += 1
         return e
 
     def ipv4_count(self) -> int:
         """How many IPv4 prefixes the table holds (O(1))."""
-        return len(self.entries) - self.non_ipv4
+        return len(self.entries) - self.ipv6
 
-    def settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
-        """Recompute each dirty entry once; return the changes of best path or ECMP set.
+    def settle(self, dirty: Iterable[LocEntry]) -> list[RouteChange]:
+        """Recompute each dirty entry; return the changes of best path or ECMP set (one per
+        entry: an entry listed twice has nothing left to report the second time).
 
         Entries left without paths are removed from the table.
         """
@@ -119,51 +186,48 @@ class LocRib:
         by_source = self.best_by_source
         by_source6 = self.best_by_source6
         for e in dirty:
-            e.dirty = False
-            paths = e.paths
+            paths = e._paths
             old_best = e.best
-            old_ecmp = e.ecmp
-            n = len(paths)
-            if n == 1:
-                only = paths[0]
-                e.best = only
-                if old_best is None or old_best.peer is not only.peer:
-                    _count_best(by_source, by_source6, old_best, only)
-                if len(old_ecmp) == 1 and only.same_route(old_best):
-                    e.ecmp = (only,)
-                    continue
-                e.ecmp = single = (only,)
-                append(
-                    RouteChange(
-                        e.prefix, old_best, only, old_ecmp, single, BestPathReason.ONLY_PATH
-                    )
-                )
-            elif n == 0:
+            old_ecmp = e._ecmp  # None: (old_best,), or () without one
+            if paths is None:
                 if entries.get(e.prefix) is e:
                     del entries[e.prefix]
                     if e.prefix.afi is not _IPV4:
-                        self.non_ipv4 -= 1
+                        self.ipv6 -= 1
                 e.best = None
-                e.ecmp = ()
+                e._ecmp = None
                 if old_best is not None:
                     _count_best(by_source, by_source6, old_best, None)
-                    append(
-                        RouteChange(e.prefix, old_best, None, old_ecmp, (), BestPathReason.NO_PATH)
-                    )
+                    was = (old_best,) if old_ecmp is None else old_ecmp
+                    append(RouteChange(e.prefix, old_best, None, was, (), BestPathReason.NO_PATH))
+            elif not isinstance(paths, list):
+                only = paths
+                e.best = only
+                e._ecmp = None
+                if old_best is None or old_best.peer is not only.peer:
+                    _count_best(by_source, by_source6, old_best, only)
+                if old_ecmp is None and only.same_route(old_best):
+                    continue
+                was = () if old_best is None else (old_best,) if old_ecmp is None else old_ecmp
+                append(
+                    RouteChange(e.prefix, old_best, only, was, (only,), BestPathReason.ONLY_PATH)
+                )
             else:
-                d = decide(paths, policy)
+                many = paths
+                d = decide(many, policy)
                 best = d.best
                 assert best is not None
-                ecmp = ecmp_set(best, paths, policy, limit)
+                ecmp = ecmp_set(best, many, policy, limit)
                 e.best = best
-                e.ecmp = ecmp
+                e._ecmp = None if len(ecmp) == 1 else ecmp  # (best,) is derived
                 if old_best is None or old_best.peer is not best.peer:
                     _count_best(by_source, by_source6, old_best, best)
-                if best.same_route(old_best) and same_paths(ecmp, old_ecmp):
+                was = () if old_best is None else (old_best,) if old_ecmp is None else old_ecmp
+                if best.same_route(old_best) and same_paths(ecmp, was):
                     continue
                 append(
                     RouteChange(
-                        e.prefix, old_best, best, old_ecmp, ecmp, d.reason, d.runner_up, policy
+                        e.prefix, old_best, best, was, ecmp, d.reason, d.runner_up, policy
                     )
                 )
         return changes

@@ -6,10 +6,11 @@ on request, UPDATE bytes per peer (:meth:`Rib.flush`).  Time comes from an injec
 read once per operation.
 
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
-per prefix the work is one path tuple, one Adj-RIB-In store keyed by the decoded ``Nlri``,
-one Loc-RIB entry touched and put on the dirty list, and one RouteChange when the best path
-changes.  Selection runs once per touched prefix per operation, and only where a prefix has
-more than one path.
+per prefix the work is one path tuple, one Loc-RIB entry looked up (where the peer's previous
+path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
+(or created holding its first path inline) and put on the dirty list, and one RouteChange
+when the best path changes.  Selection runs once per touched prefix per operation, and only
+where a prefix has more than one path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from speaker.rib.adj_in import AdjRibIn
+from speaker.rib.adj_in import AdjRibIn, PathKey
 from speaker.rib.adj_out import AdjRibOut, RefreshAnswer
 from speaker.rib.attrs import AttributeSet, IpAddress
 from speaker.rib.decision import (
@@ -30,7 +31,7 @@ from speaker.rib.decision import (
     explain_ecmp,
 )
 from speaker.rib.events import RouteChange
-from speaker.rib.loc_rib import LocEntry, LocRib, remove_path, replace_path
+from speaker.rib.loc_rib import LocEntry, LocRib
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
 from speaker.rib.query import (
@@ -100,7 +101,7 @@ class Rib:
         self._local: dict[SourceKind, AdjRibIn] = {}
         for kind in (SourceKind.LOCAL, SourceKind.KERNEL, SourceKind.DIRECT):
             info = PeerInfo.local(kind, self.router_id, asn)
-            self._local[kind] = self._in[info.name] = AdjRibIn(info, kind)
+            self._local[kind] = self._in[info.name] = AdjRibIn(info, kind, self.loc.entries)
 
     # ------------------------------------------------------------------ peers
 
@@ -114,7 +115,7 @@ class Rib:
             raise ValueError(f"peer name {peer.name!r} is reserved for a local source")
         adj = self._in.get(peer.name)
         if adj is None:
-            adj = self._in[peer.name] = AdjRibIn(peer)
+            adj = self._in[peer.name] = AdjRibIn(peer, entries=self.loc.entries)
         else:
             adj.info = peer
         return adj
@@ -202,57 +203,70 @@ class Rib:
         now: float,
         dirty: list[LocEntry],
     ) -> None:
-        table = adj.paths
         loc = self.loc
         entries = loc.entries
         peer = adj.info
+        name = peer.name
         kind = adj.kind
         refresh = adj.refresh
+        added = added6 = 0
         for nlri in nlris:
-            prefix = nlri.prefix
+            prefix, path_id = nlri
+            entry = entries.get(prefix)
+            old: Path | None = None
+            if entry is not None:
+                prefix = entry.prefix  # one prefix object per prefix: the Loc-RIB's key
+                old = entry.find(name, path_id)
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
                     pending.discard(nlri)
-            old = table.get(nlri)
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
-            path = _new(Path, (prefix, nlri.path_id, attrs, peer, kind, False, now))
-            table[nlri] = path
+            path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
+            if entry is None:
+                entry = entries[prefix] = LocEntry(prefix, path)
+                if prefix.afi is not _IPV4:
+                    loc.ipv6 += 1
+            elif old is None:
+                entry.add(path)
+            else:
+                entry.replace(old, path)
+            if old is None:
+                added += 1
+                if prefix.afi is not _IPV4:
+                    added6 += 1
+            if not dirty or dirty[-1] is not entry:
+                dirty.append(entry)
+        adj.count += added
+        adj.ipv6 += added6
+
+    def _withdraw(
+        self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[LocEntry]
+    ) -> None:
+        """Remove the source's paths of these (prefix, path id), those it has: NLRI, or its
+        paths themselves (no key tuple built per path)."""
+        entries = self.loc.entries
+        name = adj.info.name
+        refresh = adj.refresh
+        for key in keys:
+            prefix = key[0]
+            path_id = key[1]
             entry = entries.get(prefix)
             if entry is None:
-                entry = entries[prefix] = LocEntry(prefix)
-                entry.paths.append(path)
-                if prefix.afi is not _IPV4:
-                    loc.non_ipv4 += 1
-            elif old is None:
-                entry.paths.append(path)
-            else:
-                replace_path(entry.paths, old, path)
-            if old is None and prefix.afi is not _IPV4:
-                adj.non_ipv4 += 1
-            if not entry.dirty:
-                entry.dirty = True
-                dirty.append(entry)
-
-    def _withdraw(self, adj: AdjRibIn, nlris: Iterable[Nlri], dirty: list[LocEntry]) -> None:
-        table = adj.paths
-        entries = self.loc.entries
-        refresh = adj.refresh
-        for nlri in nlris:
-            if refresh:
-                pending = refresh.get(nlri.prefix.afi)
-                if pending:
-                    pending.discard(nlri)
-            old = table.pop(nlri, None)
-            if old is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
-            if old.prefix.afi is not _IPV4:
-                adj.non_ipv4 -= 1
-            entry = entries[old.prefix]
-            remove_path(entry.paths, old)
-            if not entry.dirty:
-                entry.dirty = True
+            old = entry.find(name, path_id)
+            if old is None:
+                continue
+            entry.remove(old)
+            if refresh:
+                pending = refresh.get(prefix.afi)
+                if pending:
+                    pending.discard((prefix, path_id))
+            adj.count -= 1
+            if prefix.afi is not _IPV4:
+                adj.ipv6 -= 1
+            if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
 
     def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
@@ -295,16 +309,12 @@ class Rib:
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         entries = self.loc.entries
-        table = adj.paths
-        for nlri, path in table.items():
-            if path.stale or (afis is not None and path.prefix.afi not in afis):
-                continue
+        fresh = [p for p in adj if not p.stale and (afis is None or p.prefix.afi in afis)]
+        for path in fresh:
             stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
-            table[nlri] = stale
             entry = entries[path.prefix]
-            replace_path(entry.paths, path, stale)
-            if not entry.dirty:
-                entry.dirty = True
+            entry.replace(path, stale)
+            if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
         adj.gr_active = True
         return self._settle(dirty)
@@ -315,7 +325,7 @@ class Rib:
         adj = self.adj_in(peer)
         dirty: list[LocEntry] = []
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
-        if not any(p.stale for p in adj.paths.values()):
+        if not any(p.stale for p in adj):
             adj.gr_active = False
         return self._settle(dirty)
 
@@ -327,11 +337,7 @@ class Rib:
         return self.sweep_stale(peer, family)
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
-        gone = [
-            nlri
-            for nlri, p in adj.paths.items()
-            if p.stale and (afis is None or p.prefix.afi in afis)
-        ]
+        gone = [p for p in adj if p.stale and (afis is None or p.prefix.afi in afis)]
         self._withdraw(adj, gone, dirty)
         if afis is None:
             adj.gr_active = False
@@ -340,7 +346,7 @@ class Rib:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
         dirty: list[LocEntry] = []
-        self._withdraw(adj, list(adj.paths), dirty)
+        self._withdraw(adj, list(adj), dirty)
         adj.gr_active = False
         adj.refresh.clear()
         return self._settle(dirty)
@@ -352,7 +358,7 @@ class Rib:
         again before EoRR, or they go.  Returns how many paths are awaiting refresh."""
         adj = self.adj_in(peer)
         afi = Afi(family[0])
-        adj.refresh[afi] = {nlri for nlri, p in adj.paths.items() if p.prefix.afi is afi}
+        adj.refresh[afi] = {(p.prefix, p.path_id) for p in adj if p.prefix.afi is afi}
         return len(adj.refresh[afi])
 
     def end_refresh(self, peer: PeerRef, family: Family = IPV4_UNICAST) -> list[RouteChange]:
@@ -393,10 +399,12 @@ class Rib:
     ) -> list[RouteChange]:
         """Make the local routes of ``kind`` exactly ``prefixes`` (e.g. the node's blocks)."""
         adj = self._local_source(kind)
-        want = {Nlri(parse_target(p), None) for p in prefixes}
+        want = {parse_target(p) for p in prefixes}
         dirty: list[LocEntry] = []
-        self._withdraw(adj, [n for n in adj.paths if n not in want], dirty)
-        new = sorted(n for n in want if n not in adj.paths)
+        held = sum(1 for p in want if adj.lookup(p, None) is not None)
+        if held < len(adj):  # some are no longer wanted: find them (a walk of the table)
+            self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
+        new = [Nlri(p, None) for p in sorted(want) if adj.lookup(p, None) is None]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
 
@@ -569,8 +577,8 @@ class Rib:
         if afi is Afi.IPV4:
             paths = {a.name: n for a in self._in.values() if (n := a.ipv4_count())}
             return TableCounts(loc.ipv4_count(), paths, dict(loc.best_by_source))
-        paths = {a.name: a.non_ipv4 for a in self._in.values() if a.non_ipv4}
-        return TableCounts(loc.non_ipv4, paths, dict(loc.best_by_source6))
+        paths = {a.name: a.ipv6 for a in self._in.values() if a.ipv6}
+        return TableCounts(loc.ipv6, paths, dict(loc.best_by_source6))
 
     def __repr__(self) -> str:
         return f"Rib(AS{self.asn}, {len(self.loc)} prefixes, {len(self._out)} sessions)"

@@ -1,0 +1,178 @@
+"""The RIB's per-route layout (issue #12, memory): a prefix with one path holds it inline with
+a derived ECMP set, one prefix object is shared by the Loc-RIB entry and its paths, and the
+Adj-RIB-In is a view of the Loc-RIB (a source's paths are found there, by name and path id).
+Every change must read the same through the public API."""
+
+from __future__ import annotations
+
+from speaker.rib import AttributeSet, BestPathReason, PeerInfo, Rib
+from speaker.rib.path import Path
+from speaker.wire.enums import Afi
+from speaker.wire.nlri import Nlri, Prefix
+
+ASN = 64512
+A80 = PeerInfo.mesh("192.168.0.80", ASN)
+A82 = PeerInfo.mesh("192.168.0.82", ASN)
+VIA80 = AttributeSet.build(next_hop=A80.address, local_pref=100)
+VIA82 = AttributeSet.build(next_hop=A82.address, local_pref=100)
+
+
+def make_rib() -> Rib:
+    rib = Rib(asn=ASN, router_id="192.168.0.81", clock=lambda: 5.0)
+    rib.add_peer(A80)
+    rib.add_peer(A82)
+    return rib
+
+
+def pfx() -> Prefix:
+    """A new prefix object each call (equal, not identical), as each UPDATE decodes one."""
+    return Prefix(Afi.IPV4, (10 << 24) | (244 << 16) | (1 << 8), 26)
+
+
+def test_one_path_inline_then_a_list_then_inline_again() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    entry = rib.loc.get(pfx())
+    assert entry is not None
+    assert isinstance(entry._paths, Path) and entry._ecmp is None  # no list, no 1-tuple
+    (only,) = entry.paths
+    assert entry.best is only and entry.ecmp == (only,) and len(entry) == 1
+
+    (grew,) = rib.announce(A82, [Nlri(pfx(), 1)], VIA82)  # same MED etc.: ECMP of two
+    assert isinstance(entry._paths, list) and len(entry) == 2
+    assert entry._ecmp is not None and len(entry.ecmp) == 2 and entry.ecmp[0] is entry.best
+    assert grew.old_ecmp == (only,) and len(grew.new_ecmp) == 2
+
+    (shrank,) = rib.withdraw(A82, [Nlri(pfx(), 1)])
+    assert entry._paths is only and entry._ecmp is None  # back inline, set derived
+    assert entry.ecmp == (only,) and rib.ecmp(pfx()) == (only,)
+    assert len(shrank.old_ecmp) == 2 and shrank.new_ecmp == (only,)
+    assert shrank.reason is BestPathReason.ONLY_PATH
+
+    (gone,) = rib.withdraw(A80, [Nlri(pfx(), 1)])
+    assert gone.withdrawn and gone.old_ecmp == (only,) and gone.new_ecmp == ()
+    assert rib.loc.get(pfx()) is None and entry.paths == () and entry.ecmp == ()
+
+
+def test_an_unchanged_single_path_reports_nothing_and_a_new_one_reports_one_path() -> None:
+    rib = make_rib()
+    assert len(rib.announce(A80, [Nlri(pfx(), 1)], VIA80)) == 1
+    assert rib.announce(A80, [Nlri(pfx(), 1)], VIA80) == []  # the same route again
+    other = AttributeSet.build(next_hop=A80.address, local_pref=100, med=5)
+    (change,) = rib.announce(A80, [Nlri(pfx(), 1)], other)  # implicit withdraw
+    assert change.old_best is not None and change.new_best is not None
+    assert change.old_ecmp == (change.old_best,) and change.new_ecmp == (change.new_best,)
+    assert len(rib.paths(pfx())) == 1
+
+
+def test_one_prefix_object_per_prefix() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    rib.announce(A82, [Nlri(pfx(), 7)], VIA82)
+    rib.originate(pfx())
+    entry = rib.loc.get(pfx())
+    assert entry is not None
+    key = next(k for k in rib.loc.entries if k == pfx())
+    assert key is entry.prefix
+    assert all(p.prefix is key for p in entry.paths) and len(entry) == 3
+    for source in (A80.name, A82.name, "static1"):
+        (path,) = rib.adj_in(source)
+        assert path.prefix is key and rib.adj_in(source).lookup(pfx(), path.path_id) is path
+
+
+def test_a_second_path_id_from_one_source_and_back() -> None:
+    """Two path ids of one prefix from one source: two paths, found and withdrawn apart."""
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    adj = rib.adj_in(A80)
+    rib.announce(A80, [Nlri(pfx(), 2)], VIA82)
+    assert len(adj) == 2
+    assert Nlri(pfx(), 1) in adj and Nlri(pfx(), 2) in adj and Nlri(pfx(), 3) not in adj
+    assert Nlri(pfx(), None) not in adj
+    got = adj.get(Nlri(pfx(), 2))
+    assert got is not None and got.attrs is VIA82
+    assert {p.path_id for p in adj} == {1, 2} and len(rib.paths(pfx())) == 2
+
+    rib.withdraw(A80, [Nlri(pfx(), 3)])  # an unknown path id: nothing
+    assert len(adj) == 2
+    rib.withdraw(A80, [Nlri(pfx(), 1)])
+    (slot,) = adj
+    assert slot.path_id == 2 and len(adj) == 1 and adj.lookup(pfx(), 1) is None
+    rib.withdraw(A80, [Nlri(pfx(), 1)])  # withdrawn already: nothing
+    assert len(adj) == 1 and rib.paths(pfx()) == (slot,)
+
+
+def test_graceful_restart_and_refresh_with_two_path_ids() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1), Nlri(pfx(), 2)], VIA80)
+    rib.announce(A80, [Nlri(Prefix.parse("10.9.0.0/26"), 4)], VIA80)
+    adj = rib.adj_in(A80)
+    rib.mark_stale(A80)
+    assert adj.stale_count() == 3 and all(p.stale for p in rib.paths(pfx()))
+    rib.announce(A80, [Nlri(pfx(), 2)], VIA80)  # refreshed after the restart
+    rib.sweep_stale(A80)
+    (kept,) = rib.paths(pfx())
+    assert kept.path_id == 2 and not kept.stale and len(adj) == 1 and not adj.gr_active
+    assert rib.loc.get(Prefix.parse("10.9.0.0/26")) is None
+
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    assert rib.begin_refresh(A80) == 2
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)  # seen again
+    assert adj.refresh_pending() == 1
+    rib.end_refresh(A80)
+    assert [p.path_id for p in adj] == [1] and len(adj) == 1
+
+
+def test_drop_peer_with_a_dict_slot_counts_down_to_nothing() -> None:
+    rib = make_rib()
+    six = Prefix.parse("fd00:10::/64")
+    rib.announce(A80, [Nlri(pfx(), 1), Nlri(pfx(), 2), Nlri(six, 1)], VIA80)
+    adj = rib.adj_in(A80)
+    assert (len(adj), adj.ipv6, adj.ipv4_count()) == (3, 1, 2)
+    assert rib.counts(None).paths_by_source == {A80.name: 3}
+    changes = rib.drop_peer(A80)
+    assert len(changes) == 2 and all(c.withdrawn for c in changes)
+    assert (len(adj), adj.ipv6, list(adj)) == (0, 0, [])
+    assert len(rib) == 0 and rib.loc.ipv6 == 0
+
+
+def test_an_entry_touched_twice_in_one_operation_reports_once() -> None:
+    rib = make_rib()
+    other = Prefix.parse("10.9.0.0/26")
+    both = [Nlri(pfx(), 1), Nlri(other, 1), Nlri(pfx(), 2)]  # pfx() listed dirty twice
+    changes = rib.announce(A80, both, VIA80)
+    assert sorted(str(c.prefix) for c in changes) == ["10.244.1.0/26", "10.9.0.0/26"]
+    assert rib.counts().best_by_source == {A80.name: 2}
+    assert rib.counts().paths_by_source == {A80.name: 3}
+    changes = rib.withdraw(A80, both)
+    assert len(changes) == 2 and all(c.withdrawn for c in changes)
+    assert rib.counts().best_by_source == {} and len(rib) == 0
+
+
+def test_a_source_sees_only_its_own_paths_and_a_re_registered_peer_keeps_them() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    rib.announce(A82, [Nlri(pfx(), 1)], VIA82)  # same prefix and path id, other source
+    a80, a82 = rib.adj_in(A80), rib.adj_in(A82)
+    assert [p.peer for p in a80] == [A80] and [p.peer for p in a82] == [A82]
+    assert a80.get(Nlri(pfx(), 1)) is not a82.get(Nlri(pfx(), 1))
+    renamed = PeerInfo.mesh("192.168.0.80", ASN, router_id="10.0.0.80")  # same name
+    rib.add_peer(renamed)
+    assert len(rib.adj_in(A80)) == 1 and Nlri(pfx(), 1) in rib.adj_in(renamed)
+    (change,) = rib.withdraw(renamed, [Nlri(pfx(), 1)])
+    assert change.old_best is not None and change.new_best is not None
+    assert [p.peer for p in rib.paths(pfx())] == [A82] and len(a80) == 0
+
+
+def test_set_origins_keeps_adds_and_removes_blocks() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
+    assert {str(c.prefix) for c in rib.set_origins(["10.1.0.0/26", "10.2.0.0/26"])} == {
+        "10.1.0.0/26", "10.2.0.0/26"}
+    assert rib.set_origins(["10.2.0.0/26", "10.1.0.0/26"]) == []  # the same blocks: no change
+    changes = rib.set_origins(["10.2.0.0/26", "10.3.0.0/26", str(pfx())])
+    assert sorted((str(c.prefix), c.withdrawn) for c in changes) == [
+        ("10.1.0.0/26", True), ("10.244.1.0/26", False), ("10.3.0.0/26", False)]
+    assert len(rib.adj_in("static1")) == 3 and len(rib.paths(pfx())) == 2
+    rib.set_origins([])
+    assert len(rib.adj_in("static1")) == 0 and len(rib) == 1
