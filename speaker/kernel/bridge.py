@@ -32,7 +32,7 @@ from typing import Any
 from speaker.kernel.codec import (
     RTM_DELROUTE,
     RTM_NEWROUTE,
-    FibRoute,
+    RouteDump,
     RouteParser,
 )
 from speaker.kernel.model import (
@@ -407,7 +407,7 @@ class KernelBridge:
         else:
             self._idle.set()
 
-    async def _dump_all(self) -> list[FibRoute]:
+    async def _dump_all(self) -> RouteDump:
         """Both families of our table.  The monitor reader is paused meanwhile: an event
         applied before an older dump result would be overwritten by it.  Callers fold the
         result in (``load``) before awaiting anything, then the queued events follow."""
@@ -419,16 +419,16 @@ class KernelBridge:
             if reading:
                 self._monitor_reading(True)
 
-    async def _dump_both(self) -> list[FibRoute]:
+    async def _dump_both(self) -> RouteDump:
         assert self._change is not None
         for attempt in range(_DUMP_RETRIES):
             try:
                 routes = await dump_routes(
                     self._change, self._parser, socket.AF_INET, self.config.table
                 )
-                routes += await dump_routes(
+                routes.extend(await dump_routes(
                     self._change, self._parser, socket.AF_INET6, self.config.table
-                )
+                ))
                 return routes
             except DumpInterrupted as exc:
                 log.info("kernel: dump interrupted (%s), attempt %d", exc, attempt + 1)

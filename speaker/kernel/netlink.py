@@ -42,8 +42,8 @@ from speaker.kernel.codec import (
     NLM_F_ACK,
     NLM_F_DUMP_INTR,
     NLMSG_ERROR,
-    FibRoute,
     ParsedMessage,
+    RouteDump,
     RouteParser,
     pack_delroute,
     pack_newroute,
@@ -370,11 +370,11 @@ class RouteWriter:
 
 async def dump_routes(
     channel: NetlinkChannel, parser: RouteParser, family: int, table: int
-) -> list[FibRoute]:
+) -> RouteDump:
     """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile)."""
     seq = channel.next_seq()
     channel.send(pack_route_dump(family, table, seq))
-    routes: list[FibRoute] = []
+    routes = RouteDump()
     flags = 0
     datagrams = 0
     try:
