@@ -36,7 +36,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from itertools import islice
@@ -78,6 +78,8 @@ from speaker.kernel.resolve import Resolver
 
 #: OpResult.error for a request the kernel never answered (socket overrun): outcome unknown.
 UNKNOWN_OUTCOME = -1
+#: Routes folded in per step of :meth:`Reconciler.load_steps` (a few ms each).
+LOAD_STEP = 8192
 
 _PROTO_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp"}
 
@@ -459,6 +461,21 @@ class Reconciler:
         prefix keys and interned bodies, so a route of ours the kernel holds as we wrote it is
         the very body we keep, and nothing of the dump stays once it is folded in: ``_ours``
         is updated in place, its entries replaced only where the kernel differs."""
+        for _ in self.load_steps(routes, now, initial=initial):
+            pass
+
+    def load_steps(
+        self,
+        routes: RouteDump | Iterable[FibRoute],
+        now: float,
+        *,
+        initial: bool = False,
+        step: int = LOAD_STEP,
+    ) -> Iterator[None]:
+        """:meth:`load` in steps of about ``step`` routes: the bridge yields to the event loop
+        after each (100,000 routes in one go held it for 50-250 ms).  Between two steps the
+        RIB side may change (:meth:`want_all`); nothing else may (no :meth:`observe`,
+        :meth:`plan` or :meth:`apply` until the last step is done)."""
         cfg = self.config
         table, proto = cfg.table, cfg.protocol
         if not isinstance(routes, RouteDump):
@@ -473,19 +490,27 @@ class Reconciler:
         last: FibRoute | None = None
         mine = other = False
         metric = -1  # the body's metric if it may be a primary route (tos 0), else -1
-        for key, body in zip(routes.keys, routes.bodies, strict=True):
-            if body is not last:  # classified once per body: a scan has a handful
-                last = body
-                mine = body.table == table and body.proto == proto
-                other = body.table == table and body.proto != proto
-                metric = -1 if body.tos else body.priority
-            if mine:
-                if metric == (1024 if key >= V6_FLAG else 0):
-                    new_ours[key] = body
-                else:
-                    new_extra.setdefault(key, []).append(with_key(key, body))
-            elif other:
-                new_others.setdefault(key, {})[(body.tos, body.priority)] = with_key(key, body)
+        keys, bodies = routes.keys, routes.bodies
+        for start in range(0, len(keys), step):
+            if start:
+                yield
+            stop = start + step
+            for key, body in zip(keys[start:stop], bodies[start:stop], strict=True):
+                if body is not last:  # classified once per body: a scan has a handful
+                    last = body
+                    mine = body.table == table and body.proto == proto
+                    other = body.table == table and body.proto != proto
+                    metric = -1 if body.tos else body.priority
+                if mine:
+                    if metric == (1024 if key >= V6_FLAG else 0):
+                        new_ours[key] = body
+                    else:
+                        new_extra.setdefault(key, []).append(with_key(key, body))
+                elif other:
+                    new_others.setdefault(key, {})[(body.tos, body.priority)] = with_key(
+                        key, body
+                    )
+        yield
         self.counters["scans"] += 1
         self._event_fix.clear()
         self.needs_scan = False
@@ -537,7 +562,12 @@ class Reconciler:
         inflight = self._inflight
         dirty = self._dirty
         # in place: the dump's key ints go with it (the kept ones are the core's)
+        count = 0
         for key, body in new_ours.items():
+            count += 1
+            if count == step:
+                count = 0
+                yield
             before = ours.get(key)
             if before is body or before == body:
                 continue
@@ -546,6 +576,7 @@ class Reconciler:
                     self._lost[key] = "altered outside the speaker"
                 dirty[key] = None
             ours[key] = body
+        yield
         if len(ours) != len(new_ours):
             for key in [k for k in ours if k not in new_ours]:
                 if key not in inflight:
@@ -559,16 +590,23 @@ class Reconciler:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
             self._extra = new_extra
-        for key, want in desired.items():  # retry what failed or is still off
-            if want is not None:
-                have = ours.get(key)
-                if have is not want and have != want:
-                    dirty[key] = None
+        wanted = list(desired)  # the RIB side may change it between steps
+        for start in range(0, len(wanted), step):
+            yield
+            for key in wanted[start : start + step]:  # retry what failed or is still off
+                want = desired.get(key)
+                if want is not None:
+                    have = ours.get(key)
+                    if have is not want and have != want:
+                        dirty[key] = None
         # the safety net: every unwanted route of ours that may go is (re)tried at each scan
         keeps = self._keeps
-        for key in ours:
-            if desired.get(key) is None and not keeps(key):
-                dirty[key] = None
+        held = list(ours)
+        for start in range(0, len(held), step):
+            yield
+            for key in held[start : start + step]:
+                if desired.get(key) is None and not keeps(key):
+                    dirty[key] = None
         for key, extras in new_extra.items():
             if not all(self._keeps_extra(r) for r in extras):
                 dirty[key] = None
