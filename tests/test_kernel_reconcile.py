@@ -883,9 +883,9 @@ def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
         want(rec, prefix, "192.168.0.80")
     run(rec, fib)
     keys = [net_key(N(p)) for p in prefixes]
-    bodies = {id(rec._desired[k]) for k in keys} | {id(rec._ours[k]) for k in keys}
+    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._ours[k]) for k in keys}
     assert len(bodies) == 1
-    body = rec._desired[keys[0]]
+    body = rec._desired_of(keys[0])
     assert body is not None and body.key == 0
     rec.load(fib.dump(), 2.0)  # FakeFib's dump: the written routes, whole
     assert all(rec._ours[k] is body for k in keys)

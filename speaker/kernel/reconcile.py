@@ -162,10 +162,11 @@ class Reconciler:
 
     Internally every prefix is an int key (:func:`~speaker.kernel.model.prefix_key`), gateway
     addresses are interned, and a wanted route is its key and the core's shared next-hop
-    tuple.  The desired route and our route in the kernel are kept as *bodies*
-    (:func:`~speaker.kernel.codec.body`: the route without its prefix, whose key is the
-    dict's): one body per next-hop set, shared by every prefix using it, and a route read
-    back by a scan is the same body again.  No object per route: three dict slots."""
+    tuple.  The desired route is that set's *body* (:func:`~speaker.kernel.codec.body`: the
+    route without its prefix), found through the set (:meth:`_desired_of`), and our route
+    in the kernel is kept as a body too, the key being the dict's: one body per next-hop
+    set, shared by every prefix using it, and a route read back by a scan is the same body
+    again.  No object per route: two dict slots (``_wanted``, ``_ours``)."""
 
     def __init__(self, config: KernelConfig, ifnames: Mapping[int, str] | None = None) -> None:
         self.config = config
@@ -182,7 +183,7 @@ class Reconciler:
         100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
         self._wanted: dict[int, tuple[IPAddress, ...]] = {}  # next hops; BLACKHOLE: ()
-        self._desired: dict[int, FibRoute | None] = {}  # bodies
+        self._rejected: set[int] = set()  # wanted prefixes inside reject_cidrs
         self._why: dict[int, str] = {}  # why desired is None, or partial resolution
         self._ours: dict[int, FibRoute] = {}  # kernel: ours at the primary key (bodies)
         self._extra: dict[int, list[FibRoute]] = {}  # kernel: ours at other keys
@@ -274,7 +275,7 @@ class Reconciler:
         wanted = self._wanted
         sets = self._sets
         dirty = self._dirty
-        desired = self._desired
+        rejected = self._rejected
         for key, hops in intents:
             old = wanted.get(key)
             if hops is None:  # unwanted
@@ -283,7 +284,8 @@ class Reconciler:
                 del wanted[key]
                 if old:
                     self._release(old)
-                desired.pop(key, None)
+                if rejected:
+                    rejected.discard(key)
                 if self._why or self._lost or self._blocked or self._errors:  # usually empty
                     for notes in (self._why, self._lost, self._blocked, self._errors):
                         notes.pop(key, None)
@@ -366,7 +368,7 @@ class Reconciler:
         self.phase = Phase.CONVERGED
         self._emit(KernelEventKind.CONVERGED, None, reason)
         for key in self._ours:
-            if self._desired.get(key) is None:
+            if self._desired_of(key) is None:
                 self._dirty[key] = None
         for key in self._extra:
             self._dirty[key] = None
@@ -399,31 +401,54 @@ class Reconciler:
             hop = self._nh_cache[akey] = self._resolver.resolve(self._nh_addr[akey])
         return hop
 
+    def _desired_of(self, key: int) -> FibRoute | None:
+        """The body of the kernel route wanted for ``key``: None if nothing is wanted there or
+        it cannot be programmed (reject_cidrs, no usable next hop); the blackhole body for our
+        blocks; else the body of its next-hop set, resolved once per set."""
+        hops = self._wanted.get(key)
+        if hops is None:
+            return None
+        if not hops:
+            return None if self._rejected and key in self._rejected else self._holes[
+                key >= V6_FLAG
+            ]
+        if self._rejected and key in self._rejected:
+            return None
+        hset = self._sets[id(hops)]
+        resolved = hset.resolved
+        if resolved is None:
+            resolved = self._resolve_hset(hset)
+        return resolved[0]
+
+    def _resolve_hset(self, hset: _HopSet) -> tuple[FibRoute | None, str]:
+        """Resolve a next-hop set into its desired body (cached in the set)."""
+        hops, problems = self._resolve_set(hset.akeys)
+        route = None
+        if hops:
+            cfg = self.config
+            route = self.interner.body(
+                FibRoute(0, cfg.table, cfg.protocol, _UNICAST, 0, 1024 if hset.v6 else 0, hops)
+            )
+        resolved = hset.resolved = (route, problems)
+        return resolved
+
     def _recompute(self, key: int, hset: _HopSet | None) -> None:
-        """Desired kernel route for a wanted prefix: reject_cidrs, blackhole (``hset`` None),
-        or resolved next hops (deduplicated, at most merge_limit, or 1 when merge paths is
-        off; resolved once per next-hop set)."""
+        """A wanted prefix's notes: inside reject_cidrs, or why its next-hop set (``hset``;
+        None: a blackhole) gives no route or only part of one (deduplicated, at most
+        merge_limit next hops, or 1 when merge paths is off; resolved once per set)."""
         cfg = self.config
         if cfg.reject_cidrs and cfg.rejects_key(key):
-            self._desired[key] = None
+            self._rejected.add(key)
             self._why[key] = "inside reject_cidrs: never programmed"
             return
         if hset is None:
-            self._desired[key] = self._holes[key >= V6_FLAG]
             if self._why:
                 self._why.pop(key, None)
             return
         resolved = hset.resolved
         if resolved is None:
-            hops, problems = self._resolve_set(hset.akeys)
-            route = None
-            if hops:
-                route = self.interner.body(FibRoute(
-                    0, cfg.table, cfg.protocol, _UNICAST, 0, 1024 if hset.v6 else 0, hops
-                ))
-            resolved = hset.resolved = (route, problems)
+            resolved = self._resolve_hset(hset)
         route, problems = resolved
-        self._desired[key] = route
         if route is None:
             self._why[key] = problems or "no usable next hop"
         elif problems:
@@ -558,7 +583,7 @@ class Reconciler:
                 self._dirty[key] = None
             return
         ours = self._ours
-        desired = self._desired
+        desired_of = self._desired_of
         inflight = self._inflight
         dirty = self._dirty
         # in place: the dump's key ints go with it (the kept ones are the core's)
@@ -572,7 +597,7 @@ class Reconciler:
             if before is body or before == body:
                 continue
             if key not in inflight:
-                if before is not None and before == desired.get(key):
+                if before is not None and before == desired_of(key):
                     self._lost[key] = "altered outside the speaker"
                 dirty[key] = None
             ours[key] = body
@@ -580,7 +605,7 @@ class Reconciler:
         if len(ours) != len(new_ours):
             for key in [k for k in ours if k not in new_ours]:
                 if key not in inflight:
-                    if ours[key] == desired.get(key):
+                    if ours[key] == desired_of(key):
                         self._lost[key] = "deleted outside the speaker"
                     dirty[key] = None
                 del ours[key]
@@ -590,11 +615,11 @@ class Reconciler:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
             self._extra = new_extra
-        wanted = list(desired)  # the RIB side may change it between steps
+        wanted = list(self._wanted)  # the RIB side may change it between steps
         for start in range(0, len(wanted), step):
             yield
             for key in wanted[start : start + step]:  # retry what failed or is still off
-                want = desired.get(key)
+                want = desired_of(key)
                 if want is not None:
                     have = ours.get(key)
                     if have is not want and have != want:
@@ -605,7 +630,7 @@ class Reconciler:
         for start in range(0, len(held), step):
             yield
             for key in held[start : start + step]:
-                if desired.get(key) is None and not keeps(key):
+                if desired_of(key) is None and not keeps(key):
                     dirty[key] = None
         for key, extras in new_extra.items():
             if not all(self._keeps_extra(r) for r in extras):
@@ -667,7 +692,7 @@ class Reconciler:
             self._ours[key] = body
         if key in self._inflight:
             return
-        if current is not None and current == self._desired.get(key):
+        if current is not None and current == self._desired_of(key):
             self._lost[key] = (
                 "deleted outside the speaker" if deleted else "altered outside the speaker"
             )
@@ -777,7 +802,7 @@ class Reconciler:
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
-        want = self._desired.get(key)
+        want = self._desired_of(key)
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:
@@ -946,7 +971,7 @@ class Reconciler:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
         key = network_key(prefix)
         current = self._ours.get(key)
-        return current is not None and current == self._desired.get(key)
+        return current is not None and current == self._desired_of(key)
 
     def ours(self) -> dict[IPNetwork, FibRoute]:
         """Routes of ours at the primary key, as last seen."""
@@ -965,7 +990,7 @@ class Reconciler:
     def desired(self, prefix: IPNetwork) -> FibRoute | None:
         """The kernel route we aim at for a wanted prefix (None: not programmable)."""
         key = network_key(prefix)
-        body = self._desired.get(key)
+        body = self._desired_of(key)
         return None if body is None else with_key(key, body)
 
     def pending(self) -> int:
@@ -988,7 +1013,7 @@ class Reconciler:
 
     def _entry(self, key: int) -> KernelSnapshotEntry:
         hops = self._wanted.get(key)
-        want = self._desired.get(key)
+        want = self._desired_of(key)
         current = self._ours.get(key)
         extras = self._extra.get(key)
         prefix = key_network(key)
