@@ -26,6 +26,7 @@ from speaker.kernel.codec import (
     FibRoute,
     Interner,
     NextHop,
+    RouteDump,
     RouteParser,
     iter_messages,
     net_key,
@@ -345,16 +346,94 @@ def test_dump_request_and_datagram_walk() -> None:
         attrs=[("RTA_DST", "10.0.0.0"), ("RTA_OIF", 2)],
     )
     done = struct.pack("=IHHIIi", 20, NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 42, 0, 0)
-    out: list[FibRoute] = []
+    out = RouteDump()
     parser = RouteParser()
     finished, flags = parser.parse_datagram(route_msg + stray + done, 42, out)
     assert finished
     assert flags & NLM_F_DUMP_INTR
-    assert [str(r.prefix) for r in out] == ["192.168.0.0/24"]
-    assert out[0].nexthops == (NextHop(None, 2),)
-    again: list[FibRoute] = []
+    assert [str(r.prefix) for r in out.routes()] == ["192.168.0.0/24"]
+    assert out.routes()[0].nexthops == (NextHop(None, 2),)
+    assert out.bodies[0].key == 0  # a body: the route without its prefix
+    again = RouteDump()
     parser.parse_datagram(route_msg, 42, again)
-    assert again[0] is out[0]  # identical bytes -> the very same object (scan fast path)
+    assert again.bodies[0] is out.bodies[0]  # the same body again (scan fast path)
+    assert again.keys == out.keys
+
+
+CACHEINFO = struct.pack("=HH8I", 36, 12, 0, 7, 0, 0, 99, 0, 0, 0)
+PREF = struct.pack("=HHB3x", 5, 20, 0)
+
+
+def dumped(prefix: str, gateway: str, oif: int, proto: int = 186, used: int = 0,
+           seq: int = 42) -> bytes:
+    """An RTM_NEWROUTE laid out as a kernel dump has it: RTA_TABLE, RTA_DST, the rest; for
+    IPv6 the volatile RTA_CACHEINFO (``used`` in its counters) and RTA_PREF last."""
+    net = N(prefix)
+    family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
+    attrs = struct.pack("=HHI", 8, 15, 254)
+    attrs += struct.pack("=HH", 4 + len(net.network_address.packed), 1)
+    attrs += net.network_address.packed
+    attrs += struct.pack("=HH", 4 + len(A(gateway).packed), 5) + A(gateway).packed
+    attrs += struct.pack("=HHI", 8, 4, oif)
+    if net.version == 6:
+        attrs += struct.pack("=HHI", 8, 6, 1024)
+        attrs += CACHEINFO[:4] + struct.pack("=8I", 0, used, 0, 0, used * 3, 0, 0, 0) + PREF
+    rtm = struct.pack("=BBBBBBBBI", family, net.prefixlen, 0, 0, 254, proto, 0, 1, 0)
+    return struct.pack("=IHHII", 16 + len(rtm) + len(attrs), RTM_NEWROUTE, NLM_F_MULTI,
+                       seq, 0) + rtm + attrs
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_dump_fast_path_shares_one_body_per_layout(family: int) -> None:
+    """Routes that differ only by destination (and IPv6's counters) are parsed into one
+    body: the first in full, the others from the masked-payload cache; keys stay exact."""
+    if family == 4:
+        prefixes = ["10.0.0.0/26", "10.0.0.64/26", "10.9.0.0/16", "10.0.0.0/26"]
+        gw, other = "192.168.0.80", "192.168.0.82"
+    else:
+        prefixes = ["fd01::/122", "fd01::40/122", "fd02::/64", "fd01::/122"]
+        gw, other = "fd00::80", "fd00::82"
+    parser = RouteParser()
+    out = RouteDump()
+    data = b"".join(dumped(p, gw, 2, used=i) for i, p in enumerate(prefixes))
+    data += dumped(prefixes[0], other, 2) + dumped(prefixes[0], gw, 3)
+    data += dumped(prefixes[1], gw, 2, proto=4)
+    parser.parse_datagram(data, 42, out)
+    routes = out.routes()
+    assert [str(r.prefix) for r in routes] == prefixes + [prefixes[0]] * 2 + [prefixes[1]]
+    assert len({id(b) for b in out.bodies[:4]}) == 1  # one body, whatever the counters
+    assert len({id(b) for b in out.bodies}) == 4  # another gateway, device, protocol
+    for r in routes:  # the fast path gives what the full parse gives
+        hop = r.nexthops[0]
+        alone = RouteParser().parse(*_payload(dumped(str(r.prefix), str(hop.gateway), hop.oif,
+                                                     r.proto)))
+        assert alone == r
+    assert routes[5].nexthops[0].oif == 3 and routes[6].proto == 4
+    # one cache entry per body and prefix length (the /16 or /64 has its own)
+    assert len(parser._bodies) == 5 and not parser._seen
+
+
+def _payload(data: bytes) -> tuple[bytes, int, int]:
+    (hdr,) = iter_messages(data)
+    return data, hdr.offset, hdr.end
+
+
+def test_dump_fast_path_needs_the_layout_confirmed() -> None:
+    """A payload whose masked octets are not the destination's (no RTA_TABLE first, here
+    a default route without RTA_DST) never enters the masked cache: parsed whole."""
+    parser = RouteParser()
+    first = kernel_message(family=socket.AF_INET, dst_len=0, table=254, proto=3, type=1,
+                           attrs=[("RTA_TABLE", 254), ("RTA_GATEWAY", "192.168.0.1"),
+                                  ("RTA_OIF", 2)])
+    other = kernel_message(family=socket.AF_INET, dst_len=0, table=254, proto=3, type=1,
+                           attrs=[("RTA_TABLE", 254), ("RTA_GATEWAY", "192.168.0.2"),
+                                  ("RTA_OIF", 2)])
+    a = parser.parse(*_payload(first))
+    b = parser.parse(*_payload(other))
+    assert a is not None and b is not None
+    assert str(a.nexthops[0].gateway) == "192.168.0.1"
+    assert str(b.nexthops[0].gateway) == "192.168.0.2"  # not taken for the first one's
+    assert not parser._bodies and len(parser._seen) == 2
 
 
 def test_parsed_routes_share_next_hop_tuples() -> None:

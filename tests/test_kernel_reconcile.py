@@ -868,3 +868,62 @@ def test_routine_events_are_counted_not_published_when_nobody_reads_them() -> No
     routine = {"adopted", "installed", "replaced", "deleted", "swept"}
     assert off_events == [(k, p) for k, p in on_events if k.value not in routine]
     assert {k.value for k, _ in off_events} == {"failed", "converged"}
+
+
+def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
+    """Prefixes wanted via one next-hop set share one desired body, the routes written keep
+    it, and a scan that reads them back as we wrote them keeps it too: no object per route
+    (nor the dump's own) stays in the reconciler.  A route altered by hand is not the
+    body any more, and is restored."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("test")
+    prefixes = [f"10.0.{i}.0/26" for i in range(5)]
+    for prefix in prefixes:
+        want(rec, prefix, "192.168.0.80")
+    run(rec, fib)
+    keys = [net_key(N(p)) for p in prefixes]
+    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._ours[k]) for k in keys}
+    assert len(bodies) == 1
+    body = rec._desired_of(keys[0])
+    assert body is not None and body.key == 0
+    rec.load(fib.dump(), 2.0)  # FakeFib's dump: the written routes, whole
+    assert all(rec._ours[k] is body for k in keys)
+    assert rec.plan(100) == []
+    fib.put(fib_route(prefixes[2], ("192.168.0.80", OIF), metric=0)._replace(extras=b"mtu"))
+    rec.load(fib.dump(), 4.0)
+    assert rec._ours[keys[2]] is not body
+    ops = run(rec, fib, 4.0)
+    assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
+        (OpKind.REPLACE, prefixes[2], "altered outside the speaker")
+    ]
+    assert rec._ours[keys[2]] is body
+    assert rec.ours()[N(prefixes[2])] == fib_route(prefixes[2], ("192.168.0.80", OIF))
+
+
+def test_load_in_steps_lets_the_rib_change_between_steps() -> None:
+    """A scan folded in steps (the bridge yields to the loop between them) gives what one
+    load gives, with the RIB wanting and unwanting prefixes between the steps."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("test")
+    for i in range(40):
+        want(rec, f"10.0.{i}.0/26", "192.168.0.80")
+    run(rec, fib)
+    fib.remove("10.0.3.0/26")  # deleted by hand: restored by the scan
+    fib.put(fib_route("10.0.99.0/26", ("192.168.0.80", OIF)))  # ours, not wanted: deleted
+    steps = rec.load_steps(fib.dump(), 2.0, step=4)
+    next(steps)
+    rec.unwant(N("10.0.5.0/26"))
+    want(rec, "10.0.50.0/26", "192.168.0.80")
+    taken = sum(1 for _ in steps)
+    assert taken > 5  # really in steps
+    ops = run(rec, fib, 2.0)
+    assert sorted((o.kind, str(o.route.prefix), o.reason) for o in ops) == [
+        (OpKind.ADD, "10.0.3.0/26", "deleted outside the speaker"),
+        (OpKind.ADD, "10.0.50.0/26", "wanted"),
+        (OpKind.DELETE, "10.0.5.0/26", "withdrawn"),
+        (OpKind.DELETE, "10.0.99.0/26", "not wanted after convergence"),
+    ]
+    rec.load(fib.dump(), 4.0)
+    assert rec.plan(100) == []

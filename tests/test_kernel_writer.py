@@ -123,3 +123,29 @@ async def test_lost_answers_are_unknown_not_raised() -> None:
     unknown = [r for r in results if r.error == UNKNOWN_OUTCOME]
     assert len(unknown) == 49
     assert "No buffer space" in unknown[0].message
+
+
+async def test_sending_from_a_thread_gives_the_same_answers() -> None:
+    """send_in_thread: the datagram leaves from the writer's thread (the loop runs on
+    meanwhile), answers are collected as before."""
+    import threading
+
+    senders: set[str] = set()
+
+    class ThreadedFake(FakeChannel):
+        def send(self, data: bytes) -> None:
+            senders.add(threading.current_thread().name)
+            super().send(data)
+
+    failing = {"10.0.0.0/26": errno.ENETUNREACH}
+    channel = ThreadedFake(errors=failing)
+    writer = RouteWriter(channel, chunk_messages=10, send_in_thread=True)
+    try:
+        batch = ops(25)
+        results = await writer.execute(batch)
+    finally:
+        writer.close()
+    assert [r.op for r in results] == batch
+    assert {str(r.op.route.prefix): r.error for r in results if r.error} == failing
+    assert len(channel.datagrams) == 3
+    assert senders and all(name.startswith("kernel-send") for name in senders)

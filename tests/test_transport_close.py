@@ -256,6 +256,8 @@ async def test_a_large_read_reaches_the_core_a_slice_per_loop_turn() -> None:
 
 
 async def test_what_is_left_of_a_large_read_goes_before_connection_lost() -> None:
+    from speaker.connection import READ_SLICE
+
     order: list[str] = []
 
     class Owner(_Reads):
@@ -270,4 +272,4 @@ async def test_what_is_left_of_a_large_read_goes_before_connection_lost() -> Non
     conn.transport = owner  # type: ignore[assignment]
     conn.data_received(b"x" * 20000)
     conn.connection_lost(None)
-    assert order == ["data 8192", "data 11808", "lost"]
+    assert order == [f"data {READ_SLICE}", f"data {20000 - READ_SLICE}", "lost"]

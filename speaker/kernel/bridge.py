@@ -32,7 +32,7 @@ from typing import Any
 from speaker.kernel.codec import (
     RTM_DELROUTE,
     RTM_NEWROUTE,
-    FibRoute,
+    RouteDump,
     RouteParser,
 )
 from speaker.kernel.model import (
@@ -69,8 +69,12 @@ EventCallback = Callable[[KernelEvent], None]
 
 _NL_HEAD = struct.Struct("=IH")
 _DUMP_RETRIES = 5
-_MONITOR_BURST = 4096  # datagrams handled per loop wake-up before yielding
+_MONITOR_BURST = 256  # datagrams handled per loop wake-up before yielding
 _QUIET = 0.5  # seconds without a write before a periodic scan runs
+#: Routes planned, written and folded in per step of the flush loop (one datagram's worth):
+#: a step is a few ms, so control queries and keepalives are answered in between (4,096 a
+#: step held the loop for 20-50 ms).
+_FLUSH_BATCH = CHUNK_MESSAGES // 2
 _QUIET_WAIT_SCANS = 4  # ... waiting for that at most this many scan_times
 
 
@@ -131,7 +135,7 @@ class KernelBridge:
             self._change = NetlinkChannel.open(
                 netns, groups=0, rcvbuf=CHANGE_RCVBUF, sndbuf=CHANGE_SNDBUF
             )
-            self._writer = RouteWriter(self._change)
+            self._writer = RouteWriter(self._change, send_in_thread=True)
             if netns:  # pyroute2 enters the namespace; imported only then (about 22 MiB)
                 from pyroute2 import AsyncIPRoute
 
@@ -212,6 +216,8 @@ class KernelBridge:
     def _close_sockets(self) -> None:
         with contextlib.suppress(Exception):
             self._monitor_reading(False)
+        if self._writer is not None:
+            self._writer.close()
         for channel in (self._monitor, self._change):
             if channel is not None:
                 channel.close()
@@ -321,7 +327,7 @@ class KernelBridge:
                 while self._rec.has_work():
                     async with self._io:
                         self._drain_monitor()
-                        ops = self._rec.plan(CHUNK_MESSAGES * 4)
+                        ops = self._rec.plan(_FLUSH_BATCH)
                         if ops:
                             self._last_write = time.monotonic()
                             results = await self._execute(ops)
@@ -394,8 +400,18 @@ class KernelBridge:
                 self._rec.note_resync(self._resync_reason)
                 self._resync_reason = ""
                 await self._refresh_links()
-            routes = await self._dump_all()
-            self._rec.load(routes, time.monotonic())
+            # monitor paused from the dump until its last route is folded in (as _dump_all);
+            # the fold yields to the loop between steps, the dump between datagrams
+            reading = self._reading
+            self._monitor_reading(False)
+            try:
+                routes = await self._dump_both()
+                for _ in self._rec.load_steps(routes, time.monotonic()):
+                    await asyncio.sleep(0)
+                del routes
+            finally:
+                if reading:
+                    self._monitor_reading(True)
             self.last_scan = time.time()
             if self._rec.unknown_ifindex:
                 self._rec.unknown_ifindex = False
@@ -407,7 +423,7 @@ class KernelBridge:
         else:
             self._idle.set()
 
-    async def _dump_all(self) -> list[FibRoute]:
+    async def _dump_all(self) -> RouteDump:
         """Both families of our table.  The monitor reader is paused meanwhile: an event
         applied before an older dump result would be overwritten by it.  Callers fold the
         result in (``load``) before awaiting anything, then the queued events follow."""
@@ -419,16 +435,16 @@ class KernelBridge:
             if reading:
                 self._monitor_reading(True)
 
-    async def _dump_both(self) -> list[FibRoute]:
+    async def _dump_both(self) -> RouteDump:
         assert self._change is not None
         for attempt in range(_DUMP_RETRIES):
             try:
                 routes = await dump_routes(
                     self._change, self._parser, socket.AF_INET, self.config.table
                 )
-                routes += await dump_routes(
+                routes.extend(await dump_routes(
                     self._change, self._parser, socket.AF_INET6, self.config.table
-                )
+                ))
                 return routes
             except DumpInterrupted as exc:
                 log.info("kernel: dump interrupted (%s), attempt %d", exc, attempt + 1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from speaker.kernel.model import (
@@ -114,6 +114,20 @@ class Interner:
     def __init__(self) -> None:
         self._addrs: dict[int, IPAddress] = {}
         self._hops: dict[tuple[NextHop, ...], tuple[NextHop, ...]] = {}
+        self._bodies: dict[FibRoute, FibRoute] = {}
+
+    def body(self, route: FibRoute) -> FibRoute:
+        """The canonical :func:`body` of a route: what is left of it without its prefix, one
+        object for every route of the same content (100,000 routes via one gateway, whether
+        computed or read back from the kernel, share one)."""
+        if route[0]:
+            route = body(route)
+        canon = self._bodies.get(route)
+        if canon is None:
+            if len(self._bodies) > self.HOPS_LIMIT:
+                self._bodies.clear()
+            canon = self._bodies[route] = route
+        return canon
 
     def hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
         """The canonical object for a next-hop tuple (hashes its addresses: once per set)."""
@@ -192,6 +206,51 @@ class FibRoute(NamedTuple):
         return f"{head} {hops} proto {self.proto} metric {self.priority}".replace("  ", " ")
 
 
+_new_tuple = tuple.__new__
+
+
+def body(route: FibRoute) -> FibRoute:
+    """A route without its prefix: the same :class:`FibRoute` with ``key`` 0 (no prefix has
+    key 0).  Routes that differ only by prefix have equal bodies, and the reconciler keeps
+    one shared body per route, the key being the dict's (:meth:`Interner.body` interns
+    them).  Never packed, described or compared with a whole route: :func:`with_key` first."""
+    _key, table, proto, rtype, tos, priority, hops, extras = route
+    return _new_tuple(FibRoute, (0, table, proto, rtype, tos, priority, hops, extras))
+
+
+def with_key(key: int, body: FibRoute) -> FibRoute:
+    """The whole route of prefix ``key`` whose :func:`body` is ``body``."""
+    _key, table, proto, rtype, tos, priority, hops, extras = body
+    return _new_tuple(FibRoute, (key, table, proto, rtype, tos, priority, hops, extras))
+
+
+class RouteDump:
+    """The routes of a dump as two parallel lists: prefix keys and interned bodies
+    (:func:`body`).  A 100,000-route scan thus holds no route object of its own, only the
+    key ints: the bodies are the handful shared with the reconciler's routes."""
+
+    __slots__ = ("bodies", "keys")
+
+    def __init__(self, routes: Iterable[FibRoute] = ()) -> None:
+        self.keys: list[int] = []
+        self.bodies: list[FibRoute] = []
+        for route in routes:
+            self.keys.append(route.key)
+            self.bodies.append(body(route))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def extend(self, other: RouteDump) -> None:
+        """Append another dump's routes (the second family's)."""
+        self.keys += other.keys
+        self.bodies += other.bodies
+
+    def routes(self) -> list[FibRoute]:
+        """The whole routes (tests, display)."""
+        return list(map(with_key, self.keys, self.bodies))
+
+
 class ParsedMessage(NamedTuple):
     """Header of one netlink message inside a received datagram."""
 
@@ -240,41 +299,96 @@ def parse_error(data: bytes, msg: ParsedMessage) -> tuple[int, str]:
 _ROUTE_TYPES: dict[int, RouteType] = {int(t): t for t in RouteType}
 
 
-class RouteParser:
-    """Parses RTM_NEWROUTE/RTM_DELROUTE payloads into :class:`FibRoute`, interning prefixes
-    and addresses (the same 100k prefixes come back every scan)."""
+_CACHEINFO_HEAD = _NLA.pack(36, RTA_CACHEINFO)  # struct rta_cacheinfo: 8 u32
+_DST_AT = _RTMSG_LEN + 8  # RTA_TABLE, then RTA_DST's header: the layout of every dump
+_AFTER_DST: dict[int, int] = {int(socket.AF_INET): _DST_AT + 8, int(socket.AF_INET6): _DST_AT + 20}
+_BE32U = struct.Struct(">I").unpack_from
+_MISS: Any = object()
 
-    CACHE_LIMIT = 1 << 20
+
+class RouteParser:
+    """Parses RTM_NEWROUTE/RTM_DELROUTE payloads into routes: a dump into a
+    :class:`RouteDump` (prefix keys and shared bodies), a single notification into a
+    :class:`FibRoute`.
+
+    The fast path reads no attribute: the kernel writes every route of a table with the same
+    layout (``rtmsg``, ``RTA_TABLE``, ``RTA_DST``, then the rest), so the payload with the
+    destination's octets cut out (and IPv6's volatile ``RTA_CACHEINFO`` counters, the
+    second-to-last attribute) is the same for every route of one body.  That masked payload
+    is looked up in a small cache of bodies; only the prefix key is computed per route.  A
+    layout is cached only once a full parse has confirmed that the cut octets are the
+    destination's (and the counters'), so a route of another layout is never mistaken for
+    one; it takes the full parse (about 5 us), its whole payload cached in a second small
+    cache (alien routes, a default route without ``RTA_DST``)."""
+
+    CACHE_LIMIT = 1 << 14
 
     def __init__(self, interner: Interner | None = None) -> None:
         self.interner = interner if interner is not None else Interner()
-        # payload bytes -> route: a scan returns the same bytes for an unchanged route, and
-        # handing back the very same object makes the reconciler's comparison an identity
-        # check.  (IPv6 payloads carry volatile RTA_CACHEINFO and simply miss.)
-        self._seen: dict[bytes, FibRoute | None] = {}
+        # masked payload -> body (None: a route we do not handle); a handful of entries
+        self._bodies: dict[bytes, FibRoute | None] = {}
+        # whole payload -> (key, body), for layouts the masked cache does not take
+        self._seen: dict[bytes, tuple[int, FibRoute] | None] = {}
         # (gateway octets, oif, flags) -> the interned 1-tuple of that next hop
         self._single: dict[tuple[bytes | None, int, int], tuple[NextHop, ...]] = {}
 
     def parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:
         """One route message payload; None for families/shapes we do not handle."""
-        raw = data[offset:end]
-        route = self._seen.get(raw, False)
-        if route is False:
-            route = self._parse(raw, 0, len(raw))
-            if len(self._seen) > self.CACHE_LIMIT:
-                self._seen.clear()
-            self._seen[raw] = route
-        return route  # type: ignore[return-value]
+        keyed = self.parse_keyed(data, offset, end)
+        return None if keyed is None else with_key(*keyed)
 
-    def parse_datagram(self, data: bytes, seq: int, out: list[FibRoute]) -> tuple[bool, int]:
-        """The route messages of one dump datagram with sequence ``seq``, appended to ``out``.
+    def parse_keyed(self, data: bytes, p: int, end: int) -> tuple[int, FibRoute] | None:
+        """One route message payload as (prefix key, interned body); None as :meth:`parse`."""
+        after = _AFTER_DST.get(data[p]) if p < end else None
+        masked = b""
+        counters = False
+        if after is not None and end - p >= after:
+            counters = end - p >= after + 44 and data[end - 44 : end - 40] == _CACHEINFO_HEAD
+            head = data[p : p + _DST_AT + 4]
+            if counters:
+                masked = head + data[p + after : end - 40] + data[end - 8 : end]
+            else:
+                masked = head + data[p + after : end]
+            route = self._bodies.get(masked, _MISS)
+            if route is not _MISS:
+                if route is None:
+                    return None
+                length = data[p + 1]
+                if after == _DST_AT + 8:
+                    (addr,) = _BE32U(data, p + _DST_AT + 4)
+                    return 1 << length | addr >> (32 - length), route
+                addr = int.from_bytes(data[p + _DST_AT + 4 : p + after], "big")
+                return (1 << length | addr >> (128 - length)) | _V6_FLAG, route
+        raw = data[p:end]
+        keyed = self._seen.get(raw, _MISS)
+        if keyed is _MISS:
+            full = self._parse(raw, 0, len(raw))
+            keyed = None if full is None else (full.key, self.interner.body(full))
+            if masked and _masked_layout(raw, counters):
+                if len(self._bodies) > self.CACHE_LIMIT:
+                    self._bodies.clear()
+                self._bodies[masked] = None if keyed is None else keyed[1]
+            else:
+                if len(self._seen) > self.CACHE_LIMIT:
+                    self._seen.clear()
+                self._seen[raw] = keyed
+        return keyed  # type: ignore[no-any-return]
+
+    def parse_datagram(self, data: bytes, seq: int, out: RouteDump) -> tuple[bool, int]:
+        """The route messages of one dump datagram with sequence ``seq``, added to ``out``.
 
         Returns (done, flags seen OR-ed, with the errno of an NLMSG_ERROR in the high bits:
-        ``flags | errno << 16``).  Inlined message walk: this is the scan's inner loop."""
+        ``flags | errno << 16``).  Inlined message walk and fast path (:meth:`parse_keyed`):
+        this is the scan's inner loop."""
         off = 0
         size = len(data)
         unpack = _NLMSGHDR.unpack_from
-        seen = self._seen
+        bodies = self._bodies
+        keys_append = out.keys.append
+        bodies_append = out.bodies.append
+        after_dst = _AFTER_DST
+        head_end = _DST_AT + 4
+        v4_after = _DST_AT + 8
         flags_seen = 0
         while off + _HDR_LEN <= size:
             length, mtype, flags, mseq, _pid = unpack(data, off)
@@ -283,15 +397,31 @@ class RouteParser:
             if mseq == seq:
                 flags_seen |= flags
                 if mtype == RTM_NEWROUTE:
-                    raw = data[off + _HDR_LEN : off + length]
-                    route = seen.get(raw, False)
-                    if route is False:
-                        route = self._parse(raw, 0, len(raw))
-                        if len(seen) > self.CACHE_LIMIT:
-                            seen.clear()
-                        seen[raw] = route
-                    if route is not None:
-                        out.append(route)  # type: ignore[arg-type]
+                    p = off + _HDR_LEN
+                    end = off + length
+                    after = after_dst.get(data[p], 0) if p < end else 0
+                    route: Any = _MISS
+                    if after and end - p >= after:
+                        if end - p >= after + 44 and data[end - 44 : end - 40] == _CACHEINFO_HEAD:
+                            masked = (data[p : p + head_end] + data[p + after : end - 40]
+                                      + data[end - 8 : end])
+                        else:
+                            masked = data[p : p + head_end] + data[p + after : end]
+                        route = bodies.get(masked, _MISS)
+                    if route is _MISS:
+                        keyed = self.parse_keyed(data, p, end)
+                        if keyed is not None:
+                            keys_append(keyed[0])
+                            bodies_append(keyed[1])
+                    elif route is not None:
+                        dst_len = data[p + 1]
+                        if after == v4_after:
+                            (addr,) = _BE32U(data, p + head_end)
+                            keys_append(1 << dst_len | addr >> (32 - dst_len))
+                        else:
+                            addr = int.from_bytes(data[p + head_end : p + after], "big")
+                            keys_append((1 << dst_len | addr >> (128 - dst_len)) | _V6_FLAG)
+                        bodies_append(route)
                 elif mtype == NLMSG_DONE:
                     return True, flags_seen
                 elif mtype == NLMSG_ERROR:
@@ -398,6 +528,29 @@ class RouteParser:
             hops.append(NextHop(gw, ifindex, rtnh_hops + 1, rtnh_flags & RTNH_CONFIG_FLAGS))
             off += (rtnh_len + 3) & ~3
         return hops
+
+
+def _masked_layout(raw: bytes, cacheinfo: bool) -> bool:
+    """Whether a route payload has the layout :meth:`RouteParser.parse_keyed` masks: the
+    first attribute ``RTA_TABLE``, the second ``RTA_DST`` of the family's address length,
+    and (``cacheinfo``) an ``RTA_CACHEINFO`` attribute starting 44 octets before the end.
+    Only then do the masked octets carry nothing but the destination (and the counters)."""
+    alen = _ADDR_LEN.get(raw[0])
+    if alen is None or len(raw) < _DST_AT + 4 + alen:
+        return False
+    if _NLA.unpack_from(raw, _RTMSG_LEN) != (8, RTA_TABLE):
+        return False
+    if _NLA.unpack_from(raw, _DST_AT) != (4 + alen, RTA_DST):
+        return False
+    if not cacheinfo:
+        return True
+    off, end = _RTMSG_LEN, len(raw)
+    while off + 4 <= end - 44:  # walk the attributes to the counters' place
+        nla_len = _NLA.unpack_from(raw, off)[0]
+        if nla_len < 4:
+            return False
+        off += (nla_len + 3) & ~3
+    return off == end - 44 and _NLA.unpack_from(raw, off) == (36, RTA_CACHEINFO)
 
 
 def _nh_sort_key(nh: NextHop) -> tuple[int, int, int]:

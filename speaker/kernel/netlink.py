@@ -34,6 +34,7 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from speaker.kernel.codec import (
     FLAGS_ADD,
@@ -42,8 +43,8 @@ from speaker.kernel.codec import (
     NLM_F_ACK,
     NLM_F_DUMP_INTR,
     NLMSG_ERROR,
-    FibRoute,
     ParsedMessage,
+    RouteDump,
     RouteParser,
     pack_delroute,
     pack_newroute,
@@ -71,6 +72,7 @@ MONITOR_RCVBUF = 16 << 20
 CHUNK_MESSAGES = 1024  # writes per datagram (and ACKs outstanding)
 CHUNK_BYTES = 256 << 10
 ANSWER_TIMEOUT = 10.0
+DUMP_YIELD = 4  # dump datagrams (up to 32 KiB, ~600 routes each) parsed per loop turn
 
 
 class KernelError(Exception):
@@ -272,7 +274,13 @@ class RouteWriter:
 
     Every request gets an entry in the result list (errors are reported, never raised); if
     the closing answer never comes (our receive buffer overran, a timeout), the requests not
-    answered get UNKNOWN_OUTCOME and the bridge re-dumps."""
+    answered get UNKNOWN_OUTCOME and the bridge re-dumps.
+
+    ``send_in_thread``: each datagram is sent from a worker thread while the event loop goes
+    on.  The kernel does a datagram's writes inside ``send()``, and now and then one costs it
+    50-200 ms (the table's trie resized as it crosses 16k, 32k, 64k routes): time the loop
+    would otherwise stand still, with control queries and keepalives waiting.  ``send``
+    releases the GIL, so that kernel time also runs beside the speaker's Python work."""
 
     def __init__(
         self,
@@ -280,10 +288,20 @@ class RouteWriter:
         *,
         chunk_messages: int = CHUNK_MESSAGES,
         chunk_bytes: int = CHUNK_BYTES,
+        send_in_thread: bool = False,
     ) -> None:
         self.channel = channel
         self.chunk_messages = chunk_messages
         self.chunk_bytes = chunk_bytes
+        self._thread: ThreadPoolExecutor | None = None
+        if send_in_thread:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="kernel-send")
+
+    def close(self) -> None:
+        """Let the sending thread go (it ends once a send in progress is done)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
     async def execute(self, ops: Sequence[Op]) -> list[OpResult]:
         """Send all ``ops``; returns one OpResult per op."""
@@ -308,7 +326,12 @@ class RouteWriter:
                 index += 1
             parts[-1] = with_ack(parts[-1])
             try:
-                self.channel.send(b"".join(parts))
+                if self._thread is None:
+                    self.channel.send(b"".join(parts))
+                else:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self.channel.send, b"".join(parts)
+                    )
             except OSError as exc:
                 results.extend(
                     OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
@@ -370,11 +393,11 @@ class RouteWriter:
 
 async def dump_routes(
     channel: NetlinkChannel, parser: RouteParser, family: int, table: int
-) -> list[FibRoute]:
+) -> RouteDump:
     """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile)."""
     seq = channel.next_seq()
     channel.send(pack_route_dump(family, table, seq))
-    routes: list[FibRoute] = []
+    routes = RouteDump()
     flags = 0
     datagrams = 0
     try:
@@ -385,7 +408,7 @@ async def dump_routes(
             flags |= seen
             if done:
                 break
-            if datagrams % 16 == 0:
+            if datagrams % DUMP_YIELD == 0:
                 await asyncio.sleep(0)  # a scan must not starve BGP keepalives
     except TimeoutError as exc:
         raise KernelError("route dump: no answer from the kernel") from exc

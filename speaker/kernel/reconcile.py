@@ -36,13 +36,21 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from itertools import islice
 from typing import NamedTuple
 
-from speaker.kernel.codec import FibRoute, Interner, NextHop, addr_key, sort_nexthops
+from speaker.kernel.codec import (
+    FibRoute,
+    Interner,
+    NextHop,
+    RouteDump,
+    addr_key,
+    sort_nexthops,
+    with_key,
+)
 from speaker.kernel.model import (
     BLACKHOLE,
     LEARNABLE_TYPES,
@@ -70,6 +78,8 @@ from speaker.kernel.resolve import Resolver
 
 #: OpResult.error for a request the kernel never answered (socket overrun): outcome unknown.
 UNKNOWN_OUTCOME = -1
+#: Routes folded in per step of :meth:`Reconciler.load_steps` (a few ms each).
+LOAD_STEP = 8192
 
 _PROTO_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp"}
 
@@ -95,12 +105,15 @@ class OpKind(IntEnum):
 
 
 class Op(NamedTuple):
-    """One planned change; ``route`` is the full route for ADD/REPLACE, the victim for DELETE."""
+    """One planned change; ``route`` is the full route for ADD/REPLACE, the victim for DELETE.
+    ``body`` is the route's interned body (:func:`~speaker.kernel.codec.body`) when the
+    planner has it: what the reconciler keeps of a route once it is written."""
 
     kind: OpKind
     route: FibRoute
     cause: KernelEventKind
     reason: str
+    body: FibRoute | None = None
 
 
 class OpResult(NamedTuple):
@@ -140,7 +153,8 @@ class _HopSet:
         self.akeys = akeys
         self.v6 = v6
         self.users = 0
-        self.resolved: tuple[tuple[NextHop, ...], str] | None = None
+        # the desired route's body (None: no usable next hop) and the resolution problems
+        self.resolved: tuple[FibRoute | None, str] | None = None
 
 
 class Reconciler:
@@ -148,7 +162,11 @@ class Reconciler:
 
     Internally every prefix is an int key (:func:`~speaker.kernel.model.prefix_key`), gateway
     addresses are interned, and a wanted route is its key and the core's shared next-hop
-    tuple: no object per route but the kernel route it becomes (:class:`FibRoute`)."""
+    tuple.  The desired route is that set's *body* (:func:`~speaker.kernel.codec.body`: the
+    route without its prefix), found through the set (:meth:`_desired_of`), and our route
+    in the kernel is kept as a body too, the key being the dict's: one body per next-hop
+    set, shared by every prefix using it, and a route read back by a scan is the same body
+    again.  No object per route: two dict slots (``_wanted``, ``_ours``)."""
 
     def __init__(self, config: KernelConfig, ifnames: Mapping[int, str] | None = None) -> None:
         self.config = config
@@ -165,9 +183,9 @@ class Reconciler:
         100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
         self._wanted: dict[int, tuple[IPAddress, ...]] = {}  # next hops; BLACKHOLE: ()
-        self._desired: dict[int, FibRoute | None] = {}
+        self._rejected: set[int] = set()  # wanted prefixes inside reject_cidrs
         self._why: dict[int, str] = {}  # why desired is None, or partial resolution
-        self._ours: dict[int, FibRoute] = {}  # kernel: ours at the primary key
+        self._ours: dict[int, FibRoute] = {}  # kernel: ours at the primary key (bodies)
         self._extra: dict[int, list[FibRoute]] = {}  # kernel: ours at other keys
         self._others: dict[int, OthersSlot] = {}  # kernel: everything not ours
         self._learned: dict[int, LearnedRoute] = {}
@@ -197,6 +215,13 @@ class Reconciler:
         self._nh_cache: dict[int, NextHop | str] = {}
         self._events: list[KernelEvent] = []
         self._learn_changes: list[LearnedRoute | IPNetwork] = []
+        # the blackhole bodies: IPv4 (metric 0), IPv6 (metric 1024)
+        self._holes = tuple(
+            self.interner.body(
+                FibRoute(0, config.table, config.protocol, _BLACKHOLE, 0, metric)
+            )
+            for metric in (0, 1024)
+        )
 
     # -- outboxes --------------------------------------------------------------------------
 
@@ -250,7 +275,7 @@ class Reconciler:
         wanted = self._wanted
         sets = self._sets
         dirty = self._dirty
-        desired = self._desired
+        rejected = self._rejected
         for key, hops in intents:
             old = wanted.get(key)
             if hops is None:  # unwanted
@@ -259,7 +284,8 @@ class Reconciler:
                 del wanted[key]
                 if old:
                     self._release(old)
-                desired.pop(key, None)
+                if rejected:
+                    rejected.discard(key)
                 if self._why or self._lost or self._blocked or self._errors:  # usually empty
                     for notes in (self._why, self._lost, self._blocked, self._errors):
                         notes.pop(key, None)
@@ -342,7 +368,7 @@ class Reconciler:
         self.phase = Phase.CONVERGED
         self._emit(KernelEventKind.CONVERGED, None, reason)
         for key in self._ours:
-            if self._desired.get(key) is None:
+            if self._desired_of(key) is None:
                 self._dirty[key] = None
         for key in self._extra:
             self._dirty[key] = None
@@ -375,35 +401,57 @@ class Reconciler:
             hop = self._nh_cache[akey] = self._resolver.resolve(self._nh_addr[akey])
         return hop
 
+    def _desired_of(self, key: int) -> FibRoute | None:
+        """The body of the kernel route wanted for ``key``: None if nothing is wanted there or
+        it cannot be programmed (reject_cidrs, no usable next hop); the blackhole body for our
+        blocks; else the body of its next-hop set, resolved once per set."""
+        hops = self._wanted.get(key)
+        if hops is None:
+            return None
+        if not hops:
+            return None if self._rejected and key in self._rejected else self._holes[
+                key >= V6_FLAG
+            ]
+        if self._rejected and key in self._rejected:
+            return None
+        hset = self._sets[id(hops)]
+        resolved = hset.resolved
+        if resolved is None:
+            resolved = self._resolve_hset(hset)
+        return resolved[0]
+
+    def _resolve_hset(self, hset: _HopSet) -> tuple[FibRoute | None, str]:
+        """Resolve a next-hop set into its desired body (cached in the set)."""
+        hops, problems = self._resolve_set(hset.akeys)
+        route = None
+        if hops:
+            cfg = self.config
+            route = self.interner.body(
+                FibRoute(0, cfg.table, cfg.protocol, _UNICAST, 0, 1024 if hset.v6 else 0, hops)
+            )
+        resolved = hset.resolved = (route, problems)
+        return resolved
+
     def _recompute(self, key: int, hset: _HopSet | None) -> None:
-        """Desired kernel route for a wanted prefix: reject_cidrs, blackhole (``hset`` None),
-        or resolved next hops (deduplicated, at most merge_limit, or 1 when merge paths is
-        off; resolved once per next-hop set)."""
+        """A wanted prefix's notes: inside reject_cidrs, or why its next-hop set (``hset``;
+        None: a blackhole) gives no route or only part of one (deduplicated, at most
+        merge_limit next hops, or 1 when merge paths is off; resolved once per set)."""
         cfg = self.config
         if cfg.reject_cidrs and cfg.rejects_key(key):
-            self._desired[key] = None
+            self._rejected.add(key)
             self._why[key] = "inside reject_cidrs: never programmed"
             return
-        metric = 1024 if key >= V6_FLAG else 0
         if hset is None:
-            self._desired[key] = _new_tuple(
-                FibRoute, (key, cfg.table, cfg.protocol, _BLACKHOLE, 0, metric, (), b"")
-            )
             if self._why:
                 self._why.pop(key, None)
             return
         resolved = hset.resolved
         if resolved is None:
-            resolved = hset.resolved = self._resolve_set(hset.akeys)
-        hops, problems = resolved
-        if not hops:
-            self._desired[key] = None
+            resolved = self._resolve_hset(hset)
+        route, problems = resolved
+        if route is None:
             self._why[key] = problems or "no usable next hop"
-            return
-        self._desired[key] = _new_tuple(
-            FibRoute, (key, cfg.table, cfg.protocol, _UNICAST, 0, metric, hops, b"")
-        )
-        if problems:
+        elif problems:
             self._why[key] = problems
         elif self._why:
             self._why.pop(key, None)
@@ -429,23 +477,65 @@ class Reconciler:
 
     # -- the kernel side -------------------------------------------------------------------
 
-    def load(self, routes: Iterable[FibRoute], now: float, *, initial: bool = False) -> None:
-        """A full, consistent dump of the table (start-up or scan): the authoritative view."""
+    def load(
+        self, routes: RouteDump | Iterable[FibRoute], now: float, *, initial: bool = False
+    ) -> None:
+        """A full, consistent dump of the table (start-up or scan): the authoritative view.
+
+        A scan's dump (:class:`~speaker.kernel.codec.RouteDump`) holds the kernel's routes as
+        prefix keys and interned bodies, so a route of ours the kernel holds as we wrote it is
+        the very body we keep, and nothing of the dump stays once it is folded in: ``_ours``
+        is updated in place, its entries replaced only where the kernel differs."""
+        for _ in self.load_steps(routes, now, initial=initial):
+            pass
+
+    def load_steps(
+        self,
+        routes: RouteDump | Iterable[FibRoute],
+        now: float,
+        *,
+        initial: bool = False,
+        step: int = LOAD_STEP,
+    ) -> Iterator[None]:
+        """:meth:`load` in steps of about ``step`` routes: the bridge yields to the event loop
+        after each (100,000 routes in one go held it for 50-250 ms).  Between two steps the
+        RIB side may change (:meth:`want_all`); nothing else may (no :meth:`observe`,
+        :meth:`plan` or :meth:`apply` until the last step is done)."""
         cfg = self.config
         table, proto = cfg.table, cfg.protocol
+        if not isinstance(routes, RouteDump):
+            dump = RouteDump()
+            for route in routes:
+                dump.keys.append(route.key)
+                dump.bodies.append(self.interner.body(route))
+            routes = dump
         new_ours: dict[int, FibRoute] = {}
         new_extra: dict[int, list[FibRoute]] = {}
         new_others: dict[int, OthersSlot] = {}
-        for route in routes:
-            if route.table != table:
-                continue
-            if route.proto == proto:
-                if route.is_primary:
-                    new_ours[route.key] = route
-                else:
-                    new_extra.setdefault(route.key, []).append(route)
-            else:
-                new_others.setdefault(route.key, {})[(route.tos, route.priority)] = route
+        last: FibRoute | None = None
+        mine = other = False
+        metric = -1  # the body's metric if it may be a primary route (tos 0), else -1
+        keys, bodies = routes.keys, routes.bodies
+        for start in range(0, len(keys), step):
+            if start:
+                yield
+            stop = start + step
+            for key, body in zip(keys[start:stop], bodies[start:stop], strict=True):
+                if body is not last:  # classified once per body: a scan has a handful
+                    last = body
+                    mine = body.table == table and body.proto == proto
+                    other = body.table == table and body.proto != proto
+                    metric = -1 if body.tos else body.priority
+                if mine:
+                    if metric == (1024 if key >= V6_FLAG else 0):
+                        new_ours[key] = body
+                    else:
+                        new_extra.setdefault(key, []).append(with_key(key, body))
+                elif other:
+                    new_others.setdefault(key, {})[(body.tos, body.priority)] = with_key(
+                        key, body
+                    )
+        yield
         self.counters["scans"] += 1
         self._event_fix.clear()
         self.needs_scan = False
@@ -473,12 +563,12 @@ class Reconciler:
                 if adopted:
                     self.counters[_KIND_NAME[KernelEventKind.ADOPTED]] += adopted
             else:
-                for route in new_ours.values():
+                for key, body in new_ours.items():
                     self._emit(
                         KernelEventKind.ADOPTED,
-                        route.prefix,
+                        key_network(key),
                         "route of ours found at start-up: kept until convergence",
-                        _gateways(route),
+                        _gateways(body),
                     )
                 for extras in new_extra.values():
                     for route in extras:
@@ -492,36 +582,71 @@ class Reconciler:
             for key in self._wanted:
                 self._dirty[key] = None
             return
-        old = self._ours
-        desired = self._desired
+        ours = self._ours
+        desired_of = self._desired_of
         inflight = self._inflight
         dirty = self._dirty
-        for key, route in new_ours.items():
-            before = old.get(key)
-            if before != route and key not in inflight:
-                if before is not None and before == desired.get(key):
+        # in place: the dump's key ints go with it (the kept ones are the core's)
+        count = 0
+        for key, body in new_ours.items():
+            count += 1
+            if count == step:
+                count = 0
+                yield
+            before = ours.get(key)
+            if before is body or before == body:
+                continue
+            if key not in inflight:
+                if before is not None and before == desired_of(key):
                     self._lost[key] = "altered outside the speaker"
                 dirty[key] = None
-        for key in old.keys() - new_ours.keys():
-            if key not in inflight:
-                if old[key] == desired.get(key):
-                    self._lost[key] = "deleted outside the speaker"
-                dirty[key] = None
-        self._ours = new_ours
+            ours[key] = body
+        yield
+        if len(ours) != len(new_ours):
+            for key in [k for k in ours if k not in new_ours]:
+                if key not in inflight:
+                    if ours[key] == desired_of(key):
+                        self._lost[key] = "deleted outside the speaker"
+                    dirty[key] = None
+                del ours[key]
         if self._unconfirmed:  # an adopted route gone from the kernel is adopted no more
-            self._unconfirmed.intersection_update(new_ours)
+            self._unconfirmed.intersection_update(ours)
         if new_extra != self._extra:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
             self._extra = new_extra
-        for key, want in desired.items():  # retry what failed or is still off
-            if want is not None and new_ours.get(key) != want:
-                dirty[key] = None
+        # _desired_of inlined below (twice 100,000 calls): a set's resolution, or the call
+        wanted_hops, sets, rejected, holes = self._wanted, self._sets, self._rejected, self._holes
+        wanted = list(wanted_hops)  # the RIB side may change it between steps
+        for start in range(0, len(wanted), step):
+            yield
+            for key in wanted[start : start + step]:  # retry what failed or is still off
+                hops = wanted_hops.get(key)
+                if hops is None or (rejected and key in rejected):
+                    continue
+                if hops:
+                    resolved = sets[id(hops)].resolved
+                    want = resolved[0] if resolved is not None else desired_of(key)
+                    if want is None:
+                        continue
+                else:
+                    want = holes[key >= V6_FLAG]
+                have = ours.get(key)
+                if have is not want and have != want:
+                    dirty[key] = None
         # the safety net: every unwanted route of ours that may go is (re)tried at each scan
         keeps = self._keeps
-        for key in new_ours:
-            if desired.get(key) is None and not keeps(key):
-                dirty[key] = None
+        held = list(ours)
+        for start in range(0, len(held), step):
+            yield
+            for key in held[start : start + step]:
+                hops = wanted_hops.get(key)
+                if hops and not rejected:
+                    resolved = sets[id(hops)].resolved
+                    if resolved is not None and resolved[0] is not None:
+                        continue  # wanted and programmable: not for the safety net
+                if desired_of(key) is None and not keeps(key):
+                    dirty[key] = None
         for key, extras in new_extra.items():
             if not all(self._keeps_extra(r) for r in extras):
                 dirty[key] = None
@@ -576,12 +701,13 @@ class Reconciler:
             del self._ours[key]
             self._unconfirmed.discard(key)
         else:
-            if current == route:
+            body = self.interner.body(route)
+            if current == body:
                 return
-            self._ours[key] = route
+            self._ours[key] = body
         if key in self._inflight:
             return
-        if current is not None and current == self._desired.get(key):
+        if current is not None and current == self._desired_of(key):
             self._lost[key] = (
                 "deleted outside the speaker" if deleted else "altered outside the speaker"
             )
@@ -691,7 +817,7 @@ class Reconciler:
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
-        want = self._desired.get(key)
+        want = self._desired_of(key)
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:
@@ -705,25 +831,30 @@ class Reconciler:
                 )
                 if self._blocked.get(key) != text:
                     self._blocked[key] = text
-                    self._emit(KernelEventKind.BLOCKED, want.prefix, text, _gateways(want))
+                    self._emit(KernelEventKind.BLOCKED, key_network(key), text, _gateways(want))
             else:
                 if self._blocked:
                     self._blocked.pop(key, None)
                 if current is None:  # the usual case in a feed: a new route
                     lost = self._lost.get(key) if self._lost else None
+                    route = with_key(key, want)
                     if lost:
-                        op = _new_tuple(Op, (_ADD, want, KernelEventKind.REINSTALLED, lost))
+                        op = _new_tuple(
+                            Op, (_ADD, route, KernelEventKind.REINSTALLED, lost, want)
+                        )
                     else:
                         why = self._why.get(key) if self._why else None
-                        op = _new_tuple(Op, (_ADD, want, _INSTALLED, why or "wanted"))
+                        op = _new_tuple(Op, (_ADD, route, _INSTALLED, why or "wanted", want))
                     ops.append(op)
                     self._inflight[key] = self._inflight.get(key, 0) + 1
-                elif current != want:
+                elif current is not want and current != want:
                     if not self._held(key, want, current):
                         lost = self._lost.get(key)
                         cause = KernelEventKind.REINSTALLED if lost else KernelEventKind.REPLACED
-                        reason = lost or f"was {current.describe()}"
-                        self._start(Op(OpKind.REPLACE, want, cause, reason), ops)
+                        reason = lost or f"was {with_key(key, current).describe()}"
+                        self._start(
+                            Op(OpKind.REPLACE, with_key(key, want), cause, reason, want), ops
+                        )
                     # else: an adopted multipath route kept whole until convergence
                 else:
                     self._lost.pop(key, None)
@@ -737,7 +868,7 @@ class Reconciler:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
             else:
                 cause, reason = KernelEventKind.SWEPT, "not wanted, not found at start-up"
-            ops.append(_new_tuple(Op, (_DELETE, current, cause, reason)))
+            ops.append(_new_tuple(Op, (_DELETE, with_key(key, current), cause, reason, None)))
             self._inflight[key] = self._inflight.get(key, 0) + 1
         if self._extra and key in self._extra:
             for route in self._extra[key]:
@@ -788,7 +919,8 @@ class Reconciler:
                     else:
                         self._drop_extra(route)
                 else:
-                    ours[key] = route
+                    body = op.body
+                    ours[key] = body if body is not None else self.interner.body(route)
                     if self._lost:
                         self._lost.pop(key, None)
                     if self._adopted:
@@ -854,15 +986,17 @@ class Reconciler:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
         key = network_key(prefix)
         current = self._ours.get(key)
-        return current is not None and current == self._desired.get(key)
+        return current is not None and current == self._desired_of(key)
 
     def ours(self) -> dict[IPNetwork, FibRoute]:
         """Routes of ours at the primary key, as last seen."""
-        return {r.prefix: r for r in self._ours.values()}
+        return {key_network(key): with_key(key, body) for key, body in self._ours.items()}
 
     def all_ours(self) -> list[FibRoute]:
         """Every route of ours we know of, including ones at other metrics."""
-        return list(self._ours.values()) + [r for rs in self._extra.values() for r in rs]
+        return [with_key(key, body) for key, body in self._ours.items()] + [
+            r for rs in self._extra.values() for r in rs
+        ]
 
     def learned(self) -> dict[IPNetwork, LearnedRoute]:
         """Alien routes currently learned."""
@@ -870,7 +1004,9 @@ class Reconciler:
 
     def desired(self, prefix: IPNetwork) -> FibRoute | None:
         """The kernel route we aim at for a wanted prefix (None: not programmable)."""
-        return self._desired.get(network_key(prefix))
+        key = network_key(prefix)
+        body = self._desired_of(key)
+        return None if body is None else with_key(key, body)
 
     def pending(self) -> int:
         """Prefixes queued or in flight."""
@@ -892,7 +1028,7 @@ class Reconciler:
 
     def _entry(self, key: int) -> KernelSnapshotEntry:
         hops = self._wanted.get(key)
-        want = self._desired.get(key)
+        want = self._desired_of(key)
         current = self._ours.get(key)
         extras = self._extra.get(key)
         prefix = key_network(key)
