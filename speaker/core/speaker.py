@@ -42,6 +42,7 @@ from speaker.session import (
     Jitter,
     PeerSession,
     RouteRefreshReceived,
+    RoutineMessageIn,
     SessionDown,
     SessionUp,
     State,
@@ -429,6 +430,12 @@ class SpeakerCore:
                 self._session_event(record, event, now)
 
     def _session_event(self, record: PeerRecord, event: Event, now: float) -> None:
+        kind = type(event)  # the two events of every UPDATE first, by exact type
+        if kind is UpdateReceived:
+            self._update(record, event.update, now)  # type: ignore[attr-defined]
+            return
+        if kind is RoutineMessageIn:
+            return
         name = record.name
         if isinstance(event, StateChange):
             record.since = now

@@ -22,7 +22,7 @@ from speaker.session.events import (
     RouteRefreshReceived,
     SessionUp,
     UnnegotiatedFamilyIgnored,
-    UpdateReceived,
+    update_received,
 )
 from speaker.session.negotiated import negotiate_session, validate_open, we_are_dominant
 from speaker.session.state import (
@@ -328,9 +328,11 @@ class Handlers(SessionCore):
 
     def _on_update(self, conn: Connection, now: float, payload: object, t: Transition) -> bool:
         """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported."""
-        _expect(payload, Update)
+        if type(payload) is not Update:
+            _expect(payload, Update)
         assert isinstance(payload, Update)
-        self._restart_hold(conn, now)
+        if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
+            conn.hold_deadline = now + conn.hold_time
         kept, dropped = _negotiated_only(payload, conn.ctx.families)
         if dropped:
             self.unnegotiated_family_updates += 1
@@ -361,7 +363,7 @@ class Handlers(SessionCore):
         if family is not None:
             self._emit(EndOfRib(self.peer, family))
         else:
-            self._emit(UpdateReceived(self.peer, conn.conn_id, payload))
+            self._events.append(update_received(self.peer, conn.conn_id, payload))
         return True
 
     def _on_route_refresh(
@@ -459,6 +461,9 @@ def _negotiated_only(
     rest = tuple(a for a in update.attributes if not any(a is d for d in drop))
     return replace(update, attributes=rest), drop
 
+
+_MP_TYPES = frozenset({MpReachAttr, MpUnreachAttr, UndecodedMpAttr})
+"""The attributes :func:`_negotiated_only` looks at (no class subclasses them)."""
 
 _S = State
 _I = Input
