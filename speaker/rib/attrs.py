@@ -255,7 +255,7 @@ class AttributeSet:
             elif kind is AggregatorAttr:
                 aggregator = (a.asn, a.address)  # type: ignore[attr-defined]
         first_as: int | None = None
-        if as_path and as_path[0].type is AsPathSegmentType.AS_SEQUENCE and as_path[0].asns:
+        if as_path and as_path[0].type is _AS_SEQUENCE and as_path[0].asns:
             first_as = as_path[0].asns[0]
         # the frozen __init__ sets each of the 15 fields through object.__setattr__; a feed
         # of one set per route makes a set per UPDATE: set the slots directly instead
@@ -362,6 +362,7 @@ class AttributeSet:
         return f"AttributeSet({', '.join(self.bird_lines()) or 'empty'})"
 
 
+_AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE  # a global: enum class lookups are slow on 3.11
 _new_object = object.__new__
 _slots = AttributeSet.__dict__
 _set_attributes = _slots["attributes"].__set__

@@ -450,6 +450,8 @@ def _negotiated_only(
 ) -> tuple[Update, tuple[MpReachAttr | MpUnreachAttr | UndecodedMpAttr, ...]]:
     """The UPDATE without its MP_REACH/MP_UNREACH_NLRI of families not negotiated (RFC 4760
     7: their routes are ignored), and those attributes; the same UPDATE when there is none."""
+    if _MP_TYPES.isdisjoint(map(type, update.attributes)):  # the usual case, in C
+        return update, ()
     drop = tuple(
         a
         for a in update.attributes
