@@ -99,6 +99,28 @@ class Handlers(SessionCore):
             conn.last_received = now
             self._on_message(conn, now, mtype, frame)
 
+    def _process_received(self, conn: Connection, now: float, data: bytes) -> None:
+        """:meth:`_process` for bytes that arrived while nothing was buffered: whole messages
+        are cut straight out of ``data`` (a segment holding one UPDATE is that UPDATE, with
+        no copy into the buffer and out again); what is left of a partial one is buffered."""
+        i = 0
+        n = len(data)
+        while not conn.closing and n - i >= HEADER_SIZE:
+            head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
+            try:
+                length, mtype = check_header(head, conn.ctx)
+            except BgpError as exc:
+                self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
+                return
+            if n - i < length:
+                break
+            frame = data if i == 0 and length == n else data[i : i + length]
+            i += length
+            conn.last_received = now
+            self._on_message(conn, now, mtype, frame)
+        if i < n and not conn.closing:  # a closed connection's input is dropped (close())
+            conn.inbuf += data[i:] if i else data
+
     def _on_message(self, conn: Connection, now: float, mtype: int, frame: bytes) -> None:
         inp = MESSAGE_INPUTS[mtype]
         if (conn.state, inp) not in TRANSITIONS:

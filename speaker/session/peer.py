@@ -203,8 +203,11 @@ class PeerSession(Handlers):
             return  # data racing our close is discarded
         if conn.state in (State.CONNECT, State.ACTIVE):
             raise LocalProtocolError(f"conn {conn_id} is not connected yet")
-        conn.inbuf += data
-        self._process(conn, now)
+        if not conn.inbuf and type(data) is bytes:
+            self._process_received(conn, now, data)
+        else:
+            conn.inbuf += data
+            self._process(conn, now)
         self._check_sending(now)
         self._update_state()
 
