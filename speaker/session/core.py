@@ -195,8 +195,11 @@ class SessionCore:
             raise LocalProtocolError(f"{inp} is not valid for a connection in {conn.state}")
         if not t.handler(self, conn, now, payload, t) or t.next is None or conn.closing:
             return
-        conn.state = t.next
-        self._update_state()
+        if conn.state is not t.next:
+            conn.state = t.next
+            self._update_state()
+        # else the connection stays where it was (an UPDATE, a KEEPALIVE in Established):
+        # those handlers touch no other connection, so the peer's state is what it was
         if t.after is not None:
             t.after(self, conn, now)
 

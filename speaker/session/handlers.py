@@ -136,7 +136,11 @@ class Handlers(SessionCore):
                 conn, now, exc, mtype, _ERROR_INPUTS.get(mtype, Input.BGP_HEADER_ERR)
             )
             return
-        self._emit_in(conn, mtype, len(frame), summarize(msg))
+        if type(msg) is Update and msg.nlri:  # summarize(msg), without its End-of-RIB test
+            summary = f"UPDATE (+{len(msg.nlri)} -{len(msg.withdrawn)})"
+        else:
+            summary = summarize(msg)
+        self._emit_in(conn, mtype, len(frame), summary)
         self._dispatch(conn, inp, now, msg)
 
     def _receive_error(
@@ -381,7 +385,7 @@ class Handlers(SessionCore):
                 )
             )
             return True
-        family = payload.end_of_rib()
+        family = None if payload.nlri else payload.end_of_rib()
         if family is not None:
             self._emit(EndOfRib(self.peer, family))
         else:
