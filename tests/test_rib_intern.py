@@ -125,6 +125,7 @@ def test_derived_fields_are_read_from_every_attribute() -> None:
 
 
 def test_sweep_drops_exactly_the_sets_nothing_holds() -> None:
+    gc.collect()
     AttributeSet.sweep()
     before = intern_count()
     held = [AttributeSet.intern(_base(med=1_000_000 + i)) for i in range(50)]
@@ -135,3 +136,18 @@ def test_sweep_drops_exactly_the_sets_nothing_holds() -> None:
     assert AttributeSet.sweep() == 50
     assert intern_count() == before + 50
     assert all(AttributeSet.intern(_base(med=1_000_000 + i)) is s for i, s in enumerate(held))
+
+
+def test_sweep_of_a_mostly_dead_table_keeps_the_live_sets_interned() -> None:
+    gc.collect()
+    AttributeSet.sweep()
+    before = intern_count()
+    held = [AttributeSet.intern(_base(med=3_000_000 + i)) for i in range(10)]
+    for i in range(5000):  # a feed withdrawn: most sets die (and the table sweeps itself)
+        AttributeSet.intern(_base(med=4_000_000 + i))
+    gc.collect()
+    AttributeSet.sweep()
+    assert intern_count() == before + 10
+    assert all(AttributeSet.intern(_base(med=3_000_000 + i)) is s for i, s in enumerate(held))
+    again = AttributeSet.intern(_base(med=4_000_000))
+    assert AttributeSet.intern(_base(med=4_000_000)) is again

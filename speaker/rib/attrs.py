@@ -145,14 +145,19 @@ class AttributeSet:
         per route sweeps log2(n) times) and by the RIB when its table has shrunk by half."""
         table = cls._table
         refs = sys.getrefcount
-        # a set only the table holds
-        # items(), not table[key]: looking a key up again hashes it again (Python-level hashes)
-        only = _ONLY_THE_TABLE
-        dead = [key for key, made in table.items() if refs(made) <= only]
-        for key in dead:
-            del table[key]
-        cls._sweep_at = max(_SWEEP_MIN, 2 * len(table))
-        return len(dead)
+        only = _ONLY_THE_TABLE  # a set only the table holds
+        # items(), not table[key]: a key's hash is not kept, and hashing it runs Python code
+        # (the attributes' __hash__); so the fewer keys are touched again the better
+        live = [key for key, made in table.items() if refs(made) > only]
+        dead = len(table) - len(live)
+        if 2 * len(live) < len(table):
+            # mostly dead (a peer's routes all withdrawn): a table of the live ones
+            cls._table = {key: table[key] for key in live}
+        elif dead:
+            for key in [key for key, made in table.items() if refs(made) <= only]:
+                del table[key]
+        cls._sweep_at = max(_SWEEP_MIN, 2 * len(cls._table))
+        return dead
 
     @classmethod
     def build(
