@@ -107,3 +107,21 @@ def test_a_bad_header_inside_a_read_gets_the_same_notification() -> None:
     assert s1.last_error == s2.last_error == "BGP Error: Connection not synchronized"
     assert s1.data_to_send(c1) == s2.data_to_send(c2)
     assert s1.state == s2.state
+
+
+def test_reads_of_8_kib_are_framed_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's reads cut messages anywhere; the read that completes a buffered message
+    frames the rest of itself in place too."""
+    data = _stream()
+    reference, _, _ = _feed([bytearray(data)])
+    fresh = PeerSession._process_received
+    calls = []
+
+    def spy(self: PeerSession, conn: Connection, now: float, data: bytes) -> None:
+        calls.append(len(data))
+        fresh(self, conn, now, data)
+
+    monkeypatch.setattr(PeerSession, "_process_received", spy)
+    reads = _cut(data, [8192] * (len(data) // 8192 + 1))
+    assert _feed(reads)[0] == reference
+    assert len(calls) == len(reads) > 2
