@@ -151,3 +151,23 @@ def test_sweep_of_a_mostly_dead_table_keeps_the_live_sets_interned() -> None:
     assert all(AttributeSet.intern(_base(med=3_000_000 + i)) is s for i, s in enumerate(held))
     again = AttributeSet.intern(_base(med=4_000_000))
     assert AttributeSet.intern(_base(med=4_000_000)) is again
+
+
+def test_sets_of_one_next_hop_share_their_next_hops_and_flags_tuples() -> None:
+    a = AttributeSet.intern(_base(med=5_000_001))
+    shared_hop = a.attributes[2]
+    b = AttributeSet.intern((*_base(med=5_000_002)[:2], shared_hop, *_base(med=5_000_002)[3:]))
+    assert a is not b
+    assert a.next_hops == b.next_hops == (V4("192.168.0.80"),)
+    # the same NEXT_HOP object (the codec interns attributes by their octets): one tuple
+    assert a.next_hops is b.next_hops
+    keys = {id(k[1]) for k, s in AttributeSet._table.items() if s is a or s is b}
+    assert len(keys) == 1  # one flags tuple for both keys
+
+
+def test_explicit_next_hops_with_a_next_hop_attribute() -> None:
+    hop = V4("192.168.0.80")
+    with_attr = AttributeSet.intern(_base(med=6_000_000), (hop,))
+    assert with_attr is AttributeSet.intern(_base(med=6_000_000))
+    other = AttributeSet.intern(_base(med=6_000_000), (hop, hop))
+    assert other is not with_attr and other.next_hops == (hop, hop)

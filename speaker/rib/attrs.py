@@ -13,6 +13,7 @@ next hop, ...) are decoded once, when the set is interned.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -112,27 +113,34 @@ class AttributeSet:
         attrs = attributes if type(attributes) is tuple else tuple(attributes)
         if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
             attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
-        flags = tuple([a.flags for a in attrs])
+        # one shared flags tuple per pattern: every key holds one (80 octets for five)
+        flags = tuple(map(_flags_of, attrs))
+        flags = _flag_tuples.setdefault(flags, flags)
         # the NEXT_HOP's address is part of ``attrs``: a set whose next hops are that address
         # is keyed without them (one address hash fewer), with any others keyed with them
-        derived: tuple[IpAddress, ...] = ()
+        nh: NextHopAttr | None = None
         for a in attrs:
             if type(a) is NextHopAttr:
-                derived = (a.address,)
+                nh = a
                 break
         key: _InternKey
         if next_hops is None:
-            hops = derived
             key = (attrs, flags)
+            hops: tuple[IpAddress, ...] | None = None
         else:
             hops = next_hops if type(next_hops) is tuple else tuple(next_hops)
+            derived = () if nh is None else (nh.address,)
             # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
             key = (attrs, flags) if hops == derived else (attrs, flags, hops)
         table = cls._table
         found = table.get(key)
         if found is not None:
             return found
+        if hops is None:
+            hops = () if nh is None else _next_hop_tuple(nh)
         made = table[key] = cls._make(attrs, hops)
+        if len(_flag_tuples) >= _FLAG_TUPLES_MAX:  # only sharing is lost
+            _flag_tuples.clear()
         if len(table) >= cls._sweep_at:
             cls.sweep()
         return made
@@ -365,6 +373,26 @@ class AttributeSet:
 
     def __repr__(self) -> str:
         return f"AttributeSet({', '.join(self.bird_lines()) or 'empty'})"
+
+
+_flags_of = operator.attrgetter("flags")
+_flag_tuples: dict[tuple[int | None, ...], tuple[int | None, ...]] = {}
+_FLAG_TUPLES_MAX = 4096
+_hop_tuples: dict[int, tuple[NextHopAttr, tuple[IpAddress, ...]]] = {}
+
+
+def _next_hop_tuple(nh: NextHopAttr) -> tuple[IpAddress, ...]:
+    """``(nh.address,)``, one tuple per NEXT_HOP attribute object (the codec shares those):
+    a feed of one set per route has a handful of next hops, and a tuple per set was 48
+    octets per route."""
+    hit = _hop_tuples.get(id(nh))
+    if hit is not None and hit[0] is nh:
+        return hit[1]
+    if len(_hop_tuples) >= _FLAG_TUPLES_MAX:
+        _hop_tuples.clear()
+    hops = (nh.address,)
+    _hop_tuples[id(nh)] = (nh, hops)  # holds nh: its id is not reused meanwhile
+    return hops
 
 
 _AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE  # a global: enum class lookups are slow on 3.11
