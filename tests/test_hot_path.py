@@ -37,3 +37,17 @@ def test_trusted_kernel_route_equals_the_checked_one() -> None:
     assert KernelRoute.trusted(net, hops) == KernelRoute(net, hops)
     assert KernelRoute.trusted(net, (), True) == KernelRoute(net, (), True)
     assert hash(KernelRoute.trusted(net, hops)) == hash(KernelRoute(net, hops))
+
+
+def test_hand_written_attribute_hashes_agree_with_equality() -> None:
+    from speaker.wire.attributes import LocalPrefAttr, MedAttr, NextHopAttr
+
+    a = NextHopAttr(ipaddress.IPv4Address("192.168.0.80"))
+    b = NextHopAttr(ipaddress.IPv4Address(0xC0A80050), flags=0x50)
+    assert a == b and hash(a) == hash(b)
+    assert a != NextHopAttr(ipaddress.IPv4Address("192.168.0.81"))
+    for cls in (MedAttr, LocalPrefAttr):
+        x, y = cls(2**32 - 1), cls(2**32 - 1, flags=0xA0)
+        assert x == y and hash(x) == hash(y) and x != cls(7)
+    assert MedAttr(5) != LocalPrefAttr(5)
+    assert len({MedAttr(5), LocalPrefAttr(5), MedAttr(5)}) == 2

@@ -76,6 +76,7 @@ class KernelIntents:
         intents: list[KernelIntent] = []
         add = intents.append
         explain = self._policy.explain
+        one_hop = self._one_hop
         for change in changes:
             publish(change)
             prefix = change.prefix  # its prefix_key, inlined
@@ -95,6 +96,13 @@ class KernelIntents:
                 add((key, None))
             elif decision.blackhole:
                 add((key, BLACKHOLE))
+            elif (
+                len(ecmp := change.new_ecmp) == 1
+                and (hop := ecmp[0].next_hop) is not None
+                and (hit := one_hop.get(id(hop))) is not None
+                and hit[0] is hop
+            ):
+                add((key, hit[1] or None))  # next_hops(change)'s one-path case, inlined
             else:
                 add((key, self.next_hops(change) or None))
         if intents:

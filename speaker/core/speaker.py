@@ -42,6 +42,7 @@ from speaker.session import (
     Jitter,
     PeerSession,
     RouteRefreshReceived,
+    RoutineMessageIn,
     SessionDown,
     SessionUp,
     State,
@@ -414,7 +415,18 @@ class SpeakerCore:
     def _drain(self, record: PeerRecord, now: float, *, live: bool = True) -> None:
         """Handle every event the peer's session has queued."""
         session = record.session
-        while (event := session.next_event()) is not None:
+        next_event = session.next_event
+        publish = self._publish
+        while (event := next_event()) is not None:
+            kind = type(event)  # exact types: the two events of every UPDATE cost least
+            if kind is UpdateReceived:
+                publish(event)
+                if live:
+                    self._update(record, event.update, now)  # type: ignore[attr-defined]
+                continue
+            if kind is RoutineMessageIn:
+                publish(event)
+                continue
             if isinstance(event, ConnectRequest):
                 timeout = max(session.config.connect_retry, 1.0)
                 self._actions.append(
@@ -424,7 +436,7 @@ class SpeakerCore:
             elif isinstance(event, CloseConnection):
                 data = session.data_to_send(event.conn_id)
                 self._actions.append(Close(record.name, event.conn_id, data))
-            self._publish(event)
+            publish(event)
             if live:
                 self._session_event(record, event, now)
 

@@ -13,6 +13,7 @@ next hop, ...) are decoded once, when the set is interned.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,9 +45,25 @@ from speaker.wire.enums import AsPathSegmentType, Origin
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SWEEP_MIN = 4096
-_ONLY_THE_TABLE = 2
 
-_InternKey = tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
+
+def _only_the_table() -> int:
+    """What ``sys.getrefcount`` says, in :meth:`AttributeSet.sweep`'s loop over the table's
+    items, of a value nothing but the table holds (the loop variable and the items iterator's
+    reused pair add references; measured rather than assumed)."""
+    probe = {0: object()}
+    for _key, value in probe.items():
+        return sys.getrefcount(value)
+    raise AssertionError("unreachable")
+
+
+_ONLY_THE_TABLE = _only_the_table()
+
+_InternKey = (
+    tuple[tuple[PathAttribute, ...], tuple[int | None, ...]]
+    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
+)
+_NLRI_CARRIERS = frozenset({MpReachAttr, MpUnreachAttr})
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
@@ -93,23 +110,37 @@ class AttributeSet:
 
         ``next_hops`` overrides the NEXT_HOP attribute (used for MP_REACH next hops).
         """
-        attrs = tuple(a for a in attributes if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
-        hops: tuple[IpAddress, ...]
+        attrs = attributes if type(attributes) is tuple else tuple(attributes)
+        if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
+            attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
+        # one shared flags tuple per pattern: every key holds one (80 octets for five)
+        flags = tuple(map(_flags_of, attrs))
+        flags = _flag_tuples.setdefault(flags, flags)
+        # the NEXT_HOP's address is part of ``attrs``: a set whose next hops are that address
+        # is keyed without them (one address hash fewer), with any others keyed with them
+        nh: NextHopAttr | None = None
+        for a in attrs:
+            if type(a) is NextHopAttr:
+                nh = a
+                break
+        key: _InternKey
         if next_hops is None:
-            hops = ()
-            for a in attrs:
-                if isinstance(a, NextHopAttr):
-                    hops = (a.address,)
-                    break
+            key = (attrs, flags)
+            hops: tuple[IpAddress, ...] | None = None
         else:
-            hops = tuple(next_hops)
-        # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
-        key: _InternKey = (attrs, tuple([a.flags for a in attrs]), hops)
+            hops = next_hops if type(next_hops) is tuple else tuple(next_hops)
+            derived = () if nh is None else (nh.address,)
+            # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
+            key = (attrs, flags) if hops == derived else (attrs, flags, hops)
         table = cls._table
         found = table.get(key)
         if found is not None:
             return found
+        if hops is None:
+            hops = () if nh is None else _next_hop_tuple(nh)
         made = table[key] = cls._make(attrs, hops)
+        if len(_flag_tuples) >= _FLAG_TUPLES_MAX:  # only sharing is lost
+            _flag_tuples.clear()
         if len(table) >= cls._sweep_at:
             cls.sweep()
         return made
@@ -122,12 +153,19 @@ class AttributeSet:
         per route sweeps log2(n) times) and by the RIB when its table has shrunk by half."""
         table = cls._table
         refs = sys.getrefcount
-        # a set only the table holds: the table's reference and getrefcount's argument
-        dead = [key for key in table if refs(table[key]) <= _ONLY_THE_TABLE]
-        for key in dead:
-            del table[key]
-        cls._sweep_at = max(_SWEEP_MIN, 2 * len(table))
-        return len(dead)
+        only = _ONLY_THE_TABLE  # a set only the table holds
+        # items(), not table[key]: a key's hash is not kept, and hashing it runs Python code
+        # (the attributes' __hash__); so the fewer keys are touched again the better
+        live = [key for key, made in table.items() if refs(made) > only]
+        dead = len(table) - len(live)
+        if 2 * len(live) < len(table):
+            # mostly dead (a peer's routes all withdrawn): a table of the live ones
+            cls._table = {key: table[key] for key in live}
+        elif dead:
+            for key in [key for key, made in table.items() if refs(made) <= only]:
+                del table[key]
+        cls._sweep_at = max(_SWEEP_MIN, 2 * len(cls._table))
+        return dead
 
     @classmethod
     def build(
@@ -203,48 +241,56 @@ class AttributeSet:
         atomic = False
         aggregator: tuple[int, ipaddress.IPv4Address] | None = None
         for a in attrs:
-            if isinstance(a, OriginAttr):
-                origin = a.value
-            elif isinstance(a, AsPathAttr):
-                as_path = a.segments
-            elif isinstance(a, MedAttr):
-                med = a.value
-            elif isinstance(a, LocalPrefAttr):
-                local_pref = a.value
-            elif isinstance(a, CommunitiesAttr):
-                communities = a.values
-            elif isinstance(a, LargeCommunitiesAttr):
-                large = a.values
-            elif isinstance(a, ExtendedCommunitiesAttr):
-                extended = a.values
-            elif isinstance(a, OriginatorIdAttr):
-                originator = a.address
-            elif isinstance(a, ClusterListAttr):
-                clusters = a.ids
-            elif isinstance(a, AtomicAggregateAttr):
+            # exact types, most frequent first (no class in the codec subclasses these)
+            kind = type(a)
+            if kind is OriginAttr:
+                origin = a.value  # type: ignore[attr-defined]
+            elif kind is AsPathAttr:
+                as_path = a.segments  # type: ignore[attr-defined]
+            elif kind is NextHopAttr:
+                pass
+            elif kind is MedAttr:
+                med = a.value  # type: ignore[attr-defined]
+            elif kind is LocalPrefAttr:
+                local_pref = a.value  # type: ignore[attr-defined]
+            elif kind is CommunitiesAttr:
+                communities = a.values  # type: ignore[attr-defined]
+            elif kind is LargeCommunitiesAttr:
+                large = a.values  # type: ignore[attr-defined]
+            elif kind is ExtendedCommunitiesAttr:
+                extended = a.values  # type: ignore[attr-defined]
+            elif kind is OriginatorIdAttr:
+                originator = a.address  # type: ignore[attr-defined]
+            elif kind is ClusterListAttr:
+                clusters = a.ids  # type: ignore[attr-defined]
+            elif kind is AtomicAggregateAttr:
                 atomic = True
-            elif isinstance(a, AggregatorAttr):
-                aggregator = (a.asn, a.address)
+            elif kind is AggregatorAttr:
+                aggregator = (a.asn, a.address)  # type: ignore[attr-defined]
         first_as: int | None = None
-        if as_path and as_path[0].type is AsPathSegmentType.AS_SEQUENCE and as_path[0].asns:
+        if as_path and as_path[0].type is _AS_SEQUENCE and as_path[0].asns:
             first_as = as_path[0].asns[0]
-        return cls(
-            attributes=attrs,
-            next_hops=hops,
-            origin=origin,
-            as_path=as_path,
-            as_path_length=path_length(as_path) if as_path is not None else AS_PATH_MAXLEN,
-            first_as=first_as,
-            med=med,
-            local_pref=local_pref,
-            communities=communities,
-            large_communities=large,
-            extended_communities=extended,
-            originator_id=originator,
-            cluster_list=clusters,
-            atomic_aggregate=atomic,
-            aggregator=aggregator,
+        # the frozen __init__ sets each of the 15 fields through object.__setattr__; a feed
+        # of one set per route makes a set per UPDATE: set the slots directly instead
+        made: AttributeSet = _new_object(cls)
+        _set_attributes(made, attrs)
+        _set_next_hops(made, hops)
+        _set_origin(made, origin)
+        _set_as_path(made, as_path)
+        _set_as_path_length(
+            made, path_length(as_path) if as_path is not None else AS_PATH_MAXLEN
         )
+        _set_first_as(made, first_as)
+        _set_med(made, med)
+        _set_local_pref(made, local_pref)
+        _set_communities(made, communities)
+        _set_large_communities(made, large)
+        _set_extended_communities(made, extended)
+        _set_originator_id(made, originator)
+        _set_cluster_list(made, clusters)
+        _set_atomic_aggregate(made, atomic)
+        _set_aggregator(made, aggregator)
+        return made
 
     # ------------------------------------------------------------------ reading
 
@@ -328,6 +374,46 @@ class AttributeSet:
     def __repr__(self) -> str:
         return f"AttributeSet({', '.join(self.bird_lines()) or 'empty'})"
 
+
+_flags_of = operator.attrgetter("flags")
+_flag_tuples: dict[tuple[int | None, ...], tuple[int | None, ...]] = {}
+_FLAG_TUPLES_MAX = 4096
+_hop_tuples: dict[int, tuple[NextHopAttr, tuple[IpAddress, ...]]] = {}
+
+
+def _next_hop_tuple(nh: NextHopAttr) -> tuple[IpAddress, ...]:
+    """``(nh.address,)``, one tuple per NEXT_HOP attribute object (the codec shares those):
+    a feed of one set per route has a handful of next hops, and a tuple per set was 48
+    octets per route."""
+    hit = _hop_tuples.get(id(nh))
+    if hit is not None and hit[0] is nh:
+        return hit[1]
+    if len(_hop_tuples) >= _FLAG_TUPLES_MAX:
+        _hop_tuples.clear()
+    hops = (nh.address,)
+    _hop_tuples[id(nh)] = (nh, hops)  # holds nh: its id is not reused meanwhile
+    return hops
+
+
+_AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE  # a global: enum class lookups are slow on 3.11
+_new_object = object.__new__
+_slots = AttributeSet.__dict__
+_set_attributes = _slots["attributes"].__set__
+_set_next_hops = _slots["next_hops"].__set__
+_set_origin = _slots["origin"].__set__
+_set_as_path = _slots["as_path"].__set__
+_set_as_path_length = _slots["as_path_length"].__set__
+_set_first_as = _slots["first_as"].__set__
+_set_med = _slots["med"].__set__
+_set_local_pref = _slots["local_pref"].__set__
+_set_communities = _slots["communities"].__set__
+_set_large_communities = _slots["large_communities"].__set__
+_set_extended_communities = _slots["extended_communities"].__set__
+_set_originator_id = _slots["originator_id"].__set__
+_set_cluster_list = _slots["cluster_list"].__set__
+_set_atomic_aggregate = _slots["atomic_aggregate"].__set__
+_set_aggregator = _slots["aggregator"].__set__
+del _slots
 
 AS_PATH_MAXLEN = 10000
 """Path length BIRD gives a route without AS_PATH (``AS_PATH_MAXLEN``), so it loses."""

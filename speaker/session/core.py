@@ -24,10 +24,10 @@ from speaker.session.events import (
     GracefulRestartEnded,
     MessageIn,
     MessageOut,
-    RoutineMessageIn,
     RoutineMessageOut,
     SessionDown,
     StateChange,
+    routine_message_in,
 )
 from speaker.session.jitter import Jitter, no_jitter
 from speaker.session.negotiated import SessionInfo
@@ -50,6 +50,7 @@ from speaker.wire.messages import Keepalive, Message, Notification
 __all__ = ["Cause", "SessionCore"]
 
 _ROUTINE = (MessageType.UPDATE, MessageType.KEEPALIVE)
+_MESSAGE_TYPES = {int(t): t for t in MessageType}
 _HANDSHAKING = (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED)
 
 
@@ -177,8 +178,11 @@ class SessionCore:
         self._emit(cls(self.peer, conn.conn_id, msg.TYPE, len(data), summarize(msg)))
 
     def _emit_in(self, conn: Connection, mtype: int, length: int, summary: str) -> None:
-        cls = RoutineMessageIn if mtype in _ROUTINE else MessageIn
-        self._emit(cls(self.peer, conn.conn_id, MessageType(mtype), length, summary))
+        kind = _MESSAGE_TYPES[mtype]  # not MessageType(mtype): the enum's call is Python code
+        if mtype in _ROUTINE:
+            self._events.append(routine_message_in(self.peer, conn.conn_id, kind, length, summary))
+        else:
+            self._emit(MessageIn(self.peer, conn.conn_id, kind, length, summary))
 
     def _dispatch(self, conn: Connection, inp: Input, now: float, payload: object) -> None:
         """Look ``(state, input)`` up in the transition table and run its handler.
@@ -191,8 +195,11 @@ class SessionCore:
             raise LocalProtocolError(f"{inp} is not valid for a connection in {conn.state}")
         if not t.handler(self, conn, now, payload, t) or t.next is None or conn.closing:
             return
-        conn.state = t.next
-        self._update_state()
+        if conn.state is not t.next:
+            conn.state = t.next
+            self._update_state()
+        # else the connection stays where it was (an UPDATE, a KEEPALIVE in Established):
+        # those handlers touch no other connection, so the peer's state is what it was
         if t.after is not None:
             t.after(self, conn, now)
 

@@ -22,7 +22,7 @@ from speaker.session.events import (
     RouteRefreshReceived,
     SessionUp,
     UnnegotiatedFamilyIgnored,
-    UpdateReceived,
+    update_received,
 )
 from speaker.session.negotiated import negotiate_session, validate_open, we_are_dominant
 from speaker.session.state import (
@@ -99,6 +99,28 @@ class Handlers(SessionCore):
             conn.last_received = now
             self._on_message(conn, now, mtype, frame)
 
+    def _process_received(self, conn: Connection, now: float, data: bytes) -> None:
+        """:meth:`_process` for bytes that arrived while nothing was buffered: whole messages
+        are cut straight out of ``data`` (a segment holding one UPDATE is that UPDATE, with
+        no copy into the buffer and out again); what is left of a partial one is buffered."""
+        i = 0
+        n = len(data)
+        while not conn.closing and n - i >= HEADER_SIZE:
+            head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
+            try:
+                length, mtype = check_header(head, conn.ctx)
+            except BgpError as exc:
+                self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
+                return
+            if n - i < length:
+                break
+            frame = data if i == 0 and length == n else data[i : i + length]
+            i += length
+            conn.last_received = now
+            self._on_message(conn, now, mtype, frame)
+        if i < n and not conn.closing:  # a closed connection's input is dropped (close())
+            conn.inbuf += data[i:] if i else data
+
     def _on_message(self, conn: Connection, now: float, mtype: int, frame: bytes) -> None:
         inp = MESSAGE_INPUTS[mtype]
         if (conn.state, inp) not in TRANSITIONS:
@@ -114,7 +136,11 @@ class Handlers(SessionCore):
                 conn, now, exc, mtype, _ERROR_INPUTS.get(mtype, Input.BGP_HEADER_ERR)
             )
             return
-        self._emit_in(conn, mtype, len(frame), summarize(msg))
+        if type(msg) is Update and msg.nlri:  # summarize(msg), without its End-of-RIB test
+            summary = f"UPDATE (+{len(msg.nlri)} -{len(msg.withdrawn)})"
+        else:
+            summary = summarize(msg)
+        self._emit_in(conn, mtype, len(frame), summary)
         self._dispatch(conn, inp, now, msg)
 
     def _receive_error(
@@ -328,9 +354,11 @@ class Handlers(SessionCore):
 
     def _on_update(self, conn: Connection, now: float, payload: object, t: Transition) -> bool:
         """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported."""
-        _expect(payload, Update)
+        if type(payload) is not Update:
+            _expect(payload, Update)
         assert isinstance(payload, Update)
-        self._restart_hold(conn, now)
+        if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
+            conn.hold_deadline = now + conn.hold_time
         kept, dropped = _negotiated_only(payload, conn.ctx.families)
         if dropped:
             self.unnegotiated_family_updates += 1
@@ -357,11 +385,11 @@ class Handlers(SessionCore):
                 )
             )
             return True
-        family = payload.end_of_rib()
+        family = None if payload.nlri else payload.end_of_rib()
         if family is not None:
             self._emit(EndOfRib(self.peer, family))
         else:
-            self._emit(UpdateReceived(self.peer, conn.conn_id, payload))
+            self._events.append(update_received(self.peer, conn.conn_id, payload))
         return True
 
     def _on_route_refresh(
@@ -448,6 +476,8 @@ def _negotiated_only(
 ) -> tuple[Update, tuple[MpReachAttr | MpUnreachAttr | UndecodedMpAttr, ...]]:
     """The UPDATE without its MP_REACH/MP_UNREACH_NLRI of families not negotiated (RFC 4760
     7: their routes are ignored), and those attributes; the same UPDATE when there is none."""
+    if _MP_TYPES.isdisjoint(map(type, update.attributes)):  # the usual case, in C
+        return update, ()
     drop = tuple(
         a
         for a in update.attributes
@@ -459,6 +489,9 @@ def _negotiated_only(
     rest = tuple(a for a in update.attributes if not any(a is d for d in drop))
     return replace(update, attributes=rest), drop
 
+
+_MP_TYPES = frozenset({MpReachAttr, MpUnreachAttr, UndecodedMpAttr})
+"""The attributes :func:`_negotiated_only` looks at (no class subclasses them)."""
 
 _S = State
 _I = Input

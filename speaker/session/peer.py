@@ -203,8 +203,22 @@ class PeerSession(Handlers):
             return  # data racing our close is discarded
         if conn.state in (State.CONNECT, State.ACTIVE):
             raise LocalProtocolError(f"conn {conn_id} is not connected yet")
-        conn.inbuf += data
-        self._process(conn, now)
+        buf = conn.inbuf
+        if type(data) is not bytes:
+            buf += data
+            self._process(conn, now)
+        elif not buf:
+            self._process_received(conn, now, data)
+        else:
+            buf += data
+            if len(buf) >= HEADER_SIZE and len(buf) >= ((buf[16] << 8) | buf[17]):
+                # the buffered message is whole now: the rest of the read (the daemon reads
+                # 8 KiB, some 90 one-prefix UPDATEs) is framed in place like a fresh read
+                whole = bytes(buf)
+                buf.clear()
+                self._process_received(conn, now, whole)
+            else:
+                self._process(conn, now)  # nothing whole yet (a bad header is still refused)
         self._check_sending(now)
         self._update_state()
 

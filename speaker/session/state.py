@@ -48,6 +48,10 @@ class State(enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # members are singletons compared by identity: hash them in C (Enum's own
+    # __hash__ is Python code, and the FSM table is looked up per message)
+    __hash__ = object.__hash__
+
 
 STATE_RANK = {
     State.IDLE: 0,
@@ -86,6 +90,10 @@ class Input(enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    # members are singletons compared by identity: hash them in C (Enum's own
+    # __hash__ is Python code, and the FSM table is looked up per message)
+    __hash__ = object.__hash__
 
 
 MESSAGE_INPUTS: dict[int, Input] = {

@@ -248,11 +248,17 @@ def path_length(segments: tuple[AsPathSegment, ...]) -> int:
     """AS path length for route selection: a set counts 1, confederation segments 0."""
     total = 0
     for seg in segments:
-        if seg.type is AsPathSegmentType.AS_SEQUENCE:
+        kind = seg.type
+        if kind is _AS_SEQUENCE:
             total += len(seg.asns)
-        elif seg.type is AsPathSegmentType.AS_SET:
+        elif kind is _AS_SET:
             total += 1
     return total
+
+
+# module globals: an enum member's lookup on its class is slow on 3.11
+_AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE
+_AS_SET = AsPathSegmentType.AS_SET
 
 
 @register
@@ -375,6 +381,11 @@ class NextHopAttr(PathAttribute):
     def encode_value(self, ctx: Negotiated) -> bytes:
         return self.address.packed
 
+    def __hash__(self) -> int:
+        # equal addresses have equal ints: no IPv4Address.__hash__ (Python code, hashing a
+        # hex string) when an attribute set is interned
+        return hash(self.address._ip)  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True, slots=True)
 class _U32Attr(PathAttribute):
@@ -392,6 +403,9 @@ class _U32Attr(PathAttribute):
 
     def encode_value(self, ctx: Negotiated) -> bytes:
         return self.value.to_bytes(4, "big")
+
+    def __hash__(self) -> int:
+        return hash(self.value)  # not hash((self.value,)), dataclass's: no tuple
 
 
 _new_object = object.__new__
@@ -416,6 +430,10 @@ class LocalPrefAttr(_U32Attr):
 
     TYPE = AttrType.LOCAL_PREF
     RFC = "RFC 4271 section 5.1.5"
+
+
+# dataclass() gave each subclass its own field-tuple __hash__: keep _U32Attr's
+MedAttr.__hash__ = LocalPrefAttr.__hash__ = _U32Attr.__hash__  # type: ignore[method-assign]
 
 
 @register
