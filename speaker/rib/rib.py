@@ -55,6 +55,10 @@ _BGP = SourceKind.BGP
 _IPV4 = Afi.IPV4
 
 
+_MP_TYPES = frozenset({MpReachAttr, MpUnreachAttr})
+"""The attribute classes that carry routes of their own (RFC 4760); an UPDATE without any
+of them (the IPv4 case) skips the scan for them, by a set test in C."""
+
 class UnknownPeerError(KeyError):
     """An operation named a peer the RIB does not know."""
 
@@ -158,11 +162,12 @@ class Rib:
         adj = self.adj_in(peer)
         reach: MpReachAttr | None = None
         unreach: MpUnreachAttr | None = None
-        for a in update.attributes:
-            if isinstance(a, MpReachAttr):
-                reach = a
-            elif isinstance(a, MpUnreachAttr):
-                unreach = a
+        if not _MP_TYPES.isdisjoint(map(type, update.attributes)):  # else no MP scan
+            for a in update.attributes:
+                if isinstance(a, MpReachAttr):
+                    reach = a
+                elif isinstance(a, MpUnreachAttr):
+                    unreach = a
         dirty: list[LocEntry] = []
         if update.withdrawn:
             self._withdraw(adj, update.withdrawn, dirty)
