@@ -764,6 +764,14 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def compile_package() -> None:
+    """Byte-compile the speaker package, as pip does when it installs it: without bytecode
+    (PYTHONDONTWRITEBYTECODE, a fresh checkout) every start of the daemon would compile ~70
+    modules, 0.5 s of CPU and 2 MiB of RSS that an installed speaker does not spend."""
+    package = Path(__file__).resolve().parents[2] / "speaker"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--routes", type=int, default=100_000, help="prefixes in the feed")
@@ -792,6 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"convergence bench: {reason}", file=sys.stderr)
         return 2
+    compile_package()
     families: list[Family] = [4, 6] if args.family == "both" else [4 if args.family == "4" else 6]
     if args.prefix_length is not None:
         if families != [4]:

@@ -53,7 +53,6 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -61,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from integration.bench.convergence import NamespaceProbe
+from integration.bench.convergence import NamespaceProbe, compile_package
 from integration.bench.mesh import neighbour_entries, neighbour_table
 from integration.lab import Lab, LabError, NodeSpec, make_node, seed_nodes, unavailable_reason
 from integration.lab.configs import render_bird_config
@@ -406,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"datastore bench: {reason}", file=sys.stderr)
         return 2
-    # As installed (pip compiles the package): see integration/bench/mesh.py.
-    package = Path(__file__).resolve().parents[2] / "speaker"
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    compile_package()  # as installed
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGHUP, _sigterm)
     print(f"datastore benchmark: {', '.join(map(str, args.joiners))} node(s) registering in "

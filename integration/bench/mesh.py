@@ -51,7 +51,6 @@ import itertools
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -62,6 +61,7 @@ from types import FrameType
 from integration.bench.convergence import (
     NamespaceProbe,
     Profiler,
+    compile_package,
     cpu_seconds,
     profile_summary,
     status_kb,
@@ -456,10 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k.strip() for k in args.daemons.split(",") if k.strip()]
     if not kinds or any(k not in ("bird", "speaker") for k in kinds):
         parser.error(f"--daemons {args.daemons!r}: want a comma list of bird, speaker")
-    # As installed (pip compiles the package): without bytecode (PYTHONDONTWRITEBYTECODE, a
-    # fresh checkout) every start would compile ~70 modules, 0.5 s of CPU and 2 MiB of peak RSS.
-    package = Path(__file__).resolve().parents[2] / "speaker"
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    compile_package()  # as installed
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGHUP, _sigterm)
     print(
