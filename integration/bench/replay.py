@@ -40,6 +40,7 @@ from typing import cast
 from speaker.config import Config, parse_config
 from speaker.core import Dial, SpeakerCore
 from speaker.events import Event
+from speaker.gcpolicy import THRESHOLDS
 from speaker.kernel.codec import NLM_F_ACK, NLMSG_ERROR, FibRoute, NextHop
 from speaker.kernel.model import KernelConfig, KernelIntent, RouteType, network_key
 from speaker.kernel.netlink import CHUNK_MESSAGES, NetlinkChannel, RouteWriter
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="an event per routine kernel write, as the daemon at debug level"
                              " (default: none, as the daemon at info)")
     args = parser.parse_args(argv)
-    gc.set_threshold(20_000, 20, 20)  # as speaker.daemon.run_daemon sets it
+    gc.set_threshold(*THRESHOLDS)  # as speaker.daemon.run_daemon sets it
     feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
     print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
           f" {args.repeat}; route events {'on' if args.route_events else 'off'}")

@@ -1,0 +1,83 @@
+"""speaker/gcpolicy.py: thresholds, a freeze after each full collection, an unfreeze now and
+then so that cycles among frozen objects are collected after all."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from speaker.gcpolicy import THRESHOLDS, GcPolicy
+
+
+@pytest.fixture(autouse=True)
+def _restore_gc() -> Iterator[None]:
+    old = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*old)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_install_sets_the_thresholds() -> None:
+    GcPolicy().install(0.0)
+    assert gc.get_threshold() == THRESHOLDS
+
+
+def test_a_full_collection_is_followed_by_a_freeze_at_the_next_tick() -> None:
+    policy = GcPolicy(refreeze_after=600.0)
+    policy.install(0.0)
+    assert policy.stats.freezes == 1  # start-up's objects, at install
+    policy.tick(1.0)
+    assert policy.stats.freezes == 1  # no full collection since
+    kept = [_Node() for _ in range(1000)]
+    gc.unfreeze()
+    gc.collect()
+    policy.tick(2.0)
+    assert policy.stats.freezes == 2
+    assert gc.get_freeze_count() >= len(kept)
+    policy.tick(3.0)
+    assert policy.stats.freezes == 2  # once per full collection
+
+
+def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
+    import weakref
+
+    policy = GcPolicy()
+    policy.install(0.0)
+    node = _Node()
+    ref = weakref.ref(node)
+    gc.collect()
+    policy.tick(1.0)
+    assert gc.get_freeze_count() > 0 and ref() is node
+    del node
+    assert ref() is None  # no cycle: gone at once, frozen or not
+
+
+def test_a_frozen_cycle_is_collected_after_the_unfreeze() -> None:
+    import weakref
+
+    policy = GcPolicy(refreeze_after=10.0)
+    policy.install(0.0)
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    ref = weakref.ref(a)
+    gc.collect()
+    policy.tick(1.0)  # the cycle is frozen with everything else
+    del a, b
+    gc.collect()
+    assert ref() is not None  # frozen: the collector does not see it
+    policy.tick(5.0)  # that collection was a full one too: frozen again, not unfrozen
+    assert policy.stats.freezes == 3
+    assert policy.stats.unfreezes == 0 and ref() is not None
+    policy.tick(11.0)  # refreeze_after passed: everything goes back to the collector
+    assert policy.stats.unfreezes == 1 and gc.get_freeze_count() == 0
+    gc.collect()
+    assert ref() is None
+    policy.tick(12.0)  # and what survived that collection is frozen again
+    assert policy.stats.freezes == 4 and gc.get_freeze_count() > 0
