@@ -34,16 +34,21 @@ LAZY = (
 )
 
 
-def _loaded_after(code: str) -> set[str]:
+def _python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter with this checkout first on the path; its stdout."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
-    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
         check=True, timeout=60,
     )  # fmt: skip
-    return set(json.loads(out.stdout))
+    return out.stdout
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    return set(json.loads(_python(script)))
 
 
 def _heavy(modules: set[str]) -> list[str]:
@@ -89,14 +94,7 @@ def _run_cli_probe(tmp_path: Path, config_text: str) -> dict[str, bool]:
         "from speaker.cli import main\n"
         f"assert main(['run', '--config', {str(config)!r}]) == 0\n" + _STARTUP_PROBE
     )
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-        check=True, timeout=60,
-    )  # fmt: skip
-    result: dict[str, bool] = json.loads(out.stdout.splitlines()[-1])
+    result: dict[str, bool] = json.loads(_python(code).splitlines()[-1])
     return result
 
 
@@ -139,11 +137,4 @@ def test_asyncio_without_tls_still_serves_tcp_and_ssl_stays_importable() -> None
         "assert import_asyncio(tls=True) is False\n"  # asyncio stays as it was loaded
         "print(json.dumps({'ok': True}))\n"
     )
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-        check=True, timeout=60,
-    )  # fmt: skip
-    assert json.loads(out.stdout) == {"ok": True}
+    assert json.loads(_python(code)) == {"ok": True}
