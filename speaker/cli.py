@@ -222,17 +222,19 @@ def _lazy(module: str, name: str) -> Callable[..., Any] | None:
 def _run(args: argparse.Namespace) -> int:
     from speaker.startup import import_asyncio
 
-    # TLS only for the etcd datastore, which a reload cannot add (speaker/startup.py); a
-    # config that does not load is reported by run_daemon, as ever
+    # TLS only for the etcd datastore, which a reload cannot add (speaker/startup.py); the
+    # daemon takes the config read here, and reports one that does not load, as ever
+    config: Config | None
     try:
-        tls = load_config(args.config).datastore is not None
+        config = load_config(args.config)
     except (ConfigError, OSError):
-        tls = True
-    import_asyncio(tls=tls)
+        config = None
+    import_asyncio(tls=config is None or config.datastore is not None)
     run_daemon = _lazy("speaker.daemon", "run_daemon")
     if run_daemon is None:
         return EXIT_ERROR
-    return int(run_daemon(args.config, json_events=args.json, log_level=args.log_level,
+    return int(run_daemon(args.config, config=config, json_events=args.json,
+                          log_level=args.log_level,
                           restarting=args.graceful_restart, metrics_listen=args.metrics_listen,
                           log_format=args.log_format))
 

@@ -53,6 +53,26 @@ async def run_cli_async(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple
 # --------------------------------------------------------------------------- delegation
 
 
+def test_run_hands_the_daemon_the_config_it_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line reads the file (to know whether asyncio needs TLS): the daemon gets
+    that Config instead of reading the file a second time."""
+    from speaker.config import load_config
+
+    seen: dict[str, Any] = {}
+
+    def run_daemon(path: str, **kw: Any) -> int:
+        seen.update(kw, path=path)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "speaker.daemon", types.SimpleNamespace(run_daemon=run_daemon))
+    path = str(Path(__file__).resolve().parents[1] / "config" / "node81.toml")
+    code, _, _ = run_cli(capsys, "run", "--config", path)
+    assert code == 0 and seen["path"] == path
+    assert seen["config"] == load_config(path)
+
+
 def test_run_delegates_to_the_daemon(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,6 +101,7 @@ def test_run_delegates_to_the_daemon(
     assert code == 7
     assert seen == {
         "path": "node81.toml",
+        "config": None,  # no such file here: the daemon reports it
         "json_events": True,
         "log_level": "debug",
         "restarting": True,
