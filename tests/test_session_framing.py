@@ -62,18 +62,24 @@ def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
     return out
 
 
-def test_every_cut_of_the_stream_gives_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _stream()
-    reference, _, _ = _feed([bytearray(data)])  # buffered path: one read of everything
-    assert sum(k.startswith("(Update(") for k in reference) > 300
+def _count_framed_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the reads framed in place (``PeerSession._process_received``), as they come."""
     fresh = PeerSession._process_received
-    calls = []
+    calls: list[int] = []
 
     def spy(self: PeerSession, conn: Connection, now: float, data: bytes) -> None:
         calls.append(len(data))
         fresh(self, conn, now, data)
 
     monkeypatch.setattr(PeerSession, "_process_received", spy)
+    return calls
+
+
+def test_every_cut_of_the_stream_gives_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _stream()
+    reference, _, _ = _feed([bytearray(data)])  # buffered path: one read of everything
+    assert sum(k.startswith("(Update(") for k in reference) > 300
+    calls = _count_framed_reads(monkeypatch)
     as_captured, _, _ = _feed(sender_stream("distinct")[:MESSAGES])
     assert as_captured == reference
     assert len(calls) == MESSAGES  # every captured segment starts a message: framed in place
@@ -114,14 +120,7 @@ def test_reads_of_8_kib_are_framed_in_place(monkeypatch: pytest.MonkeyPatch) -> 
     frames the rest of itself in place too."""
     data = _stream()
     reference, _, _ = _feed([bytearray(data)])
-    fresh = PeerSession._process_received
-    calls = []
-
-    def spy(self: PeerSession, conn: Connection, now: float, data: bytes) -> None:
-        calls.append(len(data))
-        fresh(self, conn, now, data)
-
-    monkeypatch.setattr(PeerSession, "_process_received", spy)
+    calls = _count_framed_reads(monkeypatch)
     reads = _cut(data, [8192] * (len(data) // 8192 + 1))
     assert _feed(reads)[0] == reference
     assert len(calls) == len(reads) > 2
