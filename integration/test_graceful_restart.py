@@ -2,8 +2,8 @@
 
 The lab is the seed mix: BIRD on .80 and .82, our speaker on .81.  Every test keeps a continuous
 pod-to-pod ping running across the speaker node (20 echo requests a second per direction, from
-a small ICMP client inside the pod namespaces, see ``_PINGER``) and counts what was sent and
-lost.
+the lab's ICMP client, ``integration/lab/icmp.py --continuous``, inside the pod namespaces) and
+counts what was sent and lost.
 
 * BIRD on .82 killed (SIGKILL) and restarted with ``bird -R``: we are the helper.  Nothing is
   lost; the route BIRD stopped announcing meanwhile leaves our RIB and kernel only after BIRD's
@@ -47,6 +47,7 @@ import pytest
 from integration.conftest import LabFactory
 from integration.lab import Lab, wait_until
 from integration.lab.capture import Capture
+from integration.lab.core import ICMP_SCRIPT
 from integration.lab.netns import netns_exec_argv
 from integration.lab.spec import Family
 from speaker.wire.capabilities import FamilyFlags, GracefulRestartCapability
@@ -76,64 +77,6 @@ KERNEL_SYNC = 20.0
 
 _RESULTS: dict[str, dict[str, Any]] = {}
 
-# A continuous ICMP echo client, run inside a pod namespace with ``python3 -c``.  It sends one
-# request every INTERVAL seconds until its stdin closes, waits one more second for replies, then
-# prints JSON: requests sent, replies received, and the send times (CLOCK_MONOTONIC, the same
-# clock as time.monotonic() in the test) of the requests that got no reply.  An IPv6 address
-# gets ICMPv6 echo (the kernel fills in that checksum and strips the IPv6 header on receive).
-_PINGER = r"""
-import ipaddress, json, os, select, socket, struct, sys, time
-
-def checksum(data):
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-addr, interval = sys.argv[1], float(sys.argv[2])
-target = ipaddress.ip_address(addr)
-v6 = target.version == 6
-if v6:
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-else:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-request, reply = (128, 129) if v6 else (8, 0)
-ident = os.getpid() & 0xFFFF
-sent, got = {}, set()
-seq, next_send, stop_at = 0, time.monotonic(), None
-print("ready", flush=True)
-while True:
-    now = time.monotonic()
-    if stop_at is None and now >= next_send:
-        body = struct.pack("!d", now) + b"speaker-gr-test!"
-        head = struct.pack("!BBHHH", request, 0, 0, ident, seq & 0xFFFF)
-        csum = 0 if v6 else checksum(head + body)
-        packet = struct.pack("!BBHHH", request, 0, csum, ident, seq & 0xFFFF) + body
-        try:
-            sock.sendto(packet, (addr, 0))
-        except OSError:
-            pass
-        sent[seq & 0xFFFF] = now
-        seq += 1
-        next_send += interval
-        continue
-    if stop_at is not None and (now >= stop_at or len(got) == len(sent)):
-        break
-    fds = [sock] if stop_at is not None else [sock, sys.stdin]
-    ready, _, _ = select.select(fds, [], [], max(0.0, (stop_at or next_send) - now))
-    if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
-        stop_at = time.monotonic() + 1.0
-    if sock in ready:
-        data, peer = sock.recvfrom(65535)
-        ihl = 0 if v6 else (data[0] & 0x0F) * 4
-        if ipaddress.ip_address(peer[0]) == target and len(data) >= ihl + 8:
-            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-            if kind == reply and rid == ident and rseq in sent:
-                got.add(rseq)
-lost = sorted(sent[s] for s in sent if s not in got)
-print(json.dumps({"sent": len(sent), "received": len(got), "lost_at": lost}), flush=True)
-"""
-
 
 # ---------------------------------------------------------------------- traffic
 
@@ -162,7 +105,16 @@ class Pinger:
     def __init__(self, lab: Lab, src: str, dst: str, family: Family = 4) -> None:
         self.name = f"pod {src} -> pod {dst}" + ("" if family == 4 else " (IPv6)")
         target = lab.node(dst).pod_of(family)
-        argv = [sys.executable, "-c", _PINGER, target, str(PING_INTERVAL)]
+        argv = [
+            sys.executable,
+            str(ICMP_SCRIPT),
+            "--continuous",
+            "--interval",
+            str(PING_INTERVAL),
+            "--timeout",
+            "1",
+            target,
+        ]
         self.proc = subprocess.Popen(
             netns_exec_argv(lab.pod_netns(src), argv),
             stdin=subprocess.PIPE,
