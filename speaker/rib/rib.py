@@ -342,19 +342,34 @@ class Rib:
         return self.sweep_stale(peer, family)
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
-        gone = [p for p in adj if p.stale and (afis is None or p.prefix.afi in afis)]
-        self._withdraw(adj, gone, dirty)
+        dirty += self._remove_source(adj, stale_only=True, afis=afis)
         if afis is None:
             adj.gr_active = False
 
     def drop_peer(self, peer: PeerRef) -> list[RouteChange]:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
-        dirty: list[LocEntry] = []
-        self._withdraw(adj, list(adj), dirty)
-        adj.gr_active = False
         adj.refresh.clear()
+        dirty = self._remove_source(adj)
+        adj.gr_active = False
         return self._settle(dirty)
+
+    def _remove_source(
+        self, adj: AdjRibIn, *, stale_only: bool = False, afis: set[Afi] | None = None
+    ) -> list[LocEntry]:
+        """:meth:`_withdraw` for a whole source (its stale paths, those of ``afis``), by one
+        walk of the Loc-RIB (:meth:`LocRib.remove_source`); the touched entries, to settle."""
+        if not adj.count:
+            return []
+        dirty, removed, removed6 = self.loc.remove_source(
+            adj.info.name, stale_only=stale_only, afis=afis
+        )
+        adj.count -= removed
+        adj.ipv6 -= removed6
+        for afi, pending in adj.refresh.items():  # a route refresh under way: what went
+            if pending:  # is no longer awaited
+                adj.refresh[afi] = {k for k in pending if adj.lookup(*k) is not None}
+        return dirty
 
     # ------------------------------------------------------------------ route refresh
 
