@@ -138,6 +138,21 @@ def test_sweep_of_stale_paths_is_the_withdrawal_of_each_of_them() -> None:
     assert not bulk.adj_in(E1).gr_active
 
 
+def test_mark_stale_of_one_family_marks_every_path_of_the_peer_there() -> None:
+    rib = table()
+    changes = rib.mark_stale(E1, [IPV4_UNICAST])
+    assert {c.prefix for c in changes} == {v4(i) for i in range(20)}
+    for i in range(30):
+        for path in rib.paths(v4(i)):
+            assert path.stale is (path.peer is E1)
+        assert not any(p.stale for p in rib.paths(v6(i)))
+    assert len([p for p in rib.adj_in(E1) if p.stale]) == 25  # with the second path ids
+    assert rib.adj_in(E1).gr_active
+    # E1 was best on the shared prefixes; its stale paths lose to E2's
+    best = rib.best(v4(12))
+    assert best is not None and best.peer is E2
+
+
 def test_sweep_of_one_family_keeps_the_other() -> None:
     rib = table()
     rib.mark_stale(E1)

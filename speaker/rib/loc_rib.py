@@ -175,11 +175,11 @@ class LocRib:
         return len(self.entries) - self.ipv6
 
     def remove_source(
-        self, name: str, *, stale_only: bool = False, afis: Container[Afi] | None = None
+        self, name: str, *, stale: bool | None = None, afis: Container[Afi] | None = None
     ) -> tuple[list[LocEntry], int, int]:
-        """Take the paths of one source out of the table (only its stale ones, only those of
-        ``afis``) in one walk: a peer's every route going at once (session down, the end
-        of a graceful restart) costs no list of its paths and no lookup per path.
+        """Take the paths of one source out of the table (those ``stale`` or not, those of
+        ``afis``; None: all) in one walk: a peer's every route going at once (session down,
+        the end of a graceful restart) costs no list of its paths and no lookup per path.
 
         Returns the touched entries, to :meth:`settle` (which drops those left empty), and
         how many paths went, and how many of them IPv6.
@@ -189,22 +189,12 @@ class LocRib:
         for e in self.entries.values():
             p = e._paths
             if isinstance(p, list):
-                keep = [
-                    q for q in p
-                    if q.peer.name != name
-                    or (stale_only and not q.stale)
-                    or (afis is not None and q.prefix.afi not in afis)
-                ]
+                keep = [q for q in p if not _chosen(q, name, stale, afis)]
                 n = len(p) - len(keep)
                 if not n:
                     continue
                 e._paths = keep if len(keep) > 1 else keep[0] if keep else None
-            elif (
-                p is not None
-                and p.peer.name == name
-                and (not stale_only or p.stale)
-                and (afis is None or p.prefix.afi in afis)
-            ):
+            elif p is not None and p.peer.name == name and _chosen(p, name, stale, afis):
                 e._paths = None
                 n = 1
             else:
@@ -214,6 +204,28 @@ class LocRib:
                 removed6 += n
             dirty.append(e)
         return dirty, removed, removed6
+
+    def mark_stale(self, name: str, afis: Container[Afi] | None = None) -> list[LocEntry]:
+        """Replace the source's fresh paths (of ``afis``; None: all) by stale copies, in one
+        walk (graceful restart: a peer's every route at once).  The touched entries, to
+        :meth:`settle`."""
+        dirty: list[LocEntry] = []
+        for e in self.entries.values():
+            p = e._paths
+            if isinstance(p, list):
+                touched = False
+                for i, q in enumerate(p):
+                    if _chosen(q, name, False, afis):
+                        p[i] = q.marked_stale()
+                        touched = True
+                if not touched:
+                    continue
+            elif p is not None and p.peer.name == name and _chosen(p, name, False, afis):
+                e._paths = p.marked_stale()
+            else:
+                continue
+            dirty.append(e)
+        return dirty
 
     def settle(self, dirty: Iterable[LocEntry]) -> list[RouteChange]:
         """Recompute each dirty entry; return the changes of best path or ECMP set (one per
@@ -282,6 +294,16 @@ class LocRib:
                     )
                 )
         return changes
+
+
+def _chosen(path: Path, name: str, stale: bool | None, afis: Container[Afi] | None) -> bool:
+    """Whether a path is the named source's, ``stale`` or not (None: either), of ``afis``
+    (None: any family): what the walks over a whole source pick."""
+    return (
+        path.peer.name == name
+        and (stale is None or path.stale == stale)
+        and (afis is None or path.prefix.afi in afis)
+    )
 
 
 def _count_best(by_source: dict[str, int], by_source6: dict[str, int], old: Path | None,

@@ -313,14 +313,7 @@ class Rib:
         dirty: list[LocEntry] = []
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
-        entries = self.loc.entries
-        fresh = [p for p in adj if not p.stale and (afis is None or p.prefix.afi in afis)]
-        for path in fresh:
-            stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
-            entry = entries[path.prefix]
-            entry.replace(path, stale)
-            if not dirty or dirty[-1] is not entry:
-                dirty.append(entry)
+        dirty += self.loc.mark_stale(adj.info.name, afis)
         adj.gr_active = True
         return self._settle(dirty)
 
@@ -342,7 +335,7 @@ class Rib:
         return self.sweep_stale(peer, family)
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
-        dirty += self._remove_source(adj, stale_only=True, afis=afis)
+        dirty += self._remove_source(adj, stale=True, afis=afis)
         if afis is None:
             adj.gr_active = False
 
@@ -355,14 +348,15 @@ class Rib:
         return self._settle(dirty)
 
     def _remove_source(
-        self, adj: AdjRibIn, *, stale_only: bool = False, afis: set[Afi] | None = None
+        self, adj: AdjRibIn, *, stale: bool | None = None, afis: set[Afi] | None = None
     ) -> list[LocEntry]:
-        """:meth:`_withdraw` for a whole source (its stale paths, those of ``afis``), by one
-        walk of the Loc-RIB (:meth:`LocRib.remove_source`); the touched entries, to settle."""
+        """:meth:`_withdraw` for a whole source (its paths ``stale`` or not, those of
+        ``afis``) by one walk of the Loc-RIB (:meth:`LocRib.remove_source`); the touched
+        entries, to settle."""
         if not adj.count:
             return []
         dirty, removed, removed6 = self.loc.remove_source(
-            adj.info.name, stale_only=stale_only, afis=afis
+            adj.info.name, stale=stale, afis=afis
         )
         adj.count -= removed
         adj.ipv6 -= removed6
