@@ -10,7 +10,10 @@ per prefix the work is one path tuple, one Loc-RIB entry looked up (where the pe
 path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
 (or created holding its first path inline) and put on the dirty list, and one RouteChange
 when the best path changes.  Selection runs once per touched prefix per operation, and only
-where a prefix has more than one path.
+where a prefix has more than one path.  A peer's every path (session down, a graceful
+restart's mark and sweep) is handled in one walk of the Loc-RIB
+(:meth:`~speaker.rib.loc_rib.LocRib.remove_source`, ``mark_stale``), not a lookup per path;
+a prefix it alone had just goes, without selection.
 """
 
 from __future__ import annotations
