@@ -316,7 +316,8 @@ class Rib:
         dirty: list[LocEntry] = []
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
-        dirty += self.loc.mark_stale(adj.info.name, afis)
+        if adj.count:  # else no walk of the table
+            dirty += self.loc.mark_stale(adj.info.name, afis)
         adj.gr_active = True
         return self._settle(dirty)
 
