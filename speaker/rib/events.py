@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from speaker.events import Event
@@ -11,7 +11,7 @@ from speaker.rib.path import Path
 from speaker.wire.nlri import Prefix
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RouteChange(Event):
     """A prefix's best path or ECMP set changed (what the kernel and the peers must follow).
 
@@ -30,6 +30,29 @@ class RouteChange(Event):
     reason: BestPathReason
     runner_up: Path | None = None
     policy: SelectionPolicy = field(default=DEFAULT_POLICY, compare=False, repr=False)
+
+    def __init__(
+        self,
+        prefix: Prefix,
+        old_best: Path | None,
+        new_best: Path | None,
+        old_ecmp: tuple[Path, ...],
+        new_ecmp: tuple[Path, ...],
+        reason: BestPathReason,
+        runner_up: Path | None = None,
+        policy: SelectionPolicy = DEFAULT_POLICY,
+    ) -> None:
+        # the slots set directly: a frozen dataclass's own __init__ goes through
+        # object.__setattr__ per field, twice the cost (one change per prefix: a feed, a
+        # peer's withdrawal, is 100,000 of them)
+        _set_prefix(self, prefix)
+        _set_old_best(self, old_best)
+        _set_new_best(self, new_best)
+        _set_old_ecmp(self, old_ecmp)
+        _set_new_ecmp(self, new_ecmp)
+        _set_reason(self, reason)
+        _set_runner_up(self, runner_up)
+        _set_policy(self, policy)
 
     @property
     def detail(self) -> str:
@@ -73,6 +96,11 @@ class RouteChange(Event):
             "detail": self.detail,
             "runner_up": None if self.runner_up is None else self.runner_up.to_dict(),
         }
+
+
+# RouteChange's slot descriptors' setters, in field order (see RouteChange.__init__)
+(_set_prefix, _set_old_best, _set_new_best, _set_old_ecmp, _set_new_ecmp, _set_reason,
+ _set_runner_up, _set_policy) = [getattr(RouteChange, f.name).__set__ for f in fields(RouteChange)]
 
 
 def _source(path: Path) -> str:

@@ -12,7 +12,7 @@ each Calico block has one announcer) skips selection entirely.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 from speaker.rib.decision import (
     DEFAULT_MERGE_LIMIT,
@@ -28,6 +28,8 @@ from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
 
 _IPV4 = Afi.IPV4
+_NO_PATH = BestPathReason.NO_PATH  # module globals: an enum member's lookup is slow on 3.11
+_ONLY_PATH = BestPathReason.ONLY_PATH
 
 
 class LocEntry:
@@ -172,6 +174,59 @@ class LocRib:
         """How many IPv4 prefixes the table holds (O(1))."""
         return len(self.entries) - self.ipv6
 
+    def remove_source(
+        self, name: str, *, stale: bool | None = None, afis: Container[Afi] | None = None
+    ) -> tuple[list[LocEntry], int, int]:
+        """Take the paths of one source out of the table (those ``stale`` or not, those of
+        ``afis``; None: all) in one walk: a peer's every route going at once (session down,
+        the end of a graceful restart) costs no list of its paths and no lookup per path.
+
+        Returns the touched entries, to :meth:`settle` (which drops those left empty), and
+        how many paths went, and how many of them IPv6.
+        """
+        dirty: list[LocEntry] = []
+        removed = removed6 = 0
+        for e in self.entries.values():
+            p = e._paths
+            if isinstance(p, list):
+                keep = [q for q in p if not _chosen(q, name, stale, afis)]
+                n = len(p) - len(keep)
+                if not n:
+                    continue
+                e._paths = keep if len(keep) > 1 else keep[0] if keep else None
+            elif p is not None and p.peer.name == name and _chosen(p, name, stale, afis):
+                e._paths = None
+                n = 1
+            else:
+                continue
+            removed += n
+            if e.prefix.afi is not _IPV4:
+                removed6 += n
+            dirty.append(e)
+        return dirty, removed, removed6
+
+    def mark_stale(self, name: str, afis: Container[Afi] | None = None) -> list[LocEntry]:
+        """Replace the source's fresh paths (of ``afis``; None: all) by stale copies, in one
+        walk (graceful restart: a peer's every route at once).  The touched entries, to
+        :meth:`settle`."""
+        dirty: list[LocEntry] = []
+        for e in self.entries.values():
+            p = e._paths
+            if isinstance(p, list):
+                touched = False
+                for i, q in enumerate(p):
+                    if _chosen(q, name, False, afis):
+                        p[i] = q.marked_stale()
+                        touched = True
+                if not touched:
+                    continue
+            elif p is not None and p.peer.name == name and _chosen(p, name, False, afis):
+                e._paths = p.marked_stale()
+            else:
+                continue
+            dirty.append(e)
+        return dirty
+
     def settle(self, dirty: Iterable[LocEntry]) -> list[RouteChange]:
         """Recompute each dirty entry; return the changes of best path or ECMP set (one per
         entry: an entry listed twice has nothing left to report the second time).
@@ -189,17 +244,25 @@ class LocRib:
             paths = e._paths
             old_best = e.best
             old_ecmp = e._ecmp  # None: (old_best,), or () without one
-            if paths is None:
-                if entries.get(e.prefix) is e:
-                    del entries[e.prefix]
-                    if e.prefix.afi is not _IPV4:
+            if paths is None:  # the prefix goes (a peer's every route, at session down)
+                prefix = e.prefix
+                v4 = prefix.afi is _IPV4
+                if entries.get(prefix) is e:
+                    del entries[prefix]
+                    if not v4:
                         self.ipv6 -= 1
-                e.best = None
-                e._ecmp = None
                 if old_best is not None:
-                    _count_best(by_source, by_source6, old_best, None)
+                    e.best = None
+                    e._ecmp = None
+                    counts = by_source if v4 else by_source6  # _count_best(old_best, None)
+                    name = old_best.peer.name
+                    left = counts[name] - 1
+                    if left:
+                        counts[name] = left
+                    else:
+                        del counts[name]
                     was = (old_best,) if old_ecmp is None else old_ecmp
-                    append(RouteChange(e.prefix, old_best, None, was, (), BestPathReason.NO_PATH))
+                    append(RouteChange(prefix, old_best, None, was, (), _NO_PATH))
             elif not isinstance(paths, list):
                 only = paths
                 e.best = only
@@ -210,7 +273,7 @@ class LocRib:
                     continue
                 was = () if old_best is None else (old_best,) if old_ecmp is None else old_ecmp
                 append(
-                    RouteChange(e.prefix, old_best, only, was, (only,), BestPathReason.ONLY_PATH)
+                    RouteChange(e.prefix, old_best, only, was, (only,), _ONLY_PATH)
                 )
             else:
                 many = paths
@@ -231,6 +294,16 @@ class LocRib:
                     )
                 )
         return changes
+
+
+def _chosen(path: Path, name: str, stale: bool | None, afis: Container[Afi] | None) -> bool:
+    """Whether a path is the named source's, ``stale`` or not (None: either), of ``afis``
+    (None: any family): what the walks over a whole source pick."""
+    return (
+        path.peer.name == name
+        and (stale is None or path.stale == stale)
+        and (afis is None or path.prefix.afi in afis)
+    )
 
 
 def _count_best(by_source: dict[str, int], by_source6: dict[str, int], old: Path | None,

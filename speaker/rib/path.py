@@ -11,10 +11,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from speaker.rib.attrs import AttributeSet, IpAddress
 from speaker.wire.nlri import Prefix
+
+_new: Any = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 class SourceKind(Enum):
@@ -140,6 +142,12 @@ class Path(NamedTuple):
             and self.stale == other.stale
             and self.source is other.source
         )
+
+    def marked_stale(self) -> Path:
+        """This path, stale (graceful restart): ``_replace(stale=True)`` without its
+        keyword machinery."""
+        stale: Path = _new(Path, (*self[:5], True, self[6]))
+        return stale
 
     def describe(self) -> str:
         """``10.244.152.128/26 via 192.168.0.80 [Mesh_192_168_0_80 path-id 4] (stale)``."""

@@ -10,7 +10,10 @@ per prefix the work is one path tuple, one Loc-RIB entry looked up (where the pe
 path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
 (or created holding its first path inline) and put on the dirty list, and one RouteChange
 when the best path changes.  Selection runs once per touched prefix per operation, and only
-where a prefix has more than one path.
+where a prefix has more than one path.  A peer's every path (session down, a graceful
+restart's mark and sweep) is handled in one walk of the Loc-RIB
+(:meth:`~speaker.rib.loc_rib.LocRib.remove_source`, ``mark_stale``), not a lookup per path;
+a prefix it alone had just goes, without selection.
 """
 
 from __future__ import annotations
@@ -313,14 +316,8 @@ class Rib:
         dirty: list[LocEntry] = []
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
-        entries = self.loc.entries
-        fresh = [p for p in adj if not p.stale and (afis is None or p.prefix.afi in afis)]
-        for path in fresh:
-            stale = _new(Path, (*path[:5], True, path[6]))  # path._replace(stale=True)
-            entry = entries[path.prefix]
-            entry.replace(path, stale)
-            if not dirty or dirty[-1] is not entry:
-                dirty.append(entry)
+        if adj.count:  # else no walk of the table
+            dirty += self.loc.mark_stale(adj.info.name, afis)
         adj.gr_active = True
         return self._settle(dirty)
 
@@ -342,19 +339,35 @@ class Rib:
         return self.sweep_stale(peer, family)
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
-        gone = [p for p in adj if p.stale and (afis is None or p.prefix.afi in afis)]
-        self._withdraw(adj, gone, dirty)
+        dirty += self._remove_source(adj, stale=True, afis=afis)
         if afis is None:
             adj.gr_active = False
 
     def drop_peer(self, peer: PeerRef) -> list[RouteChange]:
         """Remove every path of the peer (session down without graceful restart)."""
         adj = self.adj_in(peer)
-        dirty: list[LocEntry] = []
-        self._withdraw(adj, list(adj), dirty)
-        adj.gr_active = False
         adj.refresh.clear()
+        dirty = self._remove_source(adj)
+        adj.gr_active = False
         return self._settle(dirty)
+
+    def _remove_source(
+        self, adj: AdjRibIn, *, stale: bool | None = None, afis: set[Afi] | None = None
+    ) -> list[LocEntry]:
+        """:meth:`_withdraw` for a whole source (its paths ``stale`` or not, those of
+        ``afis``) by one walk of the Loc-RIB (:meth:`LocRib.remove_source`); the touched
+        entries, to settle."""
+        if not adj.count:
+            return []
+        dirty, removed, removed6 = self.loc.remove_source(
+            adj.info.name, stale=stale, afis=afis
+        )
+        adj.count -= removed
+        adj.ipv6 -= removed6
+        for afi, pending in adj.refresh.items():  # a route refresh under way: what went
+            if pending:  # is no longer awaited
+                adj.refresh[afi] = {k for k in pending if adj.lookup(*k) is not None}
+        return dirty
 
     # ------------------------------------------------------------------ route refresh
 
