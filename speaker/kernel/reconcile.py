@@ -849,7 +849,8 @@ class Reconciler:
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
-        want = self._desired_of(key)
+        hops = self._wanted.get(key)
+        want = None if hops is None else self._desired_of(key)  # a withdrawal: no call
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:
@@ -891,8 +892,8 @@ class Reconciler:
                 else:
                     self._lost.pop(key, None)
                     self._errors.pop(key, None)
-        elif current is not None and not self._keeps(key):
-            if key in self._wanted:
+        elif current is not None and not (self._unconfirmed and self._keeps(key)):
+            if hops is not None:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
             elif not self._unasked or key not in self._unasked:
                 cause, reason = KernelEventKind.DELETED, "withdrawn"
