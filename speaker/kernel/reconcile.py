@@ -415,7 +415,10 @@ class Reconciler:
         """The body of the kernel route wanted for ``key``: None if nothing is wanted there or
         it cannot be programmed (reject_cidrs, no usable next hop); the blackhole body for our
         blocks; else the body of its next-hop set, resolved once per set."""
-        hops = self._wanted.get(key)
+        return self._desired(key, self._wanted.get(key))
+
+    def _desired(self, key: int, hops: tuple[IPAddress, ...] | None) -> FibRoute | None:
+        """:meth:`_desired_of` with the wanted next hops (``_wanted[key]``) at hand."""
         if hops is None:
             return None
         if not hops:
@@ -850,7 +853,7 @@ class Reconciler:
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
         hops = self._wanted.get(key)
-        want = None if hops is None else self._desired_of(key)  # a withdrawal: no call
+        want = None if hops is None else self._desired(key, hops)  # a withdrawal: no call
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:
