@@ -18,7 +18,8 @@ their range:
 * ``withdraw``: the peer disabled (Cease): every route withdrawn, unwanted and deleted;
 
 and, in a separate pass under tracemalloc, the Python heap the feed leaves behind per route
-(bytes/route, after a full ``gc.collect()``).  Figures only: nothing is asserted.
+(bytes/route, after a full ``gc.collect()``), and how far the withdrawal's peak rises above
+that heap.  Figures only: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -283,14 +284,17 @@ def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    core, kernel, _peer, _conn, _ = run_feed(config, segments, route_events)
+    core, kernel, peer, _conn, _ = run_feed(config, segments, route_events)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     peak = tracemalloc.get_traced_memory()[1] - base
     snap = tracemalloc.take_snapshot()
+    tracemalloc.reset_peak()  # the withdrawal's own peak, above the heap the feed left
+    run_withdraw(core, kernel, peer)
+    during = tracemalloc.get_traced_memory()[1] - base - held
     tracemalloc.stop()
     print(f"          heap after feed {held / 2**20:6.1f} MiB = {held / ROUTES:5.0f} bytes/route;"
-          f" peak {peak / 2**20:6.1f} MiB")
+          f" peak {peak / 2**20:6.1f} MiB; withdrawal peak +{during / 2**20:.1f} MiB")
     top = snap.statistics("lineno")[:8]
     for stat in top:
         frame = stat.traceback[0]

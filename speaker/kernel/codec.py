@@ -633,7 +633,8 @@ def _pack_tail(route: FibRoute) -> tuple[bytes, int]:
 _HEAD = struct.Struct("=IHHIIBBBBBBBBIHH")
 _HEAD_LEN = _HEAD.size
 _HEAD4_LEN = _HEAD_LEN + 4
-_TABLE_NLAS: dict[int, tuple[int, bytes]] = {}
+#: (table, metric) -> rtm_table and the attributes after RTA_DST of a delete request
+_DEL_TAILS: dict[tuple[int, int], tuple[int, bytes]] = {}
 _AF_INET = int(socket.AF_INET)
 _AF_INET6 = int(socket.AF_INET6)
 _BE32 = struct.Struct(">I").pack
@@ -678,20 +679,27 @@ def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DE
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
     protocol (the kernel then never deletes another protocol's route at that prefix).
     Scope NOWHERE means "any scope" to the IPv4 delete path."""
-    fields = _TABLE_NLAS.get(route.table)
+    key, table, proto, _rtype, tos, priority, _hops, _extras = route
+    fields = _DEL_TAILS.get((table, priority))
     if fields is None:
-        fields = _TABLE_NLAS[route.table] = _table_fields(route.table)
+        rtm_table, body = _table_fields(table)
+        if priority:
+            body += _u32_nla(RTA_PRIORITY, priority)
+        if len(_DEL_TAILS) > 64:
+            _DEL_TAILS.clear()
+        fields = _DEL_TAILS[table, priority] = (rtm_table, body)
     rtm_table, body = fields
-    if route.priority:
-        body += _u32_nla(RTA_PRIORITY, route.priority)
-    family, length, dst = _dst(route.key)
-    head = _HEAD.pack(
+    if key < _V6_FLAG:  # _dst, inlined
+        length = key.bit_length() - 1
+        family, dst = _AF_INET, _BE32((key ^ 1 << length) << (32 - length))
+    else:
+        family, length, dst = _dst(key)
+    return _HEAD.pack(
         _HEAD_LEN + len(dst) + len(body), RTM_DELROUTE, flags, seq, pid,
-        family, length, 0, route.tos, rtm_table,
-        route.proto, RT_SCOPE_NOWHERE, 0, 0,
+        family, length, 0, tos, rtm_table,
+        proto, RT_SCOPE_NOWHERE, 0, 0,
         4 + len(dst), RTA_DST,
-    )
-    return head + dst + body
+    ) + dst + body
 
 
 def pack_route_dump(family: int, table: int, seq: int, pid: int = 0) -> bytes:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -192,12 +192,22 @@ class Reconciler:
         # prefixes to look at, oldest first (a plain dict: an OrderedDict allocates a list
         # node per entry, and marking 100,000 prefixes dirty was a quarter of unwant())
         self._dirty: dict[int, None] = {}
+        # prefixes no longer wanted whose route of ours may have to go, oldest first:
+        # planned as :meth:`plan` gets to them, a slice at a time, like ``_dirty`` but 8
+        # bytes a key (a whole peer's withdrawal marked 100,000 keys in ``_dirty`` and a set
+        # beside it: 9 MiB, 90 at a million; these are freed as they are planned).  A key
+        # may be in it twice, or in ``_dirty`` too: planning works from the latest state.
+        self._unwanted: deque[int] = deque()
         self._inflight: dict[int, int] = {}
         self._redo: set[int] = set()
         self._errors: dict[int, str] = {}
         self._blocked: dict[int, str] = {}
         self._lost: dict[int, str] = {}
-        self._withdrawn: set[int] = set()
+        # routes of ours the RIB has not wanted in this run though they are not (or no
+        # longer) adopted: appeared after start-up unasked, or adopted and left unconfirmed
+        # at convergence; every other unwanted route of ours is a withdrawn one (the
+        # complement: few keys, where a set of the withdrawn held a whole peer's)
+        self._unasked: set[int] = set()
         self._adopted: set[int] = set()  # found at start-up, not yet written by us
         # found at start-up and not yet confirmed (wanted, programmable) by the RIB in this
         # run: the only routes of ours kept, though unwanted, until convergence
@@ -275,6 +285,7 @@ class Reconciler:
         wanted = self._wanted
         sets = self._sets
         dirty = self._dirty
+        unwanted = self._unwanted.append
         rejected = self._rejected
         for key, hops in intents:
             old = wanted.get(key)
@@ -289,9 +300,7 @@ class Reconciler:
                 if self._why or self._lost or self._blocked or self._errors:  # usually empty
                     for notes in (self._why, self._lost, self._blocked, self._errors):
                         notes.pop(key, None)
-                if key in self._ours or key in self._inflight:
-                    self._withdrawn.add(key)
-                dirty[key] = None
+                unwanted(key)
                 continue
             if old is hops or (old is not None and old == hops):
                 continue  # the same wanted route (the core shares one tuple per set)
@@ -311,8 +320,8 @@ class Reconciler:
             if old:
                 self._release(old)
             wanted[key] = hops
-            if self._withdrawn:
-                self._withdrawn.discard(key)
+            if self._unasked:
+                self._unasked.discard(key)
             self._recompute(key, hset)
             dirty[key] = None
 
@@ -367,9 +376,10 @@ class Reconciler:
             return
         self.phase = Phase.CONVERGED
         self._emit(KernelEventKind.CONVERGED, None, reason)
-        for key in self._ours:
-            if self._desired_of(key) is None:
-                self._dirty[key] = None
+        # adopted routes no peer asked for: swept as "not wanted after convergence"
+        self._unasked.update(k for k in self._unconfirmed if k not in self._wanted)
+        desired_of = self._desired_of
+        self._unwanted.extend(key for key in self._ours if desired_of(key) is None)
         for key in self._extra:
             self._dirty[key] = None
         for key in self._adopted:  # replacements held until now
@@ -405,7 +415,10 @@ class Reconciler:
         """The body of the kernel route wanted for ``key``: None if nothing is wanted there or
         it cannot be programmed (reject_cidrs, no usable next hop); the blackhole body for our
         blocks; else the body of its next-hop set, resolved once per set."""
-        hops = self._wanted.get(key)
+        return self._desired(key, self._wanted.get(key))
+
+    def _desired(self, key: int, hops: tuple[IPAddress, ...] | None) -> FibRoute | None:
+        """:meth:`_desired_of` with the wanted next hops (``_wanted[key]``) at hand."""
         if hops is None:
             return None
         if not hops:
@@ -558,6 +571,9 @@ class Reconciler:
                 self._unconfirmed_extra = {
                     (r.key, r.tos, r.priority) for rs in new_extra.values() for r in rs
                 }
+                self._unasked = set()
+            else:  # found after convergence: none adopted, the unwanted ones were not asked for
+                self._unasked = {key for key in new_ours if key not in self._wanted}
             if not self.route_events:  # routine: counted, not published (100,000 at restart)
                 adopted = len(new_ours) + sum(len(extras) for extras in new_extra.values())
                 if adopted:
@@ -597,7 +613,10 @@ class Reconciler:
             if before is body or before == body:
                 continue
             if key not in inflight:
-                if before is not None and before == desired_of(key):
+                if before is None:
+                    if key not in self._wanted:
+                        self._unasked.add(key)
+                elif before == desired_of(key):
                     self._lost[key] = "altered outside the speaker"
                 dirty[key] = None
             ours[key] = body
@@ -611,6 +630,8 @@ class Reconciler:
                 del ours[key]
         if self._unconfirmed:  # an adopted route gone from the kernel is adopted no more
             self._unconfirmed.intersection_update(ours)
+        if self._unasked:
+            self._unasked.intersection_update(ours)
         if new_extra != self._extra:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
@@ -700,6 +721,7 @@ class Reconciler:
                 return
             del self._ours[key]
             self._unconfirmed.discard(key)
+            self._unasked.discard(key)
         else:
             body = self.interner.body(route)
             if current == body:
@@ -707,6 +729,8 @@ class Reconciler:
             self._ours[key] = body
         if key in self._inflight:
             return
+        if current is None and not deleted and key not in self._wanted:
+            self._unasked.add(key)
         if current is not None and current == self._desired_of(key):
             self._lost[key] = (
                 "deleted outside the speaker" if deleted else "altered outside the speaker"
@@ -791,10 +815,12 @@ class Reconciler:
 
     def has_work(self) -> bool:
         """Whether :meth:`plan` may return something."""
-        return self.loaded and bool(self._dirty)
+        return self.loaded and bool(self._dirty or self._unwanted)
 
     def plan(self, limit: int) -> list[Op]:
-        """Up to ``limit`` changes for dirty prefixes (each prefix at most once in flight)."""
+        """Up to ``limit`` changes for dirty prefixes, then for unwanted ones (each prefix at
+        most once in flight): a withdrawal of 100,000 routes is planned ``limit`` at a time,
+        as the writer drains, never as a whole."""
         ops: list[Op] = []
         if not self.loaded:
             return ops
@@ -809,6 +835,15 @@ class Reconciler:
                     self._redo.add(key)
                     continue
                 plan_key(key, ops)
+        unwanted = self._unwanted
+        next_key = unwanted.popleft
+        while unwanted and len(ops) < limit:
+            for _ in range(min(limit - len(ops), len(unwanted))):
+                key = next_key()
+                if key in inflight:
+                    self._redo.add(key)
+                    continue
+                plan_key(key, ops)
         return ops
 
     def _start(self, op: Op, ops: list[Op]) -> None:
@@ -817,7 +852,8 @@ class Reconciler:
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
-        want = self._desired_of(key)
+        hops = self._wanted.get(key)
+        want = None if hops is None else self._desired(key, hops)  # a withdrawal: no call
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:
@@ -859,10 +895,10 @@ class Reconciler:
                 else:
                     self._lost.pop(key, None)
                     self._errors.pop(key, None)
-        elif current is not None and not self._keeps(key):
-            if key in self._wanted:
+        elif current is not None and not (self._unconfirmed and self._keeps(key)):
+            if hops is not None:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
-            elif key in self._withdrawn:
+            elif not self._unasked or key not in self._unasked:
                 cause, reason = KernelEventKind.DELETED, "withdrawn"
             elif self.phase is Phase.CONVERGED:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
@@ -910,8 +946,8 @@ class Reconciler:
                 if kind is _DELETE:
                     if route.is_primary:
                         ours.pop(key, None)
-                        if self._withdrawn:
-                            self._withdrawn.discard(key)
+                        if self._unasked:
+                            self._unasked.discard(key)
                         if self._adopted:
                             self._adopted.discard(key)
                         if self._unconfirmed:
@@ -1010,7 +1046,7 @@ class Reconciler:
 
     def pending(self) -> int:
         """Prefixes queued or in flight."""
-        return len(self._dirty) + len(self._inflight)
+        return len(self._dirty) + len(self._unwanted) + len(self._inflight)
 
     def stats(self) -> dict[str, int]:
         """Counters plus sizes (cheap, unlike :meth:`snapshot`)."""
@@ -1024,9 +1060,11 @@ class Reconciler:
     def snapshot(self) -> KernelSnapshot:
         """Wanted vs installed per prefix, with state and reason."""
         keys = sorted(self._wanted.keys() | self._ours.keys() | self._extra.keys(), key=key_order)
-        return KernelSnapshot(self.converged, tuple(map(self._entry, keys)), self.stats())
+        unwanted = set(self._unwanted)
+        entries = tuple(self._entry(key, unwanted) for key in keys)
+        return KernelSnapshot(self.converged, entries, self.stats())
 
-    def _entry(self, key: int) -> KernelSnapshotEntry:
+    def _entry(self, key: int, unwanted: set[int]) -> KernelSnapshotEntry:
         hops = self._wanted.get(key)
         want = self._desired_of(key)
         current = self._ours.get(key)
@@ -1043,7 +1081,8 @@ class Reconciler:
             if current is not None
             else None
         )
-        busy = key in self._dirty or key in self._inflight
+        queued = key in self._dirty or key in unwanted
+        busy = queued or key in self._inflight
         problem = self._blocked.get(key) or self._errors.get(key) or ""
         state: RouteState
         if want is not None and current == want and not (self.converged and extras):
@@ -1053,7 +1092,7 @@ class Reconciler:
             reason = "found at start-up with more next hops: kept whole until convergence"
         elif busy:
             state = RouteState.PENDING
-            reason = "change queued" if key in self._dirty else "in flight"
+            reason = "change queued" if queued else "in flight"
         elif want is not None:
             state = RouteState.MISSING if current is None else RouteState.DIFFERS
             reason = problem or self._lost.get(key, "") or "retried at next scan"
