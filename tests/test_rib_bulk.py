@@ -183,3 +183,31 @@ def test_route_change_is_built_whole_and_frozen() -> None:
     assert change == again and hash(change) == hash(again)
     with pytest.raises(FrozenInstanceError):
         change.prefix = v4(2)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("op", ["drop", "mark", "sweep"])
+def test_whole_peer_changes_go_a_slice_at_a_time_to_each(
+    op: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``each`` the changes arrive in slices of at most SETTLE_SLICE entries, in the
+    order and with the content of the list returned without it, and the tables end the same."""
+    monkeypatch.setattr("speaker.rib.rib.SETTLE_SLICE", 7)
+    sliced, whole = table(), table()
+    if op == "sweep":
+        for rib in (sliced, whole):
+            rib.mark_stale(E1)
+    slices: list[list[RouteChange]] = []
+
+    def run(rib: Rib, each: object = None) -> list[RouteChange]:
+        if op == "drop":
+            return rib.drop_peer(E1, each)  # type: ignore[arg-type]
+        if op == "mark":
+            return rib.mark_stale(E1, each=each)  # type: ignore[arg-type]
+        return rib.sweep_stale(E1, each=each)  # type: ignore[arg-type]
+
+    assert run(sliced, slices.append) == []
+    expected = run(whole)
+    assert [c for part in slices for c in part] == expected
+    assert len(slices) > 1 and all(0 < len(part) <= 7 for part in slices)
+    assert state(sliced) == state(whole)
+    assert sent(sliced) == sent(whole)

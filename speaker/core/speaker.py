@@ -233,7 +233,7 @@ class SpeakerCore:
         self._actions.append(Forget(name))
         self.rib.remove_out_peer(name)
         if name in self._rib_peers():
-            self._apply(self.rib.remove_peer(name))
+            self.rib.remove_peer(name, self._apply)
 
     # -- commands on one peer ------------------------------------------------------------------
 
@@ -451,7 +451,7 @@ class SpeakerCore:
         elif isinstance(event, EndOfRib):
             record.eor_waiting.discard(event.family)
             record.eor_received = not record.eor_waiting
-            self._apply(self.rib.end_of_rib(name, event.family))
+            self.rib.end_of_rib(name, event.family, self._apply)
             self._progress(now)
         elif isinstance(event, RouteRefreshReceived):
             self._route_refresh(record, event)
@@ -459,7 +459,7 @@ class SpeakerCore:
             self._session_down(record, event)
         elif isinstance(event, GracefulRestartEnded):
             for family in event.families:  # only the families whose restart ended
-                self._apply(self.rib.sweep_stale(name, family))
+                self.rib.sweep_stale(name, family, self._apply)
 
     def _update(self, record: PeerRecord, update: Update, now: float) -> None:
         """An UPDATE into the RIB, through the peer's route limits if it has any."""
@@ -560,9 +560,9 @@ class SpeakerCore:
         if name not in self._rib_peers():
             return
         if event.graceful:
-            self._apply(self.rib.mark_stale(name))
+            self.rib.mark_stale(name, each=self._apply)
         else:
-            self._apply(self.rib.drop_peer(name))
+            self.rib.drop_peer(name, self._apply)
 
     def _rib_peers(self) -> set[str]:
         return {p.name for p in self.rib.peers()}
@@ -609,8 +609,9 @@ class SpeakerCore:
     # -- routes --------------------------------------------------------------------------------
 
     def _apply(self, changes: Iterable[RouteChange]) -> None:
-        """Publish RIB changes and follow them into the kernel, one batch per RIB delta; the
-        peers' Adj-RIB-Out flush is due."""
+        """Publish RIB changes and follow them into the kernel, one batch per RIB delta (a
+        whole peer's going: one per slice, see ``Rib._settle``); the peers' Adj-RIB-Out
+        flush is due."""
         if self.intents.follow(changes) and not self.flush_due:
             self.flush_due = True
             self._wake()

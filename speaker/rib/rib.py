@@ -53,6 +53,9 @@ from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
 
 PeerRef = PeerInfo | str
+ChangeSink = Callable[[list[RouteChange]], object]
+"""Takes a whole-peer operation's changes a slice at a time (the core's kernel follower)."""
+SETTLE_SLICE = 4096
 _new: Any = tuple.__new__  # builds NamedTuples without their Python-level __new__
 _BGP = SourceKind.BGP
 _IPV4 = Afi.IPV4
@@ -127,12 +130,12 @@ class Rib:
             adj.info = peer
         return adj
 
-    def remove_peer(self, peer: PeerRef) -> list[RouteChange]:
+    def remove_peer(self, peer: PeerRef, each: ChangeSink | None = None) -> list[RouteChange]:
         """Forget a peer: its paths, its Adj-RIB-In and its Adj-RIB-Out."""
         name = self.adj_in(peer).name
         if self._in[name].kind is not _BGP:
             raise ValueError(f"{name} is a local source; it cannot be removed")
-        changes = self.drop_peer(peer)
+        changes = self.drop_peer(peer, each)
         del self._in[name]
         self._out.pop(name, None)
         return changes
@@ -277,7 +280,24 @@ class Rib:
             if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
 
-    def _settle(self, dirty: list[LocEntry]) -> list[RouteChange]:
+    def _settle(self, dirty: list[LocEntry], each: ChangeSink | None = None) -> list[RouteChange]:
+        """The dirty entries' changes; with ``each``, handed to it a slice of at most
+        :data:`SETTLE_SLICE` entries at a time as they are settled (``dirty`` emptied as it
+        goes), and nothing returned.  A whole peer going thus never holds a change, an old
+        path and a kernel intent for each of its routes at once: each slice's are freed
+        before the next is made (100,000 routes: the withdrawal's peak was 18 MiB above the
+        table's)."""
+        if each is None:
+            return self._settle_now(dirty)
+        while dirty:
+            part = dirty[:SETTLE_SLICE]
+            del dirty[:SETTLE_SLICE]
+            changes = self._settle_now(part)
+            if changes:
+                each(changes)
+        return []
+
+    def _settle_now(self, dirty: list[LocEntry]) -> list[RouteChange]:
         if not dirty:
             return []
         if self._sweep_due:
@@ -302,7 +322,10 @@ class Rib:
     # ------------------------------------------------------------------ graceful restart
 
     def mark_stale(
-        self, peer: PeerRef, families: Iterable[Family] | None = None
+        self,
+        peer: PeerRef,
+        families: Iterable[Family] | None = None,
+        each: ChangeSink | None = None,
     ) -> list[RouteChange]:
         """The peer's session dropped and it may be restarting (RFC 4724 4.2): keep its paths,
         marked stale.
@@ -319,9 +342,11 @@ class Rib:
         if adj.count:  # else no walk of the table
             dirty += self.loc.mark_stale(adj.info.name, afis)
         adj.gr_active = True
-        return self._settle(dirty)
+        return self._settle(dirty, each)
 
-    def sweep_stale(self, peer: PeerRef, family: Family | None = None) -> list[RouteChange]:
+    def sweep_stale(
+        self, peer: PeerRef, family: Family | None = None, each: ChangeSink | None = None
+    ) -> list[RouteChange]:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
         paths still stale (of ``family``, else of every family)."""
         adj = self.adj_in(peer)
@@ -329,27 +354,30 @@ class Rib:
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
         if not any(p.stale for p in adj):
             adj.gr_active = False
-        return self._settle(dirty)
+        return self._settle(dirty, each)
 
-    def end_of_rib(self, peer: PeerRef, family: Family = IPV4_UNICAST) -> list[RouteChange]:
+    def end_of_rib(
+        self, peer: PeerRef, family: Family = IPV4_UNICAST, each: ChangeSink | None = None
+    ) -> list[RouteChange]:
         """The peer's End-of-RIB for a family: ends its graceful restart there (RFC 4724 4.2),
         deleting what it did not announce again.  Nothing happens when it was not restarting."""
         if not self.adj_in(peer).gr_active:
             return []
-        return self.sweep_stale(peer, family)
+        return self.sweep_stale(peer, family, each)
 
     def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
         dirty += self._remove_source(adj, stale=True, afis=afis)
         if afis is None:
             adj.gr_active = False
 
-    def drop_peer(self, peer: PeerRef) -> list[RouteChange]:
-        """Remove every path of the peer (session down without graceful restart)."""
+    def drop_peer(self, peer: PeerRef, each: ChangeSink | None = None) -> list[RouteChange]:
+        """Remove every path of the peer (session down without graceful restart); with
+        ``each``, the changes go to it a slice at a time (:meth:`_settle`)."""
         adj = self.adj_in(peer)
         adj.refresh.clear()
         dirty = self._remove_source(adj)
         adj.gr_active = False
-        return self._settle(dirty)
+        return self._settle(dirty, each)
 
     def _remove_source(
         self, adj: AdjRibIn, *, stale: bool | None = None, afis: set[Afi] | None = None
