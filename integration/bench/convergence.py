@@ -49,8 +49,9 @@ The sender is started and loaded first; then the receiver daemon is started and 
 * ``cpu``: receiver CPU time (utime+stime from /proc/PID/stat) from session up to kernel full,
   during the withdrawal, and in total (daemon start to kernel empty, without the exact checks
   made between the phases); the sender's CPU during the feed is shown too;
-* ``rss``: VmRSS when the session comes up and at kernel full, and the peak (VmHWM) over the
-  feed and the withdrawal (reset with ``clear_refs`` after the exact checks between them);
+* ``rss``: VmRSS when the session comes up and at kernel full, the peak (VmHWM) of the feed
+  alone, and the peak over the feed and the withdrawal (reset with ``clear_refs`` after the
+  exact checks between them);
 * ``kernel empty``: ``disable feed`` on the sender (BIRD withdraws all N routes), then the time
   until the receiver's kernel holds none of them.
 
@@ -391,6 +392,7 @@ class Result:
     cpu_total: float = float("nan")
     rss_start_mb: float = float("nan")
     rss_full_mb: float = float("nan")
+    peak_feed_mb: float = float("nan")
     peak_rss_mb: float = float("nan")
     rib_polls: int = 0
     rib_poll_s: float = 0.0
@@ -412,6 +414,7 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("cpu_total", "CPU total (s, start, feed, withdrawal)", "{:.2f}"),
     ("rss_start_mb", "RSS at session up (MiB)", "{:.1f}"),
     ("rss_full_mb", "RSS at kernel full (MiB)", "{:.1f}"),
+    ("peak_feed_mb", "  peak RSS in the feed (MiB)", "{:.1f}"),
     ("peak_rss_mb", "peak RSS, VmHWM (MiB)", "{:.1f}"),
     ("control_max_ms", "slowest control answer in the feed (ms)", "{:.0f}"),
 )
@@ -568,6 +571,7 @@ def one_run(
             # Exact checks, outside the measured phases: the speaker's `show route count`
             # builds a view of every route, so the peak RSS is reset after it (clear_refs 5).
             peak_feed = status_kb(pid, "VmHWM")
+            result.peak_feed_mb = peak_feed / 1024
             result.routes_checked = _count_kernel(lab, receiver.name, kind, plan, count)
             if control is None:
                 control = _open_control(
