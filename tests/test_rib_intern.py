@@ -171,3 +171,24 @@ def test_explicit_next_hops_with_a_next_hop_attribute() -> None:
     assert with_attr is AttributeSet.intern(_base(med=6_000_000))
     other = AttributeSet.intern(_base(med=6_000_000), (hop, hop))
     assert other is not with_attr and other.next_hops == (hop, hop)
+
+
+def test_equal_attributes_hash_equal_whatever_the_path_or_origin_object() -> None:
+    """The hand-written hashes (no Enum.__hash__ per intern) agree with equality."""
+    segments = (AsPathSegment(SEQ, (65001, 65002)), AsPathSegment(AsPathSegmentType.AS_SET, (7,)))
+    copy = tuple(AsPathSegment(AsPathSegmentType(int(s.type)), tuple(s.asns)) for s in segments)
+    assert AsPathAttr(segments) == AsPathAttr(copy)
+    assert hash(AsPathAttr(segments)) == hash(AsPathAttr(copy))
+    assert hash(segments[0]) != hash(AsPathSegment(AsPathSegmentType.AS_SET, (65001, 65002)))
+    assert hash(OriginAttr(Origin.EGP)) == hash(OriginAttr(Origin(1), flags=0x50))
+    assert hash(OriginAttr(Origin.IGP)) != hash(OriginAttr(Origin.INCOMPLETE))
+    with_path = AttributeSet.intern((OriginAttr(Origin.IGP), AsPathAttr(segments)))
+    assert AttributeSet.intern((OriginAttr(Origin(0)), AsPathAttr(copy))) is with_path
+    assert with_path.next_hops == ()
+
+
+def test_a_set_made_on_a_miss_takes_its_next_hop_from_the_attribute() -> None:
+    made = AttributeSet.intern(_base(med=4242, hop="192.168.0.42"))
+    assert made.next_hops == (V4("192.168.0.42"),)
+    assert made.next_hop == V4("192.168.0.42")
+    assert AttributeSet.intern(_base(med=4242, hop="192.168.0.42")) is made

@@ -175,6 +175,11 @@ class OriginAttr(PathAttribute):
     def encode_value(self, ctx: Negotiated) -> bytes:
         return bytes((self.value,))
 
+    def __hash__(self) -> int:
+        # not the dataclass's hash((self.value,)): it calls Enum.__hash__, Python code, each
+        # time an attribute set is interned
+        return int.__hash__(self.value)
+
 
 @dataclass(frozen=True, slots=True)
 class AsPathSegment:
@@ -186,6 +191,10 @@ class AsPathSegment:
     def __str__(self) -> str:
         text = " ".join(str(a) for a in self.asns)
         return _SEGMENT_FORMAT.get(self.type, "{}").format(text)
+
+    def __hash__(self) -> int:
+        # without the dataclass's tuple and Enum.__hash__ (Python code) per segment
+        return hash(self.asns) + int.__hash__(self.type)
 
 
 # BIRD's notation: sets in braces, confederation sequences in parentheses, confed sets in brackets
@@ -285,6 +294,9 @@ class AsPathAttr(PathAttribute):
     def length(self) -> int:
         """Length used by route selection (RFC 4271 9.1.2.2 a)."""
         return path_length(self.segments)
+
+    def __hash__(self) -> int:
+        return hash(self.segments)  # not hash((self.segments,)), the dataclass's: no tuple
 
     def __str__(self) -> str:
         return " ".join(str(seg) for seg in self.segments)
