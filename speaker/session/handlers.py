@@ -50,12 +50,15 @@ from speaker.wire.errors import BgpError
 from speaker.wire.messages import (
     HEADER_SIZE,
     Keepalive,
+    Message,
     Notification,
     Open,
     RouteRefresh,
     Update,
     check_header,
+    decode_checked_update,
     decode_message,
+    is_update_header,
 )
 
 __all__ = ["Handlers"]
@@ -106,12 +109,17 @@ class Handlers(SessionCore):
         i = 0
         n = len(data)
         while not conn.closing and n - i >= HEADER_SIZE:
-            head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
-            try:
-                length, mtype = check_header(head, conn.ctx)
-            except BgpError as exc:
-                self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
-                return
+            # conn.ctx each time: an OPEN in this segment changes it for what follows
+            if is_update_header(data, i, conn.ctx):  # the usual message: no (length, type) tuple
+                length = (data[i + 16] << 8) | data[i + 17]
+                mtype = 2
+            else:
+                head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
+                try:
+                    length, mtype = check_header(head, conn.ctx)
+                except BgpError as exc:
+                    self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
+                    return
             if n - i < length:
                 break
             frame = data if i == 0 and length == n else data[i : i + length]
@@ -129,7 +137,11 @@ class Handlers(SessionCore):
             self._fsm_error(conn, now, inp)
             return
         try:
-            msg = decode_message(frame, conn.ctx)
+            # the framing checked the header: an UPDATE goes straight to its body's decoder
+            if mtype == 2:
+                msg: Message = decode_checked_update(frame, conn.ctx)
+            else:
+                msg = decode_message(frame, conn.ctx)
         except BgpError as exc:
             self._emit_in(conn, mtype, len(frame), f"malformed {MessageType(mtype).name}")
             self._receive_error(
