@@ -371,18 +371,10 @@ class Handlers(SessionCore):
         assert isinstance(payload, Update)
         if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
             conn.hold_deadline = now + conn.hold_time
-        kept, dropped = _negotiated_only(payload, conn.ctx.families)
-        if dropped:
-            self.unnegotiated_family_updates += 1
-            ignored = tuple(dict.fromkeys((int(a.afi), int(a.safi)) for a in dropped))
-            self._emit(
-                UnnegotiatedFamilyIgnored(
-                    self.peer, conn.conn_id, ignored, self.unnegotiated_family_updates
-                )
-            )
-            has_mp = any(isinstance(a, (MpReachAttr, MpUnreachAttr)) for a in kept.attributes)
-            if not kept.nlri and not kept.withdrawn and not has_mp:
-                return True  # nothing of ours left (and not an End-of-RIB either)
+        if not _MP_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
+            kept = self._negotiated_part(conn, payload)
+            if kept is None:
+                return True
             payload = kept
         if payload.errors:
             # RFC 7606 2: treat-as-withdraw withdraws the UPDATE's NLRI (the RIB does it, from
@@ -403,6 +395,24 @@ class Handlers(SessionCore):
         else:
             self._events.append(update_received(self.peer, conn.conn_id, payload))
         return True
+
+    def _negotiated_part(self, conn: Connection, update: Update) -> Update | None:
+        """The UPDATE without MP_REACH/MP_UNREACH_NLRI of families not negotiated (reported
+        and counted), None when nothing of ours is left (and it is not an End-of-RIB)."""
+        kept, dropped = _negotiated_only(update, conn.ctx.families)
+        if not dropped:
+            return update
+        self.unnegotiated_family_updates += 1
+        ignored = tuple(dict.fromkeys((int(a.afi), int(a.safi)) for a in dropped))
+        self._emit(
+            UnnegotiatedFamilyIgnored(
+                self.peer, conn.conn_id, ignored, self.unnegotiated_family_updates
+            )
+        )
+        has_mp = any(isinstance(a, (MpReachAttr, MpUnreachAttr)) for a in kept.attributes)
+        if not kept.nlri and not kept.withdrawn and not has_mp:
+            return None
+        return kept
 
     def _on_route_refresh(
         self, conn: Connection, now: float, payload: object, t: Transition
