@@ -60,9 +60,14 @@ def _only_the_table() -> int:
 _ONLY_THE_TABLE = _only_the_table()
 
 _InternKey = (
-    tuple[tuple[PathAttribute, ...], tuple[int | None, ...]]
-    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
+    tuple[PathAttribute, ...]
+    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...] | None]
+    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...] | None, tuple[IpAddress, ...]]
 )
+"""A set's attributes themselves when they all carry their canonical flags (the usual case:
+the key is the set's own ``attributes`` tuple, no key object per set), else with their flags
+octets; with the next hops when these are not the NEXT_HOP's.  A bare attribute tuple never
+equals a keyed one: its items are attributes, not tuples."""
 _NLRI_CARRIERS = frozenset({MpReachAttr, MpUnreachAttr})
 
 
@@ -113,21 +118,23 @@ class AttributeSet:
         attrs = attributes if type(attributes) is tuple else tuple(attributes)
         if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
             attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
-        # one shared flags tuple per pattern: every key holds one (80 octets for five)
-        flags = tuple(map(_flags_of, attrs))
-        flags = _flag_tuples.setdefault(flags, flags)
-        # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart.
+        # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
+        # (one shared flags tuple per pattern, for the keys that hold one)
+        kept = tuple(map(_flags_of, attrs))
+        flags = None if kept.count(None) == len(kept) else _flag_tuples.setdefault(kept, kept)
         # The NEXT_HOP's address is part of ``attrs``: a set whose next hops are that address
         # is keyed without them (one address hash fewer), with any others keyed with them
         key: _InternKey
         hops: tuple[IpAddress, ...] | None = None
-        if next_hops is None:
-            key = (attrs, flags)
-        else:
+        if next_hops is not None:
             hops = next_hops if type(next_hops) is tuple else tuple(next_hops)
             nh = _next_hop_of(attrs)
-            derived = () if nh is None else (nh.address,)
-            key = (attrs, flags) if hops == derived else (attrs, flags, hops)
+            if hops != (() if nh is None else (nh.address,)):
+                key = (attrs, flags, hops)
+            else:
+                hops = None  # derived from the NEXT_HOP by _make, as for the plain key
+        if hops is None:
+            key = attrs if flags is None else (attrs, flags)
         table = cls._table
         found = table.get(key)
         if found is not None:
