@@ -992,21 +992,6 @@ def decode_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
 
 def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     """:func:`decode_attributes` for a list not interned yet (it is interned if clean)."""
-    result = _decode_attribute_list(data, ctx)
-    attrs, errors, present, dropped = result
-    if not errors and not dropped and not present & _MP_BITS:
-        # MP attributes carry per-UPDATE NLRI; lists with errors are rare: neither is interned
-        lists = _list_caches[ctx.attribute_cache]
-        masks = _mask_caches[ctx.attribute_cache]
-        if len(lists) >= _LIST_CACHE_LIMIT:
-            lists.clear()
-            masks.clear()
-        lists[data] = attrs
-        masks[data] = present
-    return result
-
-
-def _decode_attribute_list(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     get = _attr_caches[ctx.asn4].get
     ebgp = ctx.ebgp
     attrs: list[PathAttribute] = []
@@ -1059,7 +1044,18 @@ def _decode_attribute_list(data: bytes, ctx: Negotiated) -> DecodedAttributes:
                 continue
         append(attr)
         i = end
-    return tuple(attrs), tuple(errors), seen & ~dropped, dropped
+    decoded = tuple(attrs)
+    if errors or dropped:  # rare: not interned
+        return decoded, tuple(errors), seen & ~dropped, dropped
+    if not seen & _MP_BITS:  # MP attributes carry per-UPDATE NLRI: not interned
+        lists = _list_caches[ctx.attribute_cache]
+        masks = _mask_caches[ctx.attribute_cache]
+        if len(lists) >= _LIST_CACHE_LIMIT:
+            lists.clear()
+            masks.clear()
+        lists[data] = decoded
+        masks[data] = seen
+    return decoded, (), seen, 0
 
 
 def _overrun(data: bytes, i: int, end: int, errors: list[BgpError]) -> None:
