@@ -161,7 +161,12 @@ def test_sets_of_one_next_hop_share_their_next_hops_and_flags_tuples() -> None:
     assert a.next_hops == b.next_hops == (V4("192.168.0.80"),)
     # the same NEXT_HOP object (the codec interns attributes by their octets): one tuple
     assert a.next_hops is b.next_hops
-    keys = {id(k[1]) for k, s in AttributeSet._table.items() if s is a or s is b}
+    # canonical flags: each set is keyed by its own attributes tuple, no key object
+    assert [k for k, s in AttributeSet._table.items() if s is a] == [a.attributes]
+    partial = [OriginAttr(Origin.IGP, flags=0x60), *_base()[1:]]
+    c = AttributeSet.intern((*partial[:3], MedAttr(5_000_003), LocalPrefAttr(100)))
+    d = AttributeSet.intern((*partial[:3], MedAttr(5_000_004), LocalPrefAttr(100)))
+    keys = {id(k[1]) for k, s in AttributeSet._table.items() if s is c or s is d}
     assert len(keys) == 1  # one flags tuple for both keys
 
 
@@ -171,3 +176,36 @@ def test_explicit_next_hops_with_a_next_hop_attribute() -> None:
     assert with_attr is AttributeSet.intern(_base(med=6_000_000))
     other = AttributeSet.intern(_base(med=6_000_000), (hop, hop))
     assert other is not with_attr and other.next_hops == (hop, hop)
+
+
+def test_equal_attributes_hash_equal_whatever_the_path_or_origin_object() -> None:
+    """The hand-written hashes (no Enum.__hash__ per intern) agree with equality."""
+    segments = (AsPathSegment(SEQ, (65001, 65002)), AsPathSegment(AsPathSegmentType.AS_SET, (7,)))
+    copy = tuple(AsPathSegment(AsPathSegmentType(int(s.type)), tuple(s.asns)) for s in segments)
+    assert AsPathAttr(segments) == AsPathAttr(copy)
+    assert hash(AsPathAttr(segments)) == hash(AsPathAttr(copy))
+    assert hash(segments[0]) != hash(AsPathSegment(AsPathSegmentType.AS_SET, (65001, 65002)))
+    assert hash(OriginAttr(Origin.EGP)) == hash(OriginAttr(Origin(1), flags=0x50))
+    assert hash(OriginAttr(Origin.IGP)) != hash(OriginAttr(Origin.INCOMPLETE))
+    with_path = AttributeSet.intern((OriginAttr(Origin.IGP), AsPathAttr(segments)))
+    assert AttributeSet.intern((OriginAttr(Origin(0)), AsPathAttr(copy))) is with_path
+    assert with_path.next_hops == ()
+
+
+def test_a_set_made_on_a_miss_takes_its_next_hop_from_the_attribute() -> None:
+    made = AttributeSet.intern(_base(med=4242, hop="192.168.0.42"))
+    assert made.next_hops == (V4("192.168.0.42"),)
+    assert made.next_hop == V4("192.168.0.42")
+    assert AttributeSet.intern(_base(med=4242, hop="192.168.0.42")) is made
+
+
+def test_flags_none_and_flags_zero_stay_apart() -> None:
+    """The bare key is for canonical flags only: an explicit flags octet, even 0, is kept."""
+    plain = AttributeSet.intern(_base(med=7_000_000))
+    zero = AttributeSet.intern((OriginAttr(Origin.IGP, flags=0), *_base(med=7_000_000)[1:]))
+    assert zero is not plain
+    assert zero.attributes[0].flags == 0
+    hop = V4("192.168.0.7")
+    assert AttributeSet.intern(_base(med=7_000_000), (hop,)) is not plain
+    assert AttributeSet.intern(_base(med=7_000_000), (hop,)).next_hops == (hop,)
+    assert AttributeSet.intern(_base(med=7_000_000), (V4("192.168.0.80"),)) is plain

@@ -8,6 +8,7 @@ assembled from raw octets here, never with our encoder.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -32,7 +33,12 @@ from speaker.wire import (
 )
 from speaker.wire.attributes import UndecodedMpAttr
 from speaker.wire.enums import CeaseSubcode, Origin
-from speaker.wire.messages import MAX_NOTIFICATION_DATA, CapabilitiesParameter
+from speaker.wire.messages import (
+    MAX_NOTIFICATION_DATA,
+    CapabilitiesParameter,
+    check_header,
+    is_update_header,
+)
 
 MARKER = "ff" * 16
 ADDPATH = Negotiated(addpath_receive=frozenset({IPV4_UNICAST, IPV6_UNICAST}))
@@ -695,3 +701,25 @@ def test_mp_attribute_of_a_family_we_do_not_decode_is_valid(
     assert (mp.afi, mp.safi) == family
     assert mp.encode(DEFAULT_CONTEXT) == h(attr)  # kept as received
     assert message.end_of_rib() is None
+
+
+def test_the_framings_update_header_test_accepts_exactly_what_check_header_does() -> None:
+    """``is_update_header`` lets the session skip :func:`check_header` for an UPDATE: it must
+    say yes only where check_header returns (length, 2), at any offset, for any context."""
+    rng = random.Random(7)
+    contexts = (Negotiated(), Negotiated(max_message_size=65535))
+    lengths = (0, 18, 19, 22, 23, 24, 60, 4096, 4097, 65535)
+    for _ in range(3000):
+        marker = bytes.fromhex(MARKER)
+        if rng.random() < 0.2:
+            marker = rng.randbytes(16)
+        length = rng.choice(lengths) if rng.random() < 0.7 else rng.randrange(65536)
+        mtype = rng.choice((2, 2, 2, 1, 3, 4, 5, 0, 6, 255))
+        pad = rng.randbytes(rng.randrange(3))
+        data = pad + marker + length.to_bytes(2, "big") + bytes((mtype,)) + b"\0" * 4
+        ctx = rng.choice(contexts)
+        try:
+            accepted = check_header(data[len(pad) : len(pad) + 19], ctx) == (length, 2)
+        except BgpError:
+            accepted = False
+        assert is_update_header(data, len(pad), ctx) is accepted, (data.hex(), ctx)

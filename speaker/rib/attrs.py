@@ -60,9 +60,14 @@ def _only_the_table() -> int:
 _ONLY_THE_TABLE = _only_the_table()
 
 _InternKey = (
-    tuple[tuple[PathAttribute, ...], tuple[int | None, ...]]
-    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...], tuple[IpAddress, ...]]
+    tuple[PathAttribute, ...]
+    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...] | None]
+    | tuple[tuple[PathAttribute, ...], tuple[int | None, ...] | None, tuple[IpAddress, ...]]
 )
+"""A set's attributes themselves when they all carry their canonical flags (the usual case:
+the key is the set's own ``attributes`` tuple, no key object per set), else with their flags
+octets; with the next hops when these are not the NEXT_HOP's.  A bare attribute tuple never
+equals a keyed one: its items are attributes, not tuples."""
 _NLRI_CARRIERS = frozenset({MpReachAttr, MpUnreachAttr})
 
 
@@ -113,31 +118,27 @@ class AttributeSet:
         attrs = attributes if type(attributes) is tuple else tuple(attributes)
         if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
             attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
-        # one shared flags tuple per pattern: every key holds one (80 octets for five)
-        flags = tuple(map(_flags_of, attrs))
-        flags = _flag_tuples.setdefault(flags, flags)
-        # the NEXT_HOP's address is part of ``attrs``: a set whose next hops are that address
+        # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
+        # (one shared flags tuple per pattern, for the keys that hold one)
+        kept = tuple(map(_flags_of, attrs))
+        flags = None if kept.count(None) == len(kept) else _flag_tuples.setdefault(kept, kept)
+        # The NEXT_HOP's address is part of ``attrs``: a set whose next hops are that address
         # is keyed without them (one address hash fewer), with any others keyed with them
-        nh: NextHopAttr | None = None
-        for a in attrs:
-            if type(a) is NextHopAttr:
-                nh = a
-                break
         key: _InternKey
-        if next_hops is None:
-            key = (attrs, flags)
-            hops: tuple[IpAddress, ...] | None = None
-        else:
+        hops: tuple[IpAddress, ...] | None = None
+        if next_hops is not None:
             hops = next_hops if type(next_hops) is tuple else tuple(next_hops)
-            derived = () if nh is None else (nh.address,)
-            # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
-            key = (attrs, flags) if hops == derived else (attrs, flags, hops)
+            nh = _next_hop_of(attrs)
+            if hops != (() if nh is None else (nh.address,)):
+                key = (attrs, flags, hops)
+            else:
+                hops = None  # derived from the NEXT_HOP by _make, as for the plain key
+        if hops is None:
+            key = attrs if flags is None else (attrs, flags)
         table = cls._table
         found = table.get(key)
         if found is not None:
             return found
-        if hops is None:
-            hops = () if nh is None else _next_hop_tuple(nh)
         made = table[key] = cls._make(attrs, hops)
         if len(_flag_tuples) >= _FLAG_TUPLES_MAX:  # only sharing is lost
             _flag_tuples.clear()
@@ -229,7 +230,11 @@ class AttributeSet:
         return AttributeSet.intern(attrs, hops)
 
     @classmethod
-    def _make(cls, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...]) -> AttributeSet:
+    def _make(
+        cls, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...] | None
+    ) -> AttributeSet:
+        """A new set; ``hops`` None: the NEXT_HOP's address, if any (found in the same loop)."""
+        nh: PathAttribute | None = None
         origin: Origin | None = None
         as_path: tuple[AsPathSegment, ...] | None = None
         med = local_pref = None
@@ -248,7 +253,7 @@ class AttributeSet:
             elif kind is AsPathAttr:
                 as_path = a.segments  # type: ignore[attr-defined]
             elif kind is NextHopAttr:
-                pass
+                nh = a
             elif kind is MedAttr:
                 med = a.value  # type: ignore[attr-defined]
             elif kind is LocalPrefAttr:
@@ -267,6 +272,8 @@ class AttributeSet:
                 atomic = True
             elif kind is AggregatorAttr:
                 aggregator = (a.asn, a.address)  # type: ignore[attr-defined]
+        if hops is None:
+            hops = () if nh is None else _next_hop_tuple(nh)  # type: ignore[arg-type]
         first_as: int | None = None
         if as_path and as_path[0].type is _AS_SEQUENCE and as_path[0].asns:
             first_as = as_path[0].asns[0]
@@ -379,6 +386,14 @@ _flags_of = operator.attrgetter("flags")
 _flag_tuples: dict[tuple[int | None, ...], tuple[int | None, ...]] = {}
 _FLAG_TUPLES_MAX = 4096
 _hop_tuples: dict[int, tuple[NextHopAttr, tuple[IpAddress, ...]]] = {}
+
+
+def _next_hop_of(attrs: tuple[PathAttribute, ...]) -> NextHopAttr | None:
+    """The NEXT_HOP attribute among ``attrs``, if any."""
+    for a in attrs:
+        if type(a) is NextHopAttr:
+            return a
+    return None
 
 
 def _next_hop_tuple(nh: NextHopAttr) -> tuple[IpAddress, ...]:

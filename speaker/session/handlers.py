@@ -50,12 +50,15 @@ from speaker.wire.errors import BgpError
 from speaker.wire.messages import (
     HEADER_SIZE,
     Keepalive,
+    Message,
     Notification,
     Open,
     RouteRefresh,
     Update,
     check_header,
+    decode_checked_update,
     decode_message,
+    is_update_header,
 )
 
 __all__ = ["Handlers"]
@@ -106,12 +109,17 @@ class Handlers(SessionCore):
         i = 0
         n = len(data)
         while not conn.closing and n - i >= HEADER_SIZE:
-            head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
-            try:
-                length, mtype = check_header(head, conn.ctx)
-            except BgpError as exc:
-                self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
-                return
+            # conn.ctx each time: an OPEN in this segment changes it for what follows
+            if is_update_header(data, i, conn.ctx):  # the usual message: no (length, type) tuple
+                length = (data[i + 16] << 8) | data[i + 17]
+                mtype = 2
+            else:
+                head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
+                try:
+                    length, mtype = check_header(head, conn.ctx)
+                except BgpError as exc:
+                    self._receive_error(conn, now, exc, data[i + 18], Input.BGP_HEADER_ERR)
+                    return
             if n - i < length:
                 break
             frame = data if i == 0 and length == n else data[i : i + length]
@@ -129,7 +137,11 @@ class Handlers(SessionCore):
             self._fsm_error(conn, now, inp)
             return
         try:
-            msg = decode_message(frame, conn.ctx)
+            # the framing checked the header: an UPDATE goes straight to its body's decoder
+            if mtype == 2:
+                msg: Message = decode_checked_update(frame, conn.ctx)
+            else:
+                msg = decode_message(frame, conn.ctx)
         except BgpError as exc:
             self._emit_in(conn, mtype, len(frame), f"malformed {MessageType(mtype).name}")
             self._receive_error(
@@ -359,18 +371,10 @@ class Handlers(SessionCore):
         assert isinstance(payload, Update)
         if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
             conn.hold_deadline = now + conn.hold_time
-        kept, dropped = _negotiated_only(payload, conn.ctx.families)
-        if dropped:
-            self.unnegotiated_family_updates += 1
-            ignored = tuple(dict.fromkeys((int(a.afi), int(a.safi)) for a in dropped))
-            self._emit(
-                UnnegotiatedFamilyIgnored(
-                    self.peer, conn.conn_id, ignored, self.unnegotiated_family_updates
-                )
-            )
-            has_mp = any(isinstance(a, (MpReachAttr, MpUnreachAttr)) for a in kept.attributes)
-            if not kept.nlri and not kept.withdrawn and not has_mp:
-                return True  # nothing of ours left (and not an End-of-RIB either)
+        if not _MP_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
+            kept = self._negotiated_part(conn, payload)
+            if kept is None:
+                return True
             payload = kept
         if payload.errors:
             # RFC 7606 2: treat-as-withdraw withdraws the UPDATE's NLRI (the RIB does it, from
@@ -391,6 +395,24 @@ class Handlers(SessionCore):
         else:
             self._events.append(update_received(self.peer, conn.conn_id, payload))
         return True
+
+    def _negotiated_part(self, conn: Connection, update: Update) -> Update | None:
+        """The UPDATE without MP_REACH/MP_UNREACH_NLRI of families not negotiated (reported
+        and counted), None when nothing of ours is left (and it is not an End-of-RIB)."""
+        kept, dropped = _negotiated_only(update, conn.ctx.families)
+        if not dropped:
+            return update
+        self.unnegotiated_family_updates += 1
+        ignored = tuple(dict.fromkeys((int(a.afi), int(a.safi)) for a in dropped))
+        self._emit(
+            UnnegotiatedFamilyIgnored(
+                self.peer, conn.conn_id, ignored, self.unnegotiated_family_updates
+            )
+        )
+        has_mp = any(isinstance(a, (MpReachAttr, MpUnreachAttr)) for a in kept.attributes)
+        if not kept.nlri and not kept.withdrawn and not has_mp:
+            return None
+        return kept
 
     def _on_route_refresh(
         self, conn: Connection, now: float, payload: object, t: Transition

@@ -253,8 +253,8 @@ class PeerSession(Handlers):
         """Look at every connection's output (RFC 9687).  A transport that never reports its
         backlog is taken to send whatever it was handed: only our own queue can stall."""
         hold = self.config.send_hold_time
-        for conn in self._live():
-            if conn.state not in _SENDING:
+        for conn in self._conns.values():  # _live() without its list: once per read
+            if conn.closing or conn.state not in _SENDING:
                 continue
             if conn.backlog_reported:
                 conn.note_sending(now, hold)

@@ -175,6 +175,11 @@ class OriginAttr(PathAttribute):
     def encode_value(self, ctx: Negotiated) -> bytes:
         return bytes((self.value,))
 
+    def __hash__(self) -> int:
+        # not the dataclass's hash((self.value,)): it calls Enum.__hash__, Python code, each
+        # time an attribute set is interned
+        return int.__hash__(self.value)
+
 
 @dataclass(frozen=True, slots=True)
 class AsPathSegment:
@@ -186,6 +191,10 @@ class AsPathSegment:
     def __str__(self) -> str:
         text = " ".join(str(a) for a in self.asns)
         return _SEGMENT_FORMAT.get(self.type, "{}").format(text)
+
+    def __hash__(self) -> int:
+        # without the dataclass's tuple and Enum.__hash__ (Python code) per segment
+        return hash(self.asns) + int.__hash__(self.type)
 
 
 # BIRD's notation: sets in braces, confederation sequences in parentheses, confed sets in brackets
@@ -285,6 +294,9 @@ class AsPathAttr(PathAttribute):
     def length(self) -> int:
         """Length used by route selection (RFC 4271 9.1.2.2 a)."""
         return path_length(self.segments)
+
+    def __hash__(self) -> int:
+        return hash(self.segments)  # not hash((self.segments,)), the dataclass's: no tuple
 
     def __str__(self) -> str:
         return " ".join(str(seg) for seg in self.segments)
@@ -980,21 +992,6 @@ def decode_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
 
 def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     """:func:`decode_attributes` for a list not interned yet (it is interned if clean)."""
-    result = _decode_attribute_list(data, ctx)
-    attrs, errors, present, dropped = result
-    if not errors and not dropped and not present & _MP_BITS:
-        # MP attributes carry per-UPDATE NLRI; lists with errors are rare: neither is interned
-        lists = _list_caches[ctx.attribute_cache]
-        masks = _mask_caches[ctx.attribute_cache]
-        if len(lists) >= _LIST_CACHE_LIMIT:
-            lists.clear()
-            masks.clear()
-        lists[data] = attrs
-        masks[data] = present
-    return result
-
-
-def _decode_attribute_list(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     get = _attr_caches[ctx.asn4].get
     ebgp = ctx.ebgp
     attrs: list[PathAttribute] = []
@@ -1047,7 +1044,18 @@ def _decode_attribute_list(data: bytes, ctx: Negotiated) -> DecodedAttributes:
                 continue
         append(attr)
         i = end
-    return tuple(attrs), tuple(errors), seen & ~dropped, dropped
+    decoded = tuple(attrs)
+    if errors or dropped:  # rare: not interned
+        return decoded, tuple(errors), seen & ~dropped, dropped
+    if not seen & _MP_BITS:  # MP attributes carry per-UPDATE NLRI: not interned
+        lists = _list_caches[ctx.attribute_cache]
+        masks = _mask_caches[ctx.attribute_cache]
+        if len(lists) >= _LIST_CACHE_LIMIT:
+            lists.clear()
+            masks.clear()
+        lists[data] = decoded
+        masks[data] = seen
+    return decoded, (), seen, 0
 
 
 def _overrun(data: bytes, i: int, end: int, errors: list[BgpError]) -> None:

@@ -675,6 +675,24 @@ def decode_message(data: bytes, ctx: Negotiated) -> Message:
     return _REGISTRY[mtype].decode_body(data[HEADER_SIZE:], ctx)
 
 
+def is_update_header(data: bytes, start: int, ctx: Negotiated) -> bool:
+    """The 19 octets at ``start`` are a header :func:`check_header` accepts as an UPDATE's:
+    the framing's test for the usual message, without building the (length, type) pair."""
+    length = (data[start + 16] << 8) | data[start + 17]
+    return (
+        data[start + 18] == 2
+        and 23 <= length <= ctx.max_message_size
+        and data.startswith(MARKER, start)
+    )
+
+
+def decode_checked_update(data: bytes, ctx: Negotiated) -> Update:
+    """A whole UPDATE message whose header was checked (by :func:`check_header` or
+    :func:`is_update_header`, its length that of ``data``): :func:`decode_message` without
+    the header tests a session framing messages has already made."""
+    return _decode_update(data, ctx, HEADER_SIZE)
+
+
 def split_messages(buffer: bytes | bytearray, ctx: Negotiated) -> Iterator[tuple[int, bytes]]:
     """Yield (offset, message bytes) for each whole message at the start of ``buffer``.
 
@@ -750,6 +768,7 @@ __all__ = [
     "UnknownParameter",
     "Update",
     "check_header",
+    "decode_checked_update",
     "decode_message",
     "pack_updates",
     "pack_withdrawals",
