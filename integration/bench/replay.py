@@ -1,10 +1,10 @@
 """No-root replay: a 100k-route capture through session + RIB + core + kernel planning.
 
 Run: ``python -m integration.bench.replay [--feed packed|distinct|both] [--repeat 3]
-[--profile FILE] [--no-tracemalloc]``.  It needs neither root nor BIRD: the sender's side of
-``tests/data/captures/bench-100k-{packed,distinct}.pcap`` (BIRD 1.6.8 at 192.168.0.80) is fed
-to a :class:`~speaker.core.SpeakerCore` configured as the receiver (192.168.0.81), in the
-datagram-sized pieces the capture holds.  The kernel port is a real
+[--profile FILE] [--no-tracemalloc] [--withdraw updates|session]``.  It needs neither root
+nor BIRD: the sender's side of ``tests/data/captures/bench-100k-{packed,distinct}.pcap``
+(BIRD 1.6.8 at 192.168.0.80) is fed to a :class:`~speaker.core.SpeakerCore` configured as the
+receiver (192.168.0.81), in the datagram-sized pieces the capture holds.  The kernel port is a real
 :class:`~speaker.kernel.reconcile.Reconciler` whose planned batches are packed into netlink
 bytes (:class:`~speaker.kernel.netlink.RouteWriter`'s packing) and acknowledged by a fake
 kernel: everything of the daemon's route path except the sockets.
@@ -15,7 +15,9 @@ their range:
 * ``decode``: the session alone (framing, FSM, UPDATE decode), events drained;
 * ``feed``: session + RIB + core + kernel intents + reconciler + packing, until the last
   route is planned, packed and acknowledged;
-* ``withdraw``: the peer disabled (Cease): every route withdrawn, unwanted and deleted;
+* ``withdraw``: every route withdrawn, unwanted and deleted: by UPDATEs withdrawing them all,
+  as BIRD sends them when its feed protocol is disabled (the convergence bench's withdrawal),
+  or with ``--withdraw session`` by disabling the peer (Cease: a whole peer's routes at once);
 
 and, in a separate pass under tracemalloc, the Python heap the feed leaves behind per route
 (bytes/route, after a full ``gc.collect()``), and how far the withdrawal's peak rises above
@@ -48,6 +50,7 @@ from speaker.kernel.netlink import CHUNK_MESSAGES, NetlinkChannel, RouteWriter
 from speaker.kernel.reconcile import Reconciler
 from speaker.pcap import read_capture
 from speaker.session import PeerSession
+from speaker.wire.nlri import Nlri, encode_prefix
 
 CAPTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "captures"
 SENDER = "192.168.0.80"
@@ -193,25 +196,71 @@ def run_feed(config: Config, segments: list[bytes], route_events: bool = False,
     core = SpeakerCore(config, kernel, _null)
     peer, conn = establish(core)
     gc.collect()
+    elapsed = _pump(core, kernel, peer, conn, segments, 10.0)
+    return core, kernel, peer, conn, elapsed
+
+
+def _pump(core: SpeakerCore, kernel: PlanningKernel, peer: str, conn: int,
+          segments: list[bytes], now: float) -> float:
+    """The sender's bytes through the core, the kernel flushed after each read: CPU seconds."""
     t0 = time.process_time()
-    now = 10.0
     for data in segments:
         core.receive_data(peer, conn, data, now)
         core.data_to_send(peer, conn)
         if core.flush_due:
             core.flush()
         kernel.flush()
-    elapsed = time.process_time() - t0
-    return core, kernel, peer, conn, elapsed
+    return time.process_time() - t0
 
 
-def run_withdraw(core: SpeakerCore, kernel: PlanningKernel, peer: str) -> float:
+WITHDRAWALS = ("updates", "session")
+"""How the routes go: in UPDATEs (what BIRD sends on ``disable feed``, as the convergence
+bench does) or with the session (the peer disabled: Cease, every route dropped at once)."""
+
+
+def withdrawal_stream(core: SpeakerCore, peer: str) -> list[bytes]:
+    """What BIRD sends when its feed protocol is disabled: every route the peer announced,
+    withdrawn (with its path id) in UPDATEs of at most 4,096 bytes, in table order; cut into
+    4 KiB reads as the daemon reads them."""
+    room = 4096 - 19 - 4  # header, withdrawn routes length, path attribute length
+    updates: list[bytes] = []
+    items: list[bytes] = []
+    size = 0
+    for path in core.rib.adj_in(peer):
+        item = encode_prefix(Nlri(path.prefix, path.path_id), path.path_id is not None)
+        if size + len(item) > room:
+            updates.append(_withdraw_update(items))
+            items, size = [], 0
+        items.append(item)
+        size += len(item)
+    if items:
+        updates.append(_withdraw_update(items))
+    stream = b"".join(updates)
+    return [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
+
+
+def _withdraw_update(items: list[bytes]) -> bytes:
+    withdrawn = b"".join(items)
+    head = b"\xff" * 16 + struct.pack("!HBH", 19 + 4 + len(withdrawn), 2, len(withdrawn))
+    return head + withdrawn + b"\0\0"
+
+
+def run_withdraw(core: SpeakerCore, kernel: PlanningKernel, peer: str, conn: int,
+                 stream: list[bytes] | None) -> float:
+    """Every route withdrawn: by ``stream`` (:func:`withdrawal_stream`), or with None by the
+    session (the peer disabled); CPU seconds, the kernel emptied."""
+    if stream is not None:
+        return _pump(core, kernel, peer, conn, stream, 20.0)
     t0 = time.process_time()
     core.disable(peer, 20.0)
     if core.flush_due:
         core.flush()
     kernel.flush()
     return time.process_time() - t0
+
+
+def _withdrawal(core: SpeakerCore, peer: str, how: str) -> list[bytes] | None:
+    return withdrawal_stream(core, peer) if how == "updates" else None
 
 
 def decode_only(config: Config, segments: list[bytes]) -> float:
@@ -233,7 +282,7 @@ def decode_only(config: Config, segments: list[bytes]) -> float:
 
 
 def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
-            route_events: bool = False) -> None:
+            route_events: bool = False, how: str = "updates") -> None:
     config = parse_config(CONFIG)
     segments = sender_stream(feed)
     decode: list[float] = []
@@ -241,10 +290,11 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
     withdraws: list[float] = []
     for _ in range(repeat):
         decode.append(decode_only(config, segments))
-        core, kernel, peer, _conn, elapsed = run_feed(config, segments, route_events)
+        core, kernel, peer, conn, elapsed = run_feed(config, segments, route_events)
         feeds.append(elapsed)
         installed = kernel.installed()
-        withdraws.append(run_withdraw(core, kernel, peer))
+        stream = _withdrawal(core, peer, how)
+        withdraws.append(run_withdraw(core, kernel, peer, conn, stream))
         left = kernel.installed()
         del core, kernel
         gc.collect()
@@ -257,19 +307,17 @@ def measure(feed: str, repeat: int, profile: str | None, use_tracemalloc: bool,
         core = SpeakerCore(config, kernel, _null)
         peer, conn = establish(core)
         prof.enable()
-        for data in segments:
-            core.receive_data(peer, conn, data, 10.0)
-            if core.flush_due:
-                core.flush()
-            kernel.flush()
-        core.disable(peer, 20.0)
-        kernel.flush()
+        _pump(core, kernel, peer, conn, segments, 10.0)
+        prof.disable()
+        stream = _withdrawal(core, peer, how)
+        prof.enable()
+        run_withdraw(core, kernel, peer, conn, stream)
         prof.disable()
         out = f"{profile}-{feed}.prof"
         prof.dump_stats(out)
         print(f"          cProfile of feed + withdraw: {out}")
     if use_tracemalloc:
-        _memory(feed, config, segments, route_events)
+        _memory(feed, config, segments, route_events, how)
 
 
 def _spread(values: list[float]) -> str:
@@ -280,18 +328,21 @@ def _spread(values: list[float]) -> str:
     return text
 
 
-def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool) -> None:
+def _memory(feed: str, config: Config, segments: list[bytes], route_events: bool,
+            how: str) -> None:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    core, kernel, peer, _conn, _ = run_feed(config, segments, route_events)
+    core, kernel, peer, conn, _ = run_feed(config, segments, route_events)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     peak = tracemalloc.get_traced_memory()[1] - base
     snap = tracemalloc.take_snapshot()
+    stream = _withdrawal(core, peer, how)
+    held_stream = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.reset_peak()  # the withdrawal's own peak, above the heap the feed left
-    run_withdraw(core, kernel, peer)
-    during = tracemalloc.get_traced_memory()[1] - base - held
+    run_withdraw(core, kernel, peer, conn, stream)
+    during = tracemalloc.get_traced_memory()[1] - base - held_stream
     tracemalloc.stop()
     print(f"          heap after feed {held / 2**20:6.1f} MiB = {held / ROUTES:5.0f} bytes/route;"
           f" peak {peak / 2**20:6.1f} MiB; withdrawal peak +{during / 2**20:.1f} MiB")
@@ -310,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="write cProfile stats to PREFIX-<feed>.prof")
     parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument("--withdraw", choices=WITHDRAWALS, default="updates",
+                        help="the routes go in UPDATEs, as BIRD sends them on `disable feed`"
+                             " (default), or with the session (the peer disabled)")
     parser.add_argument("--route-events", action="store_true",
                         help="an event per routine kernel write, as the daemon at debug level"
                              " (default: none, as the daemon at info)")
@@ -317,9 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     gc.set_threshold(*THRESHOLDS)  # as speaker.daemon.run_daemon sets it
     feeds = ("packed", "distinct") if args.feed == "both" else (args.feed,)
     print(f"replay benchmark: {ROUTES} routes from BIRD captures, CPU seconds, median of"
-          f" {args.repeat}; route events {'on' if args.route_events else 'off'}")
+          f" {args.repeat}; route events {'on' if args.route_events else 'off'};"
+          f" withdrawal by {args.withdraw}")
     for feed in feeds:
-        measure(feed, args.repeat, args.profile, not args.no_tracemalloc, args.route_events)
+        measure(feed, args.repeat, args.profile, not args.no_tracemalloc, args.route_events,
+                args.withdraw)
 
 if __name__ == "__main__":
     main()
