@@ -314,17 +314,21 @@ class RouteWriter:
             pending: dict[int, Op] = {}
             parts: list[bytes] = []
             size = 0
+            acked = False  # the last request of the batch is packed asking for its ACK
             while index < count and len(parts) < chunk_messages:
                 op = ops[index]
                 seq = next_seq()
-                data = pack_op(op, seq, ack=False)
+                acked = index + 1 == count
+                data = pack_op(op, seq, ack=acked)
                 if parts and size + len(data) > chunk_bytes:
+                    acked = False
                     break
                 pending[seq] = op
                 parts.append(data)
                 size += len(data)
                 index += 1
-            parts[-1] = with_ack(parts[-1])
+            if not acked:
+                parts[-1] = with_ack(parts[-1])
             try:
                 if self._thread is None:
                     self.channel.send(b"".join(parts))
@@ -345,7 +349,7 @@ class RouteWriter:
     async def _collect(self, pending: dict[int, Op], last: int, results: list[OpResult]) -> None:
         """Failures as they come; the answer to ``last`` (the chunk's acknowledged request)
         means every request not answered before it succeeded.  Results in request order."""
-        deadline = time.monotonic() + ANSWER_TIMEOUT
+        deadline: float | None = None  # set when an answer is first awaited
         problem = ""
         closed = False
         failed: dict[int, OpResult] = {}
@@ -353,6 +357,8 @@ class RouteWriter:
             try:
                 data = self.channel.recv_nowait()
                 if data is None:
+                    if deadline is None:
+                        deadline = time.monotonic() + ANSWER_TIMEOUT
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         problem = "no answer from the kernel (timeout)"
