@@ -243,6 +243,7 @@ _FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
 _DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
 _new_tuple = tuple.__new__
+_TIMEOUT = "no answer from the kernel (timeout)"
 
 
 def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
@@ -341,60 +342,90 @@ class RouteWriter:
                     OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
                 )
                 continue
-            await self._collect(pending, seq, results)
+            # the answers already queued (a local kernel answers inside send()), without a
+            # coroutine per batch; the wait, only when the last one is not among them
+            failed: dict[int, OpResult] = {}
+            problem = ""
+            answers: bytes | None
+            try:
+                answers = self.channel.recv_nowait()
+            except TimeoutError:
+                answers, problem = None, _TIMEOUT
+            except OSError as exc:
+                answers, problem = None, f"answers lost: {exc}"
+            closed = answers is not None and self._take(answers, pending, seq, failed)
+            if not closed and not problem:
+                closed, problem = await self._wait(pending, seq, failed)
+            _results(pending, failed, closed, problem, results)
             if index < len(ops):
                 await asyncio.sleep(0)  # let BGP sessions breathe between chunks
         return results
 
-    async def _collect(self, pending: dict[int, Op], last: int, results: list[OpResult]) -> None:
-        """Failures as they come; the answer to ``last`` (the chunk's acknowledged request)
-        means every request not answered before it succeeded.  Results in request order."""
-        deadline: float | None = None  # set when an answer is first awaited
-        problem = ""
-        closed = False
-        failed: dict[int, OpResult] = {}
-        while not closed:
+    async def _wait(
+        self, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+    ) -> tuple[bool, str]:
+        """The answers still to come, until the one to ``last`` (the chunk's acknowledged
+        request): whether it came, and else what went wrong."""
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while True:
             try:
                 data = self.channel.recv_nowait()
                 if data is None:
-                    if deadline is None:
-                        deadline = time.monotonic() + ANSWER_TIMEOUT
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        problem = "no answer from the kernel (timeout)"
-                        break
+                        return False, _TIMEOUT
                     await self.channel.readable(remaining)
                     continue
             except TimeoutError:
-                problem = "no answer from the kernel (timeout)"
-                break
+                return False, _TIMEOUT
             except OSError as exc:
-                problem = f"answers lost: {exc}"
+                return False, f"answers lost: {exc}"
+            if self._take(data, pending, last, failed):
+                return True, ""
+
+    @staticmethod
+    def _take(
+        data: bytes, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+    ) -> bool:
+        """One datagram of answers: failures into ``failed``; True if it holds the answer to
+        ``last``: answers come in order, so nothing else can fail after it."""
+        closed = False
+        off = 0
+        size = len(data)
+        while off + 20 <= size:  # inlined walk
+            length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
+            if length < 16:
                 break
-            off = 0
-            size = len(data)
-            while off + 20 <= size:  # inlined walk
-                length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
-                if length < 16:
-                    break
-                if mtype == NLMSG_ERROR:
-                    op = pending.get(seq)
-                    if op is not None and err != 0:  # else: a late answer, given up on
-                        msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
-                        code, text = parse_error(data, msg)
-                        failed[seq] = OpResult(op, code, text)
-                    if seq == last:
-                        closed = True  # answers come in order: nothing else can fail now
-                off += (length + 3) & ~3
-        if closed and not failed:  # the usual case: all done
-            results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
-        else:
-            for seq, op in pending.items():
-                result = failed.get(seq)
-                if result is None:
-                    result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
-                results.append(result)
-        pending.clear()
+            if mtype == NLMSG_ERROR:
+                op = pending.get(seq)
+                if op is not None and err != 0:  # else: a late answer, given up on
+                    msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
+                    code, text = parse_error(data, msg)
+                    failed[seq] = OpResult(op, code, text)
+                if seq == last:
+                    closed = True
+            off += (length + 3) & ~3
+        return closed
+
+
+def _results(
+    pending: dict[int, Op],
+    failed: dict[int, OpResult],
+    closed: bool,
+    problem: str,
+    results: list[OpResult],
+) -> None:
+    """A chunk's results in request order: a request not answered succeeded if the answer
+    to the last one came (``closed``), else its outcome is unknown (``problem``)."""
+    if closed and not failed:  # the usual case: all done
+        results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
+    else:
+        for seq, op in pending.items():
+            result = failed.get(seq)
+            if result is None:
+                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
+            results.append(result)
+    pending.clear()
 
 
 async def dump_routes(
