@@ -316,6 +316,7 @@ class RouteWriter:
             parts: list[bytes] = []
             size = 0
             acked = False  # the last request of the batch is packed asking for its ACK
+            last = 0  # the chunk's last request (not one packed and left for the next chunk)
             while index < count and len(parts) < chunk_messages:
                 op = ops[index]
                 seq = next_seq()
@@ -324,6 +325,7 @@ class RouteWriter:
                 if parts and size + len(data) > chunk_bytes:
                     acked = False
                     break
+                last = seq
                 pending[seq] = op
                 parts.append(data)
                 size += len(data)
@@ -353,9 +355,9 @@ class RouteWriter:
                 answers, problem = None, _TIMEOUT
             except OSError as exc:
                 answers, problem = None, f"answers lost: {exc}"
-            closed = answers is not None and self._take(answers, pending, seq, failed)
+            closed = answers is not None and self._take(answers, pending, last, failed)
             if not closed and not problem:
-                closed, problem = await self._wait(pending, seq, failed)
+                closed, problem = await self._wait(pending, last, failed)
             _results(pending, failed, closed, problem, results)
             if index < len(ops):
                 await asyncio.sleep(0)  # let BGP sessions breathe between chunks
