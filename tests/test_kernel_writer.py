@@ -95,9 +95,11 @@ async def test_batches_are_bounded_and_every_op_answered() -> None:
 async def test_chunks_respect_the_byte_limit() -> None:
     channel = FakeChannel()
     writer = RouteWriter(channel, chunk_messages=1000, chunk_bytes=1000)
-    await writer.execute(ops(100))
+    results = await writer.execute(ops(100))
     assert all(len(d) <= 1000 for d in channel.datagrams)
     assert sum(len(list(iter_messages(d))) for d in channel.datagrams) == 100
+    # a chunk cut by its size still waits for its own last request's ACK: all succeeded
+    assert [r.error for r in results] == [0] * 100
 
 
 async def test_only_the_last_request_of_a_chunk_is_acknowledged() -> None:

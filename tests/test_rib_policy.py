@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speaker.rib import (
@@ -20,7 +20,7 @@ from speaker.rib import (
     SourceKind,
     Verdict,
 )
-from speaker.rib.policy import NetIndex
+from speaker.rib.policy import KernelDecision, NetIndex
 from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
 
@@ -153,3 +153,49 @@ def test_net_index_agrees_with_prefix_contains(nets: list[Prefix], prefix: Prefi
     assert index.covering(prefix) == covering
     assert index.overlapping(prefix) == overlapping
     assert bool(index) == bool(nets)
+
+
+# ------------------------------------- the kernel filter's quick accept agrees with its steps
+
+_OWN = ipaddress.IPv4Address("192.168.0.81")
+_PEER_HOP = ipaddress.IPv4Address("192.168.0.80")
+
+
+def _near(afi: Afi, nets: list[Prefix]) -> st.SearchStrategy[Prefix]:
+    """Prefixes at, inside or around the listed networks (where the steps differ)."""
+    width = 32 if afi is Afi.IPV4 else 128
+    same = [n for n in nets if n.afi is afi]
+    if not same:
+        return st.builds(_prefix, st.just(afi), st.integers(0, 2**width - 1),
+                         st.integers(0, width))
+    return st.sampled_from(same) | st.builds(
+        lambda net, bits, length: _prefix(afi, net.addr | bits, length),
+        st.sampled_from(same), st.integers(0, 0xFFF), st.integers(0, width),
+    )
+
+
+@given(
+    data=st.data(),
+    afi=_afis,
+    lists=st.lists(st.lists(_prefixes_st, max_size=3), min_size=4, max_size=4),
+    via_self=st.booleans(),
+    everywhere=st.booleans(),
+)
+@settings(max_examples=200)
+def test_kernel_quick_accept_agrees_with_the_steps(
+    data: st.DataObject, afi: Afi, lists: list[list[Prefix]], via_self: bool, everywhere: bool
+) -> None:
+    blocks, pools, protect, reject = lists
+    if everywhere:  # a pool covering every prefix of the family: the other steps decide
+        pools = [*pools, Prefix(afi, 0, 0)]
+    pol = CalicoKernelPolicy(reject, blocks, pools=pools, protect=protect, own=[_OWN])
+    prefix = data.draw(_near(afi, blocks + pools + protect + reject))
+    attrs = AttributeSet.build(next_hop=_OWN if via_self else _PEER_HOP)
+    path = Path(prefix, None, attrs, MESH, SourceKind.BGP, False, 0.0)
+    # the steps themselves: the source kind alone goes step by step, with no next hop
+    steps = pol.explain(prefix, SourceKind.BGP)
+    want = steps
+    if via_self and not steps.step.guard:
+        want = KernelDecision(Verdict.REJECT, KernelStep.GUARD_NEXT_HOP_SELF)
+    for _ in range(2):  # the screen built, then reused
+        assert pol.explain(prefix, path) == want

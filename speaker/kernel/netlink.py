@@ -243,6 +243,7 @@ _FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
 _DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
 _new_tuple = tuple.__new__
+_TIMEOUT = "no answer from the kernel (timeout)"
 
 
 def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
@@ -314,17 +315,23 @@ class RouteWriter:
             pending: dict[int, Op] = {}
             parts: list[bytes] = []
             size = 0
+            acked = False  # the last request of the batch is packed asking for its ACK
+            last = 0  # the chunk's last request (not one packed and left for the next chunk)
             while index < count and len(parts) < chunk_messages:
                 op = ops[index]
                 seq = next_seq()
-                data = pack_op(op, seq, ack=False)
+                acked = index + 1 == count
+                data = pack_op(op, seq, ack=acked)
                 if parts and size + len(data) > chunk_bytes:
+                    acked = False
                     break
+                last = seq
                 pending[seq] = op
                 parts.append(data)
                 size += len(data)
                 index += 1
-            parts[-1] = with_ack(parts[-1])
+            if not acked:
+                parts[-1] = with_ack(parts[-1])
             try:
                 if self._thread is None:
                     self.channel.send(b"".join(parts))
@@ -337,58 +344,90 @@ class RouteWriter:
                     OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
                 )
                 continue
-            await self._collect(pending, seq, results)
+            # the answers already queued (a local kernel answers inside send()), without a
+            # coroutine per batch; the wait, only when the last one is not among them
+            failed: dict[int, OpResult] = {}
+            problem = ""
+            answers: bytes | None
+            try:
+                answers = self.channel.recv_nowait()
+            except TimeoutError:
+                answers, problem = None, _TIMEOUT
+            except OSError as exc:
+                answers, problem = None, f"answers lost: {exc}"
+            closed = answers is not None and self._take(answers, pending, last, failed)
+            if not closed and not problem:
+                closed, problem = await self._wait(pending, last, failed)
+            _results(pending, failed, closed, problem, results)
             if index < len(ops):
                 await asyncio.sleep(0)  # let BGP sessions breathe between chunks
         return results
 
-    async def _collect(self, pending: dict[int, Op], last: int, results: list[OpResult]) -> None:
-        """Failures as they come; the answer to ``last`` (the chunk's acknowledged request)
-        means every request not answered before it succeeded.  Results in request order."""
+    async def _wait(
+        self, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+    ) -> tuple[bool, str]:
+        """The answers still to come, until the one to ``last`` (the chunk's acknowledged
+        request): whether it came, and else what went wrong."""
         deadline = time.monotonic() + ANSWER_TIMEOUT
-        problem = ""
-        closed = False
-        failed: dict[int, OpResult] = {}
-        while not closed:
+        while True:
             try:
                 data = self.channel.recv_nowait()
                 if data is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        problem = "no answer from the kernel (timeout)"
-                        break
+                        return False, _TIMEOUT
                     await self.channel.readable(remaining)
                     continue
             except TimeoutError:
-                problem = "no answer from the kernel (timeout)"
-                break
+                return False, _TIMEOUT
             except OSError as exc:
-                problem = f"answers lost: {exc}"
+                return False, f"answers lost: {exc}"
+            if self._take(data, pending, last, failed):
+                return True, ""
+
+    @staticmethod
+    def _take(
+        data: bytes, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+    ) -> bool:
+        """One datagram of answers: failures into ``failed``; True if it holds the answer to
+        ``last``: answers come in order, so nothing else can fail after it."""
+        closed = False
+        off = 0
+        size = len(data)
+        while off + 20 <= size:  # inlined walk
+            length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
+            if length < 16:
                 break
-            off = 0
-            size = len(data)
-            while off + 20 <= size:  # inlined walk
-                length, mtype, _flags, seq, _pid, err = _ACK_HEAD.unpack_from(data, off)
-                if length < 16:
-                    break
-                if mtype == NLMSG_ERROR:
-                    op = pending.get(seq)
-                    if op is not None and err != 0:  # else: a late answer, given up on
-                        msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
-                        code, text = parse_error(data, msg)
-                        failed[seq] = OpResult(op, code, text)
-                    if seq == last:
-                        closed = True  # answers come in order: nothing else can fail now
-                off += (length + 3) & ~3
-        if closed and not failed:  # the usual case: all done
-            results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
-        else:
-            for seq, op in pending.items():
-                result = failed.get(seq)
-                if result is None:
-                    result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
-                results.append(result)
-        pending.clear()
+            if mtype == NLMSG_ERROR:
+                op = pending.get(seq)
+                if op is not None and err != 0:  # else: a late answer, given up on
+                    msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
+                    code, text = parse_error(data, msg)
+                    failed[seq] = OpResult(op, code, text)
+                if seq == last:
+                    closed = True
+            off += (length + 3) & ~3
+        return closed
+
+
+def _results(
+    pending: dict[int, Op],
+    failed: dict[int, OpResult],
+    closed: bool,
+    problem: str,
+    results: list[OpResult],
+) -> None:
+    """A chunk's results in request order: a request not answered succeeded if the answer
+    to the last one came (``closed``), else its outcome is unknown (``problem``)."""
+    if closed and not failed:  # the usual case: all done
+        results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
+    else:
+        for seq, op in pending.items():
+            result = failed.get(seq)
+            if result is None:
+                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
+            results.append(result)
+    pending.clear()
 
 
 async def dump_routes(

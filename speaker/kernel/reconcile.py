@@ -287,6 +287,7 @@ class Reconciler:
         dirty = self._dirty
         unwanted = self._unwanted.append
         rejected = self._rejected
+        rejects = self.config.reject_cidrs
         for key, hops in intents:
             old = wanted.get(key)
             if hops is None:  # unwanted
@@ -322,7 +323,16 @@ class Reconciler:
             wanted[key] = hops
             if self._unasked:
                 self._unasked.discard(key)
-            self._recompute(key, hset)
+            # nothing to note (a set resolved whole, no reject_cidrs, no notes): no call
+            if (
+                rejects
+                or hset is None
+                or (resolved := hset.resolved) is None
+                or resolved[0] is None
+                or resolved[1]
+                or self._why
+            ):
+                self._recompute(key, hset)
             dirty[key] = None
 
     def _hop_set(self, hops: tuple[IPAddress, ...]) -> _HopSet:
@@ -853,7 +863,13 @@ class Reconciler:
 
     def _plan_key(self, key: int, ops: list[Op]) -> None:
         hops = self._wanted.get(key)
-        want = None if hops is None else self._desired(key, hops)  # a withdrawal: no call
+        want: FibRoute | None
+        if hops is None:  # a withdrawal: no call
+            want = None
+        elif hops and not self._rejected and (done := self._sets[id(hops)].resolved):
+            want = done[0]  # _desired's usual case, inlined: a set already resolved
+        else:
+            want = self._desired(key, hops)
         current = self._ours.get(key)
         if want is not None:
             if self._unconfirmed:

@@ -258,19 +258,24 @@ class AdjRibOut:
         multi = self._multi
         single = self._single
         afis = self._afis
+        addpath = self._addpath  # keyed by every family of _afis
+        name = self.peer.name
         for e in entries:
             prefix = e.prefix
             if prefix in pending or prefix.afi not in afis:
                 continue
-            if prefix in single or prefix in multi:
+            if prefix in single or (multi and prefix in multi):
                 pending[prefix] = None
                 continue
-            if self._addpath.get(prefix.afi, False):
+            if addpath[prefix.afi]:
                 cands: Iterable[Path] = e.paths
-            elif e.best is not None:
-                cands = (e.best,)
             else:
-                continue
+                best = e.best
+                # the peer's own route (a feed from our only peer): never sent back to it,
+                # candidate()'s first refusal, without the call
+                if best is None or best.peer.name == name:
+                    continue
+                cands = (best,)
             for p in cands:
                 if self.candidate(p):
                     pending[prefix] = None

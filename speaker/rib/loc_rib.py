@@ -267,7 +267,13 @@ class LocRib:
                 only = paths
                 e.best = only
                 e._ecmp = None
-                if old_best is None or old_best.peer is not only.peer:
+                if old_best is None:  # a new prefix (a feed): _count_best and the change inlined
+                    counts = by_source if e.prefix.afi is _IPV4 else by_source6
+                    name = only.peer.name
+                    counts[name] = counts.get(name, 0) + 1
+                    append(RouteChange(e.prefix, None, only, (), (only,), _ONLY_PATH))
+                    continue
+                if old_best.peer is not only.peer:
                     _count_best(by_source, by_source6, old_best, only)
                 if old_ecmp is None and only.same_route(old_best):
                     continue

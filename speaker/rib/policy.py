@@ -244,6 +244,18 @@ class KernelDecision(NamedTuple):
 
 _ACCEPT = KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, False)
 _ACCEPT_BLACKHOLE = KernelDecision(Verdict.ACCEPT, KernelStep.ACCEPT, True)
+_BGP = SourceKind.BGP  # module globals: an enum member's class lookup is slow on 3.11
+_IPV4 = Afi.IPV4
+_V6_SCREEN = 256  # a screen key: the prefix length, plus this for IPv6
+_NEXT_HOP_SELF_MAX = 4096
+_Checks = tuple[tuple[int, frozenset[int]], ...]
+"""(shift, tops) pairs: ``addr >> shift in tops`` for each, in one loop."""
+_Screen = tuple[_Checks, _Checks | None]
+_UNBUILT: _Screen = ((), ())
+
+
+def _checks(tops_by_shift: dict[int, set[int]]) -> _Checks:
+    return tuple((shift, frozenset(tops)) for shift, tops in sorted(tops_by_shift.items()))
 
 
 class CalicoKernelPolicy:
@@ -278,22 +290,48 @@ class CalicoKernelPolicy:
         self._reject_index = NetIndex(self.reject_cidrs)
         self._pool_index = NetIndex(self.pools)
         self._protect_index = NetIndex(self.protect)
-        self._next_hop_self: dict[object, bool] = {}
-        """Per interned attribute set (hashed by identity): does its next hop lead to us?
-        One answer per set instead of an address hashed per route."""
+        self._next_hop_self: dict[int, tuple[tuple[object, ...], bool]] = {}
+        """Per next-hop tuple (by identity: attribute sets of one NEXT_HOP share theirs, so a
+        feed of one set per route has a handful): does it lead to us?  One answer per tuple
+        instead of an address hashed per route."""
+        self._screens: dict[int, _Screen | None] = {}
+        """Per family and prefix length (the length, plus ``_V6_SCREEN`` for IPv6): the checks
+        that tell at once that a peer's route of that length is accepted, built on first use."""
 
     def _to_ourselves(self, path: Path) -> bool:
-        attrs = path.attrs
-        known = self._next_hop_self.get(attrs)
-        if known is None:
-            if len(self._next_hop_self) >= 4096:
-                self._next_hop_self.clear()
-            hop = path.next_hop
-            known = self._next_hop_self[attrs] = hop is not None and hop in self.own
+        hops = path.attrs.next_hops
+        hit = self._next_hop_self.get(id(hops))
+        if hit is not None and hit[0] is hops:
+            return hit[1]
+        if len(self._next_hop_self) >= _NEXT_HOP_SELF_MAX:
+            self._next_hop_self.clear()
+        known = bool(hops) and hops[0] in self.own
+        self._next_hop_self[id(hops)] = (hops, known)  # holds hops: its id is not reused
         return known
 
     def explain(self, prefix: Prefix, best: Path | SourceKind) -> KernelDecision:
         """The verdict for ``prefix`` whose best path is ``best``."""
+        if type(best) is Path and best.source is _BGP:
+            # the usual case (a peer's route inside a pool, clear of every listed network):
+            # a few shifts and int set tests, then the next hop; anything else, step by step
+            key = prefix.length if prefix.afi is _IPV4 else prefix.length | _V6_SCREEN
+            screen = self._screens.get(key, _UNBUILT)
+            if screen is _UNBUILT:
+                screen = self._screens[key] = self._screen(prefix.afi, prefix.length)
+            if screen is not None:
+                addr = prefix.addr
+                stops, pools = screen
+                for shift, tops in stops:
+                    if addr >> shift in tops:
+                        break
+                else:
+                    covered = pools is None
+                    for shift, tops in pools or ():
+                        if addr >> shift in tops:
+                            covered = True
+                            break
+                    if covered and not (self.own and self._to_ourselves(best)):
+                        return _ACCEPT
         kind = best if isinstance(best, SourceKind) else best.source
         if kind is SourceKind.KERNEL:
             return KernelDecision(Verdict.REJECT, KernelStep.FROM_KERNEL)
@@ -325,3 +363,33 @@ class CalicoKernelPolicy:
         if path is not None and self.own and self._to_ourselves(path):
             return KernelDecision(Verdict.REJECT, KernelStep.GUARD_NEXT_HOP_SELF)
         return None
+
+    def _screen(self, afi: Afi, length: int) -> _Screen | None:
+        """For a peer's routes of this family and length: the (shift, tops) pairs any of which
+        matching makes a step other than the final accept decide (an own block, an overlapping
+        protected network, a covering reject CIDR), and those of the pools (one must match;
+        None: no pools known).  None for the default route (always refused)."""
+        if length == 0:
+            return None
+        width = _WIDTH[afi]
+        stops: dict[int, set[int]] = {}
+        for net in self.blocks:
+            if net.afi is afi and net.length == length:
+                stops.setdefault(width - length, set()).add(net.addr >> (width - length))
+        for net in self.protect:  # overlapping: the shorter of the two lengths decides
+            if net.afi is afi:
+                shift = width - min(length, net.length)
+                stops.setdefault(shift, set()).add(net.addr >> shift)
+        for net in self.reject_cidrs:  # covering
+            if net.afi is afi and net.length <= length:
+                shift = width - net.length
+                stops.setdefault(shift, set()).add(net.addr >> shift)
+        pools: _Checks | None = None
+        if self._pool_index:
+            covering: dict[int, set[int]] = {}
+            for net in self.pools:
+                if net.afi is afi and net.length <= length:
+                    shift = width - net.length
+                    covering.setdefault(shift, set()).add(net.addr >> shift)
+            pools = _checks(covering)
+        return _checks(stops), pools

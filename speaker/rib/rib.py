@@ -165,7 +165,9 @@ class Rib:
         End-of-RIB carries nothing to apply: the caller sees ``update.end_of_rib()`` and
         calls :meth:`end_of_rib`.
         """
-        adj = self.adj_in(peer)
+        adj = self._in.get(peer if isinstance(peer, str) else peer.name)  # adj_in(), no calls
+        if adj is None:
+            adj = self.adj_in(peer)  # raises UnknownPeerError
         reach: MpReachAttr | None = None
         unreach: MpUnreachAttr | None = None
         if not _MP_TYPES.isdisjoint(map(type, update.attributes)):  # else no MP scan
@@ -190,7 +192,7 @@ class Rib:
             if reach is not None and reach.nlri:
                 attrs = AttributeSet.intern(update.attributes, reach.next_hops)
                 self._announce(adj, reach.nlri, attrs, now, dirty)
-        return self._settle(dirty)
+        return self._settle_now(dirty)  # _settle(dirty), one call fewer
 
     def announce(
         self, peer: PeerRef, nlri: Iterable[Nlri], attrs: AttributeSet
