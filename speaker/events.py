@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -72,23 +73,42 @@ class Event:
 Subscriber = Callable[[Event], None]
 
 
+def _direct(subscriber: Subscriber) -> Subscriber:
+    """What to call to deliver to ``subscriber``: a sink object's own ``__call__`` method.
+
+    Calling an instance goes through its type's call slot to find that method each time; the
+    bound method is found once (a route feed publishes some 300,000 events to three sinks)."""
+    call = next(
+        (c.__dict__["__call__"] for c in type(subscriber).__mro__ if "__call__" in c.__dict__), None
+    )
+    if isinstance(call, types.FunctionType):
+        bound: Subscriber = types.MethodType(call, subscriber)
+        return bound
+    return subscriber
+
+
 class EventBus:
     """Fan-out of events to subscribers, synchronously, in subscription order."""
 
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._deliver: tuple[Subscriber, ...] = ()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
-        self._subscribers = (*self._subscribers, subscriber)
+        self._set((*self._subscribers, subscriber))
         return lambda: self._unsubscribe(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
         subscribers = list(self._subscribers)
         subscribers.remove(subscriber)
-        self._subscribers = tuple(subscribers)
+        self._set(tuple(subscribers))
+
+    def _set(self, subscribers: tuple[Subscriber, ...]) -> None:
+        self._subscribers = subscribers
+        self._deliver = tuple(map(_direct, subscribers))
 
     def publish(self, event: Event) -> None:
         """Deliver an event to every subscriber (as subscribed when it was published)."""
-        for subscriber in self._subscribers:
-            subscriber(event)
+        for deliver in self._deliver:
+            deliver(event)

@@ -23,16 +23,26 @@ class LogSink:
     """Log each event's human line at its level, under the ``speaker.<kind>`` logger."""
 
     def __init__(self) -> None:
-        self._loggers: dict[str, logging.Logger] = {}
+        self._by_class: dict[type[Event], tuple[logging.Logger, int | None]] = {}
 
     def __call__(self, event: Event) -> None:
-        # one event per route in a feed: getLogger (a lock and a dict) was 3.5% of the CPU
-        logger = self._loggers.get(event.KIND)
-        if logger is None:
-            logger = self._loggers[event.KIND] = logging.getLogger(f"speaker.{event.KIND}")
-        level = event.level()
+        # several events per route in a feed: getLogger (a lock and a dict) was 3.5% of the
+        # CPU; so the logger is kept per event class, with the level when the class does not
+        # vary it (no level() call for the routine ones)
+        known = self._by_class.get(type(event))
+        if known is None:
+            known = self._by_class[type(event)] = _logger_of(type(event))
+        logger, level = known
+        if level is None:
+            level = event.level()
         if logger.isEnabledFor(level):
             logger.log(level, event.describe())
+
+
+def _logger_of(cls: type[Event]) -> tuple[logging.Logger, int | None]:
+    """The ``speaker.<kind>`` logger of an event class, and its fixed level (None: varies)."""
+    fixed = cls.LEVEL if cls.level is Event.level else None
+    return logging.getLogger(f"speaker.{cls.KIND}"), fixed
 
 
 class JsonSink:

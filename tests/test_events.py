@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from ipaddress import IPv4Address
+
+import pytest
 
 from speaker.events import Event, EventBus
 from speaker.rib import PeerInfo, Rib
@@ -61,3 +64,49 @@ def test_bus_feeds_json_and_counter_sinks() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["counter"] for line in lines] == [1, 2]
     assert counter.counts["route"] == 4
+
+
+def test_bus_calls_sink_objects_through_their_bound_call_and_unsubscribes() -> None:
+    got: list[tuple[str, Event]] = []
+
+    class Sink:
+        def __call__(self, event: Event) -> None:
+            got.append(("sink", event))
+
+    def plain(event: Event) -> None:
+        got.append(("plain", event))
+
+    bus = EventBus()
+    sink = Sink()
+    drop = bus.subscribe(sink)
+    bus.subscribe(plain)
+    assert bus._deliver[1] is plain and bus._deliver[0].__self__ is sink  # type: ignore[attr-defined]
+    event = Event()
+    bus.publish(event)
+    drop()
+    bus.publish(event)
+    assert got == [("sink", event), ("plain", event), ("plain", event)]
+
+
+def test_log_sink_levels_fixed_and_varying(caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import dataclass
+
+    from speaker.sinks import LogSink
+
+    @dataclass(frozen=True, slots=True)
+    class Loud(Event):
+        KIND = "loud"
+        n: int = 0
+
+        def level(self) -> int:
+            return 30 if self.n else 10
+
+    sink = LogSink()
+    with caplog.at_level(logging.INFO, logger="speaker"):
+        for event in (Loud(0), Loud(1), Event(), Loud(2)):
+            sink(event)
+    assert [(r.name, r.levelno) for r in caplog.records] == [
+        ("speaker.loud", 30),
+        ("speaker.event", 20),
+        ("speaker.loud", 30),
+    ]

@@ -21,6 +21,7 @@ from speaker.wire import (
     GracefulRestartCapability,
     LocalPrefAttr,
     LocalProtocolError,
+    MedAttr,
     MpReachAttr,
     MpUnreachAttr,
     Negotiated,
@@ -190,6 +191,29 @@ def test_public_attribute_decoders() -> None:
     assert [a.type_code for a in attrs] == [1, 2, 3] and errors == ()
     assert present == 0b1110 and dropped == 0
     assert decode_attributes(h(BASE), DEFAULT_CONTEXT)[0] is attrs  # interned list
+
+
+def test_med_and_local_pref_are_built_inline_and_not_interned() -> None:
+    from speaker.wire import attributes
+
+    attributes.clear_caches()
+    base = h(BASE)
+    med = h("80 04 04 00000457")
+    attrs, errors, present, _ = decode_attributes(base + med + h("40 05 04 00000064"), ADDPATH)
+    assert attrs[3:] == (MedAttr(1111), LocalPrefAttr(100)) and errors == ()
+    assert attrs[3].flags is None and present == 0b111110
+    assert med not in attributes._attr_caches[True]  # one value per route: nothing to share
+    # other flags or lengths take the general path, which keeps or refuses them
+    partial = decode_attributes(base + h("a0 04 04 00000457"), ADDPATH)[0][3]
+    assert partial == MedAttr(1111) and partial.flags == 0xA0
+    _, errors, _, dropped = decode_attributes(base + h("80 04 03 000004"), ADDPATH)
+    assert dropped == 1 << 4 and errors[0].subcode == 5  # Attribute Length Error
+
+
+def test_clean_update_is_not_treat_as_withdraw() -> None:
+    update = decode_message(message(2, "0000 000e " + BASE + " 18 0a0000"), DEFAULT_CONTEXT)
+    assert isinstance(update, Update) and update.errors == ()
+    assert update.treat_as_withdraw is False
 
 
 def test_update_error_action_is_the_strongest() -> None:

@@ -193,6 +193,10 @@ class SessionCore:
         t = self._transitions.get((conn.state, inp))
         if t is None:
             raise LocalProtocolError(f"{inp} is not valid for a connection in {conn.state}")
+        self._run(conn, t, now, payload)
+
+    def _run(self, conn: Connection, t: Transition, now: float, payload: object) -> None:
+        """:meth:`_dispatch` with the entry already looked up (a received message's)."""
         if not t.handler(self, conn, now, payload, t) or t.next is None or conn.closing:
             return
         if conn.state is not t.next:

@@ -131,7 +131,8 @@ class Handlers(SessionCore):
 
     def _on_message(self, conn: Connection, now: float, mtype: int, frame: bytes) -> None:
         inp = MESSAGE_INPUTS[mtype]
-        if (conn.state, inp) not in TRANSITIONS:
+        t = TRANSITIONS.get((conn.state, inp))
+        if t is None:
             name = MessageType(mtype).name
             self._emit_in(conn, mtype, len(frame), f"{name} (unexpected in {conn.state})")
             self._fsm_error(conn, now, inp)
@@ -153,7 +154,7 @@ class Handlers(SessionCore):
         else:
             summary = summarize(msg)
         self._emit_in(conn, mtype, len(frame), summary)
-        self._dispatch(conn, inp, now, msg)
+        self._run(conn, t, now, msg)  # the entry looked up above: no second lookup
 
     def _receive_error(
         self, conn: Connection, now: float, exc: BgpError, mtype: int, inp: Input

@@ -447,6 +447,14 @@ class LocalPrefAttr(_U32Attr):
 # dataclass() gave each subclass its own field-tuple __hash__: keep _U32Attr's
 MedAttr.__hash__ = LocalPrefAttr.__hash__ = _U32Attr.__hash__  # type: ignore[method-assign]
 
+# Header octets (flags, type, length 4) of the 4-octet attributes the list decoder builds
+# inline: a feed of one MED per route meets a new MED in every UPDATE, and interning values
+# that do not repeat only fills the cache.  Other flags (Partial, Extended Length) or lengths
+# take the general path, which checks and reports them.
+_U32_HEADERS: dict[bytes, type[_U32Attr]] = {
+    bytes((cls.FLAGS, cls.TYPE, 4)): cls for cls in (MedAttr, LocalPrefAttr)
+}
+
 
 @register
 @dataclass(frozen=True, slots=True)
@@ -1029,6 +1037,14 @@ def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
             continue
         attr = get(raw)
         if attr is None:
+            u32 = _U32_HEADERS.get(raw[:3])
+            if u32 is not None:  # MED, LOCAL_PREF with their flags: built here, not interned
+                attr = _new_object(u32)
+                _set_u32(attr, int.from_bytes(raw[3:], "big"))
+                _set_flags(attr, None)
+                append(attr)
+                i = end
+                continue
             flags = data[i]
             try:
                 attr = _decode_new(

@@ -316,7 +316,10 @@ class Update(Message):
     @property
     def treat_as_withdraw(self) -> bool:
         """RFC 7606 2: the NLRI of this UPDATE are to be withdrawn, not announced."""
-        return any(e.action is ErrorAction.TREAT_AS_WITHDRAW for e in self.errors)
+        errors = self.errors
+        if not errors:  # asked of every UPDATE: no generator for the usual clean one
+            return False
+        return any(e.action is ErrorAction.TREAT_AS_WITHDRAW for e in errors)
 
     @property
     def error_action(self) -> ErrorAction | None:
