@@ -81,3 +81,39 @@ def test_a_frozen_cycle_is_collected_after_the_unfreeze() -> None:
     assert ref() is None
     policy.tick(12.0)  # and what survived that collection is frozen again
     assert policy.stats.freezes == 4 and gc.get_freeze_count() > 0
+
+
+def test_a_middle_generation_collection_is_followed_by_a_freeze() -> None:
+    policy = GcPolicy(refreeze_after=600.0)
+    policy.install(0.0)
+    kept = [_Node() for _ in range(1000)]
+    gc.collect(1)  # the table's newest objects survive into the old generation...
+    policy.tick(1.0)
+    assert policy.stats.freezes == 2  # ...and are frozen there: no full collection sees them
+    assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_count()[2] == 0 and len(gc.get_objects(generation=2)) == 0
+
+
+def test_after_an_unfreeze_only_a_full_collection_freezes_again() -> None:
+    import weakref
+
+    policy = GcPolicy(refreeze_after=10.0)
+    policy.install(0.0)
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    ref = weakref.ref(a)
+    gc.collect(1)
+    policy.tick(1.0)  # frozen with the middle generation's survivors
+    del a, b
+    policy.tick(11.0)
+    assert policy.stats.unfreezes == 1 and gc.get_freeze_count() == 0
+    gc.collect(1)
+    policy.tick(12.0)  # a middle collection before the full one: nothing frozen
+    assert policy.stats.freezes == 2 and gc.get_freeze_count() == 0
+    gc.collect()  # the full collection finds the cycle that was frozen
+    assert ref() is None
+    policy.tick(13.0)
+    assert policy.stats.freezes == 3
+    gc.collect(1)
+    policy.tick(14.0)  # and middle collections freeze again
+    assert policy.stats.freezes == 4
