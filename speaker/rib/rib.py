@@ -46,7 +46,7 @@ from speaker.rib.query import (
     parse_target,
     route_view,
 )
-from speaker.wire.attributes import MpReachAttr, MpUnreachAttr
+from speaker.wire.attributes import MP_ATTRIBUTE_TYPES, MpReachAttr, MpUnreachAttr
 from speaker.wire.context import IPV4_UNICAST, Family, Negotiated
 from speaker.wire.enums import Afi
 from speaker.wire.messages import Update
@@ -61,7 +61,6 @@ _BGP = SourceKind.BGP
 _IPV4 = Afi.IPV4
 
 
-_MP_TYPES = frozenset({MpReachAttr, MpUnreachAttr})
 """The attribute classes that carry routes of their own (RFC 4760); an UPDATE without any
 of them (the IPv4 case) skips the scan for them, by a set test in C."""
 
@@ -170,7 +169,7 @@ class Rib:
             adj = self.adj_in(peer)  # raises UnknownPeerError
         reach: MpReachAttr | None = None
         unreach: MpUnreachAttr | None = None
-        if not _MP_TYPES.isdisjoint(map(type, update.attributes)):  # else no MP scan
+        if not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes)):  # else no MP scan
             for a in update.attributes:
                 if isinstance(a, MpReachAttr):
                     reach = a

@@ -37,7 +37,12 @@ from speaker.session.state import (
     Transition,
 )
 from speaker.session.summary import summarize
-from speaker.wire.attributes import MpReachAttr, MpUnreachAttr, UndecodedMpAttr
+from speaker.wire.attributes import (
+    MP_ATTRIBUTE_TYPES,
+    MpReachAttr,
+    MpUnreachAttr,
+    UndecodedMpAttr,
+)
 from speaker.wire.context import Family
 from speaker.wire.enums import (
     CeaseSubcode,
@@ -372,7 +377,7 @@ class Handlers(SessionCore):
         assert isinstance(payload, Update)
         if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
             conn.hold_deadline = now + conn.hold_time
-        if not _MP_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
+        if not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
             kept = self._negotiated_part(conn, payload)
             if kept is None:
                 return True
@@ -499,7 +504,7 @@ def _negotiated_only(
 ) -> tuple[Update, tuple[MpReachAttr | MpUnreachAttr | UndecodedMpAttr, ...]]:
     """The UPDATE without its MP_REACH/MP_UNREACH_NLRI of families not negotiated (RFC 4760
     7: their routes are ignored), and those attributes; the same UPDATE when there is none."""
-    if _MP_TYPES.isdisjoint(map(type, update.attributes)):  # the usual case, in C
+    if MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes)):  # the usual case, in C
         return update, ()
     drop = tuple(
         a
@@ -512,9 +517,6 @@ def _negotiated_only(
     rest = tuple(a for a in update.attributes if not any(a is d for d in drop))
     return replace(update, attributes=rest), drop
 
-
-_MP_TYPES = frozenset({MpReachAttr, MpUnreachAttr, UndecodedMpAttr})
-"""The attributes :func:`_negotiated_only` looks at (no class subclasses them)."""
 
 _S = State
 _I = Input

@@ -849,6 +849,15 @@ class UndecodedMpAttr(PathAttribute):
         return None
 
 
+MP_ATTRIBUTE_TYPES: frozenset[type[PathAttribute]] = frozenset(
+    {MpReachAttr, MpUnreachAttr, UndecodedMpAttr}
+)
+"""The classes of MP_REACH_NLRI and MP_UNREACH_NLRI, decoded or not (none is subclassed): an
+UPDATE whose attribute types are disjoint from these has no multiprotocol part, a test that
+runs in C (``MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes))``), once per UPDATE
+in the session and the RIB."""
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownAttr(PathAttribute):
     """An attribute we do not implement: type code, flags and value kept as received.
