@@ -18,7 +18,7 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from speaker.kernel.model import (
     V6_FLAG,
@@ -99,6 +99,21 @@ def addr_key(addr: IPAddress) -> int:
     return int(addr) | _V6_FLAG if addr.version == 6 else int(addr)
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _canonical(table: dict[_K, _V], key: _K, value: _V, limit: int) -> _V:
+    """The object ``table`` holds for ``key``, else ``value``, kept as that object from now
+    on; the table starts over past ``limit`` entries (a bound, not an eviction policy)."""
+    canon = table.get(key)
+    if canon is None:
+        if len(table) > limit:
+            table.clear()
+        canon = table[key] = value
+    return canon
+
+
 class Interner:
     """One canonical object per gateway address and per next-hop tuple.
 
@@ -122,31 +137,15 @@ class Interner:
         computed or read back from the kernel, share one)."""
         if route[0]:
             route = body(route)
-        canon = self._bodies.get(route)
-        if canon is None:
-            if len(self._bodies) > self.HOPS_LIMIT:
-                self._bodies.clear()
-            canon = self._bodies[route] = route
-        return canon
+        return _canonical(self._bodies, route, route, self.HOPS_LIMIT)
 
     def hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
         """The canonical object for a next-hop tuple (hashes its addresses: once per set)."""
-        canon = self._hops.get(hops)
-        if canon is None:
-            if len(self._hops) > self.HOPS_LIMIT:
-                self._hops.clear()
-            canon = self._hops[hops] = hops
-        return canon
+        return _canonical(self._hops, hops, hops, self.HOPS_LIMIT)
 
     def addr(self, addr: IPAddress) -> IPAddress:
         """The canonical object for an address."""
-        key = addr_key(addr)
-        canon = self._addrs.get(key)
-        if canon is None:
-            if len(self._addrs) > self.LIMIT:
-                self._addrs.clear()
-            canon = self._addrs[key] = addr
-        return canon
+        return _canonical(self._addrs, addr_key(addr), addr, self.LIMIT)
 
     def addr_raw(self, raw: bytes) -> IPAddress:
         """The canonical address object for 4 or 16 raw bytes."""

@@ -254,13 +254,7 @@ class LocRib:
                 if old_best is not None:
                     e.best = None
                     e._ecmp = None
-                    counts = by_source if v4 else by_source6  # _count_best(old_best, None)
-                    name = old_best.peer.name
-                    left = counts[name] - 1
-                    if left:
-                        counts[name] = left
-                    else:
-                        del counts[name]
+                    _uncount(by_source if v4 else by_source6, old_best.peer.name)
                     was = (old_best,) if old_ecmp is None else old_ecmp
                     append(RouteChange(prefix, old_best, None, was, (), _NO_PATH))
             elif not isinstance(paths, list):
@@ -322,12 +316,16 @@ def _count_best(by_source: dict[str, int], by_source6: dict[str, int], old: Path
     if path.prefix.afi is not _IPV4:
         by_source = by_source6
     if old is not None:
-        name = old.peer.name
-        left = by_source[name] - 1
-        if left:
-            by_source[name] = left
-        else:
-            del by_source[name]
+        _uncount(by_source, old.peer.name)
     if new is not None:
         name = new.peer.name
         by_source[name] = by_source.get(name, 0) + 1
+
+
+def _uncount(counts: dict[str, int], name: str) -> None:
+    """One best path fewer for the source ``name`` (its key goes with its last)."""
+    left = counts[name] - 1
+    if left:
+        counts[name] = left
+    else:
+        del counts[name]
