@@ -347,14 +347,7 @@ class RouteWriter:
             # the answers already queued (a local kernel answers inside send()), without a
             # coroutine per batch; the wait, only when the last one is not among them
             failed: dict[int, OpResult] = {}
-            problem = ""
-            answers: bytes | None
-            try:
-                answers = self.channel.recv_nowait()
-            except TimeoutError:
-                answers, problem = None, _TIMEOUT
-            except OSError as exc:
-                answers, problem = None, f"answers lost: {exc}"
+            answers, problem = self._receive()
             closed = answers is not None and self._take(answers, pending, last, failed)
             if not closed and not problem:
                 closed, problem = await self._wait(pending, last, failed)
@@ -370,20 +363,31 @@ class RouteWriter:
         request): whether it came, and else what went wrong."""
         deadline = time.monotonic() + ANSWER_TIMEOUT
         while True:
-            try:
-                data = self.channel.recv_nowait()
-                if data is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False, _TIMEOUT
+            data, problem = self._receive()
+            if problem:
+                return False, problem
+            if data is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False, _TIMEOUT
+                try:
                     await self.channel.readable(remaining)
-                    continue
-            except TimeoutError:
-                return False, _TIMEOUT
-            except OSError as exc:
-                return False, f"answers lost: {exc}"
+                except TimeoutError:
+                    return False, _TIMEOUT
+                except OSError as exc:
+                    return False, f"answers lost: {exc}"
+                continue
             if self._take(data, pending, last, failed):
                 return True, ""
+
+    def _receive(self) -> tuple[bytes | None, str]:
+        """One datagram of answers if one is queued (None if not), or what went wrong."""
+        try:
+            return self.channel.recv_nowait(), ""
+        except TimeoutError:
+            return None, _TIMEOUT
+        except OSError as exc:
+            return None, f"answers lost: {exc}"
 
     @staticmethod
     def _take(
