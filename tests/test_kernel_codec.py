@@ -485,3 +485,23 @@ def test_prefix_keys_stand_for_prefixes() -> None:
 @pytest.mark.parametrize("bad", [b"", b"\x01\x00", b"\xff" * 15])
 def test_iter_messages_ignores_truncated(bad: bytes) -> None:
     assert list(iter_messages(bad)) == []
+
+
+def test_dump_counts_the_routes_found_as_known() -> None:
+    """Given the routes it expects (key -> body), a dump only counts those it finds with
+    that very body and keeps the others: a changed route, and one not known at all."""
+    parser = RouteParser()
+    data = b"".join(dumped(f"10.0.{i}.0/26", "192.168.0.80", 2) for i in range(3))
+    first = RouteDump()
+    parser.parse_datagram(data, 42, first)
+    known = dict(zip(first.keys[:2], first.bodies[:2], strict=True))
+    data += dumped("10.0.0.0/26", "192.168.0.99", 2)  # a second route at a known key
+    counted = RouteDump()
+    done, _ = parser.parse_datagram(data, 42, counted, known)
+    assert not done and counted.same == 2
+    assert [str(r.prefix) for r in counted.routes()] == ["10.0.2.0/26", "10.0.0.0/26"]
+    assert str(counted.routes()[1].nexthops[0].gateway) == "192.168.0.99"
+    both = RouteDump()
+    both.extend(counted)
+    both.extend(counted)
+    assert both.same == 4 and len(both) == 4

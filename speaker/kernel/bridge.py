@@ -26,12 +26,13 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from speaker.kernel.codec import (
     RTM_DELROUTE,
     RTM_NEWROUTE,
+    FibRoute,
     RouteDump,
     RouteParser,
 )
@@ -405,7 +406,7 @@ class KernelBridge:
             reading = self._reading
             self._monitor_reading(False)
             try:
-                routes = await self._dump_both()
+                routes = await self._dump_both(self._rec.scan_expected())
                 for _ in self._rec.load_steps(routes, time.monotonic()):
                     await asyncio.sleep(0)
                 del routes
@@ -435,15 +436,16 @@ class KernelBridge:
             if reading:
                 self._monitor_reading(True)
 
-    async def _dump_both(self) -> RouteDump:
+    async def _dump_both(self, known: Mapping[int, FibRoute] | None = None) -> RouteDump:
+        """Both families; the routes found as ``known`` holds them only counted."""
         assert self._change is not None
         for attempt in range(_DUMP_RETRIES):
             try:
                 routes = await dump_routes(
-                    self._change, self._parser, socket.AF_INET, self.config.table
+                    self._change, self._parser, socket.AF_INET, self.config.table, known
                 )
                 routes.extend(await dump_routes(
-                    self._change, self._parser, socket.AF_INET6, self.config.table
+                    self._change, self._parser, socket.AF_INET6, self.config.table, known
                 ))
                 return routes
             except DumpInterrupted as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 from speaker.kernel.model import (
@@ -226,13 +226,21 @@ def with_key(key: int, body: FibRoute) -> FibRoute:
 class RouteDump:
     """The routes of a dump as two parallel lists: prefix keys and interned bodies
     (:func:`body`).  A 100,000-route scan thus holds no route object of its own, only the
-    key ints: the bodies are the handful shared with the reconciler's routes."""
+    key ints: the bodies are the handful shared with the reconciler's routes.
 
-    __slots__ = ("bodies", "keys")
+    A scan may also be given the routes it expects (``known``: prefix key -> body, the
+    reconciler's own routes): one found exactly as expected is only counted in ``same``,
+    not kept.  In the steady state that is every route of ours, so a periodic scan of a
+    100,000-route table holds a few lists of the routes that differ instead of 100,000
+    keys and a dict of them (some 10 MiB that lifted the daemon's peak RSS by 6)."""
+
+    __slots__ = ("bodies", "keys", "same")
 
     def __init__(self, routes: Iterable[FibRoute] = ()) -> None:
         self.keys: list[int] = []
         self.bodies: list[FibRoute] = []
+        self.same = 0
+        """Routes found exactly as ``known`` holds them: counted, not kept."""
         for route in routes:
             self.keys.append(route.key)
             self.bodies.append(body(route))
@@ -244,6 +252,7 @@ class RouteDump:
         """Append another dump's routes (the second family's)."""
         self.keys += other.keys
         self.bodies += other.bodies
+        self.same += other.same
 
     def routes(self) -> list[FibRoute]:
         """The whole routes (tests, display)."""
@@ -303,6 +312,7 @@ _DST_AT = _RTMSG_LEN + 8  # RTA_TABLE, then RTA_DST's header: the layout of ever
 _AFTER_DST: dict[int, int] = {int(socket.AF_INET): _DST_AT + 8, int(socket.AF_INET6): _DST_AT + 20}
 _BE32U = struct.Struct(">I").unpack_from
 _MISS: Any = object()
+_NOTHING_KNOWN: dict[int, FibRoute] = {}
 
 
 class RouteParser:
@@ -373,8 +383,12 @@ class RouteParser:
                 self._seen[raw] = keyed
         return keyed  # type: ignore[no-any-return]
 
-    def parse_datagram(self, data: bytes, seq: int, out: RouteDump) -> tuple[bool, int]:
-        """The route messages of one dump datagram with sequence ``seq``, added to ``out``.
+    def parse_datagram(
+        self, data: bytes, seq: int, out: RouteDump, known: Mapping[int, FibRoute] | None = None
+    ) -> tuple[bool, int]:
+        """The route messages of one dump datagram with sequence ``seq``, added to ``out``
+        (a route whose body is the very one ``known`` has at its key only counted: see
+        :class:`RouteDump`).
 
         Returns (done, flags seen OR-ed, with the errno of an NLMSG_ERROR in the high bits:
         ``flags | errno << 16``).  Inlined message walk and fast path (:meth:`parse_keyed`):
@@ -385,6 +399,8 @@ class RouteParser:
         bodies = self._bodies
         keys_append = out.keys.append
         bodies_append = out.bodies.append
+        expected = _NOTHING_KNOWN.get if known is None else known.get
+        same = 0
         after_dst = _AFTER_DST
         head_end = _DST_AT + 4
         v4_after = _DST_AT + 8
@@ -409,25 +425,37 @@ class RouteParser:
                         route = bodies.get(masked, _MISS)
                     if route is _MISS:
                         keyed = self.parse_keyed(data, p, end)
-                        if keyed is not None:
-                            keys_append(keyed[0])
-                            bodies_append(keyed[1])
-                    elif route is not None:
+                        if keyed is None:
+                            key = -1
+                        else:
+                            key, route = keyed
+                    elif route is None:
+                        key = -1
+                    else:
                         dst_len = data[p + 1]
                         if after == v4_after:
                             (addr,) = _BE32U(data, p + head_end)
-                            keys_append(1 << dst_len | addr >> (32 - dst_len))
+                            key = 1 << dst_len | addr >> (32 - dst_len)
                         else:
                             addr = int.from_bytes(data[p + head_end : p + after], "big")
-                            keys_append((1 << dst_len | addr >> (128 - dst_len)) | _V6_FLAG)
+                            key = (1 << dst_len | addr >> (128 - dst_len)) | _V6_FLAG
+                    if key < 0:
+                        pass  # a route we do not handle
+                    elif expected(key) is route:
+                        same += 1
+                    else:
+                        keys_append(key)
                         bodies_append(route)
                 elif mtype == NLMSG_DONE:
+                    out.same += same
                     return True, flags_seen
                 elif mtype == NLMSG_ERROR:
                     (err,) = _ERR.unpack_from(data, off + _HDR_LEN)
                     if err:
+                        out.same += same
                         return True, flags_seen | (-err) << 16
             off += (length + 3) & ~3
+        out.same += same
         return False, flags_seen
 
     def _parse(self, data: bytes, offset: int, end: int) -> FibRoute | None:

@@ -33,7 +33,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from speaker.kernel.codec import (
@@ -43,6 +43,7 @@ from speaker.kernel.codec import (
     NLM_F_ACK,
     NLM_F_DUMP_INTR,
     NLMSG_ERROR,
+    FibRoute,
     ParsedMessage,
     RouteDump,
     RouteParser,
@@ -435,9 +436,14 @@ def _results(
 
 
 async def dump_routes(
-    channel: NetlinkChannel, parser: RouteParser, family: int, table: int
+    channel: NetlinkChannel,
+    parser: RouteParser,
+    family: int,
+    table: int,
+    known: Mapping[int, FibRoute] | None = None,
 ) -> RouteDump:
-    """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile)."""
+    """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile);
+    those found exactly as ``known`` holds them are only counted (:class:`RouteDump`)."""
     seq = channel.next_seq()
     channel.send(pack_route_dump(family, table, seq))
     routes = RouteDump()
@@ -447,7 +453,7 @@ async def dump_routes(
         while True:
             data = await channel.recv(ANSWER_TIMEOUT)
             datagrams += 1
-            done, seen = parser.parse_datagram(data, seq, routes)
+            done, seen = parser.parse_datagram(data, seq, routes, known)
             flags |= seen
             if done:
                 break

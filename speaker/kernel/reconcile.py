@@ -176,6 +176,7 @@ class Reconciler:
         self.ifnames: Mapping[int, str] = ifnames if ifnames is not None else {}
         self.unknown_ifindex = False  # a learned route names a device we have no name for
         self.needs_scan = False  # an outcome surprised us (EEXIST, no answer): re-dump soon
+        self._keep_all_keys = False  # the next scan must keep every key (see scan_expected)
         self.counters: Counter[str] = Counter()
         self.route_events = True
         """Publish an event per routine route write (installed, deleted...).  The daemon
@@ -500,6 +501,12 @@ class Reconciler:
 
     # -- the kernel side -------------------------------------------------------------------
 
+    def scan_expected(self) -> Mapping[int, FibRoute] | None:
+        """What a scan's dump may count instead of keeping (``RouteDump.same``): our routes
+        as we hold them, once loaded; None when the dump must keep every key (start-up,
+        and the scan after one that found a route of ours missing without saying which)."""
+        return None if self._keep_all_keys or not self.loaded else self._ours
+
     def load(
         self, routes: RouteDump | Iterable[FibRoute], now: float, *, initial: bool = False
     ) -> None:
@@ -561,7 +568,7 @@ class Reconciler:
         yield
         self.counters["scans"] += 1
         self._event_fix.clear()
-        self.needs_scan = False
+        self.needs_scan = self._keep_all_keys = False
         if new_others != self._others:
             old_others = self._others
             changed = {
@@ -612,6 +619,8 @@ class Reconciler:
         desired_of = self._desired_of
         inflight = self._inflight
         dirty = self._dirty
+        held_before = len(ours)
+        found = routes.same  # ours found as we hold them (counted by the dump, not kept)
         # in place: the dump's key ints go with it (the kept ones are the core's)
         count = 0
         for key, body in new_ours.items():
@@ -620,6 +629,8 @@ class Reconciler:
                 count = 0
                 yield
             before = ours.get(key)
+            if before is not None:
+                found += 1
             if before is body or before == body:
                 continue
             if key not in inflight:
@@ -631,7 +642,12 @@ class Reconciler:
                 dirty[key] = None
             ours[key] = body
         yield
-        if len(ours) != len(new_ours):
+        if routes.same:
+            if found < held_before:
+                # a route of ours is gone, but a dump that only counted the routes it found
+                # as expected cannot say which: the next scan, at once, keeps every key
+                self._keep_all_keys = self.needs_scan = True
+        elif len(ours) != len(new_ours):
             for key in [k for k in ours if k not in new_ours]:
                 if key not in inflight:
                     if ours[key] == desired_of(key):
