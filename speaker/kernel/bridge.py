@@ -418,6 +418,8 @@ class KernelBridge:
                 self._rec.unknown_ifindex = False
                 await self._refresh_links()
                 self._rec.relearn()
+        if self._rec.needs_scan:  # e.g. a route of ours gone, not yet named: again at once
+            self._scan_now.set()
         self._dispatch()
         if self._rec.has_work():
             self._wake.set()
