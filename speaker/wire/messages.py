@@ -678,20 +678,23 @@ def decode_message(data: bytes, ctx: Negotiated) -> Message:
     return _REGISTRY[mtype].decode_body(data[HEADER_SIZE:], ctx)
 
 
-def is_update_header(data: bytes, start: int, ctx: Negotiated) -> bool:
-    """The 19 octets at ``start`` are a header :func:`check_header` accepts as an UPDATE's:
-    the framing's test for the usual message, without building the (length, type) pair."""
+def update_length(data: bytes, start: int, ctx: Negotiated) -> int:
+    """The length of the message whose 19-octet header is at ``start`` when
+    :func:`check_header` accepts that header as an UPDATE's, else 0: the framing's test for
+    the usual message, which reads the length once and builds no (length, type) pair."""
     length = (data[start + 16] << 8) | data[start + 17]
-    return (
+    if (
         data[start + 18] == 2
         and 23 <= length <= ctx.max_message_size
         and data.startswith(MARKER, start)
-    )
+    ):
+        return length
+    return 0
 
 
 def decode_checked_update(data: bytes, ctx: Negotiated) -> Update:
     """A whole UPDATE message whose header was checked (by :func:`check_header` or
-    :func:`is_update_header`, its length that of ``data``): :func:`decode_message` without
+    :func:`update_length`, its length that of ``data``): :func:`decode_message` without
     the header tests a session framing messages has already made."""
     return _decode_update(data, ctx, HEADER_SIZE)
 
