@@ -132,14 +132,22 @@ class AttributeSet:
             if hops != (() if nh is None else (nh.address,)):
                 key = (attrs, flags, hops)
             else:
-                hops = None  # derived from the NEXT_HOP by _make, as for the plain key
+                hops = None  # derived from the NEXT_HOP by _fill, as for the plain key
         if hops is None:
             key = attrs if flags is None else (attrs, flags)
+        # setdefault with an empty set, filled in when it went in: the key (its attributes'
+        # __hash__, Python code) is hashed once, found or not; get() then a store hashed a
+        # new set's key twice, and a feed of one set per route makes a set per UPDATE
         table = cls._table
-        found = table.get(key)
-        if found is not None:
+        made: AttributeSet = _new_object(cls)
+        found = table.setdefault(key, made)
+        if found is not made:
             return found
-        made = table[key] = cls._make(attrs, hops)
+        try:
+            cls._fill(made, attrs, hops)
+        except BaseException:
+            del table[key]  # never an empty set in the table
+            raise
         if len(_flag_tuples) >= _FLAG_TUPLES_MAX:  # only sharing is lost
             _flag_tuples.clear()
         if len(table) >= cls._sweep_at:
@@ -229,11 +237,12 @@ class AttributeSet:
             hops = (nh.address,)
         return AttributeSet.intern(attrs, hops)
 
-    @classmethod
-    def _make(
-        cls, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...] | None
-    ) -> AttributeSet:
-        """A new set; ``hops`` None: the NEXT_HOP's address, if any (found in the same loop)."""
+    @staticmethod
+    def _fill(
+        made: AttributeSet, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...] | None
+    ) -> None:
+        """Set the fields of a new (empty) set; ``hops`` None: the NEXT_HOP's address, if any
+        (found in the same loop)."""
         nh: PathAttribute | None = None
         origin: Origin | None = None
         as_path: tuple[AsPathSegment, ...] | None = None
@@ -279,7 +288,6 @@ class AttributeSet:
             first_as = as_path[0].asns[0]
         # the frozen __init__ sets each of the 15 fields through object.__setattr__; a feed
         # of one set per route makes a set per UPDATE: set the slots directly instead
-        made: AttributeSet = _new_object(cls)
         _set_attributes(made, attrs)
         _set_next_hops(made, hops)
         _set_origin(made, origin)
@@ -297,7 +305,6 @@ class AttributeSet:
         _set_cluster_list(made, clusters)
         _set_atomic_aggregate(made, atomic)
         _set_aggregator(made, aggregator)
-        return made
 
     # ------------------------------------------------------------------ reading
 
