@@ -193,16 +193,27 @@ def test_public_attribute_decoders() -> None:
     assert decode_attributes(h(BASE), DEFAULT_CONTEXT)[0] is attrs  # interned list
 
 
-def test_med_and_local_pref_are_built_inline_and_not_interned() -> None:
+def test_med_and_local_pref_are_built_inline_and_only_local_pref_interned() -> None:
     from speaker.wire import attributes
 
     attributes.clear_caches()
     base = h(BASE)
     med = h("80 04 04 00000457")
-    attrs, errors, present, _ = decode_attributes(base + med + h("40 05 04 00000064"), ADDPATH)
+    pref = h("40 05 04 00000064")
+    attrs, errors, present, _ = decode_attributes(base + med + pref, ADDPATH)
     assert attrs[3:] == (MedAttr(1111), LocalPrefAttr(100)) and errors == ()
-    assert attrs[3].flags is None and present == 0b111110
+    assert attrs[3].flags is None and attrs[4].flags is None and present == 0b111110
     assert med not in attributes._attr_caches[True]  # one value per route: nothing to share
+    # one LOCAL_PREF for most routes: the next list (another MED) shares its object
+    again = decode_attributes(base + h("80 04 04 00000458") + pref, ADDPATH)[0]
+    assert again[4] is attrs[4] and again[3] == MedAttr(1112)
+    cache = attributes._attr_caches[True]
+    for size in range(attributes._ATTR_CACHE_LIMIT - len(cache)):  # a full cache is not grown
+        cache[size.to_bytes(4, "big")] = attrs[0]
+    other = decode_attributes(base + med + h("40 05 04 00000065"), ADDPATH)[0]
+    assert other[4] == LocalPrefAttr(101) and h("40 05 04 00000065") not in cache
+    assert len(cache) == attributes._ATTR_CACHE_LIMIT
+    attributes.clear_caches()
     # other flags or lengths take the general path, which keeps or refuses them
     partial = decode_attributes(base + h("a0 04 04 00000457"), ADDPATH)[0][3]
     assert partial == MedAttr(1111) and partial.flags == 0xA0

@@ -1009,7 +1009,8 @@ def decode_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
 
 def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     """:func:`decode_attributes` for a list not interned yet (it is interned if clean)."""
-    get = _attr_caches[ctx.asn4].get
+    cache = _attr_caches[ctx.asn4]
+    get = cache.get
     ebgp = ctx.ebgp
     attrs: list[PathAttribute] = []
     append = attrs.append
@@ -1047,10 +1048,14 @@ def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
         attr = get(raw)
         if attr is None:
             u32 = _U32_HEADERS.get(raw[:3])
-            if u32 is not None:  # MED, LOCAL_PREF with their flags: built here, not interned
+            if u32 is not None:  # MED, LOCAL_PREF with their flags: built here
                 attr = _new_object(u32)
                 _set_u32(attr, int.from_bytes(raw[3:], "big"))
                 _set_flags(attr, None)
+                if u32 is LocalPrefAttr and len(cache) < _ATTR_CACHE_LIMIT:
+                    # one LOCAL_PREF for most routes of an AS: interned (found above from
+                    # now on, one object for all sets), a MED is not (it may differ per route)
+                    cache[raw] = attr
                 append(attr)
                 i = end
                 continue
