@@ -124,3 +124,16 @@ def test_reads_of_8_kib_are_framed_in_place(monkeypatch: pytest.MonkeyPatch) -> 
     reads = _cut(data, [8192] * (len(data) // 8192 + 1))
     assert _feed(reads)[0] == reference
     assert len(calls) == len(reads) > 2
+
+
+def test_bytes_on_a_connection_not_connected_yet_are_refused() -> None:
+    """A transport bug, not the peer's: data for an attempt still in Connect is refused."""
+    from speaker.wire.errors import LocalProtocolError
+
+    config = parse_config(CONFIG)
+    session = PeerSession(session_config(config, config.peers[0], restarting=False))
+    session.start(0.0)
+    session.handle_timer(10.0)
+    (conn,) = session.connections()  # dialled, not connected
+    with pytest.raises(LocalProtocolError, match="not connected yet"):
+        session.receive_data(conn, _stream()[:19], 11.0)
