@@ -249,3 +249,14 @@ def test_a_set_that_fails_to_fill_is_not_left_in_the_table(monkeypatch: Any) -> 
     assert intern_count() == before  # no empty set behind
     monkeypatch.undo()
     assert AttributeSet.intern(attrs).med == 4343
+
+
+def test_plain_attributes_give_the_same_set_without_the_mp_test() -> None:
+    """``plain=True`` is the caller's word that there is no MP_REACH/MP_UNREACH (the RIB's
+    per-UPDATE test found none): the same set, and the attributes are not looked at again."""
+    attrs = _base(med=4444)
+    assert AttributeSet.intern(attrs, plain=True) is AttributeSet.intern(attrs)
+    reach = MpReachAttr(Afi.IPV6, Safi.UNICAST, (ipaddress.IPv6Address("2001:db8::1"),), ())
+    with_mp = (*attrs, reach)
+    assert reach not in AttributeSet.intern(with_mp).attributes
+    assert reach in AttributeSet.intern(with_mp, plain=True).attributes  # trusted, not tested

@@ -110,13 +110,17 @@ class AttributeSet:
         cls,
         attributes: Iterable[PathAttribute],
         next_hops: Iterable[IpAddress] | None = None,
+        *,
+        plain: bool = False,
     ) -> AttributeSet:
         """The shared set for these attributes (MP_REACH/MP_UNREACH are left out).
 
         ``next_hops`` overrides the NEXT_HOP attribute (used for MP_REACH next hops).
+        ``plain``: the caller has found no MP_REACH/MP_UNREACH among the attributes (the RIB
+        tests every UPDATE for them), so they are not looked for again.
         """
         attrs = attributes if type(attributes) is tuple else tuple(attributes)
-        if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
+        if not plain and not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C
             attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
         # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
         # (one shared flags tuple per pattern, for the keys that hold one)
