@@ -137,3 +137,13 @@ def test_bytes_on_a_connection_not_connected_yet_are_refused() -> None:
     (conn,) = session.connections()  # dialled, not connected
     with pytest.raises(LocalProtocolError, match="not connected yet"):
         session.receive_data(conn, _stream()[:19], 11.0)
+
+
+def test_take_from_empty_queues_is_empty_bytes_and_queued_messages_come_in_order() -> None:
+    from speaker.session.state import State
+
+    conn = Connection(1, True, State.ESTABLISHED, 0.0)
+    assert type(conn.take(None)) is bytes and conn.take(10) == b""  # nothing queued
+    conn.routes.extend((b"r1", b"r2"))
+    conn.control.append(b"c")
+    assert conn.take(3) == b"cr1" and conn.take(None) == b"r2" and conn.take(None) == b""
