@@ -367,3 +367,35 @@ def test_encode_prefix_keeps_only_the_prefix_octets() -> None:
     assert encode_prefix(Nlri(Prefix.parse("fd00:10:244:42::/122")), False) == h(
         "7a fd000010024400420000000000000000"
     )
+
+
+def test_a_checked_update_says_whether_it_carries_mp_attributes() -> None:
+    """``decode_checked_update`` tells the session, from the type codes it decoded, what a
+    scan of the attributes' types would: MP_REACH/MP_UNREACH_NLRI present, decoded or not."""
+    from speaker.wire.attributes import MP_ATTRIBUTE_TYPES, clear_caches
+    from speaker.wire.messages import decode_checked_update
+
+    clear_caches()
+    v6 = Prefix.parse("2001:db8::/32")
+    hop = (ipaddress.IPv6Address("2001:db8::1"),)
+    plain = update_message(attrs=BASE + "80 04 04 00000001", nlri="18 0a0000")
+    reach = MpReachAttr(Afi.IPV6, Safi.UNICAST, hop, (Nlri(v6),))
+    messages = [
+        plain,
+        plain,  # the same attribute list again, found interned
+        update_message(withdrawn="18 0a0000"),
+        update_message(),  # End-of-RIB
+        Update.end_of_rib_marker(IPV6_UNICAST).encode(DEFAULT_CONTEXT),
+        Update(attributes=(OriginAttr(), AsPathAttr(()), reach)).encode(DEFAULT_CONTEXT),
+        # VPNv4 (AFI 1 SAFI 128), kept undecoded
+        update_message(attrs="80 0e 05 0001 80 00 00" + BASE),
+        # an attribute discarded (RFC 7606: ATOMIC_AGGREGATE with a value)
+        update_message(attrs=BASE + "40 06 01 00", nlri="18 0a0000"),
+    ]
+    found = []
+    for data in messages:
+        update, multiprotocol = decode_checked_update(data, DEFAULT_CONTEXT)
+        assert update == decode_message(data, DEFAULT_CONTEXT)
+        assert multiprotocol is not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes))
+        found.append(multiprotocol)
+    assert found == [False, False, False, False, True, True, True, False]

@@ -165,7 +165,7 @@ class Handlers(SessionCore):
         table's entry for it says (:meth:`_on_update`, stay Established, no ``after``), without
         the generic lookup and dispatch that would run once per received UPDATE."""
         try:
-            update = decode_checked_update(frame, conn.ctx)
+            update, multiprotocol = decode_checked_update(frame, conn.ctx)
         except BgpError as exc:
             self._emit_in(conn, 2, len(frame), "malformed UPDATE")
             self._receive_error(conn, now, exc, 2, Input.UPDATE_MSG_ERR)
@@ -177,7 +177,7 @@ class Handlers(SessionCore):
         self._events.append(
             routine_message_in(self.peer, conn.conn_id, _UPDATE, len(frame), summary)
         )
-        self._update_in(conn, now, update)
+        self._update_in(conn, now, update, multiprotocol)
 
     def _receive_error(
         self, conn: Connection, now: float, exc: BgpError, mtype: int, inp: Input
@@ -393,14 +393,20 @@ class Handlers(SessionCore):
         :meth:`_receive_update`)."""
         _expect(payload, Update)
         assert isinstance(payload, Update)
-        self._update_in(conn, now, payload)
+        multiprotocol = not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, payload.attributes))
+        self._update_in(conn, now, payload, multiprotocol)
         return True
 
-    def _update_in(self, conn: Connection, now: float, payload: Update) -> None:
-        """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported."""
+    def _update_in(
+        self, conn: Connection, now: float, payload: Update, multiprotocol: bool
+    ) -> None:
+        """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported.
+
+        ``multiprotocol``: it carries MP_REACH/MP_UNREACH_NLRI (else there is nothing to
+        drop for a family not negotiated)."""
         if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
             conn.hold_deadline = now + conn.hold_time
-        if not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
+        if multiprotocol:
             kept = self._negotiated_part(conn, payload)
             if kept is None:
                 return
