@@ -399,3 +399,50 @@ def test_a_checked_update_says_whether_it_carries_mp_attributes() -> None:
         assert multiprotocol is not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes))
         found.append(multiprotocol)
     assert found == [False, False, False, False, True, True, True, False]
+
+
+def _outcome(data: bytes, ctx: Negotiated) -> tuple[object, ...]:
+    from speaker.wire.attributes import decode_new_attributes
+
+    attrs, errors, present, dropped = decode_new_attributes(data, ctx)
+    flags = [a.flags for a in attrs]
+    found = [(e.code, e.subcode, e.data, e.action, e.reason) for e in errors]
+    return attrs, flags, found, present, dropped
+
+
+def test_a_list_led_by_the_last_lists_interned_attributes_decodes_as_walked() -> None:
+    """The interned attributes leading a list not interned whole (ORIGIN, AS_PATH, NEXT_HOP
+    before a MED per route) are kept as a lead: a list starting with those octets must decode
+    exactly as one walked from its start, whatever follows (repeats, errors, MP attributes)."""
+    from speaker.wire import attributes
+
+    attributes.clear_caches()
+    tails = [
+        "80 04 04 00000001 40 05 04 00000064",
+        "80 04 04 00000002 40 05 04 00000064",
+        "80 04 04 00000003",
+        "40 01 01 02 80 04 04 00000004",  # ORIGIN again: repeated, discarded (RFC 7606 3g)
+        "80 04 04 00000005 40 06 01 00",  # ATOMIC_AGGREGATE with a value: discarded
+        "80 0f 03 0002 01",  # MP_UNREACH_NLRI (read with the add-path setting)
+        "c0 63 02 abcd 80 04 04 00000006",  # an unknown attribute, then interned
+        "",
+    ]
+    ebgp = Negotiated(ebgp=True)
+    lead = h(BASE)
+    for ctx in (DEFAULT_CONTEXT, ADDPATH, ebgp, OLD):
+        for tail in tails * 2:
+            data = lead + h(tail)
+            led = _outcome(data, ctx)
+            attributes._leads[:] = [None] * len(attributes._leads)
+            assert led == _outcome(data, ctx), (tail, ctx)
+            walked = _outcome(data, ctx)  # and after a walk, led again
+            assert led == walked
+    # the lead: the interned attributes before the first one that is not
+    attributes.clear_caches()
+    for _ in range(2):
+        _outcome(lead + h(tails[0]), DEFAULT_CONTEXT)
+    octets, attrs, bits = attributes._leads[DEFAULT_CONTEXT.attribute_cache] or (b"", (), 0)
+    assert octets == lead and [a.type_code for a in attrs] == [1, 2, 3] and bits == 0b1110
+    assert attributes._leads.count(None) == len(attributes._leads) - 1
+    attributes.clear_caches()
+    assert attributes._leads.count(None) == len(attributes._leads)
