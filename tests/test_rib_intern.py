@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pytest
 
 from speaker.rib.attrs import AS_PATH_MAXLEN, AttributeSet, intern_count
 from speaker.wire.attributes import (
@@ -28,6 +31,7 @@ from speaker.wire.attributes import (
     OriginatorIdAttr,
     OriginAttr,
     PathAttribute,
+    UnknownAttr,
 )
 from speaker.wire.enums import Afi, AsPathSegmentType, Origin, Safi
 from speaker.wire.nlri import Nlri, Prefix
@@ -209,3 +213,50 @@ def test_flags_none_and_flags_zero_stay_apart() -> None:
     assert AttributeSet.intern(_base(med=7_000_000), (hop,)) is not plain
     assert AttributeSet.intern(_base(med=7_000_000), (hop,)).next_hops == (hop,)
     assert AttributeSet.intern(_base(med=7_000_000), (V4("192.168.0.80"),)) is plain
+
+
+_HASHES: list[int] = []
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted(UnknownAttr):
+    """An unknown attribute that counts how often it is hashed."""
+
+    def __hash__(self) -> int:
+        _HASHES.append(self.unknown_type)
+        return hash(self.value)
+
+
+def test_a_new_set_hashes_its_key_once_and_a_found_one_once() -> None:
+    attrs = (*_base(med=4242), _Counted(unknown_type=99, value=b"once", flags=0xC0))
+    _HASHES.clear()
+    made = AttributeSet.intern(attrs)
+    assert _HASHES == [99]  # found or not, one lookup
+    assert AttributeSet.intern(attrs) is made and _HASHES == [99, 99]
+    assert made.med == 4242 and made.attributes == attrs  # filled in after it went in
+
+
+def test_a_set_that_fails_to_fill_is_not_left_in_the_table(monkeypatch: Any) -> None:
+    attrs = _base(med=4343)
+    before = intern_count()
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("fill failed")
+
+    monkeypatch.setattr(AttributeSet, "_fill", staticmethod(broken))
+    with pytest.raises(RuntimeError, match="fill failed"):
+        AttributeSet.intern(attrs)
+    assert intern_count() == before  # no empty set behind
+    monkeypatch.undo()
+    assert AttributeSet.intern(attrs).med == 4343
+
+
+def test_plain_attributes_give_the_same_set_without_the_mp_test() -> None:
+    """``plain=True`` is the caller's word that there is no MP_REACH/MP_UNREACH (the RIB's
+    per-UPDATE test found none): the same set, and the attributes are not looked at again."""
+    attrs = _base(med=4444)
+    assert AttributeSet.intern(attrs, plain=True) is AttributeSet.intern(attrs)
+    reach = MpReachAttr(Afi.IPV6, Safi.UNICAST, (ipaddress.IPv6Address("2001:db8::1"),), ())
+    with_mp = (*attrs, reach)
+    assert reach not in AttributeSet.intern(with_mp).attributes
+    assert reach in AttributeSet.intern(with_mp, plain=True).attributes  # trusted, not tested

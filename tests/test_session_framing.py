@@ -124,3 +124,26 @@ def test_reads_of_8_kib_are_framed_in_place(monkeypatch: pytest.MonkeyPatch) -> 
     reads = _cut(data, [8192] * (len(data) // 8192 + 1))
     assert _feed(reads)[0] == reference
     assert len(calls) == len(reads) > 2
+
+
+def test_bytes_on_a_connection_not_connected_yet_are_refused() -> None:
+    """A transport bug, not the peer's: data for an attempt still in Connect is refused."""
+    from speaker.wire.errors import LocalProtocolError
+
+    config = parse_config(CONFIG)
+    session = PeerSession(session_config(config, config.peers[0], restarting=False))
+    session.start(0.0)
+    session.handle_timer(10.0)
+    (conn,) = session.connections()  # dialled, not connected
+    with pytest.raises(LocalProtocolError, match="not connected yet"):
+        session.receive_data(conn, _stream()[:19], 11.0)
+
+
+def test_take_from_empty_queues_is_empty_bytes_and_queued_messages_come_in_order() -> None:
+    from speaker.session.state import State
+
+    conn = Connection(1, True, State.ESTABLISHED, 0.0)
+    assert type(conn.take(None)) is bytes and conn.take(10) == b""  # nothing queued
+    conn.routes.extend((b"r1", b"r2"))
+    conn.control.append(b"c")
+    assert conn.take(3) == b"cr1" and conn.take(None) == b"r2" and conn.take(None) == b""

@@ -194,6 +194,17 @@ def test_every_message_in_every_connected_state_is_handled_or_an_fsm_error(
         assert entry.rfc.startswith("RFC")
 
 
+def test_the_update_entry_is_what_the_receive_fast_path_does() -> None:
+    """A received UPDATE on an Established connection skips the table's lookup and dispatch
+    (``Handlers._receive_update``): that is right only while the entry runs ``_on_update``,
+    stays Established and has no ``after`` hook."""
+    entry = TRANSITIONS[(State.ESTABLISHED, Input.UPDATE_MSG)]
+    assert entry.handler is PeerSession._on_update
+    assert entry.next is State.ESTABLISHED
+    assert entry.after is None
+    assert [s for s, i in TRANSITIONS if i is Input.UPDATE_MSG] == [State.ESTABLISHED]
+
+
 def test_notifications_are_accepted_in_every_connected_state() -> None:
     for state in (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED):
         assert (state, Input.NOTIF_MSG) in TRANSITIONS

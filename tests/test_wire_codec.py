@@ -193,16 +193,27 @@ def test_public_attribute_decoders() -> None:
     assert decode_attributes(h(BASE), DEFAULT_CONTEXT)[0] is attrs  # interned list
 
 
-def test_med_and_local_pref_are_built_inline_and_not_interned() -> None:
+def test_med_and_local_pref_are_built_inline_and_only_local_pref_interned() -> None:
     from speaker.wire import attributes
 
     attributes.clear_caches()
     base = h(BASE)
     med = h("80 04 04 00000457")
-    attrs, errors, present, _ = decode_attributes(base + med + h("40 05 04 00000064"), ADDPATH)
+    pref = h("40 05 04 00000064")
+    attrs, errors, present, _ = decode_attributes(base + med + pref, ADDPATH)
     assert attrs[3:] == (MedAttr(1111), LocalPrefAttr(100)) and errors == ()
-    assert attrs[3].flags is None and present == 0b111110
+    assert attrs[3].flags is None and attrs[4].flags is None and present == 0b111110
     assert med not in attributes._attr_caches[True]  # one value per route: nothing to share
+    # one LOCAL_PREF for most routes: the next list (another MED) shares its object
+    again = decode_attributes(base + h("80 04 04 00000458") + pref, ADDPATH)[0]
+    assert again[4] is attrs[4] and again[3] == MedAttr(1112)
+    cache = attributes._attr_caches[True]
+    for size in range(attributes._ATTR_CACHE_LIMIT - len(cache)):  # a full cache is not grown
+        cache[size.to_bytes(4, "big")] = attrs[0]
+    other = decode_attributes(base + med + h("40 05 04 00000065"), ADDPATH)[0]
+    assert other[4] == LocalPrefAttr(101) and h("40 05 04 00000065") not in cache
+    assert len(cache) == attributes._ATTR_CACHE_LIMIT
+    attributes.clear_caches()
     # other flags or lengths take the general path, which keeps or refuses them
     partial = decode_attributes(base + h("a0 04 04 00000457"), ADDPATH)[0][3]
     assert partial == MedAttr(1111) and partial.flags == 0xA0
@@ -356,3 +367,82 @@ def test_encode_prefix_keeps_only_the_prefix_octets() -> None:
     assert encode_prefix(Nlri(Prefix.parse("fd00:10:244:42::/122")), False) == h(
         "7a fd000010024400420000000000000000"
     )
+
+
+def test_a_checked_update_says_whether_it_carries_mp_attributes() -> None:
+    """``decode_checked_update`` tells the session, from the type codes it decoded, what a
+    scan of the attributes' types would: MP_REACH/MP_UNREACH_NLRI present, decoded or not."""
+    from speaker.wire.attributes import MP_ATTRIBUTE_TYPES, clear_caches
+    from speaker.wire.messages import decode_checked_update
+
+    clear_caches()
+    v6 = Prefix.parse("2001:db8::/32")
+    hop = (ipaddress.IPv6Address("2001:db8::1"),)
+    plain = update_message(attrs=BASE + "80 04 04 00000001", nlri="18 0a0000")
+    reach = MpReachAttr(Afi.IPV6, Safi.UNICAST, hop, (Nlri(v6),))
+    messages = [
+        plain,
+        plain,  # the same attribute list again, found interned
+        update_message(withdrawn="18 0a0000"),
+        update_message(),  # End-of-RIB
+        Update.end_of_rib_marker(IPV6_UNICAST).encode(DEFAULT_CONTEXT),
+        Update(attributes=(OriginAttr(), AsPathAttr(()), reach)).encode(DEFAULT_CONTEXT),
+        # VPNv4 (AFI 1 SAFI 128), kept undecoded
+        update_message(attrs="80 0e 05 0001 80 00 00" + BASE),
+        # an attribute discarded (RFC 7606: ATOMIC_AGGREGATE with a value)
+        update_message(attrs=BASE + "40 06 01 00", nlri="18 0a0000"),
+    ]
+    found = []
+    for data in messages:
+        update, multiprotocol = decode_checked_update(data, DEFAULT_CONTEXT)
+        assert update == decode_message(data, DEFAULT_CONTEXT)
+        assert multiprotocol is not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes))
+        found.append(multiprotocol)
+    assert found == [False, False, False, False, True, True, True, False]
+
+
+def _outcome(data: bytes, ctx: Negotiated) -> tuple[object, ...]:
+    from speaker.wire.attributes import decode_new_attributes
+
+    attrs, errors, present, dropped = decode_new_attributes(data, ctx)
+    flags = [a.flags for a in attrs]
+    found = [(e.code, e.subcode, e.data, e.action, e.reason) for e in errors]
+    return attrs, flags, found, present, dropped
+
+
+def test_a_list_led_by_the_last_lists_interned_attributes_decodes_as_walked() -> None:
+    """The interned attributes leading a list not interned whole (ORIGIN, AS_PATH, NEXT_HOP
+    before a MED per route) are kept as a lead: a list starting with those octets must decode
+    exactly as one walked from its start, whatever follows (repeats, errors, MP attributes)."""
+    from speaker.wire import attributes
+
+    attributes.clear_caches()
+    tails = [
+        "80 04 04 00000001 40 05 04 00000064",
+        "80 04 04 00000002 40 05 04 00000064",
+        "80 04 04 00000003",
+        "40 01 01 02 80 04 04 00000004",  # ORIGIN again: repeated, discarded (RFC 7606 3g)
+        "80 04 04 00000005 40 06 01 00",  # ATOMIC_AGGREGATE with a value: discarded
+        "80 0f 03 0002 01",  # MP_UNREACH_NLRI (read with the add-path setting)
+        "c0 63 02 abcd 80 04 04 00000006",  # an unknown attribute, then interned
+        "",
+    ]
+    ebgp = Negotiated(ebgp=True)
+    lead = h(BASE)
+    for ctx in (DEFAULT_CONTEXT, ADDPATH, ebgp, OLD):
+        for tail in tails * 2:
+            data = lead + h(tail)
+            led = _outcome(data, ctx)
+            attributes._leads[:] = [None] * len(attributes._leads)
+            assert led == _outcome(data, ctx), (tail, ctx)
+            walked = _outcome(data, ctx)  # and after a walk, led again
+            assert led == walked
+    # the lead: the interned attributes before the first one that is not
+    attributes.clear_caches()
+    for _ in range(2):
+        _outcome(lead + h(tails[0]), DEFAULT_CONTEXT)
+    octets, attrs, bits = attributes._leads[DEFAULT_CONTEXT.attribute_cache] or (b"", (), 0)
+    assert octets == lead and [a.type_code for a in attrs] == [1, 2, 3] and bits == 0b1110
+    assert attributes._leads.count(None) == len(attributes._leads) - 1
+    attributes.clear_caches()
+    assert attributes._leads.count(None) == len(attributes._leads)

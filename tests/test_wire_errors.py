@@ -37,7 +37,7 @@ from speaker.wire.messages import (
     MAX_NOTIFICATION_DATA,
     CapabilitiesParameter,
     check_header,
-    is_update_header,
+    update_length,
 )
 
 MARKER = "ff" * 16
@@ -704,8 +704,9 @@ def test_mp_attribute_of_a_family_we_do_not_decode_is_valid(
 
 
 def test_the_framings_update_header_test_accepts_exactly_what_check_header_does() -> None:
-    """``is_update_header`` lets the session skip :func:`check_header` for an UPDATE: it must
-    say yes only where check_header returns (length, 2), at any offset, for any context."""
+    """``update_length`` lets the session skip :func:`check_header` for an UPDATE: it must
+    give the length only where check_header returns (length, 2), at any offset, for any
+    context, and 0 elsewhere."""
     rng = random.Random(7)
     contexts = (Negotiated(), Negotiated(max_message_size=65535))
     lengths = (0, 18, 19, 22, 23, 24, 60, 4096, 4097, 65535)
@@ -722,4 +723,5 @@ def test_the_framings_update_header_test_accepts_exactly_what_check_header_does(
             accepted = check_header(data[len(pad) : len(pad) + 19], ctx) == (length, 2)
         except BgpError:
             accepted = False
-        assert is_update_header(data, len(pad), ctx) is accepted, (data.hex(), ctx)
+        expected = length if accepted else 0
+        assert update_length(data, len(pad), ctx) == expected, (data.hex(), ctx)

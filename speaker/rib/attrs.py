@@ -110,13 +110,17 @@ class AttributeSet:
         cls,
         attributes: Iterable[PathAttribute],
         next_hops: Iterable[IpAddress] | None = None,
+        *,
+        plain: bool = False,
     ) -> AttributeSet:
         """The shared set for these attributes (MP_REACH/MP_UNREACH are left out).
 
         ``next_hops`` overrides the NEXT_HOP attribute (used for MP_REACH next hops).
+        ``plain``: the caller has found no MP_REACH/MP_UNREACH among the attributes (the RIB
+        tests every UPDATE for them), so they are not looked for again.
         """
         attrs = attributes if type(attributes) is tuple else tuple(attributes)
-        if not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C: no per-attribute bytecode
+        if not plain and not _NLRI_CARRIERS.isdisjoint(map(type, attrs)):  # in C
             attrs = tuple(a for a in attrs if not isinstance(a, (MpReachAttr, MpUnreachAttr)))
         # PathAttribute equality ignores the flags octet; keep sets whose flags differ apart
         # (one shared flags tuple per pattern, for the keys that hold one)
@@ -132,14 +136,22 @@ class AttributeSet:
             if hops != (() if nh is None else (nh.address,)):
                 key = (attrs, flags, hops)
             else:
-                hops = None  # derived from the NEXT_HOP by _make, as for the plain key
+                hops = None  # derived from the NEXT_HOP by _fill, as for the plain key
         if hops is None:
             key = attrs if flags is None else (attrs, flags)
+        # setdefault with an empty set, filled in when it went in: the key (its attributes'
+        # __hash__, Python code) is hashed once, found or not; get() then a store hashed a
+        # new set's key twice, and a feed of one set per route makes a set per UPDATE
         table = cls._table
-        found = table.get(key)
-        if found is not None:
+        made: AttributeSet = _new_object(cls)
+        found = table.setdefault(key, made)
+        if found is not made:
             return found
-        made = table[key] = cls._make(attrs, hops)
+        try:
+            cls._fill(made, attrs, hops)
+        except BaseException:
+            del table[key]  # never an empty set in the table
+            raise
         if len(_flag_tuples) >= _FLAG_TUPLES_MAX:  # only sharing is lost
             _flag_tuples.clear()
         if len(table) >= cls._sweep_at:
@@ -229,11 +241,12 @@ class AttributeSet:
             hops = (nh.address,)
         return AttributeSet.intern(attrs, hops)
 
-    @classmethod
-    def _make(
-        cls, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...] | None
-    ) -> AttributeSet:
-        """A new set; ``hops`` None: the NEXT_HOP's address, if any (found in the same loop)."""
+    @staticmethod
+    def _fill(
+        made: AttributeSet, attrs: tuple[PathAttribute, ...], hops: tuple[IpAddress, ...] | None
+    ) -> None:
+        """Set the fields of a new (empty) set; ``hops`` None: the NEXT_HOP's address, if any
+        (found in the same loop)."""
         nh: PathAttribute | None = None
         origin: Origin | None = None
         as_path: tuple[AsPathSegment, ...] | None = None
@@ -279,7 +292,6 @@ class AttributeSet:
             first_as = as_path[0].asns[0]
         # the frozen __init__ sets each of the 15 fields through object.__setattr__; a feed
         # of one set per route makes a set per UPDATE: set the slots directly instead
-        made: AttributeSet = _new_object(cls)
         _set_attributes(made, attrs)
         _set_next_hops(made, hops)
         _set_origin(made, origin)
@@ -297,7 +309,6 @@ class AttributeSet:
         _set_cluster_list(made, clusters)
         _set_atomic_aggregate(made, atomic)
         _set_aggregator(made, aggregator)
-        return made
 
     # ------------------------------------------------------------------ reading
 

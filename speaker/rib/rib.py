@@ -169,7 +169,8 @@ class Rib:
             adj = self.adj_in(peer)  # raises UnknownPeerError
         reach: MpReachAttr | None = None
         unreach: MpUnreachAttr | None = None
-        if not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes)):  # else no MP scan
+        plain = MP_ATTRIBUTE_TYPES.isdisjoint(map(type, update.attributes))
+        if not plain:  # else no MP scan, here or in intern()
             for a in update.attributes:
                 if isinstance(a, MpReachAttr):
                     reach = a
@@ -187,7 +188,8 @@ class Rib:
         else:
             now = self._clock()
             if update.nlri:
-                self._announce(adj, update.nlri, AttributeSet.intern(update.attributes), now, dirty)
+                attrs = AttributeSet.intern(update.attributes, plain=plain)
+                self._announce(adj, update.nlri, attrs, now, dirty)
             if reach is not None and reach.nlri:
                 attrs = AttributeSet.intern(update.attributes, reach.next_hops)
                 self._announce(adj, reach.nlri, attrs, now, dirty)

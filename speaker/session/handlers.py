@@ -22,6 +22,7 @@ from speaker.session.events import (
     RouteRefreshReceived,
     SessionUp,
     UnnegotiatedFamilyIgnored,
+    routine_message_in,
     update_received,
 )
 from speaker.session.negotiated import negotiate_session, validate_open, we_are_dominant
@@ -55,7 +56,6 @@ from speaker.wire.errors import BgpError
 from speaker.wire.messages import (
     HEADER_SIZE,
     Keepalive,
-    Message,
     Notification,
     Open,
     RouteRefresh,
@@ -63,7 +63,7 @@ from speaker.wire.messages import (
     check_header,
     decode_checked_update,
     decode_message,
-    is_update_header,
+    update_length,
 )
 
 __all__ = ["Handlers"]
@@ -79,6 +79,10 @@ _ERROR_RFC = {
     Input.UPDATE_MSG_ERR: "RFC 4271 6.3, RFC 7606",
     Input.ROUTE_REFRESH_MSG: "RFC 7313 5",
 }
+
+
+_ESTABLISHED = State.ESTABLISHED  # module globals: an enum member's lookup is slow on 3.11
+_UPDATE = MessageType.UPDATE
 
 
 def _expect(payload: object, cls: type) -> None:
@@ -115,8 +119,8 @@ class Handlers(SessionCore):
         n = len(data)
         while not conn.closing and n - i >= HEADER_SIZE:
             # conn.ctx each time: an OPEN in this segment changes it for what follows
-            if is_update_header(data, i, conn.ctx):  # the usual message: no (length, type) tuple
-                length = (data[i + 16] << 8) | data[i + 17]
+            length = update_length(data, i, conn.ctx)  # the usual message: no (length, type)
+            if length:
                 mtype = 2
             else:
                 head = data if i == 0 else data[i : i + HEADER_SIZE]  # it reads 19 octets only
@@ -135,6 +139,9 @@ class Handlers(SessionCore):
             conn.inbuf += data[i:] if i else data
 
     def _on_message(self, conn: Connection, now: float, mtype: int, frame: bytes) -> None:
+        if mtype == 2 and conn.state is _ESTABLISHED:
+            self._receive_update(conn, now, frame)
+            return
         inp = MESSAGE_INPUTS[mtype]
         t = TRANSITIONS.get((conn.state, inp))
         if t is None:
@@ -143,23 +150,34 @@ class Handlers(SessionCore):
             self._fsm_error(conn, now, inp)
             return
         try:
-            # the framing checked the header: an UPDATE goes straight to its body's decoder
-            if mtype == 2:
-                msg: Message = decode_checked_update(frame, conn.ctx)
-            else:
-                msg = decode_message(frame, conn.ctx)
+            msg = decode_message(frame, conn.ctx)
         except BgpError as exc:
             self._emit_in(conn, mtype, len(frame), f"malformed {MessageType(mtype).name}")
             self._receive_error(
                 conn, now, exc, mtype, _ERROR_INPUTS.get(mtype, Input.BGP_HEADER_ERR)
             )
             return
-        if type(msg) is Update and msg.nlri:  # summarize(msg), without its End-of-RIB test
-            summary = f"UPDATE (+{len(msg.nlri)} -{len(msg.withdrawn)})"
-        else:
-            summary = summarize(msg)
-        self._emit_in(conn, mtype, len(frame), summary)
+        self._emit_in(conn, mtype, len(frame), summarize(msg))
         self._run(conn, t, now, msg)  # the entry looked up above: no second lookup
+
+    def _receive_update(self, conn: Connection, now: float, frame: bytes) -> None:
+        """An UPDATE on an Established connection (the framing checked its header): what the
+        table's entry for it says (:meth:`_on_update`, stay Established, no ``after``), without
+        the generic lookup and dispatch that would run once per received UPDATE."""
+        try:
+            update, multiprotocol = decode_checked_update(frame, conn.ctx)
+        except BgpError as exc:
+            self._emit_in(conn, 2, len(frame), "malformed UPDATE")
+            self._receive_error(conn, now, exc, 2, Input.UPDATE_MSG_ERR)
+            return
+        if update.nlri:  # summarize(update), without its End-of-RIB test
+            summary = f"UPDATE (+{len(update.nlri)} -{len(update.withdrawn)})"
+        else:
+            summary = summarize(update)
+        self._events.append(
+            routine_message_in(self.peer, conn.conn_id, _UPDATE, len(frame), summary)
+        )
+        self._update_in(conn, now, update, multiprotocol)
 
     def _receive_error(
         self, conn: Connection, now: float, exc: BgpError, mtype: int, inp: Input
@@ -371,16 +389,27 @@ class Handlers(SessionCore):
         return True
 
     def _on_update(self, conn: Connection, now: float, payload: object, t: Transition) -> bool:
-        """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported."""
-        if type(payload) is not Update:
-            _expect(payload, Update)
+        """An UPDATE for the RIB (the table's entry; received ones take
+        :meth:`_receive_update`)."""
+        _expect(payload, Update)
         assert isinstance(payload, Update)
+        multiprotocol = not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, payload.attributes))
+        self._update_in(conn, now, payload, multiprotocol)
+        return True
+
+    def _update_in(
+        self, conn: Connection, now: float, payload: Update, multiprotocol: bool
+    ) -> None:
+        """An UPDATE for the RIB; End-of-RIB (RFC 4724 2); RFC 7606 outcomes reported.
+
+        ``multiprotocol``: it carries MP_REACH/MP_UNREACH_NLRI (else there is nothing to
+        drop for a family not negotiated)."""
         if conn.hold_time:  # _restart_hold, inlined: once per UPDATE
             conn.hold_deadline = now + conn.hold_time
-        if not MP_ATTRIBUTE_TYPES.isdisjoint(map(type, payload.attributes)):  # else nothing to drop
+        if multiprotocol:
             kept = self._negotiated_part(conn, payload)
             if kept is None:
-                return True
+                return
             payload = kept
         if payload.errors:
             # RFC 7606 2: treat-as-withdraw withdraws the UPDATE's NLRI (the RIB does it, from
@@ -394,13 +423,12 @@ class Handlers(SessionCore):
                     self.peer, conn.conn_id, payload, action, details, count=count
                 )
             )
-            return True
+            return
         family = None if payload.nlri else payload.end_of_rib()
         if family is not None:
             self._emit(EndOfRib(self.peer, family))
         else:
             self._events.append(update_received(self.peer, conn.conn_id, payload))
-        return True
 
     def _negotiated_part(self, conn: Connection, update: Update) -> Update | None:
         """The UPDATE without MP_REACH/MP_UNREACH_NLRI of families not negotiated (reported

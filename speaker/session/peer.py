@@ -43,6 +43,7 @@ _TIMER_ORDER = {
     TimerKind.SEND_HOLD: 6,
 }
 _SENDING = (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED)
+_UNCONNECTED = (State.CONNECT, State.ACTIVE)  # once, not two enum lookups per read
 _TIMER_INPUTS = {
     TimerKind.CONNECT_RETRY: Input.CONNECT_RETRY_TIMER,
     TimerKind.HOLD: Input.HOLD_TIMER,
@@ -201,7 +202,7 @@ class PeerSession(Handlers):
         conn = self._conns.get(conn_id)
         if conn is None or conn.closing or not data:
             return  # data racing our close is discarded
-        if conn.state in (State.CONNECT, State.ACTIVE):
+        if conn.state in _UNCONNECTED:
             raise LocalProtocolError(f"conn {conn_id} is not connected yet")
         buf = conn.inbuf
         if type(data) is not bytes:

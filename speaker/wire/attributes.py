@@ -922,6 +922,13 @@ LIST_CACHES = _list_caches  # for the UPDATE decoder's inlined lookup
 MASK_CACHES = _mask_caches
 _LIST_CACHE_LIMIT = 16384
 
+_Lead = tuple[bytes, tuple[PathAttribute, ...], int]
+# Per (asn4, ebgp): the attributes leading the last list that was not interned whole, up to its
+# first attribute not interned by itself: their octets, the attributes and their type bits.  A
+# feed of one MED per route repeats ORIGIN, AS_PATH and NEXT_HOP before it in every UPDATE: a
+# list starting with those octets takes them from here instead of walking them again.
+_leads: list[_Lead | None] = [None, None, None, None]
+
 _MP_BITS = (1 << AttrType.MP_REACH_NLRI) | (1 << AttrType.MP_UNREACH_NLRI)
 # RFC 7606 7.5, 7.9, 7.10: from an external peer these are discarded
 _IBGP_ONLY = {
@@ -940,6 +947,7 @@ def clear_caches() -> None:
         lists.clear()
     for masks in _mask_caches:
         masks.clear()
+    _leads[:] = [None] * len(_leads)
     _next_hops.clear()
 
 
@@ -1009,14 +1017,21 @@ def decode_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
 
 def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
     """:func:`decode_attributes` for a list not interned yet (it is interned if clean)."""
-    get = _attr_caches[ctx.asn4].get
+    cache = _attr_caches[ctx.asn4]
+    get = cache.get
     ebgp = ctx.ebgp
-    attrs: list[PathAttribute] = []
+    lead = _leads[ctx.attribute_cache]
+    if lead is not None and data.startswith(lead[0]):
+        # decoding reads the octets in order, so the same leading octets decode the same
+        i = start = len(lead[0])
+        attrs = list(lead[1])
+        seen = lead[2]
+    else:
+        i = start = seen = 0
+        attrs = []
     append = attrs.append
     errors: list[BgpError] = []
-    seen = 0
     dropped = 0
-    i = 0
     n = len(data)
     while i < n:
         if data[i] & 0x10:  # Extended Length
@@ -1046,11 +1061,21 @@ def decode_new_attributes(data: bytes, ctx: Negotiated) -> DecodedAttributes:
             continue
         attr = get(raw)
         if attr is None:
+            if i > start and not errors:
+                # the first attribute not interned, after more interned ones than the lead
+                # holds: these are the lead now (only interned attributes, so never an MP
+                # one, which is read with the session's add-path setting)
+                _leads[ctx.attribute_cache] = (data[:i], tuple(attrs), seen & ~bit)
+            start = n  # at the first only
             u32 = _U32_HEADERS.get(raw[:3])
-            if u32 is not None:  # MED, LOCAL_PREF with their flags: built here, not interned
+            if u32 is not None:  # MED, LOCAL_PREF with their flags: built here
                 attr = _new_object(u32)
                 _set_u32(attr, int.from_bytes(raw[3:], "big"))
                 _set_flags(attr, None)
+                if u32 is LocalPrefAttr and len(cache) < _ATTR_CACHE_LIMIT:
+                    # one LOCAL_PREF for most routes of an AS: interned (found above from
+                    # now on, one object for all sets), a MED is not (it may differ per route)
+                    cache[raw] = attr
                 append(attr)
                 i = end
                 continue

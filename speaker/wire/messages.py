@@ -358,7 +358,7 @@ class Update(Message):
 
     @classmethod
     def decode_body(cls, body: bytes, ctx: Negotiated) -> Message:
-        return _decode_update(bytes(body), ctx)
+        return _decode_update(bytes(body), ctx)[0]
 
     def encode_body(self, ctx: Negotiated) -> bytes:
         addpath = ctx.ipv4_addpath_send
@@ -382,13 +382,16 @@ _set_nlri = Update.__dict__["nlri"].__set__
 _set_errors = Update.__dict__["errors"].__set__
 
 _REACH = 1 << AttrType.MP_REACH_NLRI
+_MP = _REACH | (1 << AttrType.MP_UNREACH_NLRI)
 _ORIGIN_AS_PATH = (1 << AttrType.ORIGIN) | (1 << AttrType.AS_PATH)
 _NEEDED_WITH_IPV4 = _ORIGIN_AS_PATH | (1 << AttrType.NEXT_HOP)
 _IPV4 = Afi.IPV4
 
 
-def _decode_update(data: bytes, ctx: Negotiated, start: int = 0) -> Update:
-    """The UPDATE body decoder (the hot path of a route feed); the body begins at ``start``."""
+def _decode_update(data: bytes, ctx: Negotiated, start: int = 0) -> tuple[Update, int]:
+    """The UPDATE body decoder (the hot path of a route feed); the body begins at ``start``.
+
+    Returns the UPDATE and the bit mask (``1 << type``) of the attribute types it kept."""
     n = len(data)
     if n - start < 4:
         raise update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, reason="UPDATE body truncated")
@@ -440,7 +443,7 @@ def _decode_update(data: bytes, ctx: Negotiated, start: int = 0) -> Update:
     _set_attributes(update, attributes)
     _set_nlri(update, nlri)
     _set_errors(update, errors)
-    return update
+    return update, present
 
 
 def _missing(mask: int) -> tuple[BgpError, ...]:
@@ -665,7 +668,7 @@ def decode_message(data: bytes, ctx: Negotiated) -> Message:
         and n <= ctx.max_message_size
         and data[:16] == MARKER
     ):
-        return _decode_update(data, ctx, HEADER_SIZE)  # fast path: a well-framed UPDATE
+        return _decode_update(data, ctx, HEADER_SIZE)[0]  # fast path: a well-framed UPDATE
     length, mtype = check_header(data, ctx)
     if length != len(data):
         raise header_error(
@@ -674,26 +677,34 @@ def decode_message(data: bytes, ctx: Negotiated) -> Message:
             f"header says {length} octets, message has {len(data)}",
         )
     if mtype == 2:
-        return _decode_update(data, ctx, HEADER_SIZE)
+        return _decode_update(data, ctx, HEADER_SIZE)[0]
     return _REGISTRY[mtype].decode_body(data[HEADER_SIZE:], ctx)
 
 
-def is_update_header(data: bytes, start: int, ctx: Negotiated) -> bool:
-    """The 19 octets at ``start`` are a header :func:`check_header` accepts as an UPDATE's:
-    the framing's test for the usual message, without building the (length, type) pair."""
+def update_length(data: bytes, start: int, ctx: Negotiated) -> int:
+    """The length of the message whose 19-octet header is at ``start`` when
+    :func:`check_header` accepts that header as an UPDATE's, else 0: the framing's test for
+    the usual message, which reads the length once and builds no (length, type) pair."""
     length = (data[start + 16] << 8) | data[start + 17]
-    return (
+    if (
         data[start + 18] == 2
         and 23 <= length <= ctx.max_message_size
         and data.startswith(MARKER, start)
-    )
+    ):
+        return length
+    return 0
 
 
-def decode_checked_update(data: bytes, ctx: Negotiated) -> Update:
+def decode_checked_update(data: bytes, ctx: Negotiated) -> tuple[Update, bool]:
     """A whole UPDATE message whose header was checked (by :func:`check_header` or
-    :func:`is_update_header`, its length that of ``data``): :func:`decode_message` without
-    the header tests a session framing messages has already made."""
-    return _decode_update(data, ctx, HEADER_SIZE)
+    :func:`update_length`, its length that of ``data``): :func:`decode_message` without
+    the header tests a session framing messages has already made.
+
+    With it, whether the UPDATE carries MP_REACH_NLRI or MP_UNREACH_NLRI (decoded or not),
+    which the decoder knows from the type codes: the session does not scan the attributes'
+    types again."""
+    update, present = _decode_update(data, ctx, HEADER_SIZE)
+    return update, bool(present & _MP)
 
 
 def split_messages(buffer: bytes | bytearray, ctx: Negotiated) -> Iterator[tuple[int, bytes]]:
