@@ -143,7 +143,7 @@ def held(slot: Slot) -> Path | list[Path] | None:
 
 def find(slot: Slot, source: str, path_id: int | None) -> Path | None:
     """The slot's path from the source of this name with this path id, if any."""
-    p = held(slot)
+    p = slot._paths if isinstance(slot, LocEntry) else slot  # held(), without the call
     if p is None:
         return None
     if isinstance(p, list):
@@ -306,10 +306,20 @@ class LocRib:
         by_source = self.best_by_source
         by_source6 = self.best_by_source6
         for e in dirty:
-            if not isinstance(e, LocEntry):
-                change = self._settle_lone(e)
-                if change is not None:
-                    append(change)
+            if not isinstance(e, LocEntry):  # a lone path dropped or replaced (inlined: a
+                prefix = e.prefix  # walk lists a peer's every route so)
+                now = entries.get(prefix)
+                if now is None:
+                    _uncount(by_source if prefix.afi is _IPV4 else by_source6, e.peer.name)
+                    append(RouteChange(prefix, e, None, (e,), (), _NO_PATH))
+                elif isinstance(now, LocEntry):  # made for the prefix since, listed after:
+                    now.best = e  # it reports the change
+                    now._ecmp = None
+                else:
+                    if now.peer is not e.peer:
+                        _count_best(by_source, by_source6, e, now)
+                    if not now.same_route(e):
+                        append(RouteChange(prefix, e, now, (e,), (now,), _ONLY_PATH))
                 continue
             paths = e._paths
             old_best = e.best
@@ -366,24 +376,6 @@ class LocRib:
                     )
                 )
         return changes
-
-    def _settle_lone(self, old: Path) -> RouteChange | None:
-        """The change for a lone path listed to settle (see :meth:`settle`)."""
-        prefix = old.prefix
-        now = self.entries.get(prefix)
-        v4 = prefix.afi is _IPV4
-        if now is None:
-            _uncount(self.best_by_source if v4 else self.best_by_source6, old.peer.name)
-            return RouteChange(prefix, old, None, (old,), (), _NO_PATH)
-        if isinstance(now, LocEntry):  # made for the prefix since, listed after: it reports
-            now.best = old
-            now._ecmp = None
-            return None
-        if now.peer is not old.peer:
-            _count_best(self.best_by_source, self.best_by_source6, old, now)
-        if now.same_route(old):
-            return None
-        return RouteChange(prefix, old, now, (old,), (now,), _ONLY_PATH)
 
 
 def _chosen(path: Path, name: str, stale: bool | None, afis: Container[Afi] | None) -> bool:
