@@ -4,11 +4,15 @@ The table maps a prefix to a *lone path* -- the :class:`Path` itself, when it is
 only path and its best (the common case: each Calico block has one announcer) -- or to a
 :class:`LocEntry`, which holds several paths, or a prefix being changed.  A lone path costs
 no entry object (64 bytes a prefix: 6.4 MB at 100,000 routes).  Between operations a lone
-path is its prefix's settled best: an operation that adds or replaces a path of its prefix
-first makes it an entry (:meth:`LocRib.entry`), one that removes it takes the prefix out at
-once (:meth:`LocRib.drop`), and :meth:`LocRib.settle` puts a prefix left with one path (its
-best) back as a lone path.  Readers get entries: :meth:`LocRib.get` and iteration make a
-detached one for a lone path.
+path is its prefix's settled best.  An operation *adds* a new prefix's first path as a lone
+path, and lists the path to settle; one that adds or replaces a path of a lone path's prefix
+first makes it an entry (:meth:`LocRib.entry`); one that removes a lone path *drops* it: the
+prefix goes from the table at once, the path is listed.  :meth:`LocRib.settle` tells a new
+lone path from a dropped one by whether the table still holds it, and puts a prefix left
+with one path (its best) back as a lone path.  An operation that dropped a lone path adds no
+new one (it makes an entry: :meth:`LocRib.dropped`), as the dropped path's settling would
+take the new one for its replacement.  Readers get entries: :meth:`LocRib.get` and iteration
+make a detached one for a lone path.
 
 Operations on Adj-RIBs-In put the entries they touch on a *dirty* list; :meth:`LocRib.settle`
 then recomputes each of them and reports the prefixes whose best path or ECMP set changed.
@@ -251,17 +255,18 @@ class LocRib:
         if removed:  # the lone paths' prefixes (a dict cannot shrink while walked)
             for e in dirty:
                 if not isinstance(e, LocEntry):
-                    self.drop(e)
+                    del entries[prefix := e.prefix]
+                    if prefix.afi is not _IPV4:
+                        self.ipv6 -= 1
         return dirty, removed, removed6
 
-    def drop(self, path: Path) -> None:
-        """Take a lone path's prefix out of the table; to settle, list the path (settling
-        it then reports the prefix gone, or hands the path as the previous best to an entry
-        made for the prefix since)."""
-        prefix = path.prefix
-        del self.entries[prefix]
-        if prefix.afi is not _IPV4:
-            self.ipv6 -= 1
+    def dropped(self, dirty: Iterable[Slot]) -> bool:
+        """Whether the operation of this dirty list dropped a lone path (it lists one that
+        the table no longer holds): it may then add no lone path (see the module
+        docstring)."""
+        entries = self.entries
+        return any(not isinstance(e, LocEntry) and entries.get(e.prefix) is not e
+                   for e in dirty)
 
     def mark_stale(self, name: str, afis: Container[Afi] | None = None) -> list[Slot]:
         """Replace the source's fresh paths (of ``afis``; None: all) by stale copies, in one
@@ -294,9 +299,10 @@ class LocRib:
         entry: an entry listed twice has nothing left to report the second time).
 
         Entries left without paths are removed from the table, those left with one path
-        (their best) are replaced by it.  A lone path listed is a prefix's previous best that
-        was dropped (:meth:`drop`) or replaced by a whole-source walk: settled against what
-        the table holds now.
+        (their best) are replaced by it.  A lone path listed is settled against what the
+        table holds now: it is new if the table holds it (a prefix's first path, added),
+        else the prefix's previous best, dropped or replaced by a whole-source walk (see the
+        module docstring).
         """
         changes: list[RouteChange] = []
         append = changes.append
@@ -306,16 +312,23 @@ class LocRib:
         by_source = self.best_by_source
         by_source6 = self.best_by_source6
         for e in dirty:
-            if not isinstance(e, LocEntry):  # a lone path dropped or replaced (inlined: a
-                prefix = e.prefix  # walk lists a peer's every route so)
+            if not isinstance(e, LocEntry):  # a lone path (inlined: a feed or a walk lists
+                prefix = e.prefix  # a peer's every route so)
                 now = entries.get(prefix)
-                if now is None:
+                if now is e:  # new: the prefix's first path (_count_best, the change inlined)
+                    counts = by_source if prefix.afi is _IPV4 else by_source6
+                    name = e.peer.name
+                    counts[name] = counts.get(name, 0) + 1
+                    append(RouteChange(prefix, None, e, (), (e,), _ONLY_PATH))
+                elif now is None:  # dropped
                     _uncount(by_source if prefix.afi is _IPV4 else by_source6, e.peer.name)
                     append(RouteChange(prefix, e, None, (e,), (), _NO_PATH))
-                elif isinstance(now, LocEntry):  # made for the prefix since, listed after:
-                    now.best = e  # it reports the change
+                elif isinstance(now, LocEntry):  # an entry made for the prefix since, listed
+                    # after: it reports the change, from the previous best: this dropped
+                    # path, or none for a new one the entry was made of
+                    now.best = None if now.best is e else e
                     now._ecmp = None
-                else:
+                else:  # replaced by a walk
                     if now.peer is not e.peer:
                         _count_best(by_source, by_source6, e, now)
                     if not now.same_route(e):

@@ -223,6 +223,7 @@ class Rib:
         kind = adj.kind
         refresh = adj.refresh
         added = added6 = 0
+        lone = not loc.dropped(dirty)  # a new prefix's first path goes in lone (see loc_rib)
         for nlri in nlris:
             prefix, path_id = nlri
             slot = entries.get(prefix)
@@ -237,8 +238,9 @@ class Rib:
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
             path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
+            entry: Slot
             if slot is None:
-                entry = entries[prefix] = LocEntry(prefix, path)  # lone once settled
+                entry = entries[prefix] = path if lone else LocEntry(prefix, path)
                 if prefix.afi is not _IPV4:
                     loc.ipv6 += 1
             else:
@@ -260,7 +262,8 @@ class Rib:
         self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[Slot]
     ) -> None:
         """Remove the source's paths of these (prefix, path id), those it has: NLRI, or its
-        paths themselves (no key tuple built per path)."""
+        paths themselves (no key tuple built per path).  Never after an :meth:`_announce` of
+        the same operation: a lone path found is then a settled one, which it may drop."""
         loc = self.loc
         entries = loc.entries
         name = adj.info.name
@@ -279,8 +282,8 @@ class Rib:
                 entry = slot
                 slot.remove(old)
             else:  # the prefix's lone path: it goes now, listed to settle, with no entry made
-                entry = old
-                loc.drop(old)
+                entry = old  # (dropped: see loc_rib; the table's IPv6 count below)
+                del entries[prefix]
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
@@ -288,6 +291,8 @@ class Rib:
             adj.count -= 1
             if prefix.afi is not _IPV4:
                 adj.ipv6 -= 1
+                if entry is old:
+                    loc.ipv6 -= 1
             if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
 
