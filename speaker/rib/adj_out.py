@@ -271,7 +271,7 @@ class AdjRibOut:
             if prefix in single or (multi and prefix in multi):
                 pending[prefix] = None
                 continue
-            if not isinstance(e, LocEntry):
+            if not isinstance(e, LocEntry):  # a lone path listed: the prefix as it is now
                 now = entries.get(prefix)
                 if now is None:
                     continue
@@ -279,7 +279,7 @@ class AdjRibOut:
             if addpath[prefix.afi] and isinstance(e, LocEntry):
                 cands: Iterable[Path] = e.paths
             else:
-                best = e.best if isinstance(e, LocEntry) else e
+                best = e.best if isinstance(e, LocEntry) else e  # a lone path is the best
                 # the peer's own route (a feed from our only peer): never sent back to it,
                 # candidate()'s first refusal, without the call
                 if best is None or best.peer.name == name:
