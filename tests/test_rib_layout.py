@@ -6,8 +6,10 @@ Every change must read the same through the public API."""
 from __future__ import annotations
 
 from speaker.rib import AttributeSet, BestPathReason, PeerInfo, Rib
+from speaker.rib.loc_rib import LocEntry
 from speaker.rib.path import Path
 from speaker.wire.enums import Afi
+from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
 
 ASN = 64512
@@ -29,29 +31,88 @@ def pfx() -> Prefix:
     return Prefix(Afi.IPV4, (10 << 24) | (244 << 16) | (1 << 8), 26)
 
 
-def test_one_path_inline_then_a_list_then_inline_again() -> None:
+def test_a_lone_path_is_the_tables_value_then_an_entry_then_lone_again() -> None:
     rib = make_rib()
     rib.announce(A80, [Nlri(pfx(), 1)], VIA80)
-    entry = rib.loc.get(pfx())
-    assert entry is not None
-    assert isinstance(entry._paths, Path) and entry._ecmp is None  # no list, no 1-tuple
-    (only,) = entry.paths
-    assert entry.best is only and entry.ecmp == (only,) and len(entry) == 1
+    only = rib.loc.entries[pfx()]
+    assert isinstance(only, Path)  # no entry object for a prefix's lone best path
+    view = rib.loc.get(pfx())
+    assert view is not None and view.best is only and view.ecmp == (only,) and len(view) == 1
+    assert isinstance(view._paths, Path) and view._ecmp is None  # no list, no 1-tuple
 
     (grew,) = rib.announce(A82, [Nlri(pfx(), 1)], VIA82)  # same MED etc.: ECMP of two
-    assert isinstance(entry._paths, list) and len(entry) == 2
+    entry = rib.loc.entries[pfx()]
+    assert isinstance(entry, LocEntry) and isinstance(entry._paths, list) and len(entry) == 2
     assert entry._ecmp is not None and len(entry.ecmp) == 2 and entry.ecmp[0] is entry.best
     assert grew.old_ecmp == (only,) and len(grew.new_ecmp) == 2
 
     (shrank,) = rib.withdraw(A82, [Nlri(pfx(), 1)])
-    assert entry._paths is only and entry._ecmp is None  # back inline, set derived
-    assert entry.ecmp == (only,) and rib.ecmp(pfx()) == (only,)
+    assert rib.loc.entries[pfx()] is only  # lone again: the entry is gone
+    assert rib.ecmp(pfx()) == (only,) and rib.best(pfx()) is only
     assert len(shrank.old_ecmp) == 2 and shrank.new_ecmp == (only,)
     assert shrank.reason is BestPathReason.ONLY_PATH
+    assert rib.counts().best_by_source == {A80.name: 1}
 
     (gone,) = rib.withdraw(A80, [Nlri(pfx(), 1)])
     assert gone.withdrawn and gone.old_ecmp == (only,) and gone.new_ecmp == ()
-    assert rib.loc.get(pfx()) is None and entry.paths == () and entry.ecmp == ()
+    assert rib.loc.get(pfx()) is None and pfx() not in rib.loc.entries
+    assert rib.counts().best_by_source == {} and len(rib.adj_in(A80)) == 0
+
+
+def test_a_feed_of_one_path_per_prefix_makes_no_entry() -> None:
+    rib = make_rib()
+    six = Prefix.parse("fd00:10::/64")
+    rib.announce(A80, [Nlri(pfx(), None), Nlri(Prefix.parse("10.9.0.0/26"), None)], VIA80)
+    rib.announce(A82, [Nlri(six, None)], VIA82)
+    assert all(isinstance(v, Path) for v in rib.loc.entries.values())
+    assert len(rib) == 3 and rib.loc.ipv6 == 1 and rib.count().paths == 3
+    assert [v.prefix for v in rib.show_route()] == sorted(rib.loc.entries)
+    assert rib.lookup("10.244.1.7") == pfx()
+
+
+def test_a_lone_path_withdrawn_and_announced_again_in_one_update_reports_once() -> None:
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), None)], VIA80)
+    old = rib.best(pfx())
+    other = AttributeSet.build(next_hop=A80.address, local_pref=100, med=5)
+    update = Update(withdrawn=(Nlri(pfx(), None),), attributes=other.attributes,
+                    nlri=(Nlri(pfx(), None),))
+    (change,) = rib.apply_update(A80, update)
+    assert change.old_best is old and change.new_best is not None
+    assert change.new_best.attrs.med == 5 and not change.withdrawn
+    assert isinstance(rib.loc.entries[pfx()], Path)
+    assert rib.counts().best_by_source == {A80.name: 1} and len(rib.adj_in(A80)) == 1
+
+
+def test_graceful_restart_marks_and_sweeps_lone_paths() -> None:
+    rib = make_rib()
+    kept, swept = pfx(), Prefix.parse("10.9.0.0/26")
+    rib.announce(A80, [Nlri(kept, None), Nlri(swept, None)], VIA80)
+    fresh = rib.loc.entries[kept]
+    changes = rib.mark_stale(A80)
+    assert len(changes) == 2 and all(c.new_best is not None and c.new_best.stale for c in changes)
+    stale = rib.loc.entries[kept]
+    assert isinstance(stale, Path) and stale.stale and stale.same_route(fresh) is False
+    assert rib.adj_in(A80).stale_count() == 2 and rib.counts().best_by_source == {A80.name: 2}
+    rib.announce(A80, [Nlri(kept, None)], VIA80)  # refreshed after the restart
+    assert isinstance(rib.loc.entries[kept], Path) and not rib.loc.entries[kept].stale
+    (gone,) = rib.sweep_stale(A80)
+    assert gone.prefix == swept and gone.withdrawn and swept not in rib.loc.entries
+    assert rib.counts().best_by_source == {A80.name: 1} and len(rib.adj_in(A80)) == 1
+
+
+def test_removing_a_source_drops_its_lone_paths_and_leaves_others_lone() -> None:
+    rib = make_rib()
+    six = Prefix.parse("fd00:10::/64")
+    rib.announce(A80, [Nlri(pfx(), None), Nlri(six, None)], VIA80)
+    rib.announce(A82, [Nlri(pfx(), None)], VIA82)
+    assert isinstance(rib.loc.entries[pfx()], LocEntry)
+    changes = rib.drop_peer(A80)
+    assert sorted(str(c.prefix) for c in changes) == ["10.244.1.0/26", "fd00:10::/64"]
+    left = rib.loc.entries[pfx()]
+    assert isinstance(left, Path) and left.peer == A82 and six not in rib.loc.entries
+    assert rib.loc.ipv6 == 0 and len(rib) == 1 and len(rib.adj_in(A80)) == 0
+    assert rib.counts(None).best_by_source == {A82.name: 1}
 
 
 def test_an_unchanged_single_path_reports_nothing_and_a_new_one_reports_one_path() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from speaker.rib.loc_rib import LocEntry
+from speaker.rib.loc_rib import Slot, find, held
 from speaker.rib.path import Path, PeerInfo, SourceKind
 from speaker.wire.enums import Afi
 from speaker.wire.nlri import Nlri, Prefix
@@ -39,11 +39,11 @@ class AdjRibIn:
         self,
         info: PeerInfo,
         kind: SourceKind = SourceKind.BGP,
-        entries: dict[Prefix, LocEntry] | None = None,
+        entries: dict[Prefix, Slot] | None = None,
     ) -> None:
         self.info = info
         self.kind = kind
-        self.entries: dict[Prefix, LocEntry] = {} if entries is None else entries
+        self.entries: dict[Prefix, Slot] = {} if entries is None else entries
         """The Loc-RIB's table, where this source's paths are."""
         self.count = 0
         """How many paths the source has (kept by the Rib as paths come and go)."""
@@ -66,7 +66,7 @@ class AdjRibIn:
             return
         name = self.info.name
         for e in self.entries.values():
-            p = e._paths  # not e.paths: no tuple per prefix on a walk of the table
+            p = held(e)  # not e.paths: no tuple or entry per prefix on a walk of the table
             if p is None:
                 continue
             if isinstance(p, list):
@@ -87,7 +87,7 @@ class AdjRibIn:
     def lookup(self, prefix: Prefix, path_id: int | None) -> Path | None:
         """The source's path for (prefix, path id), if any."""
         e = self.entries.get(prefix)
-        return None if e is None else e.find(self.info.name, path_id)
+        return None if e is None else find(e, self.info.name, path_id)
 
     @property
     def name(self) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from speaker.rib.attrs import AS4_ATTRIBUTES, AttributeSet, IpAddress
-from speaker.rib.loc_rib import LocEntry
+from speaker.rib.loc_rib import LocEntry, Slot
 from speaker.rib.path import Path, PeerInfo, SourceKind
 from speaker.rib.policy import AcceptAllPolicy, ExportDecision, ExportPolicy, ExportStep, Verdict
 from speaker.wire.attributes import (
@@ -229,11 +229,13 @@ class AdjRibOut:
             drop.append(AttrType.LOCAL_PREF)  # not sent to eBGP peers (RFC 4271 5.1.5)
         return attrs.replace(put=put, drop=drop, next_hops=hops)
 
-    def _desired(self, entry: LocEntry | None, addpath: bool) -> list[tuple[Path, AttributeSet]]:
+    def _desired(self, entry: Slot | None, addpath: bool) -> list[tuple[Path, AttributeSet]]:
         if entry is None:
             return []
-        if addpath:
-            cands: Iterable[Path] = entry.paths
+        if not isinstance(entry, LocEntry):  # a lone path: the only one, and the best
+            cands: Iterable[Path] = (entry,)
+        elif addpath:
+            cands = entry.paths
         elif entry.best is not None:
             cands = (entry.best,)
         else:
@@ -252,25 +254,32 @@ class AdjRibOut:
 
     # ------------------------------------------------------------------ pending changes
 
-    def note(self, entries: Iterable[LocEntry]) -> None:
-        """Mark the touched entries that may concern this peer as pending."""
+    def note(self, touched: Iterable[Slot], entries: Mapping[Prefix, Slot]) -> None:
+        """Mark the touched prefixes that may concern this peer as pending: settled entries,
+        or lone paths, which stand for what ``entries``, the table, holds for their prefix
+        now (a lone path listed to settle is a previous one)."""
         pending = self.pending
         multi = self._multi
         single = self._single
         afis = self._afis
         addpath = self._addpath  # keyed by every family of _afis
         name = self.peer.name
-        for e in entries:
+        for e in touched:
             prefix = e.prefix
             if prefix in pending or prefix.afi not in afis:
                 continue
             if prefix in single or (multi and prefix in multi):
                 pending[prefix] = None
                 continue
-            if addpath[prefix.afi]:
+            if not isinstance(e, LocEntry):  # a lone path listed: the prefix as it is now
+                now = entries.get(prefix)
+                if now is None:
+                    continue
+                e = now
+            if addpath[prefix.afi] and isinstance(e, LocEntry):
                 cands: Iterable[Path] = e.paths
             else:
-                best = e.best
+                best = e.best if isinstance(e, LocEntry) else e  # a lone path is the best
                 # the peer's own route (a feed from our only peer): never sent back to it,
                 # candidate()'s first refusal, without the call
                 if best is None or best.peer.name == name:
@@ -281,7 +290,7 @@ class AdjRibOut:
                     pending[prefix] = None
                     break
 
-    def flush(self, entries: Mapping[Prefix, LocEntry], *, ordered: bool = False) -> list[bytes]:
+    def flush(self, entries: Mapping[Prefix, Slot], *, ordered: bool = False) -> list[bytes]:
         """Encode the pending changes as UPDATE messages (withdrawals first).
 
         Returns nothing before the initial feed: :meth:`initial_feed` sends everything.
@@ -290,7 +299,7 @@ class AdjRibOut:
             return []
         return self._flush(entries, ordered)
 
-    def _flush(self, entries: Mapping[Prefix, LocEntry], ordered: bool) -> list[bytes]:
+    def _flush(self, entries: Mapping[Prefix, Slot], ordered: bool) -> list[bytes]:
         withdraw: dict[Afi, list[Nlri]] = {}
         announce: dict[tuple[Afi, AttributeSet], list[Nlri]] = {}
         prefixes: Iterable[Prefix] = sorted(self.pending) if ordered else self.pending
@@ -424,9 +433,9 @@ class AdjRibOut:
 
     # ------------------------------------------------------------------ feeds
 
-    def initial_feed(self, entries: Mapping[Prefix, LocEntry]) -> list[bytes]:
+    def initial_feed(self, entries: Mapping[Prefix, Slot]) -> list[bytes]:
         """Everything we export to this peer, then End-of-RIB for each family."""
-        self.note(entries.values())
+        self.note(entries.values(), entries)
         out = self._flush(entries, ordered=True) if self.pending else []
         out += [self.end_of_rib(f) for f in self.families]
         self.updates_sent += len(self.families)
@@ -434,7 +443,7 @@ class AdjRibOut:
         return out
 
     def refresh(
-        self, entries: Mapping[Prefix, LocEntry], family: Family = IPV4_UNICAST
+        self, entries: Mapping[Prefix, Slot], family: Family = IPV4_UNICAST
     ) -> RefreshAnswer:
         """The answer to a ROUTE-REFRESH (RFC 2918): pending changes first, then the family's
         routes again; ``demarcate`` says to put them between BoRR and EoRR (RFC 7313)."""
@@ -447,7 +456,7 @@ class AdjRibOut:
         return RefreshAnswer(pending, self._encode({}, announce), self.enhanced_refresh)
 
     def route_refresh(
-        self, entries: Mapping[Prefix, LocEntry], family: Family = IPV4_UNICAST
+        self, entries: Mapping[Prefix, Slot], family: Family = IPV4_UNICAST
     ) -> list[bytes]:
         """:meth:`refresh` as encoded messages, BoRR/EoRR included."""
         answer = self.refresh(entries, family)

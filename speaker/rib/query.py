@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from speaker.rib.attrs import AttributeSet
 from speaker.rib.decision import DEFAULT_POLICY, BestPathReason, SelectionPolicy, decide
-from speaker.rib.loc_rib import LocEntry
+from speaker.rib.loc_rib import LocEntry, LocRib
 from speaker.rib.path import Path, SourceKind
 from speaker.wire.enums import Afi
 from speaker.wire.nlri import Prefix
@@ -164,14 +164,14 @@ def parse_target(target: str | Prefix | ipaddress.IPv4Address | ipaddress.IPv6Ad
         raise ValueError(f"not an address or prefix: {target!r} ({exc})") from None
 
 
-def longest_match(entries: Mapping[Prefix, LocEntry], target: Prefix) -> LocEntry | None:
+def longest_match(loc: LocRib, target: Prefix) -> LocEntry | None:
     """The most specific entry covering ``target`` (BIRD's ``show route for``)."""
     bits = _BITS[target.afi]
     addr = target.addr
     afi = target.afi
     for length in range(target.length, -1, -1):
         mask = ((1 << length) - 1) << (bits - length)
-        e = entries.get(Prefix(afi, addr & mask, length))
+        e = loc.get(Prefix(afi, addr & mask, length))
         if e is not None:
             return e
     return None

@@ -6,14 +6,15 @@ on request, UPDATE bytes per peer (:meth:`Rib.flush`).  Time comes from an injec
 read once per operation.
 
 Hot path (a 100,000-prefix feed in 306 UPDATEs): per UPDATE the attributes are interned once;
-per prefix the work is one path tuple, one Loc-RIB entry looked up (where the peer's previous
-path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), touched
-(or created holding its first path inline) and put on the dirty list, and one RouteChange
-when the best path changes.  Selection runs once per touched prefix per operation, and only
-where a prefix has more than one path.  A peer's every path (session down, a graceful
-restart's mark and sweep) is handled in one walk of the Loc-RIB
-(:meth:`~speaker.rib.loc_rib.LocRib.remove_source`, ``mark_stale``), not a lookup per path;
-a prefix it alone had just goes, without selection.
+per prefix the work is one path tuple, one Loc-RIB slot looked up (where the peer's previous
+path is: the Adj-RIB-In is a view of the Loc-RIB, see :mod:`~speaker.rib.adj_in`), an entry
+touched (or created holding its first path inline, lone again once settled: see
+:mod:`~speaker.rib.loc_rib`) and put on the dirty list, and one RouteChange when the best path
+changes.  A lone path withdrawn just goes, with no entry made.  Selection runs once per
+touched prefix per operation, and only where a prefix has more than one path.  A peer's
+every path (session down, a graceful restart's mark and sweep) is handled in one walk of the
+Loc-RIB (:meth:`~speaker.rib.loc_rib.LocRib.remove_source`, ``mark_stale``), not a lookup per
+path; a prefix it alone had just goes, without selection.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from speaker.rib.decision import (
     explain_ecmp,
 )
 from speaker.rib.events import RouteChange
-from speaker.rib.loc_rib import LocEntry, LocRib
+from speaker.rib.loc_rib import LocEntry, LocRib, Slot, find
 from speaker.rib.path import LOCAL_SOURCE_NAMES, Path, PeerInfo, SourceKind
 from speaker.rib.policy import ExportDecision, ExportPolicy
 from speaker.rib.query import (
@@ -176,7 +177,7 @@ class Rib:
                     reach = a
                 elif isinstance(a, MpUnreachAttr):
                     unreach = a
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         if update.withdrawn:
             self._withdraw(adj, update.withdrawn, dirty)
         if unreach is not None and unreach.withdrawn:
@@ -199,13 +200,13 @@ class Rib:
         self, peer: PeerRef, nlri: Iterable[Nlri], attrs: AttributeSet
     ) -> list[RouteChange]:
         """Store paths for these (prefix, path id) keys with one attribute set."""
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         self._announce(self.adj_in(peer), nlri, attrs, self._clock(), dirty)
         return self._settle(dirty)
 
     def withdraw(self, peer: PeerRef, nlri: Iterable[Nlri]) -> list[RouteChange]:
         """Remove the paths stored under these (prefix, path id) keys."""
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         self._withdraw(self.adj_in(peer), nlri, dirty)
         return self._settle(dirty)
 
@@ -215,7 +216,7 @@ class Rib:
         nlris: Iterable[Nlri],
         attrs: AttributeSet,
         now: float,
-        dirty: list[LocEntry],
+        dirty: list[Slot],
     ) -> None:
         loc = self.loc
         entries = loc.entries
@@ -224,13 +225,14 @@ class Rib:
         kind = adj.kind
         refresh = adj.refresh
         added = added6 = 0
+        lone = not loc.dropped(dirty)  # a new prefix's first path goes in lone (see loc_rib)
         for nlri in nlris:
             prefix, path_id = nlri
-            entry = entries.get(prefix)
+            slot = entries.get(prefix)
             old: Path | None = None
-            if entry is not None:
-                prefix = entry.prefix  # one prefix object per prefix: the Loc-RIB's key
-                old = entry.find(name, path_id)
+            if slot is not None:
+                prefix = slot.prefix  # one prefix object per prefix: the Loc-RIB's key
+                old = find(slot, name, path_id)
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
@@ -238,14 +240,17 @@ class Rib:
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
             path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
-            if entry is None:
-                entry = entries[prefix] = LocEntry(prefix, path)
+            entry: Slot
+            if slot is None:
+                entry = entries[prefix] = path if lone else LocEntry(prefix, path)
                 if prefix.afi is not _IPV4:
                     loc.ipv6 += 1
-            elif old is None:
-                entry.add(path)
             else:
-                entry.replace(old, path)
+                entry = slot if isinstance(slot, LocEntry) else loc.entry(prefix)
+                if old is None:
+                    entry.add(path)
+                else:
+                    entry.replace(old, path)
             if old is None:
                 added += 1
                 if prefix.afi is not _IPV4:
@@ -256,23 +261,31 @@ class Rib:
         adj.ipv6 += added6
 
     def _withdraw(
-        self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[LocEntry]
+        self, adj: AdjRibIn, keys: Iterable[PathKey | Path], dirty: list[Slot]
     ) -> None:
         """Remove the source's paths of these (prefix, path id), those it has: NLRI, or its
-        paths themselves (no key tuple built per path)."""
-        entries = self.loc.entries
+        paths themselves (no key tuple built per path).  Never after an :meth:`_announce` of
+        the same operation: a lone path found is then a settled one, which it may drop."""
+        loc = self.loc
+        entries = loc.entries
         name = adj.info.name
         refresh = adj.refresh
         for key in keys:
             prefix = key[0]
             path_id = key[1]
-            entry = entries.get(prefix)
-            if entry is None:
+            slot = entries.get(prefix)
+            if slot is None:
                 continue  # withdrawing what was never announced is not an error (RFC 4271 9)
-            old = entry.find(name, path_id)
+            old = find(slot, name, path_id)
             if old is None:
                 continue
-            entry.remove(old)
+            entry: Slot
+            if isinstance(slot, LocEntry):
+                entry = slot
+                slot.remove(old)
+            else:  # the prefix's lone path: it goes now, listed to settle, with no entry made
+                entry = old  # (dropped: see loc_rib; the table's IPv6 count below)
+                del entries[prefix]
             if refresh:
                 pending = refresh.get(prefix.afi)
                 if pending:
@@ -280,10 +293,12 @@ class Rib:
             adj.count -= 1
             if prefix.afi is not _IPV4:
                 adj.ipv6 -= 1
+                if entry is old:
+                    loc.ipv6 -= 1
             if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
 
-    def _settle(self, dirty: list[LocEntry], each: ChangeSink | None = None) -> list[RouteChange]:
+    def _settle(self, dirty: list[Slot], each: ChangeSink | None = None) -> list[RouteChange]:
         """The dirty entries' changes; with ``each``, handed to it a slice of at most
         :data:`SETTLE_SLICE` entries at a time as they are settled (``dirty`` emptied as it
         goes), and nothing returned.  A whole peer going thus never holds a change, an old
@@ -300,14 +315,14 @@ class Rib:
                 each(changes)
         return []
 
-    def _settle_now(self, dirty: list[LocEntry]) -> list[RouteChange]:
+    def _settle_now(self, dirty: list[Slot]) -> list[RouteChange]:
         if not dirty:
             return []
         if self._sweep_due:
             self._sweep_attributes()
         changes = self.loc.settle(dirty)
         for out in self._out.values():
-            out.note(dirty)
+            out.note(dirty, self.loc.entries)
         # the interned attribute sets of routes gone are swept once the table has halved, at
         # the next RIB step (the caller still holds this step's changes and their paths)
         size = len(self.loc.entries)
@@ -339,7 +354,7 @@ class Rib:
         """
         adj = self.adj_in(peer)
         afis = None if families is None else {Afi(f[0]) for f in families}
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         if adj.gr_active:
             self._sweep(adj, afis, dirty)
         if adj.count:  # else no walk of the table
@@ -353,7 +368,7 @@ class Rib:
         """End of the restart (End-of-RIB arrived, or the restart timer ran out): delete the
         paths still stale (of ``family``, else of every family)."""
         adj = self.adj_in(peer)
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         self._sweep(adj, None if family is None else {Afi(family[0])}, dirty)
         if not any(p.stale for p in adj):
             adj.gr_active = False
@@ -368,7 +383,7 @@ class Rib:
             return []
         return self.sweep_stale(peer, family, each)
 
-    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[LocEntry]) -> None:
+    def _sweep(self, adj: AdjRibIn, afis: set[Afi] | None, dirty: list[Slot]) -> None:
         dirty += self._remove_source(adj, stale=True, afis=afis)
         if afis is None:
             adj.gr_active = False
@@ -384,7 +399,7 @@ class Rib:
 
     def _remove_source(
         self, adj: AdjRibIn, *, stale: bool | None = None, afis: set[Afi] | None = None
-    ) -> list[LocEntry]:
+    ) -> list[Slot]:
         """:meth:`_withdraw` for a whole source (its paths ``stale`` or not, those of
         ``afis``) by one walk of the Loc-RIB (:meth:`LocRib.remove_source`); the touched
         entries, to settle."""
@@ -414,7 +429,7 @@ class Rib:
         """EoRR from the peer: remove the paths it did not announce again since BoRR."""
         adj = self.adj_in(peer)
         leftover = adj.refresh.pop(Afi(family[0]), set())
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         self._withdraw(adj, list(leftover), dirty)
         return self._settle(dirty)
 
@@ -449,7 +464,7 @@ class Rib:
         """Make the local routes of ``kind`` exactly ``prefixes`` (e.g. the node's blocks)."""
         adj = self._local_source(kind)
         want = {parse_target(p) for p in prefixes}
-        dirty: list[LocEntry] = []
+        dirty: list[Slot] = []
         held = sum(1 for p in want if adj.lookup(p, None) is not None)
         if held < len(adj):  # some are no longer wanted: find them (a walk of the table)
             self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
@@ -583,7 +598,7 @@ class Rib:
 
     def lookup(self, target: str | Prefix | IpAddress) -> Prefix | None:
         """The longest prefix covering an address or prefix (``show route for``)."""
-        e = longest_match(self.loc.entries, parse_target(target))
+        e = longest_match(self.loc, parse_target(target))
         return None if e is None else e.prefix
 
     def show_route(
@@ -599,7 +614,7 @@ class Rib:
         keeps prefixes with a path from that peer or local source.
         """
         if for_address is not None:
-            e = longest_match(self.loc.entries, parse_target(for_address))
+            e = longest_match(self.loc, parse_target(for_address))
             entries = [] if e is None else [e]
         elif prefix is not None:
             e = self.loc.get(parse_target(prefix))
