@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import sys
 import tracemalloc
 from collections.abc import Iterable
 
@@ -874,8 +875,9 @@ def test_routine_events_are_counted_not_published_when_nobody_reads_them() -> No
 def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
     """Prefixes wanted via one next-hop set share one desired body, the routes written keep
     it, and a scan that reads them back as we wrote them keeps it too: no object per route
-    (nor the dump's own) stays in the reconciler.  A route altered by hand is not the
-    body any more, and is restored."""
+    (nor the dump's own) stays in the reconciler: a settled route has no entry of its own in
+    ``_ours`` at all.  A route altered by hand is not the body any more, is kept as an entry
+    until restored, and the entry goes with the restoration."""
     fib = FakeFib()
     rec = start(fib)
     rec.converge("test")
@@ -884,21 +886,21 @@ def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
         want(rec, prefix, "192.168.0.80")
     run(rec, fib)
     keys = [net_key(N(p)) for p in prefixes]
-    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._ours[k]) for k in keys}
-    assert len(bodies) == 1
+    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._current(k)) for k in keys}
+    assert len(bodies) == 1 and rec._ours == {}
     body = rec._desired_of(keys[0])
     assert body is not None and body.key == 0
     rec.load(fib.dump(), 2.0)  # FakeFib's dump: the written routes, whole
-    assert all(rec._ours[k] is body for k in keys)
+    assert all(rec._current(k) is body for k in keys) and rec._ours == {}
     assert rec.plan(100) == []
     fib.put(fib_route(prefixes[2], ("192.168.0.80", OIF), metric=0)._replace(extras=b"mtu"))
     rec.load(fib.dump(), 4.0)
-    assert rec._ours[keys[2]] is not body
+    assert list(rec._ours) == [keys[2]] and rec._ours[keys[2]] is not body
     ops = run(rec, fib, 4.0)
     assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
         (OpKind.REPLACE, prefixes[2], "altered outside the speaker")
     ]
-    assert rec._ours[keys[2]] is body
+    assert rec._current(keys[2]) is body and rec._ours == {}
     assert rec.ours()[N(prefixes[2])] == fib_route(prefixes[2], ("192.168.0.80", OIF))
 
 
@@ -1047,3 +1049,71 @@ def test_delete_reasons_withdrawn_unasked_and_swept() -> None:
     assert [(str(o.route.prefix), o.reason) for o in run(rec, fib)] == [
         ("10.9.0.0/24", "not wanted after convergence")
     ]
+
+
+def test_settled_routes_keep_no_entry_of_their_own() -> None:
+    """Issue #12: a route of ours in the kernel that is the wanted one costs no slot beside
+    the wanted prefix's: ``_ours`` holds only what differs (here: the 5,000 routes wanted and
+    not yet written), and once they are written its table is given back."""
+    fib = FakeFib()
+    rec = start(fib)
+    hops = (A("192.168.0.80"),)
+    keys = [net_key(N(f"10.{i >> 8}.{i & 255}.0/24")) for i in range(5000)]
+    rec.want_all((key, hops) for key in keys)
+    assert len(rec._ours) == 5000 and all(rec._ours[k] is None for k in keys)
+    assert rec.stats()["ours"] == 0 and not rec.installed(N("10.0.1.0/24"))
+    run(rec, fib, limit=4096)
+    assert rec._ours == {} and sys.getsizeof(rec._ours) < 1024
+    assert rec.stats()["ours"] == 5000 == len(rec.ours()) == len(rec.all_ours())
+    assert rec.installed(N("10.0.1.0/24"))
+    entry = rec.snapshot().by_prefix()[N("10.0.1.0/24")]
+    assert entry.state is RouteState.INSTALLED and entry.installed is not None
+    assert entry.installed.nexthops == (A("192.168.0.80"),)
+
+
+def test_a_leaving_route_is_kept_in_its_slot_until_deleted() -> None:
+    """A withdrawn route whose delete is not done yet stays in its prefix's slot: it is
+    still shown installed, a scan meanwhile neither loses it nor takes it for a route that
+    appeared unasked, wanting it again before the delete needs no write, and one deleted
+    by someone else meanwhile needs no delete."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("t")
+    for prefix in ("10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"):
+        want(rec, prefix, "192.168.0.80")
+    run(rec, fib)
+    for prefix in ("10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"):
+        rec.unwant(N(prefix))
+    assert rec._ours == {} and rec.stats()["ours"] == 3 and rec.stats()["wanted"] == 0
+    entry = rec.snapshot().by_prefix()[N("10.1.0.0/24")]
+    assert entry.state is RouteState.PENDING and entry.wanted is None
+    assert entry.installed is not None and entry.installed.nexthops == (A("192.168.0.80"),)
+    fib.remove("10.3.0.0/24")
+    rec.load(fib.dump(), 1.0)  # a scan before the deletes are planned
+    want(rec, "10.2.0.0/24", "192.168.0.80")  # wanted again: it is still there
+    ops = run(rec, fib, 1.0)
+    assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
+        (OpKind.DELETE, "10.1.0.0/24", "withdrawn")
+    ]
+    assert rec.installed(N("10.2.0.0/24")) and rec._ours == {}
+    assert sorted(str(r.prefix) for r in rec.all_ours()) == ["10.2.0.0/24"]
+
+
+def test_a_next_hop_moving_replaces_settled_routes() -> None:
+    """Settled routes hold no copy of their body: when their next hop resolves elsewhere,
+    what the kernel holds is recorded first, so the replacement says what it was."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("t")
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    run(rec, fib)
+    moved = fib_route("192.168.0.0/24", (None, 3), proto=2)
+    fib.remove("192.168.0.0/24")
+    fib.put(moved)
+    rec.observe(moved, False, 1.0)
+    held = fib_route("10.1.0.0/24", ("192.168.0.80", OIF))._replace(key=0)
+    assert rec._ours == {net_key(N("10.1.0.0/24")): held}
+    (op,) = run(rec, fib, 1.0)
+    assert op.kind is OpKind.REPLACE
+    assert op.reason.startswith("was 10.1.0.0/24 via 192.168.0.80 ifindex 2 ")
+    assert op.route.nexthops[0].oif == 3 and rec._ours == {}
