@@ -21,6 +21,7 @@ from speaker.kernel.model import (
     RouteState,
     RouteType,
     default_metric,
+    key_network,
 )
 from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult, Reconciler
 
@@ -108,16 +109,41 @@ class FakeFib:
             out.append(OpResult(op, 0))
         return out
 
+    def delete(self, keys: list[int], proto: int = OURS) -> list[tuple[int, int, str]]:
+        """What ``RouteWriter.delete`` does: the routes of ``proto`` at the primary keys of
+        these prefixes deleted; the failures, as (index, errno, message)."""
+        out = []
+        for index, key in enumerate(keys):
+            prefix = key_network(key)
+            slot = (key, 0, default_metric(prefix))
+            code = self.fail.pop(str(prefix), 0)
+            if code:
+                out.append((index, code, "injected"))
+                continue
+            holder = self.table.get(slot)
+            if holder is None or holder.proto != proto:
+                out.append((index, errno.ESRCH, ""))
+                continue
+            del self.table[slot]
+        return out
+
 
 def run(rec: Reconciler, fib: FakeFib, now: float = 0.0, limit: int = 1000) -> list[Op]:
-    """Plan and apply until the reconciler has nothing left to do; returns the ops sent."""
+    """Plan and apply until the reconciler has nothing left to do, as the bridge does
+    (:meth:`Reconciler.plan_batch`: withdrawn routes deleted by key); returns the changes
+    sent, a delete by key as the Op it stands for."""
     done: list[Op] = []
     for _ in range(100):
-        ops = rec.plan(limit)
-        if not ops:
+        ops, keys = rec.plan_batch(limit)
+        if not ops and not keys:
             return done
         done += ops
+        done += [
+            Op(OpKind.DELETE, rec._deleted_route(k), KernelEventKind.DELETED, "withdrawn")
+            for k in keys
+        ]
         rec.apply(fib.execute(ops), now)
+        rec.apply_deletes(keys, fib.delete(keys), now)
     raise AssertionError("reconciler did not settle")
 
 
@@ -1117,3 +1143,49 @@ def test_a_next_hop_moving_replaces_settled_routes() -> None:
     assert op.kind is OpKind.REPLACE
     assert op.reason.startswith("was 10.1.0.0/24 via 192.168.0.80 ifindex 2 ")
     assert op.route.nexthops[0].oif == 3 and rec._ours == {}
+
+
+def test_a_withdrawal_is_planned_as_keys_and_its_failures_matched_by_index() -> None:
+    """``plan_batch`` gives a withdrawal's deletes as bare prefix keys (no Op, route or
+    result each); ``apply_deletes`` takes failures by index, every other key done: counted
+    (or, with route events, an event each, with the route's gateways).  ``plan`` still gives
+    the same deletes as Ops."""
+    fib = FakeFib([CONNECTED, CONNECTED6])
+    rec = start(fib)
+    rec.converge("t")
+    prefixes = ["10.1.0.0/24", "10.2.0.0/24", "2001:db8:5::/64"]
+    for prefix in prefixes:
+        want(rec, prefix, "2001:db8::80" if ":" in prefix else "192.168.0.80")
+    run(rec, fib)
+    for prefix in prefixes:
+        rec.unwant(N(prefix))
+    ops, keys = rec.plan_batch(100)
+    assert ops == [] and keys == [net_key(N(p)) for p in prefixes] and rec.pending() == 3
+    rec.route_events = False
+    rec.take_events()
+    fib.remove("10.1.0.0/24")  # done; 2001:db8:5::/64 was gone already (ESRCH): done too
+    fib.remove("2001:db8:5::/64")
+    rec.apply_deletes(keys, [(1, errno.EBUSY, "held"), (2, errno.ESRCH, "")], 1.0)
+    assert rec.pending() == 0 and rec.stats()["ours"] == 1
+    assert rec.counters["deleted"] == 2 and rec.counters["write_errors"] == 1
+    (failed,) = rec.take_events()
+    assert failed.kind is KernelEventKind.FAILED and str(failed.prefix) == "10.2.0.0/24"
+    assert failed.reason == "delete 10.2.0.0/24 via 192.168.0.80 ifindex 2 proto 186 " \
+        "metric 0: Device or resource busy: held"
+    rec.route_events = True
+    rec.load(fib.dump(), 2.0)  # the failed one is retried at the scan; as an Op by plan()
+    (op,) = rec.plan(100)
+    assert (op.kind, str(op.route.prefix), op.reason) == (OpKind.DELETE, "10.2.0.0/24",
+                                                          "withdrawn")
+    rec.apply(fib.execute([op]), 2.0)
+    want(rec, "10.3.0.0/24", "192.168.0.80")
+    run(rec, fib, 3.0)
+    rec.take_events()
+    rec.unwant(N("10.3.0.0/24"))
+    _, keys = rec.plan_batch(100)
+    rec.apply_deletes(keys, fib.delete(keys), 3.0)
+    (event,) = rec.take_events()
+    assert (event.kind, str(event.prefix), event.reason, event.nexthops) == (
+        KernelEventKind.DELETED, "10.3.0.0/24", "withdrawn", (A("192.168.0.80"),)
+    )
+    assert _ours_left(fib) == 0 and rec.stats()["ours"] == 0

@@ -676,9 +676,18 @@ def pack_newroute(route: FibRoute, seq: int, flags: int, pid: int = 0) -> bytes:
 
 def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DELETE) -> bytes:
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
-    protocol (the kernel then never deletes another protocol's route at that prefix).
-    Scope NOWHERE means "any scope" to the IPv4 delete path."""
+    protocol (the kernel then never deletes another protocol's route at that prefix)."""
     key, table, proto, _rtype, tos, priority, _hops, _extras = route
+    return pack_delete(key, table, proto, tos, priority, seq, flags, pid)
+
+
+def pack_delete(
+    key: int, table: int, proto: int, tos: int, priority: int, seq: int,
+    flags: int = FLAGS_DELETE, pid: int = 0,
+) -> bytes:
+    """:func:`pack_delroute` from the fields that identify the route: a withdrawn route of
+    ours is deleted from its prefix key alone (``RouteWriter.delete``).  Scope NOWHERE means
+    "any scope" to the IPv4 delete path."""
     fields = _DEL_TAILS.get((table, priority))
     if fields is None:
         rtm_table, body = _table_fields(table)

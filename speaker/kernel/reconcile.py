@@ -37,7 +37,7 @@ import errno
 import os
 import sys
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from itertools import islice
@@ -143,6 +143,8 @@ _ADD = OpKind.ADD
 _UNICAST = RouteType.UNICAST
 _BLACKHOLE = RouteType.BLACKHOLE
 _INSTALLED = KernelEventKind.INSTALLED
+_DELETED = KernelEventKind.DELETED
+_WITHDRAWN = "withdrawn"
 _new_tuple = tuple.__new__
 #: ``Reconciler._ours.get(key, _SETTLED)``: no entry, our route is the wanted one
 _SETTLED = FibRoute(-1, 0, 0, RouteType.UNSPEC)
@@ -369,7 +371,7 @@ class Reconciler:
             ):
                 self._recompute(key, hset)
                 self._settle(key, have)
-            elif have is not resolved[0] and have != resolved[0]:
+            elif have is None or (have is not resolved[0] and have != resolved[0]):
                 ours[key] = have  # usually a new prefix: no route of ours there yet
             elif key in ours:
                 del ours[key]
@@ -499,7 +501,7 @@ class Reconciler:
             want = done[0]  # _desired's usual case, inlined: a set already resolved
         else:
             want = self._desired(key, hops)
-        if have is want or (have is not None and have == want):
+        if have is want or (have is not None and want is not None and have == want):
             self._ours.pop(key, None)
         else:
             self._ours[key] = have
@@ -940,38 +942,53 @@ class Reconciler:
     def plan(self, limit: int) -> list[Op]:
         """Up to ``limit`` changes for dirty prefixes, then for unwanted ones (each prefix at
         most once in flight): a withdrawal of 100,000 routes is planned ``limit`` at a time,
-        as the writer drains, never as a whole."""
+        as the writer drains, never as a whole.  Every change is an Op (folded in by
+        :meth:`apply`); the bridge plans with :meth:`plan_batch`."""
+        return self._plan(limit, None)[0]
+
+    def plan_batch(self, limit: int) -> tuple[list[Op], list[int]]:
+        """:meth:`plan`, the deletes of withdrawn routes given as their prefix keys: each is
+        our route at the primary key of its prefix, in our table, so the key says all the
+        writer needs (:meth:`~speaker.kernel.netlink.RouteWriter.delete`), and a withdrawal
+        makes no Op, route or result object per route.  The answers to those are folded in
+        by :meth:`apply_deletes`."""
+        return self._plan(limit, [])
+
+    def _plan(self, limit: int, keys: list[int] | None) -> tuple[list[Op], list[int]]:
         ops: list[Op] = []
+        batch = keys if keys is not None else []
         if not self.loaded:
-            return ops
+            return ops, batch
         dirty = self._dirty
         inflight = self._inflight
         plan_key = self._plan_key
-        while dirty and len(ops) < limit:
+        while dirty and len(ops) + len(batch) < limit:
             # oldest first, in slices: a key marked dirty again while waiting keeps its place
-            for key in list(islice(dirty, limit - len(ops))):
+            for key in list(islice(dirty, limit - len(ops) - len(batch))):
                 del dirty[key]
                 if key in inflight:
                     self._redo.add(key)
                     continue
-                plan_key(key, ops)
+                plan_key(key, ops, keys)
         unwanted = self._unwanted
         next_key = unwanted.popleft
-        while unwanted and len(ops) < limit:
-            for _ in range(min(limit - len(ops), len(unwanted))):
+        while unwanted and len(ops) + len(batch) < limit:
+            for _ in range(min(limit - len(ops) - len(batch), len(unwanted))):
                 key = next_key()
                 if key in inflight:
                     self._redo.add(key)
                     continue
-                plan_key(key, ops)
-        return ops
+                plan_key(key, ops, keys)
+        return ops, batch
 
     def _start(self, op: Op, ops: list[Op]) -> None:
         ops.append(op)
         key = op.route.key
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
-    def _plan_key(self, key: int, ops: list[Op]) -> None:
+    def _plan_key(self, key: int, ops: list[Op], keys: list[int] | None = None) -> None:
+        """The change for one prefix, appended to ``ops``; with ``keys``, the delete of a
+        withdrawn (leaving) route goes there as its key instead (:meth:`plan_batch`)."""
         slot = self._wanted.get(key)
         hops: tuple[IPAddress, ...] | None = None
         want: FibRoute | None = None
@@ -1033,7 +1050,13 @@ class Reconciler:
             if hops is not None:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
             elif not self._unasked or key not in self._unasked:
-                cause, reason = KernelEventKind.DELETED, "withdrawn"
+                if keys is not None and current is slot:  # leaving: deleted by its key
+                    keys.append(key)
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
+                    if self._extra and key in self._extra:
+                        self._plan_extra(key, ops)
+                    return
+                cause, reason = KernelEventKind.DELETED, _WITHDRAWN
             elif self.phase is Phase.CONVERGED:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
             else:
@@ -1041,14 +1064,18 @@ class Reconciler:
             ops.append(_new_tuple(Op, (_DELETE, with_key(key, current), cause, reason, None)))
             self._inflight[key] = self._inflight.get(key, 0) + 1
         if self._extra and key in self._extra:
-            for route in self._extra[key]:
-                if self._keeps_extra(route):
-                    continue
-                reason = (
-                    f"route of ours at metric {route.priority}, tos {route.tos}: "
-                    "not a key we program"
-                )
-                self._start(Op(OpKind.DELETE, route, KernelEventKind.SWEPT, reason), ops)
+            self._plan_extra(key, ops)
+
+    def _plan_extra(self, key: int, ops: list[Op]) -> None:
+        """Deletes of our routes at other (tos, metric) keys of the prefix (no longer kept)."""
+        for route in self._extra[key]:
+            if self._keeps_extra(route):
+                continue
+            reason = (
+                f"route of ours at metric {route.priority}, tos {route.tos}: "
+                "not a key we program"
+            )
+            self._start(Op(OpKind.DELETE, route, KernelEventKind.SWEPT, reason), ops)
 
     def _held(self, key: int, want: FibRoute, current: FibRoute) -> bool:
         """Before convergence, an adopted route is not replaced by a route with a strict
@@ -1064,33 +1091,43 @@ class Reconciler:
         """Fold the kernel's answers into the view; failures are kept and retried per scan."""
         inflight = self._inflight
         settle = self._settle
+        wanted, sets, ours = self._wanted, self._sets, self._ours
         route_events = self.route_events
         routine: dict[KernelEventKind, int] = {}  # counted, not published
         writes = 0
+        answered = self._answered
         for op, error, message in results:
             route = op.route
             key = route.key
             left = inflight.pop(key, 1) - 1
             if left > 0:
                 inflight[key] = left
+            elif self._redo:
+                answered(key)
             kind = op.kind
             if error == 0 or (kind is _DELETE and error in (errno.ESRCH, errno.ENOENT)):
                 writes += 1
                 # the sets below are empty but around a restart or a failure: test first
                 if kind is _DELETE:
                     if route.is_primary:
-                        settle(key, None)
-                        if self._unasked:
-                            self._unasked.discard(key)
-                        if self._adopted:
-                            self._adopted.discard(key)
-                        if self._unconfirmed:
-                            self._unconfirmed.discard(key)
+                        self._gone(key)
                     else:
                         self._drop_extra(route)
                 else:
                     body = op.body
-                    settle(key, body if body is not None else self.interner.body(route))
+                    if body is None:
+                        body = self.interner.body(route)
+                    hops = wanted.get(key)
+                    if (  # _settle's usual case, inlined: the route written is the desired one
+                        hops
+                        and hops.__class__ is not FibRoute
+                        and not self._rejected
+                        and (done := sets[id(hops)].resolved)
+                        and done[0] is body
+                    ):
+                        ours.pop(key, None)
+                    else:
+                        settle(key, body)
                     if self._lost:
                         self._lost.pop(key, None)
                     if self._adopted:
@@ -1105,32 +1142,101 @@ class Reconciler:
                 else:
                     routine[cause] = routine.get(cause, 0) + 1
             else:
-                self.counters["write_errors"] += 1
-                if error == UNKNOWN_OUTCOME:
-                    text = message or "no answer from the kernel"
-                    self.needs_scan = True
-                else:
-                    text = os.strerror(error) + (f": {message}" if message else "")
-                    if op.kind is OpKind.ADD and error == errno.EEXIST:
-                        self.needs_scan = True  # someone holds the key; the scan tells who
-                if self._errors.get(key) != text:
-                    self._errors[key] = text
-                    self._emit(
-                        KernelEventKind.FAILED,
-                        route.prefix,
-                        f"{op.kind.name.lower()} {route.describe()}: {text}",
-                        _gateways(route),
-                        max(error, 0),
-                    )
-            if self._redo and key in self._redo and key not in inflight:
-                self._redo.discard(key)
-                self._dirty[key] = None
+                self._failed(kind, route, error, message)
         for cause, count in routine.items():
             self.counters[_KIND_NAME[cause]] += count
+        self._written(writes)
+
+    def apply_deletes(
+        self, keys: Sequence[int], failures: Iterable[tuple[int, int, str]], now: float
+    ) -> None:
+        """Fold in the kernel's answers to the deletes of :meth:`plan_batch`'s ``keys``:
+        ``failures`` are (index in ``keys``, errno, message), matched by the writer by
+        sequence number; every other delete was done (so was one of a route already gone)."""
+        failed = {
+            index: (error, message)
+            for index, error, message in failures
+            if error not in (errno.ESRCH, errno.ENOENT)
+        }
+        inflight = self._inflight
+        answered = self._answered
+        gone = self._gone
+        route_events = self.route_events
+        for index, key in enumerate(keys):
+            left = inflight.pop(key, 1) - 1
+            if left > 0:
+                inflight[key] = left
+            problem = failed.get(index) if failed else None
+            if problem is not None:
+                self._failed(_DELETE, self._deleted_route(key), *problem)
+            else:
+                if route_events:
+                    route = self._deleted_route(key)
+                    self._emit(_DELETED, route.prefix, _WITHDRAWN, _gateways(route))
+                gone(key)
+                if self._errors:
+                    self._errors.pop(key, None)
+            if left <= 0 and self._redo:
+                answered(key)
+        done = len(keys) - len(failed)
+        if not route_events and done:
+            self.counters[_KIND_NAME[_DELETED]] += done
+        self._written(done)
+
+    def _deleted_route(self, key: int) -> FibRoute:
+        """The route a delete by key (:meth:`plan_batch`) removes, for events: the leaving
+        route (or whatever is ours there now), else our route's key as the writer packs it."""
+        body = self._current(key)
+        if body is None:
+            cfg = self.config
+            body = FibRoute(0, cfg.table, cfg.protocol, _UNICAST, 0, 1024 if key >= V6_FLAG else 0)
+        return with_key(key, body)
+
+    def _answered(self, key: int) -> None:
+        """No write of ``key`` in flight any more: a change that waited for it is planned."""
+        if key in self._redo:
+            self._redo.discard(key)
+            self._dirty[key] = None
+
+    def _gone(self, key: int) -> None:
+        """Our route at ``key``'s primary slot was deleted."""
+        self._settle(key, None)
+        # the sets below are empty but around a restart or a failure: test first
+        if self._unasked:
+            self._unasked.discard(key)
+        if self._adopted:
+            self._adopted.discard(key)
+        if self._unconfirmed:
+            self._unconfirmed.discard(key)
+
+    def _failed(self, kind: OpKind, route: FibRoute, error: int, message: str) -> None:
+        """A write the kernel refused (or did not answer): kept, reported once, and retried
+        at the next scan."""
+        key = route.key
+        self.counters["write_errors"] += 1
+        if error == UNKNOWN_OUTCOME:
+            text = message or "no answer from the kernel"
+            self.needs_scan = True
+        else:
+            text = os.strerror(error) + (f": {message}" if message else "")
+            if kind is OpKind.ADD and error == errno.EEXIST:
+                self.needs_scan = True  # someone holds the key; the scan tells who
+        if self._errors.get(key) != text:
+            self._errors[key] = text
+            self._emit(
+                KernelEventKind.FAILED,
+                route.prefix,
+                f"{kind.name.lower()} {route.describe()}: {text}",
+                _gateways(route),
+                max(error, 0),
+            )
+
+    def _written(self, writes: int) -> None:
+        """Count the writes done; give back the table of an ``_ours`` that grew for a while
+        (a dict keeps the table it grew to: a feed's backlog of prefixes not yet written, an
+        entry each, would keep its size once they are all settled)."""
         if writes:
             self.counters["writes"] += writes
-            # a dict never gives back the table it grew to: a feed's backlog of prefixes not
-            # yet written (an entry each) would keep its size once they are all settled
             ours = self._ours
             size = sys.getsizeof(ours)
             if size > _OURS_ROOM and len(ours) * _OURS_SPARSE < size:
