@@ -429,8 +429,9 @@ async def test_scans_read_our_routes_back_as_the_bodies_we_hold(ns: str, bridge:
     assert ours == []
     assert len(parser._bodies) <= 6
     keys = [network_key(N(p)) for p in prefixes]
-    bodies = {id(reconciler._ours[k]) for k in keys}
+    bodies = {id(reconciler._current(k)) for k in keys}
     assert bodies == {id(reconciler._desired_of(k)) for k in keys} and len(bodies) == 2
+    assert not reconciler._ours.keys() & set(keys)  # settled: no entry of their own
     ip(ns, "route", "replace", "10.244.7.0/26", "via", "192.168.0.80", "proto", "186",
        "mtu", "1400")
     await eventually(lambda: "mtu" not in ip(ns, "route", "show", "10.244.7.0/26"), 5,

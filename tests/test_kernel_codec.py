@@ -497,7 +497,7 @@ def test_dump_counts_the_routes_found_as_known() -> None:
     known = dict(zip(first.keys[:2], first.bodies[:2], strict=True))
     data += dumped("10.0.0.0/26", "192.168.0.99", 2)  # a second route at a known key
     counted = RouteDump()
-    done, _ = parser.parse_datagram(data, 42, counted, known)
+    done, _ = parser.parse_datagram(data, 42, counted, known.get)
     assert not done and counted.same == 2
     assert [str(r.prefix) for r in counted.routes()] == ["10.0.2.0/26", "10.0.0.0/26"]
     assert str(counted.routes()[1].nexthops[0].gateway) == "192.168.0.99"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import sys
 import tracemalloc
 from collections.abc import Iterable
 
@@ -20,6 +21,7 @@ from speaker.kernel.model import (
     RouteState,
     RouteType,
     default_metric,
+    key_network,
 )
 from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult, Reconciler
 
@@ -107,16 +109,41 @@ class FakeFib:
             out.append(OpResult(op, 0))
         return out
 
+    def delete(self, keys: list[int], proto: int = OURS) -> list[tuple[int, int, str]]:
+        """What ``RouteWriter.delete`` does: the routes of ``proto`` at the primary keys of
+        these prefixes deleted; the failures, as (index, errno, message)."""
+        out = []
+        for index, key in enumerate(keys):
+            prefix = key_network(key)
+            slot = (key, 0, default_metric(prefix))
+            code = self.fail.pop(str(prefix), 0)
+            if code:
+                out.append((index, code, "injected"))
+                continue
+            holder = self.table.get(slot)
+            if holder is None or holder.proto != proto:
+                out.append((index, errno.ESRCH, ""))
+                continue
+            del self.table[slot]
+        return out
+
 
 def run(rec: Reconciler, fib: FakeFib, now: float = 0.0, limit: int = 1000) -> list[Op]:
-    """Plan and apply until the reconciler has nothing left to do; returns the ops sent."""
+    """Plan and apply until the reconciler has nothing left to do, as the bridge does
+    (:meth:`Reconciler.plan_batch`: withdrawn routes deleted by key); returns the changes
+    sent, a delete by key as the Op it stands for."""
     done: list[Op] = []
     for _ in range(100):
-        ops = rec.plan(limit)
-        if not ops:
+        ops, keys = rec.plan_batch(limit)
+        if not ops and not keys:
             return done
         done += ops
+        done += [
+            Op(OpKind.DELETE, rec._deleted_route(k), KernelEventKind.DELETED, "withdrawn")
+            for k in keys
+        ]
         rec.apply(fib.execute(ops), now)
+        rec.apply_deletes(keys, fib.delete(keys), now)
     raise AssertionError("reconciler did not settle")
 
 
@@ -874,8 +901,9 @@ def test_routine_events_are_counted_not_published_when_nobody_reads_them() -> No
 def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
     """Prefixes wanted via one next-hop set share one desired body, the routes written keep
     it, and a scan that reads them back as we wrote them keeps it too: no object per route
-    (nor the dump's own) stays in the reconciler.  A route altered by hand is not the
-    body any more, and is restored."""
+    (nor the dump's own) stays in the reconciler: a settled route has no entry of its own in
+    ``_ours`` at all.  A route altered by hand is not the body any more, is kept as an entry
+    until restored, and the entry goes with the restoration."""
     fib = FakeFib()
     rec = start(fib)
     rec.converge("test")
@@ -884,21 +912,21 @@ def test_one_body_per_next_hop_set_and_none_kept_from_a_scan() -> None:
         want(rec, prefix, "192.168.0.80")
     run(rec, fib)
     keys = [net_key(N(p)) for p in prefixes]
-    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._ours[k]) for k in keys}
-    assert len(bodies) == 1
+    bodies = {id(rec._desired_of(k)) for k in keys} | {id(rec._current(k)) for k in keys}
+    assert len(bodies) == 1 and rec._ours == {}
     body = rec._desired_of(keys[0])
     assert body is not None and body.key == 0
     rec.load(fib.dump(), 2.0)  # FakeFib's dump: the written routes, whole
-    assert all(rec._ours[k] is body for k in keys)
+    assert all(rec._current(k) is body for k in keys) and rec._ours == {}
     assert rec.plan(100) == []
     fib.put(fib_route(prefixes[2], ("192.168.0.80", OIF), metric=0)._replace(extras=b"mtu"))
     rec.load(fib.dump(), 4.0)
-    assert rec._ours[keys[2]] is not body
+    assert list(rec._ours) == [keys[2]] and rec._ours[keys[2]] is not body
     ops = run(rec, fib, 4.0)
     assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
         (OpKind.REPLACE, prefixes[2], "altered outside the speaker")
     ]
-    assert rec._ours[keys[2]] is body
+    assert rec._current(keys[2]) is body and rec._ours == {}
     assert rec.ours()[N(prefixes[2])] == fib_route(prefixes[2], ("192.168.0.80", OIF))
 
 
@@ -1049,14 +1077,128 @@ def test_delete_reasons_withdrawn_unasked_and_swept() -> None:
     ]
 
 
+def test_settled_routes_keep_no_entry_of_their_own() -> None:
+    """Issue #12: a route of ours in the kernel that is the wanted one costs no slot beside
+    the wanted prefix's: ``_ours`` holds only what differs (here: the 5,000 routes wanted and
+    not yet written), and once they are written its table is given back."""
+    fib = FakeFib()
+    rec = start(fib)
+    hops = (A("192.168.0.80"),)
+    keys = [net_key(N(f"10.{i >> 8}.{i & 255}.0/24")) for i in range(5000)]
+    rec.want_all((key, hops) for key in keys)
+    assert len(rec._ours) == 5000 and all(rec._ours[k] is None for k in keys)
+    assert rec.stats()["ours"] == 0 and not rec.installed(N("10.0.1.0/24"))
+    run(rec, fib, limit=4096)
+    assert rec._ours == {} and sys.getsizeof(rec._ours) < 1024
+    assert rec.stats()["ours"] == 5000 == len(rec.ours()) == len(rec.all_ours())
+    assert rec.installed(N("10.0.1.0/24"))
+    entry = rec.snapshot().by_prefix()[N("10.0.1.0/24")]
+    assert entry.state is RouteState.INSTALLED and entry.installed is not None
+    assert entry.installed.nexthops == (A("192.168.0.80"),)
+
+
+def test_a_leaving_route_is_kept_in_its_slot_until_deleted() -> None:
+    """A withdrawn route whose delete is not done yet stays in its prefix's slot: it is
+    still shown installed, a scan meanwhile neither loses it nor takes it for a route that
+    appeared unasked, wanting it again before the delete needs no write, and one deleted
+    by someone else meanwhile needs no delete."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("t")
+    for prefix in ("10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"):
+        want(rec, prefix, "192.168.0.80")
+    run(rec, fib)
+    for prefix in ("10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"):
+        rec.unwant(N(prefix))
+    assert rec._ours == {} and rec.stats()["ours"] == 3 and rec.stats()["wanted"] == 0
+    entry = rec.snapshot().by_prefix()[N("10.1.0.0/24")]
+    assert entry.state is RouteState.PENDING and entry.wanted is None
+    assert entry.installed is not None and entry.installed.nexthops == (A("192.168.0.80"),)
+    fib.remove("10.3.0.0/24")
+    rec.load(fib.dump(), 1.0)  # a scan before the deletes are planned
+    want(rec, "10.2.0.0/24", "192.168.0.80")  # wanted again: it is still there
+    ops = run(rec, fib, 1.0)
+    assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
+        (OpKind.DELETE, "10.1.0.0/24", "withdrawn")
+    ]
+    assert rec.installed(N("10.2.0.0/24")) and rec._ours == {}
+    assert sorted(str(r.prefix) for r in rec.all_ours()) == ["10.2.0.0/24"]
+
+
+def test_a_next_hop_moving_replaces_settled_routes() -> None:
+    """Settled routes hold no copy of their body: when their next hop resolves elsewhere,
+    what the kernel holds is recorded first, so the replacement says what it was."""
+    fib = FakeFib()
+    rec = start(fib)
+    rec.converge("t")
+    want(rec, "10.1.0.0/24", "192.168.0.80")
+    run(rec, fib)
+    moved = fib_route("192.168.0.0/24", (None, 3), proto=2)
+    fib.remove("192.168.0.0/24")
+    fib.put(moved)
+    rec.observe(moved, False, 1.0)
+    held = fib_route("10.1.0.0/24", ("192.168.0.80", OIF))._replace(key=0)
+    assert rec._ours == {net_key(N("10.1.0.0/24")): held}
+    (op,) = run(rec, fib, 1.0)
+    assert op.kind is OpKind.REPLACE
+    assert op.reason.startswith("was 10.1.0.0/24 via 192.168.0.80 ifindex 2 ")
+    assert op.route.nexthops[0].oif == 3 and rec._ours == {}
+
+
+def test_a_withdrawal_is_planned_as_keys_and_its_failures_matched_by_index() -> None:
+    """``plan_batch`` gives a withdrawal's deletes as bare prefix keys (no Op, route or
+    result each); ``apply_deletes`` takes failures by index, every other key done: counted
+    (or, with route events, an event each, with the route's gateways).  ``plan`` still gives
+    the same deletes as Ops."""
+    fib = FakeFib([CONNECTED, CONNECTED6])
+    rec = start(fib)
+    rec.converge("t")
+    prefixes = ["10.1.0.0/24", "10.2.0.0/24", "2001:db8:5::/64"]
+    for prefix in prefixes:
+        want(rec, prefix, "2001:db8::80" if ":" in prefix else "192.168.0.80")
+    run(rec, fib)
+    for prefix in prefixes:
+        rec.unwant(N(prefix))
+    ops, keys = rec.plan_batch(100)
+    assert ops == [] and keys == [net_key(N(p)) for p in prefixes] and rec.pending() == 3
+    rec.route_events = False
+    rec.take_events()
+    fib.remove("10.1.0.0/24")  # done; 2001:db8:5::/64 was gone already (ESRCH): done too
+    fib.remove("2001:db8:5::/64")
+    rec.apply_deletes(keys, [(1, errno.EBUSY, "held"), (2, errno.ESRCH, "")], 1.0)
+    assert rec.pending() == 0 and rec.stats()["ours"] == 1
+    assert rec.counters["deleted"] == 2 and rec.counters["write_errors"] == 1
+    (failed,) = rec.take_events()
+    assert failed.kind is KernelEventKind.FAILED and str(failed.prefix) == "10.2.0.0/24"
+    assert failed.reason == "delete 10.2.0.0/24 via 192.168.0.80 ifindex 2 proto 186 " \
+        "metric 0: Device or resource busy: held"
+    rec.route_events = True
+    rec.load(fib.dump(), 2.0)  # the failed one is retried at the scan; as an Op by plan()
+    (op,) = rec.plan(100)
+    assert (op.kind, str(op.route.prefix), op.reason) == (OpKind.DELETE, "10.2.0.0/24",
+                                                          "withdrawn")
+    rec.apply(fib.execute([op]), 2.0)
+    want(rec, "10.3.0.0/24", "192.168.0.80")
+    run(rec, fib, 3.0)
+    rec.take_events()
+    rec.unwant(N("10.3.0.0/24"))
+    _, keys = rec.plan_batch(100)
+    rec.apply_deletes(keys, fib.delete(keys), 3.0)
+    (event,) = rec.take_events()
+    assert (event.kind, str(event.prefix), event.reason, event.nexthops) == (
+        KernelEventKind.DELETED, "10.3.0.0/24", "withdrawn", (A("192.168.0.80"),)
+    )
+    assert _ours_left(fib) == 0 and rec.stats()["ours"] == 0
+
+
 def _counted_dump(rec: Reconciler, fib: FakeFib) -> RouteDump:
     """The scan's dump as the bridge takes it once loaded: routes found exactly as the
     reconciler holds them (``scan_expected``) are counted, the rest kept."""
-    known = rec.scan_expected()
+    expected = rec.scan_expected()
     out = RouteDump()
     for route in fib.dump():
         held = rec.interner.body(route)
-        if known is not None and known.get(route.key) is held:
+        if expected is not None and expected(route.key) is held:
             out.same += 1
         else:
             out.keys.append(route.key)
@@ -1110,3 +1252,18 @@ class TestCountedScan:
         assert [(o.kind, str(o.route.prefix), o.reason) for o in ops] == [
             (OpKind.ADD, "10.0.4.0/26", "deleted outside the speaker")
         ]
+
+    def test_a_leaving_route_gone_meanwhile_needs_no_delete(self) -> None:
+        """A withdrawn route not yet deleted is held too: found, it is counted; deleted by
+        someone else, the count falls short, and the scan keeping every key settles it."""
+        self.rec.unwant(N("10.0.1.0/26"))
+        dump = _counted_dump(self.rec, self.fib)
+        assert dump.same == 6
+        self.rec.load(dump, 2.0)
+        assert not self.rec.needs_scan
+        self.fib.remove("10.0.1.0/26")
+        self.rec.load(_counted_dump(self.rec, self.fib), 3.0)
+        assert self.rec.needs_scan
+        self.rec.load(_counted_dump(self.rec, self.fib), 4.0)
+        assert not self.rec.needs_scan and not self.rec.installed(N("10.0.1.0/26"))
+        assert run(self.rec, self.fib, 4.0) == []

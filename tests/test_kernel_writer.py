@@ -151,3 +151,38 @@ async def test_sending_from_a_thread_gives_the_same_answers() -> None:
     assert {str(r.op.route.prefix): r.error for r in results if r.error} == failing
     assert len(channel.datagrams) == 3
     assert senders and all(name.startswith("kernel-send") for name in senders)
+
+
+async def test_deletes_by_key_are_the_deletes_of_the_routes_and_return_only_failures() -> None:
+    """A withdrawal's deletes by prefix key (IPv4 and IPv6) pack exactly as the deletes of
+    the routes (tos 0, the family's default metric), chunked and acknowledged as any batch;
+    only failures come back, matched to their key by sequence number."""
+    keys = [o.route.key for o in ops(25)]
+    v6 = ipaddress.IPv6Network("2001:db8:1::/64")
+    keys.append(net_key(v6))
+    failing = {"10.0.0.64/26": errno.EBUSY, "2001:db8:1::/64": errno.ESRCH}
+    channel = FakeChannel(errors=failing)
+    writer = RouteWriter(channel, chunk_messages=10)
+    failures = await writer.delete(keys, 254, 186)
+    assert failures == [(1, errno.EBUSY, ""), (25, errno.ESRCH, "")]
+    assert channel.acked == ([False] * 9 + [True]) * 2 + [False] * 5 + [True]
+    routes = [o.route for o in ops(25, OpKind.DELETE)]
+    routes.append(FibRoute(net_key(v6), 254, 186, RouteType.UNICAST, 0, 1024))
+    expected = RouteWriter(FakeChannel(errors=failing), chunk_messages=10)
+    results = await expected.execute(
+        [Op(OpKind.DELETE, r, KernelEventKind.DELETED, "t") for r in routes]
+    )
+    assert b"".join(expected.channel.datagrams) == b"".join(  # type: ignore[attr-defined]
+        channel.datagrams
+    )
+    assert [(i, r.error) for i, r in enumerate(results) if r.error] == [
+        (i, code) for i, code, _ in failures
+    ]
+
+
+async def test_deletes_by_key_with_lost_answers_are_unknown() -> None:
+    channel = FakeChannel(lose_after=0)
+    writer = RouteWriter(channel, chunk_messages=50)
+    failures = await writer.delete([o.route.key for o in ops(5)], 254, 186)
+    assert [(i, code) for i, code, _ in failures] == [(i, UNKNOWN_OUTCOME) for i in range(5)]
+    assert "No buffer space" in failures[0][2]

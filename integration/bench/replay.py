@@ -158,8 +158,9 @@ class PlanningKernel:
     async def _flush(self) -> None:
         rec = self.rec
         while rec.has_work():
-            ops = rec.plan(CHUNK_MESSAGES * 4)
+            ops, keys = rec.plan_batch(CHUNK_MESSAGES * 4)
             rec.apply(await self.writer.execute(ops), 0.0)
+            rec.apply_deletes(keys, await self.writer.delete(keys, 254, 186), 0.0)
             rec.take_events()
 
     def installed(self) -> int:

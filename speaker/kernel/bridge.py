@@ -26,7 +26,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from speaker.kernel.codec import (
@@ -328,11 +328,10 @@ class KernelBridge:
                 while self._rec.has_work():
                     async with self._io:
                         self._drain_monitor()
-                        ops = self._rec.plan(_FLUSH_BATCH)
-                        if ops:
+                        ops, keys = self._rec.plan_batch(_FLUSH_BATCH)
+                        if ops or keys:
                             self._last_write = time.monotonic()
-                            results = await self._execute(ops)
-                            self._rec.apply(results, time.monotonic())
+                            await self._write(ops, keys)
                     self._dispatch()
                     if self._rec.needs_scan:
                         self._scan_now.set()
@@ -344,16 +343,29 @@ class KernelBridge:
                 self._scan_now.set()
             self._idle.set()
 
-    async def _execute(self, ops: list[Op]) -> list[OpResult]:
-        """Run a batch; whatever goes wrong, every op gets a result (none stays in flight)."""
+    async def _write(self, ops: list[Op], keys: list[int]) -> None:
+        """Run a planned batch (:meth:`Reconciler.plan_batch`: changes, and deletes by key)
+        and fold the answers in; whatever goes wrong, every write gets an outcome (none
+        stays in flight)."""
         assert self._writer is not None
+        rec = self._rec
+        results: list[OpResult] = []
+        failures: list[tuple[int, int, str]] = []
         try:
-            return await self._writer.execute(ops)
+            if ops:
+                results = await self._writer.execute(ops)
+            if keys:
+                failures = await self._writer.delete(keys, self.config.table, self.config.protocol)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("kernel: batch failed")
-            return [OpResult(op, UNKNOWN_OUTCOME, f"batch failed: {exc}") for op in ops]
+            text = f"batch failed: {exc}"
+            if len(results) != len(ops):
+                results = [OpResult(op, UNKNOWN_OUTCOME, text) for op in ops]
+            failures = [(index, UNKNOWN_OUTCOME, text) for index in range(len(keys))]
+        rec.apply(results, time.monotonic())
+        rec.apply_deletes(keys, failures, time.monotonic())
 
     async def _scan_loop(self) -> None:
         """Every scan_time: a full re-dump.  A periodic scan that falls in a bulk install or
@@ -438,16 +450,18 @@ class KernelBridge:
             if reading:
                 self._monitor_reading(True)
 
-    async def _dump_both(self, known: Mapping[int, FibRoute] | None = None) -> RouteDump:
-        """Both families; the routes found as ``known`` holds them only counted."""
+    async def _dump_both(
+        self, expected: Callable[[int], FibRoute | None] | None = None
+    ) -> RouteDump:
+        """Both families; the routes found as ``expected`` gives them only counted."""
         assert self._change is not None
         for attempt in range(_DUMP_RETRIES):
             try:
                 routes = await dump_routes(
-                    self._change, self._parser, socket.AF_INET, self.config.table, known
+                    self._change, self._parser, socket.AF_INET, self.config.table, expected
                 )
                 routes.extend(await dump_routes(
-                    self._change, self._parser, socket.AF_INET6, self.config.table, known
+                    self._change, self._parser, socket.AF_INET6, self.config.table, expected
                 ))
                 return routes
             except DumpInterrupted as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from speaker.kernel.model import (
@@ -228,7 +228,7 @@ class RouteDump:
     (:func:`body`).  A 100,000-route scan thus holds no route object of its own, only the
     key ints: the bodies are the handful shared with the reconciler's routes.
 
-    A scan may also be given the routes it expects (``known``: prefix key -> body, the
+    A scan may also be given the routes it expects (``expected``: prefix key -> body, the
     reconciler's own routes): one found exactly as expected is only counted in ``same``,
     not kept.  In the steady state that is every route of ours, so a periodic scan of a
     100,000-route table holds a few lists of the routes that differ instead of 100,000
@@ -240,7 +240,7 @@ class RouteDump:
         self.keys: list[int] = []
         self.bodies: list[FibRoute] = []
         self.same = 0
-        """Routes found exactly as ``known`` holds them: counted, not kept."""
+        """Routes found exactly as expected: counted, not kept."""
         for route in routes:
             self.keys.append(route.key)
             self.bodies.append(body(route))
@@ -384,10 +384,14 @@ class RouteParser:
         return keyed  # type: ignore[no-any-return]
 
     def parse_datagram(
-        self, data: bytes, seq: int, out: RouteDump, known: Mapping[int, FibRoute] | None = None
+        self,
+        data: bytes,
+        seq: int,
+        out: RouteDump,
+        expected: Callable[[int], FibRoute | None] | None = None,
     ) -> tuple[bool, int]:
         """The route messages of one dump datagram with sequence ``seq``, added to ``out``
-        (a route whose body is the very one ``known`` has at its key only counted: see
+        (a route whose body is the very one ``expected(key)`` gives is only counted: see
         :class:`RouteDump`).
 
         Returns (done, flags seen OR-ed, with the errno of an NLMSG_ERROR in the high bits:
@@ -399,7 +403,8 @@ class RouteParser:
         bodies = self._bodies
         keys_append = out.keys.append
         bodies_append = out.bodies.append
-        expected = _NOTHING_KNOWN.get if known is None else known.get
+        if expected is None:
+            expected = _NOTHING_KNOWN.get
         same = 0
         after_dst = _AFTER_DST
         head_end = _DST_AT + 4
@@ -704,9 +709,18 @@ def pack_newroute(route: FibRoute, seq: int, flags: int, pid: int = 0) -> bytes:
 
 def pack_delroute(route: FibRoute, seq: int, pid: int = 0, flags: int = FLAGS_DELETE) -> bytes:
     """RTM_DELROUTE matching exactly one route of ours: prefix, table, tos, metric and our
-    protocol (the kernel then never deletes another protocol's route at that prefix).
-    Scope NOWHERE means "any scope" to the IPv4 delete path."""
+    protocol (the kernel then never deletes another protocol's route at that prefix)."""
     key, table, proto, _rtype, tos, priority, _hops, _extras = route
+    return pack_delete(key, table, proto, tos, priority, seq, flags, pid)
+
+
+def pack_delete(
+    key: int, table: int, proto: int, tos: int, priority: int, seq: int,
+    flags: int = FLAGS_DELETE, pid: int = 0,
+) -> bytes:
+    """:func:`pack_delroute` from the fields that identify the route: a withdrawn route of
+    ours is deleted from its prefix key alone (``RouteWriter.delete``).  Scope NOWHERE means
+    "any scope" to the IPv4 delete path."""
     fields = _DEL_TAILS.get((table, priority))
     if fields is None:
         rtm_table, body = _table_fields(table)

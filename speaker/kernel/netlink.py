@@ -33,8 +33,9 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from speaker.kernel.codec import (
     FLAGS_ADD,
@@ -47,11 +48,13 @@ from speaker.kernel.codec import (
     ParsedMessage,
     RouteDump,
     RouteParser,
+    pack_delete,
     pack_delroute,
     pack_newroute,
     pack_route_dump,
     parse_error,
 )
+from speaker.kernel.model import V6_FLAG
 from speaker.kernel.reconcile import UNKNOWN_OUTCOME, Op, OpKind, OpResult
 
 AF_NETLINK = 16
@@ -243,11 +246,15 @@ _FLAGS_ACK = dict(_KIND_FLAGS)  # kind -> nlmsg_flags
 _FLAGS_NO_ACK = {kind: flags & _NO_ACK for kind, flags in _KIND_FLAGS}
 _FLAGS_AT = struct.Struct("=H")  # nlmsg_flags, at offset 6 of the header
 _DELETE = OpKind.DELETE  # a module global: an enum member's class lookup is slow on 3.11
+_DELETE_ACK, _DELETE_NO_ACK = _FLAGS_ACK[_DELETE], _FLAGS_NO_ACK[_DELETE]
 _new_tuple = tuple.__new__
 _TIMEOUT = "no answer from the kernel (timeout)"
+_T = TypeVar("_T")
+#: A request that failed, as :meth:`RouteWriter.delete` reports it: (index, errno, message)
+Failure = tuple[int, int, str]
 
 
-def pack_op(op: Op, seq: int, *, ack: bool = True) -> bytes:
+def pack_op(op: Op, seq: int, ack: bool = True) -> bytes:
     """The request for one planned change (``ack=False``: the kernel answers only if it
     fails: rtnetlink sends an NLMSG_ERROR for a failed request whatever its flags)."""
     kind = op.kind
@@ -307,27 +314,53 @@ class RouteWriter:
 
     async def execute(self, ops: Sequence[Op]) -> list[OpResult]:
         """Send all ``ops``; returns one OpResult per op."""
-        results: list[OpResult] = []
+        failures = await self._write(ops, pack_op)
+        results = [_new_tuple(OpResult, (op, 0, "")) for op in ops]
+        for index, error, message in failures:
+            results[index] = OpResult(ops[index], error, message)
+        return results
+
+    async def delete(self, keys: Sequence[int], table: int, proto: int) -> list[Failure]:
+        """Delete the routes of protocol ``proto`` at the primary keys (tos 0, the family's
+        default metric) of these prefixes in ``table``: a withdrawal's deletes, packed from
+        the keys with no object per route.  Only the failures come back, as (index in
+        ``keys``, errno, message), each matched to its request by sequence number (a route
+        already gone fails with ESRCH); every other delete was done."""
+
+        def pack(key: int, seq: int, ack: bool) -> bytes:
+            metric = 1024 if key >= V6_FLAG else 0
+            flags = _DELETE_ACK if ack else _DELETE_NO_ACK
+            return pack_delete(key, table, proto, 0, metric, seq, flags)
+
+        return await self._write(keys, pack)
+
+    async def _write(
+        self, items: Sequence[_T], pack: Callable[[_T, int, bool], bytes]
+    ) -> list[Failure]:
+        """One request per item (``pack(item, seq, ack)``), sent in chunks of a datagram;
+        the failures, (index in ``items``, errno, message), in request order: a request not
+        answered succeeded if the answer to its chunk's last one came, else its outcome is
+        unknown."""
+        failures: list[Failure] = []
         index = 0
-        count = len(ops)
+        count = len(items)
         next_seq = self.channel.next_seq
         chunk_messages, chunk_bytes = self.chunk_messages, self.chunk_bytes
         while index < count:
-            pending: dict[int, Op] = {}
+            pending: dict[int, int] = {}  # seq -> index
             parts: list[bytes] = []
             size = 0
             acked = False  # the last request of the batch is packed asking for its ACK
             last = 0  # the chunk's last request (not one packed and left for the next chunk)
             while index < count and len(parts) < chunk_messages:
-                op = ops[index]
                 seq = next_seq()
                 acked = index + 1 == count
-                data = pack_op(op, seq, ack=acked)
+                data = pack(items[index], seq, acked)
                 if parts and size + len(data) > chunk_bytes:
                     acked = False
                     break
                 last = seq
-                pending[seq] = op
+                pending[seq] = index
                 parts.append(data)
                 size += len(data)
                 index += 1
@@ -341,24 +374,28 @@ class RouteWriter:
                         self._thread, self.channel.send, b"".join(parts)
                     )
             except OSError as exc:
-                results.extend(
-                    OpResult(op, UNKNOWN_OUTCOME, f"send: {exc}") for op in pending.values()
-                )
+                failures.extend((i, UNKNOWN_OUTCOME, f"send: {exc}") for i in pending.values())
                 continue
             # the answers already queued (a local kernel answers inside send()), without a
             # coroutine per batch; the wait, only when the last one is not among them
-            failed: dict[int, OpResult] = {}
+            failed: dict[int, tuple[int, str]] = {}
             answers, problem = self._receive()
             closed = answers is not None and self._take(answers, pending, last, failed)
             if not closed and not problem:
                 closed, problem = await self._wait(pending, last, failed)
-            _results(pending, failed, closed, problem, results)
-            if index < len(ops):
+            if failed or not closed:  # else the usual case: all done
+                for seq, i in pending.items():
+                    fault = failed.get(seq)
+                    if fault is not None:
+                        failures.append((i, *fault))
+                    elif not closed:
+                        failures.append((i, UNKNOWN_OUTCOME, problem))
+            if index < count:
                 await asyncio.sleep(0)  # let BGP sessions breathe between chunks
-        return results
+        return failures
 
     async def _wait(
-        self, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+        self, pending: dict[int, int], last: int, failed: dict[int, tuple[int, str]]
     ) -> tuple[bool, str]:
         """The answers still to come, until the one to ``last`` (the chunk's acknowledged
         request): whether it came, and else what went wrong."""
@@ -392,7 +429,7 @@ class RouteWriter:
 
     @staticmethod
     def _take(
-        data: bytes, pending: dict[int, Op], last: int, failed: dict[int, OpResult]
+        data: bytes, pending: dict[int, int], last: int, failed: dict[int, tuple[int, str]]
     ) -> bool:
         """One datagram of answers: failures into ``failed``; True if it holds the answer to
         ``last``: answers come in order, so nothing else can fail after it."""
@@ -404,35 +441,13 @@ class RouteWriter:
             if length < 16:
                 break
             if mtype == NLMSG_ERROR:
-                op = pending.get(seq)
-                if op is not None and err != 0:  # else: a late answer, given up on
+                if err != 0 and seq in pending:  # else: a late answer, given up on
                     msg = ParsedMessage(mtype, _flags, seq, off + 16, off + length)
-                    code, text = parse_error(data, msg)
-                    failed[seq] = OpResult(op, code, text)
+                    failed[seq] = parse_error(data, msg)
                 if seq == last:
                     closed = True
             off += (length + 3) & ~3
         return closed
-
-
-def _results(
-    pending: dict[int, Op],
-    failed: dict[int, OpResult],
-    closed: bool,
-    problem: str,
-    results: list[OpResult],
-) -> None:
-    """A chunk's results in request order: a request not answered succeeded if the answer
-    to the last one came (``closed``), else its outcome is unknown (``problem``)."""
-    if closed and not failed:  # the usual case: all done
-        results.extend([_new_tuple(OpResult, (op, 0, "")) for op in pending.values()])
-    else:
-        for seq, op in pending.items():
-            result = failed.get(seq)
-            if result is None:
-                result = OpResult(op, 0) if closed else OpResult(op, UNKNOWN_OUTCOME, problem)
-            results.append(result)
-    pending.clear()
 
 
 async def dump_routes(
@@ -440,10 +455,10 @@ async def dump_routes(
     parser: RouteParser,
     family: int,
     table: int,
-    known: Mapping[int, FibRoute] | None = None,
+    expected: Callable[[int], FibRoute | None] | None = None,
 ) -> RouteDump:
     """All routes of one family in ``table`` (DumpInterrupted if the table changed meanwhile);
-    those found exactly as ``known`` holds them are only counted (:class:`RouteDump`)."""
+    those found exactly as ``expected`` gives them are only counted (:class:`RouteDump`)."""
     seq = channel.next_seq()
     channel.send(pack_route_dump(family, table, seq))
     routes = RouteDump()
@@ -453,7 +468,7 @@ async def dump_routes(
         while True:
             data = await channel.recv(ANSWER_TIMEOUT)
             datagrams += 1
-            done, seen = parser.parse_datagram(data, seq, routes, known)
+            done, seen = parser.parse_datagram(data, seq, routes, expected)
             flags |= seen
             if done:
                 break

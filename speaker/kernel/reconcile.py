@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from itertools import islice
@@ -80,6 +81,10 @@ from speaker.kernel.resolve import Resolver
 UNKNOWN_OUTCOME = -1
 #: Routes folded in per step of :meth:`Reconciler.load_steps` (a few ms each).
 LOAD_STEP = 8192
+#: ``_ours`` is copied into a dict of its size when its table is larger than this many
+#: bytes and holds fewer entries than one per this many bytes (see :meth:`Reconciler.apply`)
+_OURS_ROOM = 1 << 16
+_OURS_SPARSE = 256
 
 _PROTO_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp"}
 
@@ -138,7 +143,11 @@ _ADD = OpKind.ADD
 _UNICAST = RouteType.UNICAST
 _BLACKHOLE = RouteType.BLACKHOLE
 _INSTALLED = KernelEventKind.INSTALLED
+_DELETED = KernelEventKind.DELETED
+_WITHDRAWN = "withdrawn"
 _new_tuple = tuple.__new__
+#: ``Reconciler._ours.get(key, _SETTLED)``: no entry, our route is the wanted one
+_SETTLED = FibRoute(-1, 0, 0, RouteType.UNSPEC)
 
 
 class _HopSet:
@@ -166,7 +175,15 @@ class Reconciler:
     route without its prefix), found through the set (:meth:`_desired_of`), and our route
     in the kernel is kept as a body too, the key being the dict's: one body per next-hop
     set, shared by every prefix using it, and a route read back by a scan is the same body
-    again.  No object per route: two dict slots (``_wanted``, ``_ours``)."""
+    again.
+
+    Our route in the kernel is kept only where it differs from the desired one (``_ours``:
+    the kernel's body, or None for no route of ours); a prefix without an entry holds
+    exactly its desired route, or none if nothing programmable is wanted there
+    (:meth:`_current`).  So a settled route, the steady state of nearly every route, costs
+    one dict slot (``_wanted``) and no object.  Whatever changes a prefix's desired route
+    (:meth:`want_all`, a next hop resolving elsewhere) first records what the kernel holds
+    in ``_ours``, and :meth:`_settle` drops the entry again once the two agree."""
 
     def __init__(self, config: KernelConfig, ifnames: Mapping[int, str] | None = None) -> None:
         self.config = config
@@ -183,10 +200,14 @@ class Reconciler:
         turns this off unless its log shows DEBUG or events go to JSON or metrics: a
         100,000-route feed would build and drop 100,000 events; the counters still count."""
         self._limit = config.merge_limit if config.merge_paths else 1
-        self._wanted: dict[int, tuple[IPAddress, ...]] = {}  # next hops; BLACKHOLE: ()
+        # the next hops wanted (BLACKHOLE: ()), or, for a prefix no longer wanted whose route
+        # of ours is still in the kernel ("leaving"), that route's body
+        self._wanted: dict[int, tuple[IPAddress, ...] | FibRoute] = {}
         self._rejected: set[int] = set()  # wanted prefixes inside reject_cidrs
         self._why: dict[int, str] = {}  # why desired is None, or partial resolution
-        self._ours: dict[int, FibRoute] = {}  # kernel: ours at the primary key (bodies)
+        # kernel: ours at the primary key where it differs from the desired route (a body;
+        # None: no route of ours), see _current()
+        self._ours: dict[int, FibRoute | None] = {}
         self._extra: dict[int, list[FibRoute]] = {}  # kernel: ours at other keys
         self._others: dict[int, OthersSlot] = {}  # kernel: everything not ours
         self._learned: dict[int, LearnedRoute] = {}
@@ -289,12 +310,22 @@ class Reconciler:
         unwanted = self._unwanted.append
         rejected = self._rejected
         rejects = self.config.reject_cidrs
+        ours = self._ours
         for key, hops in intents:
             old = wanted.get(key)
             if hops is None:  # unwanted
-                if old is None:
-                    continue
-                del wanted[key]
+                if old is None or isinstance(old, FibRoute):
+                    continue  # not wanted, or leaving already
+                # our route in the kernel (the one wanted until now, unless it differs) is
+                # kept in the prefix's own slot until it is deleted: "leaving"; so a whole
+                # peer's withdrawal grows no dict
+                have = ours.pop(key, _SETTLED)
+                if have is _SETTLED:
+                    have = self._desired(key, old)
+                if have is None:
+                    del wanted[key]
+                else:
+                    wanted[key] = have
                 if old:
                     self._release(old)
                 if rejected:
@@ -306,6 +337,12 @@ class Reconciler:
                 continue
             if old is hops or (old is not None and old == hops):
                 continue  # the same wanted route (the core shares one tuple per set)
+            if old is not None and isinstance(old, FibRoute):  # leaving: wanted again
+                have, old = old, None
+            else:
+                have = ours.get(key, _SETTLED)
+                if have is _SETTLED:  # the old desired route (none for a new prefix)
+                    have = None if old is None else self._desired(key, old)
             hset: _HopSet | None = None
             if hops:
                 hset = sets.get(id(hops))
@@ -334,6 +371,11 @@ class Reconciler:
                 or self._why
             ):
                 self._recompute(key, hset)
+                self._settle(key, have)
+            elif have is None or (have is not resolved[0] and have != resolved[0]):
+                ours[key] = have  # usually a new prefix: no route of ours there yet
+            elif key in ours:
+                del ours[key]
             dirty[key] = None
 
     def _hop_set(self, hops: tuple[IPAddress, ...]) -> _HopSet:
@@ -388,9 +430,13 @@ class Reconciler:
         self.phase = Phase.CONVERGED
         self._emit(KernelEventKind.CONVERGED, None, reason)
         # adopted routes no peer asked for: swept as "not wanted after convergence"
-        self._unasked.update(k for k in self._unconfirmed if k not in self._wanted)
+        self._unasked.update(k for k in self._unconfirmed if self._wanted_hops(k) is None)
         desired_of = self._desired_of
-        self._unwanted.extend(key for key in self._ours if desired_of(key) is None)
+        self._unwanted.extend(  # a settled prefix holds its desired route: not for this
+            key for key, have in self._ours.items()
+            if have is not None and desired_of(key) is None
+        )
+        self._unwanted.extend(k for k, v in self._wanted.items() if isinstance(v, FibRoute))
         for key in self._extra:
             self._dirty[key] = None
         for key in self._adopted:  # replacements held until now
@@ -426,7 +472,54 @@ class Reconciler:
         """The body of the kernel route wanted for ``key``: None if nothing is wanted there or
         it cannot be programmed (reject_cidrs, no usable next hop); the blackhole body for our
         blocks; else the body of its next-hop set, resolved once per set."""
-        return self._desired(key, self._wanted.get(key))
+        return self._desired(key, self._wanted_hops(key))
+
+    def _wanted_hops(self, key: int) -> tuple[IPAddress, ...] | None:
+        """The next hops wanted for ``key`` (None: nothing wanted, or leaving)."""
+        hops = self._wanted.get(key)
+        return None if hops is None or isinstance(hops, FibRoute) else hops
+
+    def _current(self, key: int) -> FibRoute | None:
+        """The body of our route in the kernel at ``key``'s primary slot (None: none): the
+        entry of ``_ours`` if there is one, a leaving route's, else the desired route."""
+        have = self._ours.get(key, _SETTLED)
+        if have is not _SETTLED:
+            return have
+        hops = self._wanted.get(key)
+        return hops if isinstance(hops, FibRoute) else self._desired(key, hops)
+
+    def _settle(self, key: int, have: FibRoute | None) -> None:
+        """Record ``have`` as our route in the kernel at ``key`` (None: none): an entry only
+        if it differs from the desired route (a leaving route's slot holds it, or goes)."""
+        hops = self._wanted.get(key)
+        if isinstance(hops, FibRoute):  # leaving
+            if have is None:
+                del self._wanted[key]
+            else:
+                self._wanted[key] = have
+            return
+        if hops and not self._rejected and (done := self._sets[id(hops)].resolved):
+            want = done[0]  # _desired's usual case, inlined: a set already resolved
+        else:
+            want = self._desired(key, hops)
+        if have is want or (have is not None and want is not None and have == want):
+            self._ours.pop(key, None)
+        else:
+            self._ours[key] = have
+
+    def _routes_of_ours(self) -> Iterator[tuple[int, FibRoute]]:
+        """(key, body) of every route of ours at a primary key: the settled and leaving ones,
+        then the entries of ``_ours``."""
+        ours = self._ours
+        desired = self._desired
+        for key, hops in self._wanted.items():
+            if isinstance(hops, FibRoute):
+                yield key, hops
+            elif key not in ours and (body := desired(key, hops)) is not None:
+                yield key, body
+        for key, have in ours.items():
+            if have is not None:
+                yield key, have
 
     def _desired(self, key: int, hops: tuple[IPAddress, ...] | None) -> FibRoute | None:
         """:meth:`_desired_of` with the wanted next hops (``_wanted[key]``) at hand."""
@@ -501,11 +594,12 @@ class Reconciler:
 
     # -- the kernel side -------------------------------------------------------------------
 
-    def scan_expected(self) -> Mapping[int, FibRoute] | None:
-        """What a scan's dump may count instead of keeping (``RouteDump.same``): our routes
-        as we hold them, once loaded; None when the dump must keep every key (start-up,
-        and the scan after one that found a route of ours missing without saying which)."""
-        return None if self._keep_all_keys or not self.loaded else self._ours
+    def scan_expected(self) -> Callable[[int], FibRoute | None] | None:
+        """What a scan's dump may count instead of keeping (``RouteDump.same``): our route
+        at a key as we hold it, once loaded; None when the dump must keep every key
+        (start-up, and the scan after one that found a route of ours missing without
+        saying which)."""
+        return None if self._keep_all_keys or not self.loaded else self._current
 
     def load(
         self, routes: RouteDump | Iterable[FibRoute], now: float, *, initial: bool = False
@@ -580,7 +674,12 @@ class Reconciler:
             self._others_changed(changed)
         if initial or not self.loaded:
             self.loaded = True
-            self._ours = new_ours
+            self._ours = {}
+            for key, body in new_ours.items():
+                self._settle(key, body)
+            for key in list(self._wanted):  # wanted (before the first dump), not there
+                if key not in new_ours:
+                    self._settle(key, None)
             self._extra = new_extra
             if self.phase is Phase.ADOPTING:
                 self._adopted = set(new_ours)
@@ -590,7 +689,7 @@ class Reconciler:
                 }
                 self._unasked = set()
             else:  # found after convergence: none adopted, the unwanted ones were not asked for
-                self._unasked = {key for key in new_ours if key not in self._wanted}
+                self._unasked = {k for k in new_ours if self._wanted_hops(k) is None}
             if not self.route_events:  # routine: counted, not published (100,000 at restart)
                 adopted = len(new_ours) + sum(len(extras) for extras in new_extra.values())
                 if adopted:
@@ -617,10 +716,10 @@ class Reconciler:
             return
         ours = self._ours
         desired_of = self._desired_of
+        settle = self._settle
         inflight = self._inflight
         dirty = self._dirty
-        held_before = len(ours)
-        found = routes.same  # ours found as we hold them (counted by the dump, not kept)
+        wanted_hops, sets, rejected = self._wanted, self._sets, self._rejected
         # in place: the dump's key ints go with it (the kept ones are the core's)
         count = 0
         for key, body in new_ours.items():
@@ -628,71 +727,85 @@ class Reconciler:
             if count == step:
                 count = 0
                 yield
-            before = ours.get(key)
-            if before is not None:
-                found += 1
+            before = ours.get(key, _SETTLED)
+            if before is _SETTLED:  # _current, inlined: a settled route, the usual case
+                hops = wanted_hops.get(key)
+                if hops and hops.__class__ is not FibRoute and not rejected and (
+                    done := sets[id(hops)].resolved
+                ):
+                    before = done[0]
+                else:
+                    before = self._current(key)
             if before is body or before == body:
                 continue
             if key not in inflight:
                 if before is None:
-                    if key not in self._wanted:
+                    if self._wanted_hops(key) is None:
                         self._unasked.add(key)
                 elif before == desired_of(key):
                     self._lost[key] = "altered outside the speaker"
                 dirty[key] = None
-            ours[key] = body
+            settle(key, body)
         yield
-        if routes.same:
-            if found < held_before:
-                # a route of ours is gone, but a dump that only counted the routes it found
-                # as expected cannot say which: the next scan, at once, keeps every key
-                self._keep_all_keys = self.needs_scan = True
-        elif len(ours) != len(new_ours):
-            for key in [k for k in ours if k not in new_ours]:
-                if key not in inflight:
-                    if ours[key] == desired_of(key):
-                        self._lost[key] = "deleted outside the speaker"
+        counted = routes.same  # routes found as we hold them: counted by the dump, not kept
+
+        def vanished(key: int, before: FibRoute) -> None:
+            if key not in inflight:
+                if before == desired_of(key):
+                    self._lost[key] = "deleted outside the speaker"
+                dirty[key] = None
+            settle(key, None)
+
+        # routes of ours gone from the kernel: entries of _ours, then settled and leaving
+        # prefixes; a leaving route still there is (re)deleted (the safety net, see below).
+        # After a dump that only counted the routes it found as we hold them, a route not in
+        # new_ours may be one of those: such routes are only counted here, and if the dump
+        # found fewer than we hold, the next scan, at once, keeps every key to tell which.
+        expected = 0
+        for key, gone in [(k, v) for k, v in ours.items() if v is not None and k not in new_ours]:
+            if counted:
+                expected += 1
+            else:
+                vanished(key, gone)
+        keeps = self._keeps
+        wanted = list(wanted_hops)  # the RIB side may change it between steps
+        for start in range(0, len(wanted), step):
+            yield
+            for key in wanted[start : start + step]:
+                if key not in new_ours:
+                    if not counted:
+                        if (left := self._current(key)) is not None:
+                            vanished(key, left)
+                    elif key not in ours and self._current(key) is not None:
+                        expected += 1  # found as held, or gone
+                        if isinstance(wanted_hops.get(key), FibRoute) and not keeps(key):
+                            dirty[key] = None
+                elif isinstance(wanted_hops.get(key), FibRoute) and not keeps(key):
                     dirty[key] = None
-                del ours[key]
+        if expected > counted:
+            self._keep_all_keys = self.needs_scan = True
         if self._unconfirmed:  # an adopted route gone from the kernel is adopted no more
-            self._unconfirmed.intersection_update(ours)
+            self._unconfirmed = {k for k in self._unconfirmed if self._current(k) is not None}
         if self._unasked:
-            self._unasked.intersection_update(ours)
+            self._unasked = {k for k in self._unasked if self._current(k) is not None}
         if new_extra != self._extra:
             for key in new_extra.keys() | self._extra.keys():
                 dirty[key] = None
             self._extra = new_extra
-        # _desired_of inlined below (twice 100,000 calls): a set's resolution, or the call
-        wanted_hops, sets, rejected, holes = self._wanted, self._sets, self._rejected, self._holes
-        wanted = list(wanted_hops)  # the RIB side may change it between steps
-        for start in range(0, len(wanted), step):
-            yield
-            for key in wanted[start : start + step]:  # retry what failed or is still off
-                hops = wanted_hops.get(key)
-                if hops is None or (rejected and key in rejected):
-                    continue
-                if hops:
-                    resolved = sets[id(hops)].resolved
-                    want = resolved[0] if resolved is not None else desired_of(key)
-                    if want is None:
-                        continue
-                else:
-                    want = holes[key >= V6_FLAG]
-                have = ours.get(key)
-                if have is not want and have != want:
-                    dirty[key] = None
-        # the safety net: every unwanted route of ours that may go is (re)tried at each scan
-        keeps = self._keeps
+        # only the entries of _ours can differ from the desired routes: retry what failed or
+        # is still off, and (the safety net) every unwanted route of ours that may go
         held = list(ours)
         for start in range(0, len(held), step):
             yield
             for key in held[start : start + step]:
-                hops = wanted_hops.get(key)
-                if hops and not rejected:
-                    resolved = sets[id(hops)].resolved
-                    if resolved is not None and resolved[0] is not None:
-                        continue  # wanted and programmable: not for the safety net
-                if desired_of(key) is None and not keeps(key):
+                have = ours.get(key, _SETTLED)
+                if have is _SETTLED:
+                    continue  # settled meanwhile
+                want = desired_of(key)
+                if want is not None:
+                    if have is not want and have != want:
+                        dirty[key] = None
+                elif have is not None and not keeps(key):
                     dirty[key] = None
         for key, extras in new_extra.items():
             if not all(self._keeps_extra(r) for r in extras):
@@ -741,21 +854,21 @@ class Reconciler:
             if not self._keeps_extra(route):
                 self._dirty[key] = None
             return
-        current = self._ours.get(key)
+        current = self._current(key)
         if deleted:
             if current is None:
                 return
-            del self._ours[key]
+            self._settle(key, None)
             self._unconfirmed.discard(key)
             self._unasked.discard(key)
         else:
             body = self.interner.body(route)
             if current == body:
                 return
-            self._ours[key] = body
+            self._settle(key, body)
         if key in self._inflight:
             return
-        if current is None and not deleted and key not in self._wanted:
+        if current is None and not deleted and self._wanted_hops(key) is None:
             self._unasked.add(key)
         if current is not None and current == self._desired_of(key):
             self._lost[key] = (
@@ -779,17 +892,23 @@ class Reconciler:
                 self._nh_cache[akey] = hop
                 moved.add(akey)
         if moved:
-            touched: set[int] = set()
-            for ident, hset in self._sets.items():
-                if not moved.isdisjoint(hset.akeys):
-                    hset.resolved = None
-                    touched.add(ident)
-            for key, hops in self._wanted.items():
-                if hops and id(hops) in touched:
-                    self._recompute(key, self._sets[id(hops)])
-                    self._dirty[key] = None
+            touched = {
+                ident for ident, hset in self._sets.items() if not moved.isdisjoint(hset.akeys)
+            }
+            # what the kernel holds there, taken before their desired routes change
+            held = [
+                (key, self._current(key))
+                for key, hops in self._wanted.items()
+                if id(hops) in touched
+            ]
+            for ident in touched:
+                self._sets[ident].resolved = None
+            for key, have in held:
+                self._recompute(key, self._sets[id(self._wanted_hops(key))])
+                self._settle(key, have)
+                self._dirty[key] = None
         for key in keys:
-            if key in self._wanted or key in self._ours:
+            if key in self._wanted or self._ours.get(key) is not None:
                 self._dirty[key] = None
         self.relearn(keys)
 
@@ -846,52 +965,75 @@ class Reconciler:
     def plan(self, limit: int) -> list[Op]:
         """Up to ``limit`` changes for dirty prefixes, then for unwanted ones (each prefix at
         most once in flight): a withdrawal of 100,000 routes is planned ``limit`` at a time,
-        as the writer drains, never as a whole."""
+        as the writer drains, never as a whole.  Every change is an Op (folded in by
+        :meth:`apply`); the bridge plans with :meth:`plan_batch`."""
+        return self._plan(limit, None)[0]
+
+    def plan_batch(self, limit: int) -> tuple[list[Op], list[int]]:
+        """:meth:`plan`, the deletes of withdrawn routes given as their prefix keys: each is
+        our route at the primary key of its prefix, in our table, so the key says all the
+        writer needs (:meth:`~speaker.kernel.netlink.RouteWriter.delete`), and a withdrawal
+        makes no Op, route or result object per route.  The answers to those are folded in
+        by :meth:`apply_deletes`."""
+        return self._plan(limit, [])
+
+    def _plan(self, limit: int, keys: list[int] | None) -> tuple[list[Op], list[int]]:
         ops: list[Op] = []
+        batch = keys if keys is not None else []
         if not self.loaded:
-            return ops
+            return ops, batch
         dirty = self._dirty
         inflight = self._inflight
         plan_key = self._plan_key
-        while dirty and len(ops) < limit:
+        while dirty and len(ops) + len(batch) < limit:
             # oldest first, in slices: a key marked dirty again while waiting keeps its place
-            for key in list(islice(dirty, limit - len(ops))):
+            for key in list(islice(dirty, limit - len(ops) - len(batch))):
                 del dirty[key]
                 if key in inflight:
                     self._redo.add(key)
                     continue
-                plan_key(key, ops)
+                plan_key(key, ops, keys)
         unwanted = self._unwanted
         next_key = unwanted.popleft
-        while unwanted and len(ops) < limit:
-            for _ in range(min(limit - len(ops), len(unwanted))):
+        while unwanted and len(ops) + len(batch) < limit:
+            for _ in range(min(limit - len(ops) - len(batch), len(unwanted))):
                 key = next_key()
                 if key in inflight:
                     self._redo.add(key)
                     continue
-                plan_key(key, ops)
-        return ops
+                plan_key(key, ops, keys)
+        return ops, batch
 
     def _start(self, op: Op, ops: list[Op]) -> None:
         ops.append(op)
         key = op.route.key
         self._inflight[key] = self._inflight.get(key, 0) + 1
 
-    def _plan_key(self, key: int, ops: list[Op]) -> None:
-        hops = self._wanted.get(key)
-        want: FibRoute | None
-        if hops is None:  # a withdrawal: no call
-            want = None
-        elif hops and not self._rejected and (done := self._sets[id(hops)].resolved):
-            want = done[0]  # _desired's usual case, inlined: a set already resolved
+    def _plan_key(self, key: int, ops: list[Op], keys: list[int] | None = None) -> None:
+        """The change for one prefix, appended to ``ops``; with ``keys``, the delete of a
+        withdrawn (leaving) route goes there as its key instead (:meth:`plan_batch`)."""
+        slot = self._wanted.get(key)
+        hops: tuple[IPAddress, ...] | None = None
+        want: FibRoute | None = None
+        current: FibRoute | None
+        if slot is None:
+            current = self._ours.get(key)
+        elif isinstance(slot, FibRoute):  # a withdrawal: the leaving route is its slot's
+            current = slot
         else:
-            want = self._desired(key, hops)
-        current = self._ours.get(key)
+            hops = slot
+            if hops and not self._rejected and (done := self._sets[id(hops)].resolved):
+                want = done[0]  # _desired's usual case, inlined: a set already resolved
+            else:
+                want = self._desired(key, hops)
+            current = self._ours.get(key, _SETTLED)
+            if current is _SETTLED:  # settled: the desired route is in the kernel
+                current = want
         if want is not None:
             if self._unconfirmed:
                 self._unconfirmed.discard(key)  # a peer wants this prefix: confirmed
-            slot = self._others.get(key) if self._others else None
-            blocker = slot.get((0, want.priority)) if slot else None
+            others = self._others.get(key) if self._others else None
+            blocker = others.get((0, want.priority)) if others else None
             if blocker is not None:
                 text = (
                     f"proto {proto_name(blocker.proto)} route {blocker.describe()} holds this "
@@ -931,7 +1073,13 @@ class Reconciler:
             if hops is not None:
                 cause, reason = KernelEventKind.DELETED, self._why.get(key, "not programmable")
             elif not self._unasked or key not in self._unasked:
-                cause, reason = KernelEventKind.DELETED, "withdrawn"
+                if keys is not None and current is slot:  # leaving: deleted by its key
+                    keys.append(key)
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
+                    if self._extra and key in self._extra:
+                        self._plan_extra(key, ops)
+                    return
+                cause, reason = KernelEventKind.DELETED, _WITHDRAWN
             elif self.phase is Phase.CONVERGED:
                 cause, reason = KernelEventKind.SWEPT, "not wanted after convergence"
             else:
@@ -939,14 +1087,18 @@ class Reconciler:
             ops.append(_new_tuple(Op, (_DELETE, with_key(key, current), cause, reason, None)))
             self._inflight[key] = self._inflight.get(key, 0) + 1
         if self._extra and key in self._extra:
-            for route in self._extra[key]:
-                if self._keeps_extra(route):
-                    continue
-                reason = (
-                    f"route of ours at metric {route.priority}, tos {route.tos}: "
-                    "not a key we program"
-                )
-                self._start(Op(OpKind.DELETE, route, KernelEventKind.SWEPT, reason), ops)
+            self._plan_extra(key, ops)
+
+    def _plan_extra(self, key: int, ops: list[Op]) -> None:
+        """Deletes of our routes at other (tos, metric) keys of the prefix (no longer kept)."""
+        for route in self._extra[key]:
+            if self._keeps_extra(route):
+                continue
+            reason = (
+                f"route of ours at metric {route.priority}, tos {route.tos}: "
+                "not a key we program"
+            )
+            self._start(Op(OpKind.DELETE, route, KernelEventKind.SWEPT, reason), ops)
 
     def _held(self, key: int, want: FibRoute, current: FibRoute) -> bool:
         """Before convergence, an adopted route is not replaced by a route with a strict
@@ -961,34 +1113,44 @@ class Reconciler:
     def apply(self, results: Iterable[OpResult], now: float) -> None:
         """Fold the kernel's answers into the view; failures are kept and retried per scan."""
         inflight = self._inflight
-        ours = self._ours
+        settle = self._settle
+        wanted, sets, ours = self._wanted, self._sets, self._ours
         route_events = self.route_events
         routine: dict[KernelEventKind, int] = {}  # counted, not published
         writes = 0
+        answered = self._answered
         for op, error, message in results:
             route = op.route
             key = route.key
             left = inflight.pop(key, 1) - 1
             if left > 0:
                 inflight[key] = left
+            elif self._redo:
+                answered(key)
             kind = op.kind
             if error == 0 or (kind is _DELETE and error in (errno.ESRCH, errno.ENOENT)):
                 writes += 1
                 # the sets below are empty but around a restart or a failure: test first
                 if kind is _DELETE:
                     if route.is_primary:
-                        ours.pop(key, None)
-                        if self._unasked:
-                            self._unasked.discard(key)
-                        if self._adopted:
-                            self._adopted.discard(key)
-                        if self._unconfirmed:
-                            self._unconfirmed.discard(key)
+                        self._gone(key)
                     else:
                         self._drop_extra(route)
                 else:
                     body = op.body
-                    ours[key] = body if body is not None else self.interner.body(route)
+                    if body is None:
+                        body = self.interner.body(route)
+                    hops = wanted.get(key)
+                    if (  # _settle's usual case, inlined: the route written is the desired one
+                        hops
+                        and hops.__class__ is not FibRoute
+                        and not self._rejected
+                        and (done := sets[id(hops)].resolved)
+                        and done[0] is body
+                    ):
+                        ours.pop(key, None)
+                    else:
+                        settle(key, body)
                     if self._lost:
                         self._lost.pop(key, None)
                     if self._adopted:
@@ -1003,30 +1165,105 @@ class Reconciler:
                 else:
                     routine[cause] = routine.get(cause, 0) + 1
             else:
-                self.counters["write_errors"] += 1
-                if error == UNKNOWN_OUTCOME:
-                    text = message or "no answer from the kernel"
-                    self.needs_scan = True
-                else:
-                    text = os.strerror(error) + (f": {message}" if message else "")
-                    if op.kind is OpKind.ADD and error == errno.EEXIST:
-                        self.needs_scan = True  # someone holds the key; the scan tells who
-                if self._errors.get(key) != text:
-                    self._errors[key] = text
-                    self._emit(
-                        KernelEventKind.FAILED,
-                        route.prefix,
-                        f"{op.kind.name.lower()} {route.describe()}: {text}",
-                        _gateways(route),
-                        max(error, 0),
-                    )
-            if self._redo and key in self._redo and key not in inflight:
-                self._redo.discard(key)
-                self._dirty[key] = None
+                self._failed(kind, route, error, message)
         for cause, count in routine.items():
             self.counters[_KIND_NAME[cause]] += count
+        self._written(writes)
+
+    def apply_deletes(
+        self, keys: Sequence[int], failures: Iterable[tuple[int, int, str]], now: float
+    ) -> None:
+        """Fold in the kernel's answers to the deletes of :meth:`plan_batch`'s ``keys``:
+        ``failures`` are (index in ``keys``, errno, message), matched by the writer by
+        sequence number; every other delete was done (so was one of a route already gone)."""
+        failed = {
+            index: (error, message)
+            for index, error, message in failures
+            if error not in (errno.ESRCH, errno.ENOENT)
+        }
+        inflight = self._inflight
+        answered = self._answered
+        gone = self._gone
+        route_events = self.route_events
+        for index, key in enumerate(keys):
+            left = inflight.pop(key, 1) - 1
+            if left > 0:
+                inflight[key] = left
+            problem = failed.get(index) if failed else None
+            if problem is not None:
+                self._failed(_DELETE, self._deleted_route(key), *problem)
+            else:
+                if route_events:
+                    route = self._deleted_route(key)
+                    self._emit(_DELETED, route.prefix, _WITHDRAWN, _gateways(route))
+                gone(key)
+                if self._errors:
+                    self._errors.pop(key, None)
+            if left <= 0 and self._redo:
+                answered(key)
+        done = len(keys) - len(failed)
+        if not route_events and done:
+            self.counters[_KIND_NAME[_DELETED]] += done
+        self._written(done)
+
+    def _deleted_route(self, key: int) -> FibRoute:
+        """The route a delete by key (:meth:`plan_batch`) removes, for events: the leaving
+        route (or whatever is ours there now), else our route's key as the writer packs it."""
+        body = self._current(key)
+        if body is None:
+            cfg = self.config
+            body = FibRoute(0, cfg.table, cfg.protocol, _UNICAST, 0, 1024 if key >= V6_FLAG else 0)
+        return with_key(key, body)
+
+    def _answered(self, key: int) -> None:
+        """No write of ``key`` in flight any more: a change that waited for it is planned."""
+        if key in self._redo:
+            self._redo.discard(key)
+            self._dirty[key] = None
+
+    def _gone(self, key: int) -> None:
+        """Our route at ``key``'s primary slot was deleted."""
+        self._settle(key, None)
+        # the sets below are empty but around a restart or a failure: test first
+        if self._unasked:
+            self._unasked.discard(key)
+        if self._adopted:
+            self._adopted.discard(key)
+        if self._unconfirmed:
+            self._unconfirmed.discard(key)
+
+    def _failed(self, kind: OpKind, route: FibRoute, error: int, message: str) -> None:
+        """A write the kernel refused (or did not answer): kept, reported once, and retried
+        at the next scan."""
+        key = route.key
+        self.counters["write_errors"] += 1
+        if error == UNKNOWN_OUTCOME:
+            text = message or "no answer from the kernel"
+            self.needs_scan = True
+        else:
+            text = os.strerror(error) + (f": {message}" if message else "")
+            if kind is OpKind.ADD and error == errno.EEXIST:
+                self.needs_scan = True  # someone holds the key; the scan tells who
+        if self._errors.get(key) != text:
+            self._errors[key] = text
+            self._emit(
+                KernelEventKind.FAILED,
+                route.prefix,
+                f"{kind.name.lower()} {route.describe()}: {text}",
+                _gateways(route),
+                max(error, 0),
+            )
+
+    def _written(self, writes: int) -> None:
+        """Count the writes done; give back the table of an ``_ours`` that grew for a while
+        (a dict keeps the table it grew to: a feed's backlog of prefixes not yet written, an
+        entry each, would keep its size once they are all settled)."""
         if writes:
             self.counters["writes"] += writes
+            ours = self._ours
+            size = sys.getsizeof(ours)
+            if size > _OURS_ROOM and len(ours) * _OURS_SPARSE < size:
+                self._ours = dict(ours)
 
     def _drop_extra(self, route: FibRoute) -> None:
         rest = [
@@ -1053,16 +1290,16 @@ class Reconciler:
     def installed(self, prefix: IPNetwork) -> bool:
         """The kernel holds a route of ours for ``prefix`` equal to the wanted one."""
         key = network_key(prefix)
-        current = self._ours.get(key)
+        current = self._current(key)
         return current is not None and current == self._desired_of(key)
 
     def ours(self) -> dict[IPNetwork, FibRoute]:
         """Routes of ours at the primary key, as last seen."""
-        return {key_network(key): with_key(key, body) for key, body in self._ours.items()}
+        return {key_network(key): with_key(key, body) for key, body in self._routes_of_ours()}
 
     def all_ours(self) -> list[FibRoute]:
         """Every route of ours we know of, including ones at other metrics."""
-        return [with_key(key, body) for key, body in self._ours.items()] + [
+        return [with_key(key, body) for key, body in self._routes_of_ours()] + [
             r for rs in self._extra.values() for r in rs
         ]
 
@@ -1081,10 +1318,13 @@ class Reconciler:
         return len(self._dirty) + len(self._unwanted) + len(self._inflight)
 
     def stats(self) -> dict[str, int]:
-        """Counters plus sizes (cheap, unlike :meth:`snapshot`)."""
+        """Counters plus sizes (cheaper than :meth:`snapshot`: the routes of ours are counted
+        by a walk of the wanted prefixes, which builds nothing)."""
         out = dict(self.counters)
-        out["wanted"] = len(self._wanted)
-        out["ours"] = len(self._ours) + sum(len(v) for v in self._extra.values())
+        out["wanted"] = sum(1 for v in self._wanted.values() if not isinstance(v, FibRoute))
+        out["ours"] = sum(1 for _ in self._routes_of_ours()) + sum(
+            len(v) for v in self._extra.values()
+        )
         out["learned"] = len(self._learned)
         out["pending"] = self.pending()
         return out
@@ -1097,9 +1337,9 @@ class Reconciler:
         return KernelSnapshot(self.converged, entries, self.stats())
 
     def _entry(self, key: int, unwanted: set[int]) -> KernelSnapshotEntry:
-        hops = self._wanted.get(key)
+        hops = self._wanted_hops(key)
         want = self._desired_of(key)
-        current = self._ours.get(key)
+        current = self._current(key)
         extras = self._extra.get(key)
         prefix = key_network(key)
         wanted = None if hops is None else KernelRoute.trusted(prefix, hops, not hops)
