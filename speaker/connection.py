@@ -70,6 +70,7 @@ class BgpConnection(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self._unread = bytearray()  # received, not yet given to the core (READ_SLICE)
         self._slicing: asyncio.Handle | None = None
+        self.held = False  # slices left, held by back-pressure (ReadThrottle)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -88,7 +89,7 @@ class BgpConnection(asyncio.Protocol):
             return
         if self._unread or len(data) > READ_SLICE:
             self._unread += data
-            if self._slicing is None:
+            if self._slicing is None and not self.held:
                 if self.transport is not None:
                     self.transport.pause_reading()
                 self._next_slice()
@@ -106,17 +107,32 @@ class BgpConnection(asyncio.Protocol):
         del self._unread[:READ_SLICE]
         owner.data_received(self, chunk)
         if self._unread:
-            self._slicing = asyncio.get_running_loop().call_soon(self._next_slice)
+            if owner.reading_paused:
+                # back-pressure: the rest of the read waits too (a 256 KiB read is 27,000
+                # packed routes: slicing on took the kernel's backlog 50% over the high
+                # mark); the throttle calls resume_slicing() when the backlog is down
+                self.held = True
+            else:
+                self._slicing = asyncio.get_running_loop().call_soon(self._next_slice)
         elif self.transport is not None and not self.lost and not owner.reading_paused:
             self.transport.resume_reading()  # (back-pressure resumes it later otherwise)
 
+    def resume_slicing(self) -> None:
+        """Back-pressure is off: hand over the rest of a read held by it (see _next_slice)."""
+        if self.held:
+            self.held = False
+            if self._slicing is None and not self.lost:
+                self._slicing = asyncio.get_running_loop().call_soon(self._next_slice)
+
     @property
     def slicing(self) -> bool:
-        """True while a large read is still being handed to the core slice by slice."""
-        return self._slicing is not None
+        """True while a large read is still being handed to the core slice by slice (or
+        waits for back-pressure to end)."""
+        return self._slicing is not None or self.held
 
     def _drain_backlog(self) -> None:
         """Everything still held, at once (the connection is going: keep the order)."""
+        self.held = False
         if self._slicing is not None:
             self._slicing.cancel()
             self._slicing = None
@@ -195,9 +211,9 @@ class BgpConnection(asyncio.Protocol):
         return ip_address(name[0]) if name else None
 
 
-READ_PAUSE_HIGH = 20_000
+READ_PAUSE_HIGH = 8_000
 """Kernel writes queued above which we stop reading from peers (back-pressure)."""
-READ_PAUSE_LOW = 5_000
+READ_PAUSE_LOW = 2_000
 """... and below which we read again."""
 READ_PAUSE_POLL = 0.02
 """Seconds between looks at the backlog while reading is paused."""
@@ -248,5 +264,8 @@ class ReadThrottle:
             return
         self.paused = False
         for conn in self._connections():
-            if conn.transport is not None and not conn.transport.is_closing() and not conn.slicing:
-                conn.transport.resume_reading()  # a connection still slicing resumes itself
+            transport = conn.transport
+            if conn.held:
+                conn.resume_slicing()  # its read's last slice resumes reading
+            elif transport is not None and not transport.is_closing() and not conn.slicing:
+                transport.resume_reading()  # a connection still slicing resumes itself

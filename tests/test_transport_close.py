@@ -273,3 +273,28 @@ async def test_what_is_left_of_a_large_read_goes_before_connection_lost() -> Non
     conn.data_received(b"x" * 20000)
     conn.connection_lost(None)
     assert order == [f"data {READ_SLICE}", f"data {20000 - READ_SLICE}", "lost"]
+
+
+async def test_back_pressure_holds_the_rest_of_a_large_read_too() -> None:
+    """While the owner's back-pressure is on, the slices left of a large read wait (a 256
+    KiB read is 27,000 packed routes more for the kernel's backlog); ``resume_slicing``
+    hands them over, in order, and the last one resumes reading."""
+    from speaker.connection import READ_SLICE
+
+    reads = _Reads()
+    conn = BgpConnection(reads)  # type: ignore[arg-type]
+    conn.transport = reads  # type: ignore[assignment]
+    reads.reading_paused = True
+    data = bytes(range(256)) * (3 * READ_SLICE // 256 + 1)
+    conn.data_received(data)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(reads.chunks) == 1 and conn.held and conn.slicing
+    conn.data_received(b"later")  # still behind the held slices
+    assert len(reads.chunks) == 1
+    reads.reading_paused = False
+    conn.resume_slicing()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert b"".join(reads.chunks) == data + b"later"
+    assert not conn.held and not conn.slicing and reads.calls == ["pause", "resume"]
