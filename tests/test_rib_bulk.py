@@ -173,7 +173,7 @@ def test_sweep_during_a_route_refresh_forgets_what_went() -> None:
 
 
 def test_route_change_is_built_whole_and_frozen() -> None:
-    path = Path(v4(1), None, attrs(E1), E1, SourceKind.BGP, False, 1.0)
+    path = Path(v4(1), None, attrs(E1), E1, SourceKind.BGP, 1.0)
     change = RouteChange(v4(1), None, path, (), (path,), BestPathReason.ONLY_PATH)
     assert (change.prefix, change.old_best, change.new_best) == (v4(1), None, path)
     assert (change.old_ecmp, change.new_ecmp) == ((), (path,))

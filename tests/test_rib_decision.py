@@ -87,7 +87,8 @@ class P:
             )
         else:
             attrs = AttributeSet.intern(())
-        return Path(Prefix.parse(PFX), self.path_id, attrs, self.src, self.kind, self.stale, 0.0)
+        path = Path(Prefix.parse(PFX), self.path_id, attrs, self.src, self.kind, 0.0)
+        return path.marked_stale() if self.stale else path
 
 
 A80, A82 = peer("192.168.0.80"), peer("192.168.0.82")

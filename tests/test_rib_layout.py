@@ -5,9 +5,11 @@ Every change must read the same through the public API."""
 
 from __future__ import annotations
 
+import sys
+
 from speaker.rib import AttributeSet, BestPathReason, PeerInfo, Rib
 from speaker.rib.loc_rib import LocEntry
-from speaker.rib.path import Path
+from speaker.rib.path import Path, StalePath
 from speaker.wire.enums import Afi
 from speaker.wire.messages import Update
 from speaker.wire.nlri import Nlri, Prefix
@@ -237,3 +239,19 @@ def test_set_origins_keeps_adds_and_removes_blocks() -> None:
     assert len(rib.adj_in("static1")) == 3 and len(rib.paths(pfx())) == 2
     rib.set_origins([])
     assert len(rib.adj_in("static1")) == 0 and len(rib) == 1
+
+
+def test_a_path_is_six_fields_and_stale_is_its_class() -> None:
+    """Issue #12: a path is a 6-field tuple (getsizeof 88; its allocation 96 bytes: 112 with a
+    seventh field); a stale one is a :class:`StalePath` with the same
+    fields, equal as a tuple but not the same route, and marking it again changes nothing."""
+    rib = make_rib()
+    rib.announce(A80, [Nlri(pfx(), None)], VIA80)
+    fresh = rib.loc.entries[pfx()]
+    assert isinstance(fresh, Path) and type(fresh) is Path and not fresh.stale
+    assert len(fresh) == 6 and sys.getsizeof(fresh) <= 88
+    stale = fresh.marked_stale()
+    assert type(stale) is StalePath and stale.stale and tuple(stale) == tuple(fresh)
+    assert not stale.same_route(fresh) and not fresh.same_route(stale)
+    assert stale.same_route(stale.marked_stale()) and stale.marked_stale() is stale
+    assert stale.describe().endswith("(stale)") and stale.to_dict()["stale"] is True

@@ -43,7 +43,7 @@ def policy() -> CalicoExportPolicy:
 
 def bgp_path(prefix: str, src: PeerInfo) -> Path:
     attrs = AttributeSet.build(next_hop=ipaddress.IPv4Address("192.168.0.80"))
-    return Path(Prefix.parse(prefix), None, attrs, src, SourceKind.BGP, False, 0.0)
+    return Path(Prefix.parse(prefix), None, attrs, src, SourceKind.BGP, 0.0)
 
 
 L, K, B, D = SourceKind.LOCAL, SourceKind.KERNEL, SourceKind.BGP, SourceKind.DIRECT
@@ -191,7 +191,7 @@ def test_kernel_quick_accept_agrees_with_the_steps(
     pol = CalicoKernelPolicy(reject, blocks, pools=pools, protect=protect, own=[_OWN])
     prefix = data.draw(_near(afi, blocks + pools + protect + reject))
     attrs = AttributeSet.build(next_hop=_OWN if via_self else _PEER_HOP)
-    path = Path(prefix, None, attrs, MESH, SourceKind.BGP, False, 0.0)
+    path = Path(prefix, None, attrs, MESH, SourceKind.BGP, 0.0)
     # the steps themselves: the source kind alone goes step by step, with no next hop
     steps = pol.explain(prefix, SourceKind.BGP)
     want = steps

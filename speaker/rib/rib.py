@@ -239,7 +239,7 @@ class Rib:
                     pending.discard(nlri)
             if old is not None and old.attrs is attrs and not old.stale and old.peer is peer:
                 continue  # the same route again (BIRD ignores it too: rte_same)
-            path = _new(Path, (prefix, path_id, attrs, peer, kind, False, now))
+            path = _new(Path, (prefix, path_id, attrs, peer, kind, now))
             entry: Slot
             if slot is None:
                 entry = entries[prefix] = path if lone else LocEntry(prefix, path)
