@@ -4,6 +4,7 @@ then so that cycles among frozen objects are collected after all."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,14 @@ def _restore_gc() -> Iterator[None]:
 class _Node:
     def __init__(self) -> None:
         self.other: _Node | None = None
+
+
+def _cycle() -> tuple[list[_Node], weakref.ref[_Node]]:
+    """Two nodes referring to each other (held by the list until the caller drops it), and a
+    weak reference that tells when the collector has freed them."""
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return [a, b], weakref.ref(a)
 
 
 def test_install_sets_the_thresholds() -> None:
@@ -46,8 +55,6 @@ def test_a_full_collection_is_followed_by_a_freeze_at_the_next_tick() -> None:
 
 
 def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
-    import weakref
-
     policy = GcPolicy()
     policy.install(0.0)
     node = _Node()
@@ -60,16 +67,12 @@ def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
 
 
 def test_a_frozen_cycle_is_collected_after_the_unfreeze() -> None:
-    import weakref
-
     policy = GcPolicy(refreeze_after=10.0)
     policy.install(0.0)
-    a, b = _Node(), _Node()
-    a.other, b.other = b, a
-    ref = weakref.ref(a)
+    pair, ref = _cycle()
     gc.collect()
     policy.tick(1.0)  # the cycle is frozen with everything else
-    del a, b
+    del pair
     gc.collect()
     assert ref() is not None  # frozen: the collector does not see it
     policy.tick(5.0)  # that collection was a full one too: frozen again, not unfrozen
@@ -95,16 +98,12 @@ def test_a_middle_generation_collection_is_followed_by_a_freeze() -> None:
 
 
 def test_after_an_unfreeze_only_a_full_collection_freezes_again() -> None:
-    import weakref
-
     policy = GcPolicy(refreeze_after=10.0)
     policy.install(0.0)
-    a, b = _Node(), _Node()
-    a.other, b.other = b, a
-    ref = weakref.ref(a)
+    pair, ref = _cycle()
     gc.collect(1)
     policy.tick(1.0)  # frozen with the middle generation's survivors
-    del a, b
+    del pair
     policy.tick(11.0)
     assert policy.stats.unfreezes == 1 and gc.get_freeze_count() == 0
     gc.collect(1)
