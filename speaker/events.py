@@ -39,9 +39,9 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, (str, float, bool)) or value is None or type(value) is int:
         return value
-    return str(value)
+    return str(value)  # and an int subclass (a Prefix: its text, not its int value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import pytest
 
 from speaker.control.calicoctl import parse_bird_protocols, render_node_status
 from speaker.control.client import ControlClient, ControlUnreachable, query
+from speaker.control.jsonview import to_jsonable
 from speaker.control.protocol import Reply, ReplyCode
 from speaker.control.server import ControlServer, ControlSocketError
 from speaker.control.static import StaticBackend
@@ -37,6 +38,7 @@ from speaker.control.views import (
     StatusView,
     TimerView,
 )
+from speaker.wire.nlri import Prefix
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 UP = NOW - timedelta(minutes=5)
@@ -580,3 +582,12 @@ async def test_calico_node_reads_show_protocols_all(sock_dir: Path) -> None:
     # With the stock banner calico-node's version check fails: that is why `version` exists.
     assert not data.startswith(b"0001 BIRD 1.6.8")
     assert data.startswith(b"0001 BIRD v0.3.3+birdv1.6.8 ready.\n")
+
+
+def test_json_views_write_a_prefix_as_text_and_plain_ints_as_numbers() -> None:
+    prefix = Prefix.parse("2001:db8::/32")
+    assert to_jsonable({"prefix": prefix, "n": 3, "up": True}) == {
+        "prefix": "2001:db8::/32",
+        "n": 3,
+        "up": True,
+    }

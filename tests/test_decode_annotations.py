@@ -19,6 +19,7 @@ import pytest
 
 from speaker.annotate import tables
 from speaker.annotate.layout import hexdump, raw_attributes, spans
+from speaker.annotate.records import jsonable
 from speaker.annotate.tree import Node, render
 from speaker.decode import EXIT_MALFORMED, EXIT_OK, decode_main
 from speaker.wire import Negotiated, Notification, Open, RouteRefresh, Update
@@ -221,3 +222,9 @@ def test_mp_reach_of_a_family_not_decoded_reads_not_negotiated_not_malformed() -
     ).stdout
     assert "not negotiated / not decoded here" in out, out
     assert "MALFORMED" not in out and "session reset" not in out, out
+
+
+def test_json_writes_a_prefix_as_text_though_it_is_an_int() -> None:
+    prefix = Prefix.parse("10.244.42.64/26")
+    assert jsonable(prefix) == "10.244.42.64/26"
+    assert json.loads(json.dumps(jsonable([prefix]))) == ["10.244.42.64/26"]

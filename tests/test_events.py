@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import ClassVar
 
 import pytest
 
@@ -14,6 +16,7 @@ from speaker.rib import PeerInfo, Rib
 from speaker.session import SessionConfig, SessionDown, SessionUp, StateChange
 from speaker.sinks import CounterSink, JsonSink
 from speaker.wire import IPV4_UNICAST
+from speaker.wire.nlri import Prefix
 from tests.sessiontesting import SessionPair, mirror
 
 
@@ -110,3 +113,23 @@ def test_log_sink_levels_fixed_and_varying(caplog: pytest.LogCaptureFixture) -> 
         ("speaker.event", 20),
         ("speaker.loud", 30),
     ]
+
+
+def test_an_event_field_holding_a_prefix_serialises_as_its_text() -> None:
+    """A Prefix is an int; an event's JSON and log line must still show the prefix."""
+
+    @dataclass(frozen=True)
+    class Seen(Event):
+        KIND: ClassVar[str] = "seen"
+        prefix: Prefix
+        count: int
+        flag: bool
+
+    event = Seen(Prefix.parse("10.244.42.64/26"), 3, True)
+    assert json.loads(json.dumps(event.to_dict())) == {
+        "event": "seen",
+        "prefix": "10.244.42.64/26",
+        "count": 3,
+        "flag": True,
+    }
+    assert "prefix=10.244.42.64/26" in event.describe()

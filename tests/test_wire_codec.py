@@ -331,7 +331,6 @@ def test_split_messages_stops_at_an_incomplete_one() -> None:
         Open(4, 70000, 90, ipaddress.IPv4Address(1)),
         Notification(300),
         RouteRefresh(70000, Safi.UNICAST),
-        Update(nlri=(Nlri(Prefix(Afi.IPV4, 0, 33)),)),
         Update(attributes=(AsPathAttr((AsPathSegment(AsPathSegmentType.AS_SEQUENCE, ()),)),)),
         Open.build(
             64512,
@@ -347,6 +346,23 @@ def test_split_messages_stops_at_an_incomplete_one() -> None:
 def test_unencodable_messages_raise_local_protocol_error(bad: object) -> None:
     with pytest.raises(LocalProtocolError):
         bad.encode(DEFAULT_CONTEXT)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("afi", "addr", "length", "reason"),
+    [
+        (Afi.IPV4, 0, 33, "length 33 out of range"),
+        (Afi.IPV6, 0, 129, "length 129 out of range"),
+        (Afi.IPV4, 1 << 32, 8, "out of range for IPV4"),
+        (Afi.IPV4, -1, 8, "out of range for IPV4"),
+        (Afi.IPV4, 0x0A000001, 24, "host bits set"),
+    ],
+)
+def test_a_prefix_that_cannot_be_encoded_cannot_be_made(
+    afi: Afi, addr: int, length: int, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Prefix(afi, addr, length)
 
 
 def test_long_as_sequences_are_split_into_segments_of_255() -> None:

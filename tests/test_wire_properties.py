@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from speaker.kernel.model import network_key, prefix_key
 from speaker.pcap import read_capture
 from speaker.wire import (
     IPV4_UNICAST,
@@ -65,7 +66,13 @@ from speaker.wire.attributes import ATTRIBUTES
 from speaker.wire.capabilities import CAPABILITIES, FamilyFlags, GracefulRestartFlags
 from speaker.wire.enums import SUBCODES, Afi, AsPathSegmentType, Origin, Safi
 from speaker.wire.messages import MARKER, CapabilitiesParameter
-from speaker.wire.nlri import decode_prefixes, encode_prefix, encode_prefixes
+from speaker.wire.nlri import (
+    V6_FLAG,
+    decode_prefixes,
+    encode_prefix,
+    encode_prefixes,
+    prefix_order,
+)
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,6 +169,38 @@ def prefixes(afi: Afi) -> st.SearchStrategy[Prefix]:
             lambda addr: Prefix(afi, addr >> (bits - length) << (bits - length), length)
         )
     )
+
+
+@SETTINGS
+@given(st.sampled_from([Afi.IPV4, Afi.IPV6]).flatmap(prefixes))
+def test_a_prefix_is_the_int_of_its_kernel_key_and_reads_back_its_fields(prefix: Prefix) -> None:
+    """A Prefix is one int: its value is the kernel bridge's key (prefix_key), it hashes
+    and compares as that int, and its family, address and length read back unchanged."""
+    afi, addr, length = prefix.parts
+    assert (prefix.afi, prefix.addr, prefix.length) == (afi, addr, length)
+    assert Prefix(afi, addr, length) == prefix
+    v6 = afi is Afi.IPV6
+    key = prefix_key(addr, length, v6)
+    assert int(prefix) == key and hash(prefix) == hash(key)
+    assert network_key(prefix.network) == key
+    assert {key: "route"}[prefix] == "route"
+    assert Prefix.parse(str(prefix)) == prefix and Prefix.from_value(key) == prefix
+    assert (prefix >= V6_FLAG) is v6
+    assert type(Prefix.from_value(key)) is Prefix
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from([Afi.IPV4, Afi.IPV6]).flatmap(prefixes), max_size=20))
+def test_prefix_order_is_family_address_length(items: list[Prefix]) -> None:
+    ordered = sorted(items, key=prefix_order)
+    as_tuples = sorted((p.afi, p.addr, p.length) for p in items)
+    assert [(p.afi, p.addr, p.length) for p in ordered] == as_tuples
+
+
+@pytest.mark.parametrize("value", [0, -5, 1 << 33, V6_FLAG, V6_FLAG | 1 << 129 | 1 << 200])
+def test_an_int_that_is_no_prefix_value_is_refused(value: int) -> None:
+    with pytest.raises(ValueError, match="not a prefix value"):
+        Prefix.from_value(value)
 
 
 def nlris(afi: Afi, addpath: bool, max_size: int = 12) -> st.SearchStrategy[tuple[Nlri, ...]]:

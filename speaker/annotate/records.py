@@ -83,12 +83,12 @@ def jsonable(value: object) -> Json:
         return [m.name for m in type(value) if m.value and m in value and m.name]
     if isinstance(value, IntEnum):
         return value.name
+    if isinstance(value, Prefix):  # an int: before the ints
+        return str(value)
     if isinstance(value, int):
         return value
     if isinstance(value, Nlri):
         return nlri_json(value)
-    if isinstance(value, Prefix):
-        return str(value)
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

@@ -31,10 +31,12 @@ JSON_SCHEMA = 1
 
 def to_jsonable(value: Any) -> Any:
     """Views (frozen dataclasses) and their field types as plain JSON values."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | float | str) or type(value) is int:
         return value
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, int):  # an int subclass of ours (a Prefix): its text
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, IPv4Address | IPv4Network | IPv6Address | IPv6Network):

@@ -1,8 +1,9 @@
 """The one step from RIB changes to kernel intents.
 
 A :class:`~speaker.rib.RouteChange` (a new best path and ECMP set, or none) becomes a kernel
-intent here and nowhere else: ``(key, next hops)`` or ``(key, None)`` (no route), the prefix
-as an int key (:data:`~speaker.kernel.model.KernelIntent`).  Calico's kernel filter
+intent here and nowhere else: ``(key, next hops)`` or ``(key, None)`` (no route), the key
+being the prefix itself (a :class:`~speaker.wire.nlri.Prefix` is an int whose value is the
+kernel's key for it; :data:`~speaker.kernel.model.KernelIntent`).  Calico's kernel filter
 (``calico_kernel_programming``: the reject CIDRs, blackholes for our own blocks) is
 :class:`~speaker.rib.CalicoKernelPolicy`; the ECMP set is already capped at the merge limit by
 the Loc-RIB; this module turns the members into a deduplicated next-hop tuple, one shared
@@ -21,13 +22,11 @@ from collections.abc import Callable, Iterable
 from speaker.core.events import ImportRefused
 from speaker.core.io import KernelPort
 from speaker.events import Event
-from speaker.kernel.model import BLACKHOLE, V6_FLAG, KernelIntent
+from speaker.kernel.model import BLACKHOLE, KernelIntent
 from speaker.rib import CalicoKernelPolicy, RouteChange, Verdict
 from speaker.rib.attrs import IpAddress
-from speaker.wire.enums import Afi
 
 _HOP_SETS_MAX = 4096
-_IPV4 = Afi.IPV4
 _ACCEPT = Verdict.ACCEPT  # module globals: an enum member's class lookup is slow on 3.11
 
 
@@ -79,12 +78,8 @@ class KernelIntents:
         one_hop = self._one_hop
         for change in changes:
             publish(change)
-            prefix = change.prefix  # its prefix_key, inlined
-            length = prefix.length
-            if prefix.afi is _IPV4:
-                key = 1 << length | prefix.addr >> (32 - length)
-            else:
-                key = (1 << length | prefix.addr >> (128 - length)) | V6_FLAG
+            # the bridge keys its table by this very object: one int per route for both
+            key = prefix = change.prefix
             best = change.new_best
             if best is None:
                 add((key, None))

@@ -21,14 +21,12 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import ClassVar
 
 from speaker.events import Event
+from speaker.wire.nlri import V6_FLAG as V6_FLAG  # re-exported: the kernel's name for it
 from speaker.wire.nlri import ipv4_network
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
 
-#: Set in the key of an IPv6 prefix (above any IPv6 prefix's bits): keeps IPv6 keys apart
-#: from IPv4 ones.
-V6_FLAG = 1 << 129
 
 #: The next hops of a blackhole intent (a wanted route always has next hops otherwise).
 BLACKHOLE: tuple[IPAddress, ...] = ()
@@ -49,7 +47,9 @@ def prefix_key(addr: int, length: int, v6: bool = False) -> int:
     lookup (about 1 us).  The network bits are the key's low bits, so keys spread over a
     dict's slots: ``address << 8 | length`` had the same low 14 bits for every /26 and made
     each lookup of 100,000 such keys probe along one long collision chain (5x slower).
-    Host bits are dropped."""
+    Host bits are dropped.  It is the value of the codec's
+    :class:`~speaker.wire.nlri.Prefix`, so a prefix from the RIB is its own key.
+    :data:`V6_FLAG` is the codec's."""
     if v6:
         return (1 << length | addr >> (128 - length)) | V6_FLAG
     return 1 << length | addr >> (32 - length)

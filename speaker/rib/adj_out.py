@@ -56,6 +56,7 @@ from speaker.wire.messages import (
     pack_withdrawals,
 )
 from speaker.wire.nlri import Nlri, Prefix
+from speaker.wire.nlri import prefix_order as _prefix_order
 
 PathKey = tuple[str, int | None]
 DEFAULT_LOCAL_PREF = 100
@@ -302,7 +303,9 @@ class AdjRibOut:
     def _flush(self, entries: Mapping[Prefix, Slot], ordered: bool) -> list[bytes]:
         withdraw: dict[Afi, list[Nlri]] = {}
         announce: dict[tuple[Afi, AttributeSet], list[Nlri]] = {}
-        prefixes: Iterable[Prefix] = sorted(self.pending) if ordered else self.pending
+        prefixes: Iterable[Prefix] = (
+            sorted(self.pending, key=_prefix_order) if ordered else self.pending
+        )
         for prefix in prefixes:
             afi = prefix.afi
             addpath = self._addpath.get(afi, False)
@@ -478,7 +481,7 @@ class AdjRibOut:
         for prefix, paths in self._multi.items():
             if afi is None or prefix.afi is afi:
                 out.extend(Advertised(prefix, pid, attrs) for pid, attrs in paths.values())
-        out.sort(key=lambda r: (r.prefix, r.path_id or 0))
+        out.sort(key=lambda r: (_prefix_order(r.prefix), r.path_id or 0))
         return out
 
     def path_id(self, prefix: Prefix, key: PathKey) -> int | None:

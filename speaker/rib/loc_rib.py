@@ -41,9 +41,9 @@ from speaker.rib.decision import (
 from speaker.rib.events import RouteChange
 from speaker.rib.path import Path, same_paths
 from speaker.wire.enums import Afi
-from speaker.wire.nlri import Prefix
+from speaker.wire.nlri import V6_FLAG, Prefix
 
-_IPV4 = Afi.IPV4
+_V6 = V6_FLAG  # a prefix at or above it is IPv6 (an int compare, not Prefix.afi)
 _NO_PATH = BestPathReason.NO_PATH  # module globals: an enum member's lookup is slow on 3.11
 _ONLY_PATH = BestPathReason.ONLY_PATH
 
@@ -208,7 +208,7 @@ class LocRib:
         if isinstance(s, LocEntry):
             return s
         if s is None:
-            if prefix.afi is not _IPV4:
+            if prefix >= _V6:
                 self.ipv6 += 1
             e = self.entries[prefix] = LocEntry(prefix)
         else:
@@ -249,14 +249,14 @@ class LocRib:
             else:
                 continue
             removed += n
-            if e.prefix.afi is not _IPV4:
+            if e.prefix >= _V6:
                 removed6 += n
             dirty.append(e)
         if removed:  # the lone paths' prefixes (a dict cannot shrink while walked)
             for e in dirty:
                 if not isinstance(e, LocEntry):
                     del entries[prefix := e.prefix]
-                    if prefix.afi is not _IPV4:
+                    if prefix >= _V6:
                         self.ipv6 -= 1
         return dirty, removed, removed6
 
@@ -316,12 +316,12 @@ class LocRib:
                 prefix = e.prefix  # a peer's every route so)
                 now = entries.get(prefix)
                 if now is e:  # new: the prefix's first path (_count_best, the change inlined)
-                    counts = by_source if prefix.afi is _IPV4 else by_source6
+                    counts = by_source if prefix < _V6 else by_source6
                     name = e.peer.name
                     counts[name] = counts.get(name, 0) + 1
                     append(RouteChange(prefix, None, e, (), (e,), _ONLY_PATH))
                 elif now is None:  # dropped
-                    _uncount(by_source if prefix.afi is _IPV4 else by_source6, e.peer.name)
+                    _uncount(by_source if prefix < _V6 else by_source6, e.peer.name)
                     append(RouteChange(prefix, e, None, (e,), (), _NO_PATH))
                 elif isinstance(now, LocEntry):  # an entry made for the prefix since, listed
                     # after: it reports the change, from the previous best: this dropped
@@ -339,7 +339,7 @@ class LocRib:
             old_ecmp = e._ecmp  # None: (old_best,), or () without one
             if paths is None:  # the prefix goes (a peer's every route, at session down)
                 prefix = e.prefix
-                v4 = prefix.afi is _IPV4
+                v4 = prefix < _V6
                 if entries.get(prefix) is e:
                     del entries[prefix]
                     if not v4:
@@ -357,7 +357,7 @@ class LocRib:
                 # lone again (the table's entry, or one this settle already made lone)
                 entries[e.prefix] = only
                 if old_best is None:  # a new prefix (a feed): _count_best and the change inlined
-                    counts = by_source if e.prefix.afi is _IPV4 else by_source6
+                    counts = by_source if e.prefix < _V6 else by_source6
                     name = only.peer.name
                     counts[name] = counts.get(name, 0) + 1
                     append(RouteChange(e.prefix, None, only, (), (only,), _ONLY_PATH))
@@ -408,7 +408,7 @@ def _count_best(by_source: dict[str, int], by_source6: dict[str, int], old: Path
     path = old if old is not None else new
     if path is None:
         return
-    if path.prefix.afi is not _IPV4:
+    if path.prefix >= _V6:
         by_source = by_source6
     if old is not None:
         _uncount(by_source, old.peer.name)

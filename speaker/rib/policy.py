@@ -314,12 +314,12 @@ class CalicoKernelPolicy:
         if type(best) is Path and best.source is _BGP:
             # the usual case (a peer's route inside a pool, clear of every listed network):
             # a few shifts and int set tests, then the next hop; anything else, step by step
-            key = prefix.length if prefix.afi is _IPV4 else prefix.length | _V6_SCREEN
+            afi, addr, length = prefix.parts
+            key = length if afi is _IPV4 else length | _V6_SCREEN
             screen = self._screens.get(key, _UNBUILT)
             if screen is _UNBUILT:
-                screen = self._screens[key] = self._screen(prefix.afi, prefix.length)
+                screen = self._screens[key] = self._screen(afi, length)
             if screen is not None:
-                addr = prefix.addr
                 stops, pools = screen
                 for shift, tops in stops:
                     if addr >> shift in tops:

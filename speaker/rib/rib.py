@@ -51,7 +51,8 @@ from speaker.wire.attributes import MP_ATTRIBUTE_TYPES, MpReachAttr, MpUnreachAt
 from speaker.wire.context import IPV4_UNICAST, Family, Negotiated
 from speaker.wire.enums import Afi
 from speaker.wire.messages import Update
-from speaker.wire.nlri import Nlri, Prefix
+from speaker.wire.nlri import V6_FLAG, Nlri, Prefix
+from speaker.wire.nlri import prefix_order as _prefix_order
 
 PeerRef = PeerInfo | str
 ChangeSink = Callable[[list[RouteChange]], object]
@@ -59,7 +60,7 @@ ChangeSink = Callable[[list[RouteChange]], object]
 SETTLE_SLICE = 4096
 _new: Any = tuple.__new__  # builds NamedTuples without their Python-level __new__
 _BGP = SourceKind.BGP
-_IPV4 = Afi.IPV4
+_V6 = V6_FLAG  # a prefix at or above it is IPv6 (an int compare, not Prefix.afi)
 
 
 """The attribute classes that carry routes of their own (RFC 4760); an UPDATE without any
@@ -243,7 +244,7 @@ class Rib:
             entry: Slot
             if slot is None:
                 entry = entries[prefix] = path if lone else LocEntry(prefix, path)
-                if prefix.afi is not _IPV4:
+                if prefix >= _V6:
                     loc.ipv6 += 1
             else:
                 entry = slot if isinstance(slot, LocEntry) else loc.entry(prefix)
@@ -253,7 +254,7 @@ class Rib:
                     entry.replace(old, path)
             if old is None:
                 added += 1
-                if prefix.afi is not _IPV4:
+                if prefix >= _V6:
                     added6 += 1
             if not dirty or dirty[-1] is not entry:
                 dirty.append(entry)
@@ -291,7 +292,7 @@ class Rib:
                 if pending:
                     pending.discard((prefix, path_id))
             adj.count -= 1
-            if prefix.afi is not _IPV4:
+            if prefix >= _V6:
                 adj.ipv6 -= 1
                 if entry is old:
                     loc.ipv6 -= 1
@@ -468,7 +469,8 @@ class Rib:
         held = sum(1 for p in want if adj.lookup(p, None) is not None)
         if held < len(adj):  # some are no longer wanted: find them (a walk of the table)
             self._withdraw(adj, [p for p in adj if p.prefix not in want], dirty)
-        new = [Nlri(p, None) for p in sorted(want) if adj.lookup(p, None) is None]
+        ordered = sorted(want, key=_prefix_order)
+        new = [Nlri(p, None) for p in ordered if adj.lookup(p, None) is None]
         self._announce(adj, new, AttributeSet.intern(()), self._clock(), dirty)
         return self._settle(dirty)
 
@@ -620,7 +622,7 @@ class Rib:
             e = self.loc.get(parse_target(prefix))
             entries = [] if e is None else [e]
         else:
-            entries = sorted(self.loc, key=lambda x: x.prefix)
+            entries = sorted(self.loc, key=lambda x: _prefix_order(x.prefix))
         if source is not None:
             entries = [e for e in entries if any(p.peer.name == source for p in e.paths)]
         return [route_view(e, self.selection) for e in entries]

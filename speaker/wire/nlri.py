@@ -1,12 +1,12 @@
 """Prefixes and NLRI, with and without add-path path identifiers (RFC 4271 4.3, RFC 7911).
 
-This is the UPDATE hot path: a 100,000-prefix feed decodes here, so prefixes are small
-immutable tuples (``NamedTuple``; built with ``tuple.__new__`` in the loops) rather than
-``ipaddress`` objects, which cost twice as much to create.  ``ipaddress`` is used at the
-edges (config, display, kernel) through :attr:`Prefix.network`.
+This is the UPDATE hot path: a 100,000-prefix feed decodes here, so a prefix is one small
+int (:class:`Prefix`, built with ``int.__new__`` in the loops) rather than an ``ipaddress``
+object, which costs twice as much to create and three times the memory.  ``ipaddress`` is
+used at the edges (config, display) through :attr:`Prefix.network`.
 
 Decoding reads each entry with one ``struct`` call on a zero-padded copy of the field (the
-address bits past the prefix length are masked off, which also clears the "irrelevant"
+address bits past the prefix length are shifted out, which also drops the "irrelevant"
 trailing bits RFC 4271 4.3 allows), and a run of entries that all have the same prefix length,
 the normal case of a packed UPDATE, is read with ``struct.iter_unpack`` in one pass.
 """
@@ -18,7 +18,7 @@ import struct
 from typing import NamedTuple
 
 from speaker.wire.enums import Afi, UpdateSubcode
-from speaker.wire.errors import BgpError, LocalProtocolError, update_error
+from speaker.wire.errors import BgpError, update_error
 
 _BITS = {Afi.IPV4: 32, Afi.IPV6: 128}
 
@@ -44,19 +44,85 @@ def ipv4_network(addr: int, length: int) -> ipaddress.IPv4Network:
     return net
 
 
-class Prefix(NamedTuple):
-    """An IP prefix: address family, network address as an integer, prefix length."""
+#: Set in an IPv6 prefix's int value (above any IPv6 prefix's bits): keeps IPv6 prefixes
+#: apart from IPv4 ones.
+V6_FLAG = 1 << 129
 
-    afi: Afi
-    addr: int
-    length: int
+_int_new = int.__new__
+
+
+class Prefix(int):
+    """An IP prefix, held as one int: its network bits under a marker bit, ``1 << length |
+    addr >> (bits - length)`` (so the length is the value's highest set bit), with
+    :data:`V6_FLAG` for IPv6.  Read it through :attr:`afi`, :attr:`addr` and :attr:`length`.
+
+    Why an int: a prefix is held once per route (the Loc-RIB's key and its path's prefix),
+    and an int is 48 bytes where a 3-tuple with its address int was 96; it hashes in C
+    without combining fields; and its value is the kernel bridge's key for the same prefix
+    (:func:`speaker.kernel.model.prefix_key`), so the bridge keys its table by the very same
+    object.  The network bits are the value's low bits, so prefixes spread over a dict's
+    slots.  Host bits are refused here; the decoder drops them (RFC 4271 4.3).
+
+    A prefix equals the plain int of its value.  Sort with :func:`prefix_order` (family,
+    address, length, as people read tables): ints sort by family, then length, then address.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, afi: Afi, addr: int, length: int) -> Prefix:
+        bits = _BITS.get(afi)
+        if bits is None:
+            raise ValueError(f"no IP prefixes in address family {afi!r}")
+        if not 0 <= length <= bits:
+            raise ValueError(f"prefix length {length} out of range for {afi.name}")
+        if addr < 0 or addr >> bits:
+            raise ValueError(f"address {addr:#x} out of range for {afi.name}")
+        if addr & ((1 << (bits - length)) - 1):
+            raise ValueError(f"prefix address {addr:#x}/{length} has host bits set")
+        value = 1 << length | addr >> (bits - length)
+        return _int_new(cls, value | V6_FLAG if bits == 128 else value)
+
+    @classmethod
+    def from_value(cls, value: int) -> Prefix:
+        """The prefix of an int value (a kernel key; :meth:`__new__`'s result as an int)."""
+        bits = 128 if value > 0 and value & V6_FLAG else 32
+        rest = value ^ V6_FLAG if bits == 128 else value  # the marker bit and network bits
+        if rest <= 0 or rest >> (bits + 1):
+            raise ValueError(f"{value:#x} is not a prefix value")
+        return _int_new(cls, value)
+
+    @property
+    def afi(self) -> Afi:
+        """The address family."""
+        return _IPV6 if self & V6_FLAG else _IPV4
+
+    @property
+    def length(self) -> int:
+        """The prefix length."""
+        return self.parts[2]
+
+    @property
+    def addr(self) -> int:
+        """The network address, as an integer."""
+        return self.parts[1]
+
+    @property
+    def parts(self) -> tuple[Afi, int, int]:
+        """(family, address, length) at once: read several with one call."""
+        v6 = bool(self & V6_FLAG)
+        value = self ^ V6_FLAG if v6 else int(self)
+        length = value.bit_length() - 1
+        if v6:
+            return _IPV6, (value ^ 1 << length) << (128 - length), length
+        return _IPV4, (value ^ 1 << length) << (32 - length), length
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         """The prefix as an ``ipaddress`` network."""
-        if self.afi is Afi.IPV4:
-            return ipv4_network(self.addr, self.length)
-        return ipaddress.IPv6Network((self.addr, self.length))
+        afi, addr, length = self.parts
+        if afi is _IPV4:
+            return ipv4_network(addr, length)
+        return ipaddress.IPv6Network((addr, length))
 
     @classmethod
     def parse(cls, text: str) -> Prefix:
@@ -71,13 +137,30 @@ class Prefix(NamedTuple):
 
     def contains(self, other: Prefix) -> bool:
         """True if ``other`` lies inside this prefix (or is equal to it)."""
-        if other.afi is not self.afi or other.length < self.length:
+        afi, addr, length = self.parts
+        o_afi, o_addr, o_length = other.parts
+        if o_afi is not afi or o_length < length:
             return False
-        shift = _BITS[self.afi] - self.length
-        return (other.addr >> shift) == (self.addr >> shift)
+        shift = _BITS[afi] - length
+        return (o_addr >> shift) == (addr >> shift)
 
     def __str__(self) -> str:
         return str(self.network)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        afi, addr, length = self.parts
+        return f"Prefix(afi={afi!r}, addr={addr}, length={length})"
+
+    def __reduce__(self) -> tuple[type[Prefix], tuple[Afi, int, int]]:
+        return (Prefix, self.parts)
+
+
+def prefix_order(prefix: Prefix) -> tuple[Afi, int, int]:
+    """Sort key for prefixes as people read tables: family, then address, then length."""
+    return prefix.parts
 
 
 class Nlri(NamedTuple):
@@ -94,13 +177,8 @@ class Nlri(NamedTuple):
 
 _new = tuple.__new__
 
-# _MASKS[bits][plen]: the network mask of a prefix length, as an integer
-_MASKS = {
-    bits: tuple(((1 << plen) - 1) << (bits - plen) for plen in range(bits + 1))
-    for bits in (32, 128)
-}
-_MASKS32 = _MASKS[32]
 _IPV4 = Afi.IPV4
+_IPV6 = Afi.IPV6
 _PAD = b"\x00" * 16
 
 _V4_ADDPATH = struct.Struct("!IBI")  # path id, length, 4 address octets (padded)
@@ -136,13 +214,12 @@ def decode_prefixes(data: bytes, afi: Afi, addpath: bool) -> tuple[Nlri, ...]:
                     path_id, plen, raw = _V4_ADDPATH.unpack_from(data + _PAD)
                 else:
                     plen, raw = _V4_PLAIN.unpack_from(data + _PAD)
-                return (_new(Nlri, (_new(Prefix, (afi, raw & _MASKS32[plen], plen)), path_id)),)
+                return (_new(Nlri, (_int_new(Prefix, 1 << plen | raw >> (32 - plen)), path_id)),)
     bits = 32 if afi is _IPV4 else 128
     if n >= _UNIFORM_MIN * 5:
         uniform = _decode_uniform(data, afi, bits, addpath)
         if uniform is not None:
             return uniform
-    masks = _MASKS[bits]
     out: list[Nlri] = []
     append = out.append
     padded = data + _PAD
@@ -159,7 +236,7 @@ def decode_prefixes(data: bytes, afi: Afi, addpath: bool) -> tuple[Nlri, ...]:
                 i += 5 + ((plen + 7) >> 3)
                 if i > n:
                     raise _error(f"prefix of length {plen} runs past the end of the field")
-                append(_new(Nlri, (_new(Prefix, (afi, raw & masks[plen], plen)), path_id)))
+                append(_new(Nlri, (_int_new(Prefix, 1 << plen | raw >> (32 - plen)), path_id)))
         else:
             unpack = _V4_PLAIN.unpack_from
             while i < n:
@@ -169,7 +246,7 @@ def decode_prefixes(data: bytes, afi: Afi, addpath: bool) -> tuple[Nlri, ...]:
                 i += 1 + ((plen + 7) >> 3)
                 if i > n:
                     raise _error(f"prefix of length {plen} runs past the end of the field")
-                append(_new(Nlri, (_new(Prefix, (afi, raw & masks[plen], plen)), None)))
+                append(_new(Nlri, (_int_new(Prefix, 1 << plen | raw >> (32 - plen)), None)))
         return tuple(out)
     pid: int | None = None
     while i < n:
@@ -186,8 +263,8 @@ def decode_prefixes(data: bytes, afi: Afi, addpath: bool) -> tuple[Nlri, ...]:
         i += (plen + 7) >> 3
         if i > n:
             raise _error(f"prefix of length {plen} runs past the end of the field")
-        addr = ((high << 64) | low) & masks[plen]
-        append(_new(Nlri, (_new(Prefix, (afi, addr, plen)), pid)))
+        value = 1 << plen | ((high << 64) | low) >> (128 - plen) | V6_FLAG
+        append(_new(Nlri, (_int_new(Prefix, value), pid)))
     return tuple(out)
 
 
@@ -202,36 +279,35 @@ def _decode_uniform(data: bytes, afi: Afi, bits: int, addpath: bool) -> tuple[Nl
     n = len(data)
     if n % step or data[head::step].count(plen) != n // step:
         return None
-    mask = _MASKS[bits][plen]
-    shift = (bits // 8 - size) * 8
+    # the prefix's value (see Prefix): its network bits under the length's marker bit
+    flag = 1 << plen | (V6_FLAG if bits == 128 else 0)
     if bits == 32 and size == 4:
+        drop = 32 - plen
         if addpath:
             return tuple(
                 [
-                    _new(Nlri, (_new(Prefix, (afi, raw & mask, plen)), path_id))
+                    _new(Nlri, (_int_new(Prefix, raw >> drop | flag), path_id))
                     for path_id, _, raw in struct.iter_unpack("!IBI", data)
                 ]
             )
         return tuple(
             [
-                _new(Nlri, (_new(Prefix, (afi, raw & mask, plen)), None))
+                _new(Nlri, (_int_new(Prefix, raw >> drop | flag), None))
                 for _, raw in struct.iter_unpack("!BI", data)
             ]
         )
     from_bytes = int.from_bytes
+    drop = size * 8 - plen  # the "irrelevant" trailing bits of the last octet
     if addpath:
         return tuple(
             [
-                _new(
-                    Nlri,
-                    (_new(Prefix, (afi, (from_bytes(raw) << shift) & mask, plen)), path_id),
-                )
+                _new(Nlri, (_int_new(Prefix, from_bytes(raw) >> drop | flag), path_id))
                 for path_id, _, raw in struct.iter_unpack(f"!IB{size}s", data)
             ]
         )
     return tuple(
         [
-            _new(Nlri, (_new(Prefix, (afi, (from_bytes(raw) << shift) & mask, plen)), None))
+            _new(Nlri, (_int_new(Prefix, from_bytes(raw) >> drop | flag), None))
             for _, raw in struct.iter_unpack(f"!B{size}s", data)
         ]
     )
@@ -239,13 +315,10 @@ def _decode_uniform(data: bytes, afi: Afi, bits: int, addpath: bool) -> tuple[Nl
 
 def encode_prefix(nlri: Nlri, addpath: bool) -> bytes:
     """Encode one NLRI entry (with its path identifier when ``addpath``)."""
-    prefix = nlri.prefix
-    bits = _BITS[prefix.afi]
-    length = prefix.length
-    if not 0 <= length <= bits:
-        raise LocalProtocolError(f"prefix length {length} out of range for {prefix.afi.name}")
+    afi, addr, length = nlri.prefix.parts
+    bits = _BITS[afi]
     size = (length + 7) >> 3
-    body = bytes((length,)) + prefix.addr.to_bytes(bits // 8, "big")[:size]
+    body = bytes((length,)) + addr.to_bytes(bits // 8, "big")[:size]
     if addpath:
         return (nlri.path_id or 0).to_bytes(4, "big") + body
     return body
