@@ -50,6 +50,7 @@ class FakeKernel:
     converged_calls: int = 0
     log: list[tuple[str, Net]] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)  # intents per apply() call
+    converged_at: list[int] = field(default_factory=list)  # len(log) at each converged()
 
     def apply(self, intents: Sequence[KernelIntent]) -> None:
         """The core's batch, one intent at a time, each checked as a KernelRoute."""
@@ -65,6 +66,7 @@ class FakeKernel:
 
     def converged(self) -> None:
         self.converged_calls += 1
+        self.converged_at.append(len(self.log))
 
     def hops(self, prefix: str) -> tuple[str, ...] | None:
         """The next hops wanted for ``prefix`` ("blackhole" for one), None if not wanted."""

@@ -26,6 +26,7 @@ from speaker.wire.capabilities import GracefulRestartCapability, GracefulRestart
 from speaker.wire.context import IPV4_UNICAST
 from speaker.wire.enums import CeaseSubcode, RouteRefreshSubtype
 from speaker.wire.messages import Open
+from speaker.wire.nlri import Prefix
 from tests.corenet import CoreNet, update
 
 A = "192.168.0.80"
@@ -87,6 +88,30 @@ def test_cold_start_programs_routes_and_converges_after_every_end_of_rib() -> No
     assert net.kernel.converged_calls >= 1
     # ECMP: two iBGP paths for one prefix become one multipath kernel route
     assert set(net.kernel.hops("10.244.80.0/26") or ()) == {A, B}
+
+
+def test_a_reads_worth_of_updates_reaches_the_kernel_in_one_batch_before_convergence() -> None:
+    """UPDATEs that arrive together become one KernelPort.apply; an End-of-RIB in the same
+    read is handled after their routes reached the kernel, so convergence (which sweeps what
+    is not wanted) sees them all."""
+    net = make_net(A)
+    a = name_of(net, A)
+    net.start()
+    net.run_until(lambda: net.established(a))
+    remote = net.remotes[a]
+    blocks = [f"10.244.{i}.0/26" for i in range(90, 95)]
+    for prefix in blocks:  # one UPDATE each, all in one read
+        remote.send_update(update(prefix, via=A))
+    remote.send_end_of_rib(IPV4_UNICAST)
+    before = len(net.kernel.batches)
+    net.pump()
+    assert net.kernel.batches[before:] == [len(blocks)]
+    assert all(net.kernel.hops(p) == (A,) for p in blocks)
+    assert net.kernel.converged_calls == 1
+    assert net.kernel.converged_at == [len(net.kernel.log)]  # after every want
+    assert [e.prefix for e in net.events if isinstance(e, RouteChange)][-len(blocks):] == [
+        Prefix.parse(p) for p in blocks
+    ]
 
 
 def test_reject_cidr_never_reaches_the_kernel_and_a_withdrawal_unwants() -> None:

@@ -49,6 +49,28 @@ class KernelIntents:
         # checks applied once per set), and the same for a single next hop by identity
         self._hop_sets: dict[tuple[IpAddress, ...], tuple[IpAddress, ...]] = {}
         self._one_hop: dict[int, tuple[IpAddress, tuple[IpAddress, ...]]] = {}
+        # while held (the core handles a read's worth of UPDATEs): the intents gathered for
+        # one KernelPort.apply at release, instead of one call per UPDATE (the kernel is
+        # written only after the core returns to the loop, so nothing sees the difference)
+        self._held = 0
+        self._pending: list[KernelIntent] = []
+
+    def hold(self) -> None:
+        """Gather intents until the matching :meth:`release` (calls nest)."""
+        self._held += 1
+
+    def release(self) -> None:
+        """End a :meth:`hold`; the outermost one hands what was gathered to the kernel."""
+        self._held -= 1
+        if not self._held:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the intents gathered so far to the kernel now, in one batch (before anything
+        else reaches the kernel: convergence must see every route wanted until then)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self.kernel.apply(pending)
 
     @property
     def policy(self) -> CalicoKernelPolicy:
@@ -63,8 +85,9 @@ class KernelIntents:
 
     def follow(self, changes: Iterable[RouteChange]) -> bool:
         """Publish each change and tell the kernel what it should hold for its prefix: one
-        :meth:`KernelPort.apply` for the whole batch.  A change's import refusal is
-        published right after it, as with one call per change.  Whether there was any."""
+        :meth:`KernelPort.apply` for the whole batch (while held: for all of them, at
+        :meth:`release` or :meth:`flush`).  A change's import refusal is published right
+        after it, as with one call per change.  Whether there was any."""
         publish = self._publish
         if self.frozen:
             seen = False
@@ -72,7 +95,8 @@ class KernelIntents:
                 seen = True
                 publish(change)
             return seen
-        intents: list[KernelIntent] = []
+        intents: list[KernelIntent] = self._pending if self._held else []
+        size = len(intents)
         add = intents.append
         explain = self._policy.explain
         one_hop = self._one_hop
@@ -100,6 +124,8 @@ class KernelIntents:
                 add((key, hit[1] or None))  # next_hops(change)'s one-path case, inlined
             else:
                 add((key, self.next_hops(change) or None))
+        if self._held:
+            return len(intents) > size
         if intents:
             self.kernel.apply(intents)
         return bool(intents)

@@ -413,7 +413,15 @@ class SpeakerCore:
     # -- session events ------------------------------------------------------------------------
 
     def _drain(self, record: PeerRecord, now: float, *, live: bool = True) -> None:
-        """Handle every event the peer's session has queued."""
+        """Handle every event the peer's session has queued: the kernel intents of them all
+        (a read's worth of UPDATEs) go to the kernel as one batch."""
+        self.intents.hold()
+        try:
+            self._drain_events(record, now, live)
+        finally:
+            self.intents.release()
+
+    def _drain_events(self, record: PeerRecord, now: float, live: bool) -> None:
         session = record.session
         next_event = session.next_event
         publish = self._publish
@@ -438,6 +446,7 @@ class SpeakerCore:
                 self._actions.append(Close(record.name, event.conn_id, data))
             publish(event)
             if live:
+                self.intents.flush()  # the UPDATEs' routes reach the kernel first
                 self._session_event(record, event, now)
 
     def _session_event(self, record: PeerRecord, event: Event, now: float) -> None:

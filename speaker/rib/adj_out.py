@@ -55,12 +55,13 @@ from speaker.wire.messages import (
     pack_updates,
     pack_withdrawals,
 )
-from speaker.wire.nlri import Nlri, Prefix
+from speaker.wire.nlri import V6_FLAG, Nlri, Prefix
 from speaker.wire.nlri import prefix_order as _prefix_order
 
 PathKey = tuple[str, int | None]
 DEFAULT_LOCAL_PREF = 100
 _ATTR_CACHE_LIMIT = 4096
+_IPV4, _IPV6 = Afi.IPV4, Afi.IPV6
 
 
 class Advertised(NamedTuple):
@@ -267,7 +268,8 @@ class AdjRibOut:
         name = self.peer.name
         for e in touched:
             prefix = e.prefix
-            if prefix in pending or prefix.afi not in afis:
+            afi = _IPV6 if prefix >= V6_FLAG else _IPV4  # prefix.afi, without the call
+            if prefix in pending or afi not in afis:
                 continue
             if prefix in single or (multi and prefix in multi):
                 pending[prefix] = None
@@ -277,7 +279,7 @@ class AdjRibOut:
                 if now is None:
                     continue
                 e = now
-            if addpath[prefix.afi] and isinstance(e, LocEntry):
+            if addpath[afi] and isinstance(e, LocEntry):
                 cands: Iterable[Path] = e.paths
             else:
                 best = e.best if isinstance(e, LocEntry) else e  # a lone path is the best
