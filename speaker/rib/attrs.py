@@ -163,7 +163,7 @@ class AttributeSet:
         """Forget the sets nothing else refers to (no route, no cache); returns how many.
 
         Called when the table has doubled since the last sweep (amortised: a feed of one set
-        per route sweeps log2(n) times) and by the RIB when its table has shrunk by half."""
+        per route sweeps log2(n) times) and by the RIB when its table is down to a quarter."""
         table = cls._table
         refs = sys.getrefcount
         only = _ONLY_THE_TABLE  # a set only the table holds
@@ -172,8 +172,9 @@ class AttributeSet:
         live = [key for key, made in table.items() if refs(made) > only]
         dead = len(table) - len(live)
         if 2 * len(live) < len(table):
-            # mostly dead (a peer's routes all withdrawn): a table of the live ones
-            cls._table = {key: table[key] for key in live}
+            # mostly dead (a peer's routes all withdrawn): a table of the live ones (each
+            # key hashed once, by the insertion; table[key] would hash it again)
+            cls._table = {key: made for key, made in table.items() if refs(made) > only}
         elif dead:
             for key in [key for key, made in table.items() if refs(made) <= only]:
                 del table[key]

@@ -324,12 +324,14 @@ class Rib:
         changes = self.loc.settle(dirty)
         for out in self._out.values():
             out.note(dirty, self.loc.entries)
-        # the interned attribute sets of routes gone are swept once the table has halved, at
-        # the next RIB step (the caller still holds this step's changes and their paths)
+        # the interned attribute sets of routes gone are swept once the table is down to a
+        # quarter, at the next RIB step (the caller still holds this step's changes and their
+        # paths).  A quarter, not a half: a sweep hashes the sets it keeps (or drops), Python
+        # code per attribute, and a whole feed's withdrawal then sweeps a third as much
         size = len(self.loc.entries)
         if size > self._high_water:
             self._high_water = size
-        elif size < self._high_water >> 1:
+        elif size < self._high_water >> 2:
             self._sweep_due = True
         return changes
 
