@@ -73,10 +73,11 @@ class Prefix(int):
         bits = _BITS.get(afi)
         if bits is None:
             raise ValueError(f"no IP prefixes in address family {afi!r}")
+        family = "IPV4" if bits == 32 else "IPV6"  # afi may be a plain int
         if not 0 <= length <= bits:
-            raise ValueError(f"prefix length {length} out of range for {afi.name}")
+            raise ValueError(f"prefix length {length} out of range for {family}")
         if addr < 0 or addr >> bits:
-            raise ValueError(f"address {addr:#x} out of range for {afi.name}")
+            raise ValueError(f"address {addr:#x} out of range for {family}")
         if addr & ((1 << (bits - length)) - 1):
             raise ValueError(f"prefix address {addr:#x}/{length} has host bits set")
         value = 1 << length | addr >> (bits - length)
