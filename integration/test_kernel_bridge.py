@@ -34,7 +34,7 @@ from speaker.kernel import (
     LearnedRoute,
     RouteState,
 )
-from speaker.kernel.model import network_key
+from speaker.kernel.model import network_key, prefix_key
 
 pytestmark = [
     pytest.mark.integration,
@@ -438,6 +438,24 @@ async def test_scans_read_our_routes_back_as_the_bodies_we_hold(ns: str, bridge:
                      "the altered route restored")
     await eventually(lambda: rec.kinds(KernelEventKind.REINSTALLED) == ["10.244.7.0/26"], 5,
                      "a reinstalled event")
+
+
+async def test_a_feed_arriving_over_many_loop_turns_is_written_in_few_batches(
+    ns: str, bridge: Factory
+) -> None:
+    """The core hands over a slice of a feed per loop turn (60 routes when each UPDATE carries
+    one); the flush loop lets the batch grow while it does, instead of a thread round trip
+    per slice."""
+    b, _ = await bridge()
+    hop = (A("192.168.0.80"),)
+    batches = b.stats()["batches"]
+    for turn in range(30):
+        b.apply([(prefix_key(0x0A000000 + (turn * 10 + i) * 64, 26), hop) for i in range(10)])
+        time.sleep(0.002)  # the core's work on a slice holds the loop (2 ms: 60 UPDATEs)
+        await asyncio.sleep(0)  # the next slice, on the next loop turn
+    await b.settled(10)
+    assert len(ours(ns)) == 300
+    assert b.stats()["batches"] - batches <= 3  # 10-30 (one per slice or two) without gathering
 
 
 @pytest.mark.slow

@@ -93,6 +93,8 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
         self._deliver: tuple[Subscriber, ...] = ()
+        # event class -> the deliverers of the subscribers that want it (see _route)
+        self._routes: dict[type[Event], tuple[Subscriber, ...]] = {}
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -107,8 +109,41 @@ class EventBus:
     def _set(self, subscribers: tuple[Subscriber, ...]) -> None:
         self._subscribers = subscribers
         self._deliver = tuple(map(_direct, subscribers))
+        self._routes = {}
+
+    def refresh(self) -> None:
+        """Ask the subscribers again which event classes they want (after a change of what
+        they want: a log level set after the first events)."""
+        self._routes = {}
 
     def publish(self, event: Event) -> None:
-        """Deliver an event to every subscriber (as subscribed when it was published)."""
-        for deliver in self._deliver:
+        """Deliver an event to every subscriber that wants its class (as subscribed when it
+        was published)."""
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        for deliver in route:
             deliver(event)
+
+    def _route(self, cls: type[Event]) -> tuple[Subscriber, ...]:
+        """The subscribers of an event class, asked once: three events per UPDATE of a feed
+        are debug-level, and the log and the history would each take a call to drop them."""
+        route = tuple(
+            deliver
+            for subscriber, deliver in zip(self._subscribers, self._deliver, strict=True)
+            if _wants(subscriber, cls)
+        )
+        self._routes[cls] = route
+        return route
+
+
+def _wants(subscriber: Subscriber, cls: type[Event]) -> bool:
+    """Whether ``subscriber`` takes events of ``cls``: its ``wants(cls)`` if it has one (a
+    subscriber that filters by level), else every event."""
+    wants = getattr(subscriber, "wants", None)
+    return True if wants is None else bool(wants(cls))
+
+
+def fixed_level(cls: type[Event]) -> int | None:
+    """The logging level of every event of ``cls``, or None when its events vary it."""
+    return cls.LEVEL if cls.level is Event.level else None

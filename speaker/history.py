@@ -24,7 +24,7 @@ from typing import Any
 
 from speaker.config import PeerConfig
 from speaker.control.views import EventView
-from speaker.events import Event
+from speaker.events import Event, fixed_level
 
 SPEAKER = ""
 """The key of the speaker's own events (not about one peer)."""
@@ -67,6 +67,12 @@ class EventHistory:
         self._clock = clock
         self._by_peer: dict[str, deque[HistoryEntry]] = {}
         self._watchers: list[Watcher] = []
+
+    def wants(self, cls: type[Event]) -> bool:
+        """For the bus: not the events of a fixed level below :attr:`level` (set it before
+        the first events, or call :meth:`EventBus.refresh`)."""
+        fixed = fixed_level(cls)
+        return fixed is None or fixed >= self.level
 
     def __call__(self, event: Event) -> None:
         level = event.level()

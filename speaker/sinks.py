@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-from speaker.events import Event
+from speaker.events import Event, fixed_level
 
 log = logging.getLogger("speaker")
 
@@ -24,6 +24,15 @@ class LogSink:
 
     def __init__(self) -> None:
         self._by_class: dict[type[Event], tuple[logging.Logger, int | None]] = {}
+
+    def wants(self, cls: type[Event]) -> bool:
+        """For the bus (:meth:`EventBus.refresh` after a level change): not the events of a
+        fixed level its logger drops (the debug-level ones of every UPDATE and route)."""
+        known = self._by_class.get(cls)
+        if known is None:
+            known = self._by_class[cls] = _logger_of(cls)
+        logger, level = known
+        return level is None or logger.isEnabledFor(level)
 
     def __call__(self, event: Event) -> None:
         # several events per route in a feed: getLogger (a lock and a dict) was 3.5% of the
@@ -41,8 +50,7 @@ class LogSink:
 
 def _logger_of(cls: type[Event]) -> tuple[logging.Logger, int | None]:
     """The ``speaker.<kind>`` logger of an event class, and its fixed level (None: varies)."""
-    fixed = cls.LEVEL if cls.level is Event.level else None
-    return logging.getLogger(f"speaker.{cls.KIND}"), fixed
+    return logging.getLogger(f"speaker.{cls.KIND}"), fixed_level(cls)
 
 
 class JsonSink:
@@ -55,6 +63,11 @@ class JsonSink:
         self._out = out
         self._counter = 0
         self._min_level = min_level
+
+    def wants(self, cls: type[Event]) -> bool:
+        """For the bus: with ``min_level``, not the events of a fixed level below it."""
+        fixed = fixed_level(cls)
+        return self._min_level is None or fixed is None or fixed >= self._min_level
 
     def __call__(self, event: Event) -> None:
         if self._min_level is not None and event.level() < self._min_level:

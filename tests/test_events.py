@@ -133,3 +133,60 @@ def test_an_event_field_holding_a_prefix_serialises_as_its_text() -> None:
         "flag": True,
     }
     assert "prefix=10.244.42.64/26" in event.describe()
+
+
+def test_bus_routes_each_event_class_to_the_subscribers_that_want_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Debug-level events (three per UPDATE in a feed) skip the log at INFO and the history,
+    without a call to each; plain subscribers and the counters get every event; a change of
+    level takes effect at refresh()."""
+    from speaker.history import EventHistory
+    from speaker.sinks import LogSink
+
+    @dataclass(frozen=True, slots=True)
+    class Chatty(Event):
+        KIND: ClassVar[str] = "chatty"
+        LEVEL: ClassVar[int] = logging.DEBUG
+
+    calls: list[str] = []
+
+    class CountingLog(LogSink):
+        def __call__(self, event: Event) -> None:
+            calls.append(event.KIND)
+            super().__call__(event)
+
+    got: list[Event] = []
+    counter = CounterSink()
+    history = EventHistory()
+    bus = EventBus()
+    for subscriber in (counter, history, CountingLog(), got.append):
+        bus.subscribe(subscriber)
+    caplog.set_level(logging.INFO, logger="speaker")
+    chatty, plain = Chatty(), Event()
+    bus.publish(chatty)
+    bus.publish(plain)
+    assert calls == ["event"]  # the log sink never saw the debug-level event
+    assert got == [chatty, plain] and counter.counts == {"chatty": 1, "event": 1}
+    assert [e.kind for e in history.entries()] == ["event"]
+    caplog.set_level(logging.DEBUG, logger="speaker")
+    bus.publish(chatty)
+    assert calls == ["event"]  # routes are kept until refresh()
+    bus.refresh()
+    bus.publish(chatty)
+    assert calls == ["event", "chatty"]
+    assert [r.name for r in caplog.records] == ["speaker.event", "speaker.chatty"]
+
+
+def test_json_sink_with_a_minimum_level_is_not_given_the_events_below_it() -> None:
+    import io
+
+    @dataclass(frozen=True, slots=True)
+    class Chatty(Event):
+        KIND: ClassVar[str] = "chatty"
+        LEVEL: ClassVar[int] = logging.DEBUG
+
+    out = io.StringIO()
+    assert not JsonSink(out, min_level=logging.INFO).wants(Chatty)
+    assert JsonSink(out, min_level=logging.INFO).wants(Event)
+    assert JsonSink(out).wants(Chatty)  # --json: every event
