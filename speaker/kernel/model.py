@@ -21,8 +21,9 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import ClassVar
 
 from speaker.events import Event
+from speaker.wire.enums import Afi
 from speaker.wire.nlri import V6_FLAG as V6_FLAG  # re-exported: the kernel's name for it
-from speaker.wire.nlri import ipv4_network
+from speaker.wire.nlri import ipv4_network, prefix_parts, prefix_value
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
@@ -38,39 +39,21 @@ BLACKHOLE: tuple[IPAddress, ...] = ()
 KernelIntent = tuple[int, tuple[IPAddress, ...] | None]
 
 
-def prefix_key(addr: int, length: int, v6: bool = False) -> int:
-    """The int key of a prefix: its network bits under a marker bit, ``1 << length |
-    addr >> (bits - length)`` (so the length is the key's highest set bit), with
-    :data:`V6_FLAG` for IPv6.
-
-    Ints hash for free, where ``ipaddress`` networks recompute their hash on every dict
-    lookup (about 1 us).  The network bits are the key's low bits, so keys spread over a
-    dict's slots: ``address << 8 | length`` had the same low 14 bits for every /26 and made
-    each lookup of 100,000 such keys probe along one long collision chain (5x slower).
-    Host bits are dropped.  It is the value of the codec's
-    :class:`~speaker.wire.nlri.Prefix`, so a prefix from the RIB is its own key.
-    :data:`V6_FLAG` is the codec's."""
-    if v6:
-        return (1 << length | addr >> (128 - length)) | V6_FLAG
-    return 1 << length | addr >> (32 - length)
+prefix_key = prefix_value
+"""The int key of a prefix (``prefix_key(addr, length, v6=False)``): the value of the
+codec's :class:`~speaker.wire.nlri.Prefix` (:func:`~speaker.wire.nlri.prefix_value`), so a
+prefix from the RIB is its own key.  :data:`V6_FLAG` is the codec's."""
 
 
 def network_key(prefix: IPNetwork) -> int:
     """:func:`prefix_key` of an ``ipaddress`` network (the API edge: config, CLI, tests)."""
-    length = prefix.prefixlen
-    if prefix.version == 6:
-        return (1 << length | int(prefix.network_address) >> (128 - length)) | V6_FLAG
-    return 1 << length | int(prefix.network_address) >> (32 - length)
+    return prefix_value(int(prefix.network_address), prefix.prefixlen, prefix.version == 6)
 
 
 def key_parts(key: int) -> tuple[bool, int, int]:
-    """(IPv6?, network address, length) of a prefix key."""
-    if key & V6_FLAG:
-        key ^= V6_FLAG
-        length = key.bit_length() - 1
-        return True, (key ^ 1 << length) << (128 - length), length
-    length = key.bit_length() - 1
-    return False, (key ^ 1 << length) << (32 - length), length
+    """(IPv6?, network address, length) of a prefix key (:func:`prefix_parts`)."""
+    afi, addr, length = prefix_parts(key)
+    return afi is Afi.IPV6, addr, length
 
 
 def key_network(key: int) -> IPNetwork:

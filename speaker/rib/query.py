@@ -166,10 +166,9 @@ def parse_target(target: str | Prefix | ipaddress.IPv4Address | ipaddress.IPv6Ad
 
 def longest_match(loc: LocRib, target: Prefix) -> LocEntry | None:
     """The most specific entry covering ``target`` (BIRD's ``show route for``)."""
-    bits = _BITS[target.afi]
-    addr = target.addr
-    afi = target.afi
-    for length in range(target.length, -1, -1):
+    afi, addr, most = target.parts
+    bits = _BITS[afi]
+    for length in range(most, -1, -1):
         mask = ((1 << length) - 1) << (bits - length)
         e = loc.get(Prefix(afi, addr & mask, length))
         if e is not None:
